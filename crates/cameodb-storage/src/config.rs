@@ -1,0 +1,67 @@
+//! Store tuning knobs.
+
+use std::time::Duration;
+
+/// How a store behaves; [`StoreConfig::default`] is what a server uses.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Pending writes become searchable (tantivy commit + reader reload) at most this long after
+    /// they are acknowledged. `None` disables timed refresh: only explicit refreshes, the memory
+    /// budget and close commit.
+    pub refresh_interval: Option<Duration>,
+    /// tantivy IndexWriter memory budget, shared by its threads. Pending index data beyond this
+    /// also triggers a commit.
+    pub writer_memory_bytes: usize,
+    /// tantivy indexing threads.
+    pub indexer_threads: usize,
+    /// Most operations coalesced into one redb transaction, bounding transaction size.
+    pub max_group_ops: usize,
+    /// Write requests that may wait for the writer before callers block (back-pressure).
+    pub queue_capacity: usize,
+    /// Commit tantivy when the store closes. Turning this off leaves the WAL tail for the next
+    /// open to replay — only benchmarks and recovery tests want that.
+    pub commit_on_close: bool,
+    /// Verify tantivy file checksums on open and rebuild from redb on mismatch.
+    pub verify_index_on_open: bool,
+}
+
+/// tantivy refuses budgets below 15 MB per thread.
+const MIN_BUDGET_PER_THREAD: usize = 15_000_000;
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        StoreConfig {
+            refresh_interval: Some(Duration::from_millis(100)),
+            writer_memory_bytes: 64_000_000,
+            indexer_threads: threads,
+            max_group_ops: 10_000,
+            queue_capacity: 1024,
+            commit_on_close: true,
+            verify_index_on_open: true,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A small-footprint configuration for tests: one indexing thread, minimal budget.
+    pub fn small() -> Self {
+        StoreConfig {
+            writer_memory_bytes: MIN_BUDGET_PER_THREAD,
+            indexer_threads: 1,
+            ..StoreConfig::default()
+        }
+    }
+
+    /// Threads and budget adjusted so tantivy accepts them.
+    pub(crate) fn writer_params(&self) -> (usize, usize) {
+        let threads = self.indexer_threads.max(1);
+        (
+            threads,
+            self.writer_memory_bytes
+                .max(threads * MIN_BUDGET_PER_THREAD),
+        )
+    }
+}

@@ -1,0 +1,104 @@
+//! The storage layer's one error enum. Every variant carries enough context for the HTTP layer
+//! to map it once to an Elasticsearch error type and status code.
+
+/// Result alias used throughout the storage crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the storage engine.
+///
+/// `Clone` because one failed group commit fans the same error out to every waiting caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The document id is empty, too long or not UTF-8.
+    #[error("invalid id: {reason}")]
+    InvalidId { reason: String },
+    /// The routing key is empty or not UTF-8.
+    #[error("invalid routing: {reason}")]
+    InvalidRouting { reason: String },
+    /// The document body is not valid JSON (this includes invalid UTF-8).
+    #[error("failed to parse document: {reason}")]
+    InvalidJson { reason: String },
+    /// The document body is JSON but not an object.
+    #[error("document must be a json object, found {found}")]
+    NotAnObject { found: &'static str },
+    /// A value does not fit the type its field is mapped to.
+    #[error("failed to parse field [{field}] of type [{field_type}]: {reason}")]
+    MapperParsing {
+        field: String,
+        field_type: String,
+        reason: String,
+    },
+    /// A mapping definition is malformed or uses something unsupported.
+    #[error("{reason}")]
+    InvalidMapping { reason: String },
+    /// A mapping update tries to change the type of an existing field.
+    #[error("mapper [{field}] cannot be changed from type [{existing}] to [{requested}]")]
+    MappingConflict {
+        field: String,
+        existing: String,
+        requested: String,
+    },
+    /// `dynamic: strict` forbids introducing the field.
+    #[error(
+        "mapping set to strict, dynamic introduction of [{field}] within [{parent}] is not allowed"
+    )]
+    StrictDynamic { field: String, parent: String },
+    /// A create found the document already present.
+    #[error("[{id}]: version conflict, document already exists (current version [{version}])")]
+    DocumentExists { id: String, version: u64 },
+    /// A conditional write's expected sequence number does not match.
+    #[error("[{id}]: version conflict, required seqNo [{expected}], {}", current_text(*current))]
+    VersionConflict {
+        id: String,
+        expected: u64,
+        current: Option<u64>,
+    },
+    /// An update targets a document that does not exist and no upsert was given.
+    #[error("[{id}]: document missing")]
+    DocumentMissing { id: String },
+    /// The store has been closed or its writer thread is gone.
+    #[error("store is closed")]
+    Closed,
+    /// redb failed; the message is redb's.
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// tantivy failed; the message is tantivy's.
+    #[error("index failure: {0}")]
+    Index(String),
+    /// A filesystem operation failed.
+    #[error("io failure: {0}")]
+    Io(String),
+}
+
+fn current_text(current: Option<u64>) -> String {
+    match current {
+        Some(seq) => format!("current document has seqNo [{seq}]"),
+        None => "but no document was found".to_string(),
+    }
+}
+
+impl StoreError {
+    /// True when the error is the caller's fault (bad input or a failed precondition) rather
+    /// than a failure of the engine. Callers map the former to 4xx and the latter to 5xx.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Closed | StoreError::Storage(_) | StoreError::Index(_) | StoreError::Io(_)
+        )
+    }
+}
+
+macro_rules! from_display {
+    ($variant:ident: $($ty:ty),+) => {
+        $(impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                StoreError::$variant(err.to_string())
+            }
+        })+
+    };
+}
+
+from_display!(Storage: redb::Error, redb::DatabaseError, redb::TransactionError,
+    redb::TableError, redb::StorageError, redb::CommitError);
+from_display!(Index: tantivy::TantivyError);
+from_display!(Io: std::io::Error);

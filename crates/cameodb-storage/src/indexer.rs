@@ -1,0 +1,232 @@
+//! The indexer thread: applies durable operations to the tantivy IndexWriter in sequence order
+//! and commits on the refresh policy, stamping each commit with the sequence it covers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::{Deserialize, Serialize};
+use tantivy::schema::Term;
+use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument};
+use tracing::{debug, error, warn};
+
+use crate::analysis;
+use crate::error::{Result, StoreError};
+use crate::mapping::{IndexDoc, Mapping};
+use crate::schema::Fields;
+
+/// One operation for the index.
+pub(crate) enum IndexOp {
+    /// Replace whatever is indexed under `key` with `doc`.
+    Upsert { key: Vec<u8>, doc: IndexDoc },
+    /// Remove whatever is indexed under `key`.
+    Delete { key: Vec<u8> },
+}
+
+/// The operations of one durable redb transaction.
+pub(crate) struct IndexBatch {
+    /// In sequence order.
+    pub ops: Vec<IndexOp>,
+    /// Every sequence below this is durable once this batch is applied.
+    pub next_seq: u64,
+    /// Rough indexing cost, for the memory-budget trigger.
+    pub approx_bytes: usize,
+    /// The mapping, when this transaction changed it (analyzers may need registering).
+    pub mapping: Option<Arc<Mapping>>,
+}
+
+/// Messages to the indexer thread.
+pub(crate) enum IndexerMsg {
+    /// Apply a batch.
+    Batch(IndexBatch),
+    /// Commit now (if anything is pending) and reply once searchable.
+    Refresh(Sender<Result<()>>),
+    /// Commit (if configured) and stop.
+    Shutdown {
+        commit: bool,
+        reply: Sender<Result<()>>,
+    },
+}
+
+/// What the indexer writes into each tantivy commit.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CommitPayload {
+    /// Every operation with a lower sequence number is in this commit.
+    pub next_seq: u64,
+}
+
+/// Which sequence numbers searches can see, with a way to wait for one.
+#[derive(Default)]
+pub(crate) struct Visibility {
+    /// Every sequence below this value is searchable.
+    next: Mutex<u64>,
+    /// Signalled on every advance.
+    advanced: Condvar,
+}
+
+impl Visibility {
+    pub fn new(next: u64) -> Self {
+        Visibility {
+            next: Mutex::new(next),
+            advanced: Condvar::new(),
+        }
+    }
+
+    pub fn publish(&self, next: u64) {
+        if let Ok(mut guard) = self.next.lock() {
+            *guard = (*guard).max(next);
+            self.advanced.notify_all();
+        }
+    }
+
+    pub fn current(&self) -> u64 {
+        self.next.lock().map_or(0, |g| *g)
+    }
+
+    /// Waits until `seq` is searchable or `timeout` passes; returns whether it is.
+    pub fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let Ok(guard) = self.next.lock() else {
+            return false;
+        };
+        match self
+            .advanced
+            .wait_timeout_while(guard, timeout, |next| *next <= seq)
+        {
+            Ok((guard, _)) => *guard > seq,
+            Err(_) => false,
+        }
+    }
+}
+
+/// State owned by the indexer thread.
+pub(crate) struct Indexer {
+    pub index: Index,
+    pub writer: IndexWriter<TantivyDocument>,
+    pub reader: IndexReader,
+    pub fields: Fields,
+    /// Sequence below which every operation has been handed to the writer.
+    pub applied_next: u64,
+    /// Sequence below which everything is committed.
+    pub committed_next: u64,
+    /// Shared with the writer thread, which truncates the WAL behind it.
+    pub committed: Arc<AtomicU64>,
+    pub visibility: Arc<Visibility>,
+    pub refresh_interval: Option<Duration>,
+    pub memory_budget: usize,
+    /// Mapping whose analyzers are registered.
+    pub mapping: Arc<Mapping>,
+    /// When the oldest uncommitted operation arrived.
+    pub pending_since: Option<Instant>,
+    pub pending_bytes: usize,
+}
+
+impl Indexer {
+    /// Runs until shut down or every sender is gone.
+    pub fn run(mut self, inbox: Receiver<IndexerMsg>) {
+        loop {
+            let msg = match (self.pending_since, self.refresh_interval) {
+                (Some(since), Some(interval)) => {
+                    let deadline = since + interval;
+                    match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(msg) => Some(msg),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match inbox.recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) => break,
+                },
+            };
+            match msg {
+                None => self.commit_logged(),
+                Some(IndexerMsg::Batch(batch)) => {
+                    self.apply(batch);
+                    if self.pending_bytes >= self.memory_budget {
+                        self.commit_logged();
+                    }
+                }
+                Some(IndexerMsg::Refresh(reply)) => {
+                    let _ = reply.send(self.commit());
+                }
+                Some(IndexerMsg::Shutdown { commit, reply }) => {
+                    let result = if commit { self.commit() } else { Ok(()) };
+                    let _ = reply.send(result);
+                    return;
+                }
+            }
+        }
+        debug!("indexer thread stopping");
+    }
+
+    fn apply(&mut self, batch: IndexBatch) {
+        if let Some(mapping) = batch.mapping {
+            if analysis::slot_analyzers(&mapping) != analysis::slot_analyzers(&self.mapping) {
+                // Segment writers capture analyzers when created: end them before switching.
+                self.commit_logged();
+                analysis::register(self.index.tokenizers(), &mapping);
+            }
+            self.mapping = mapping;
+        }
+        for op in batch.ops {
+            match op {
+                IndexOp::Upsert { key, doc } => {
+                    self.writer
+                        .delete_term(Term::from_field_bytes(self.fields.key, &key));
+                    if let Err(err) = self.writer.add_document(doc.doc) {
+                        error!(error = %err, "index add failed; the document is replayed from the wal on next open");
+                    }
+                }
+                IndexOp::Delete { key } => {
+                    self.writer
+                        .delete_term(Term::from_field_bytes(self.fields.key, &key));
+                }
+            }
+        }
+        self.applied_next = batch.next_seq;
+        self.pending_bytes += batch.approx_bytes;
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    fn commit_logged(&mut self) {
+        if let Err(err) = self.commit() {
+            warn!(error = %err, "index commit failed; will retry on the next refresh");
+        }
+    }
+
+    /// Commits everything applied so far, makes it searchable and lets the WAL be truncated.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.pending_since.is_none() && self.applied_next == self.committed_next {
+            return Ok(());
+        }
+        commit_with_payload(&mut self.writer, self.applied_next)?;
+        self.reader.reload()?;
+        self.committed_next = self.applied_next;
+        self.pending_since = None;
+        self.pending_bytes = 0;
+        self.committed.store(self.committed_next, Ordering::Release);
+        self.visibility.publish(self.committed_next);
+        Ok(())
+    }
+}
+
+/// Commits `writer`, recording that every sequence below `next_seq` is included.
+pub(crate) fn commit_with_payload(
+    writer: &mut IndexWriter<TantivyDocument>,
+    next_seq: u64,
+) -> Result<()> {
+    let payload = serde_json::to_string(&CommitPayload { next_seq })
+        .map_err(|e| StoreError::Index(e.to_string()))?;
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&payload);
+    prepared.commit()?;
+    Ok(())
+}
+
+/// Reads the sequence a commit payload covers; `None` when the payload is absent or foreign.
+pub(crate) fn payload_next_seq(payload: Option<&str>) -> Option<u64> {
+    payload
+        .and_then(|p| serde_json::from_str::<CommitPayload>(p).ok())
+        .map(|p| p.next_seq)
+}

@@ -1,0 +1,556 @@
+//! Turning a JSON document into the tantivy document that indexes it, under a mapping —
+//! adding dynamically discovered fields to the mapping as Elasticsearch does.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+use tantivy::schema::OwnedValue;
+use tantivy::{DateTime, TantivyDocument};
+
+use super::{DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date};
+use crate::error::{Result, StoreError};
+use crate::id::DocKey;
+use crate::schema::Fields;
+
+/// A document ready for the tantivy writer.
+pub struct IndexDoc {
+    /// The tantivy document, including the `_id`, `_key` and `_token` system fields.
+    pub(crate) doc: TantivyDocument,
+    /// Rough indexing cost in bytes, for the writer's memory-budget refresh trigger.
+    pub(crate) approx_bytes: usize,
+}
+
+/// Converts `source` (the document body) for indexing under `mapping`.
+///
+/// Returns the document and, when the document introduced new fields under dynamic mapping,
+/// the extended mapping that must be persisted with it. Mapping violations are errors and
+/// nothing is changed.
+pub fn to_index_doc(
+    mapping: &Mapping,
+    key: &DocKey,
+    source: &Map<String, Value>,
+    fields: &Fields,
+) -> Result<(IndexDoc, Option<Mapping>)> {
+    // Fast path: the mapping already covers every field, so it is only borrowed.
+    match Converter::new(Cow::Borrowed(mapping), false, fields).run(key, source) {
+        Ok((doc, _)) => Ok((doc, None)),
+        Err(Outcome::NeedsDynamic) => {
+            match Converter::new(Cow::Owned(mapping.clone()), true, fields).run(key, source) {
+                Ok((doc, updated)) => Ok((doc, Some(updated))),
+                Err(Outcome::Failed(err)) => Err(err),
+                Err(Outcome::NeedsDynamic) => Err(StoreError::InvalidMapping {
+                    reason: "dynamic mapping did not converge".into(),
+                }),
+            }
+        }
+        Err(Outcome::Failed(err)) => Err(err),
+    }
+}
+
+enum Outcome {
+    /// An unmapped field must be added: redo the conversion with a mutable mapping copy.
+    NeedsDynamic,
+    /// The document violates the mapping.
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Outcome {
+    fn from(err: StoreError) -> Self {
+        Outcome::Failed(err)
+    }
+}
+
+struct Converter<'a> {
+    /// The mapping; owned only on the dynamic pass.
+    mapping: Cow<'a, Mapping>,
+    /// Whether unmapped fields may be added (second pass) or abort the fast pass.
+    may_extend: bool,
+    /// Schema field handles.
+    fields: &'a Fields,
+    /// The tantivy document being built; slot text goes straight in.
+    doc: TantivyDocument,
+    /// Exact values by dotted path, added as one JSON object at the end.
+    exact: BTreeMap<String, OwnedValue>,
+    /// Overflow text values by dotted path.
+    text: BTreeMap<String, OwnedValue>,
+    /// Paths (and their parents) that have a value, for `exists`.
+    present: BTreeSet<String>,
+    /// Running byte estimate.
+    bytes: usize,
+}
+
+fn mapper_error(path: &str, field_type: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::MapperParsing {
+        field: path.to_string(),
+        field_type: field_type.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn push(map: &mut BTreeMap<String, OwnedValue>, path: &str, value: OwnedValue) {
+    match map.get_mut(path) {
+        None => {
+            map.insert(path.to_string(), value);
+        }
+        Some(OwnedValue::Array(items)) => items.push(value),
+        Some(existing) => {
+            let first = std::mem::replace(existing, OwnedValue::Null);
+            *existing = OwnedValue::Array(vec![first, value]);
+        }
+    }
+}
+
+impl<'a> Converter<'a> {
+    fn new(mapping: Cow<'a, Mapping>, may_extend: bool, fields: &'a Fields) -> Self {
+        Converter {
+            mapping,
+            may_extend,
+            fields,
+            doc: TantivyDocument::new(),
+            exact: BTreeMap::new(),
+            text: BTreeMap::new(),
+            present: BTreeSet::new(),
+            bytes: 0,
+        }
+    }
+
+    fn run(
+        mut self,
+        key: &DocKey,
+        source: &Map<String, Value>,
+    ) -> Result<(IndexDoc, Mapping), Outcome> {
+        self.object("", source, 0)?;
+        let mut doc = self.doc;
+        doc.add_text(self.fields.id, key.id.as_str());
+        doc.add_bytes(self.fields.key, &key.encode());
+        doc.add_u64(self.fields.token, key.token);
+        for path in &self.present {
+            doc.add_text(self.fields.field_names, path);
+        }
+        if !self.exact.is_empty() {
+            doc.add_object(self.fields.exact, self.exact);
+        }
+        if !self.text.is_empty() {
+            doc.add_object(self.fields.text, self.text);
+        }
+        let approx_bytes = self.bytes + key.id.as_str().len() + 64;
+        Ok((IndexDoc { doc, approx_bytes }, self.mapping.into_owned()))
+    }
+
+    fn object(
+        &mut self,
+        prefix: &str,
+        obj: &Map<String, Value>,
+        depth: usize,
+    ) -> Result<(), Outcome> {
+        if depth > DEPTH_LIMIT {
+            return Err(mapper_error(
+                prefix,
+                "object",
+                format!("Limit of mapping depth [{DEPTH_LIMIT}] has been exceeded"),
+            )
+            .into());
+        }
+        for (name, value) in obj {
+            if name.is_empty() || name.split('.').any(str::is_empty) {
+                return Err(mapper_error(
+                    &format!("{prefix}{name}"),
+                    "object",
+                    "field name cannot be empty or contain empty path segments",
+                )
+                .into());
+            }
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            self.value(&path, value, depth)?;
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, path: &str, value: &Value, depth: usize) -> Result<(), Outcome> {
+        match value {
+            Value::Null => Ok(()),
+            Value::Array(items) => items
+                .iter()
+                .try_for_each(|item| self.value(path, item, depth)),
+            Value::Object(obj) => {
+                match self.mapping.get(path).map(|f| f.field_type) {
+                    Some(FieldType::Object) => {}
+                    Some(other) => {
+                        return Err(mapper_error(
+                            path,
+                            other.name(),
+                            "tried to parse field as a value, but found an object",
+                        )
+                        .into());
+                    }
+                    None => {
+                        if !self.introduce(path, FieldMapping::of(FieldType::Object))? {
+                            return Ok(());
+                        }
+                    }
+                }
+                self.object(path, obj, depth + 1)
+            }
+            scalar => {
+                let field = match self.mapping.get(path) {
+                    Some(field) => field.clone(),
+                    None => {
+                        let inferred = infer(scalar);
+                        if !self.introduce(path, inferred)? {
+                            return Ok(());
+                        }
+                        match self.mapping.get(path) {
+                            Some(field) => field.clone(),
+                            None => return Ok(()),
+                        }
+                    }
+                };
+                if field.field_type == FieldType::Object {
+                    return Err(mapper_error(
+                        path,
+                        "object",
+                        "object mapping tried to parse field as object, but found a concrete value",
+                    )
+                    .into());
+                }
+                self.emit(path, &field, scalar)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles a field the mapping lacks. Returns whether it should be indexed.
+    fn introduce(&mut self, path: &str, field: FieldMapping) -> Result<bool, Outcome> {
+        let parent = path.rsplit_once('.').map_or("", |(head, _)| head);
+        match self.mapping.dynamic_for(parent) {
+            Dynamic::False => Ok(false),
+            Dynamic::Strict => Err(StoreError::StrictDynamic {
+                field: path
+                    .rsplit_once('.')
+                    .map_or(path, |(_, leaf)| leaf)
+                    .to_string(),
+                parent: if parent.is_empty() {
+                    "_doc".to_string()
+                } else {
+                    parent.to_string()
+                },
+            }
+            .into()),
+            Dynamic::True if !self.may_extend => Err(Outcome::NeedsDynamic),
+            Dynamic::True => {
+                self.mapping.to_mut().add_field(path, field)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn mark_present(&mut self, path: &str) {
+        let mut current = path;
+        while self.present.insert(current.to_string()) {
+            match current.rsplit_once('.') {
+                Some((parent, _)) => current = parent,
+                None => break,
+            }
+        }
+    }
+
+    fn emit(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<()> {
+        let type_name = field.field_type.name();
+        match field.field_type {
+            FieldType::Text => {
+                let text = as_text(value)
+                    .ok_or_else(|| mapper_error(path, type_name, "expected a string"))?;
+                self.bytes += text.len();
+                match self.fields.text_field(field.slot) {
+                    Some(slot) => self.doc.add_text(slot, &text),
+                    None => push(&mut self.text, path, OwnedValue::Str(text)),
+                }
+            }
+            FieldType::Keyword => {
+                let text = as_text(value)
+                    .ok_or_else(|| mapper_error(path, type_name, "expected a string"))?;
+                if field
+                    .ignore_above
+                    .is_some_and(|limit| text.chars().count() > limit as usize)
+                {
+                    return Ok(());
+                }
+                if text.len() > MAX_KEYWORD_BYTES {
+                    return Err(mapper_error(
+                        path,
+                        type_name,
+                        format!(
+                            "Document contains at least one immense term in field=\"{path}\" (whose UTF8 encoding is longer than the max length {MAX_KEYWORD_BYTES})"
+                        ),
+                    ));
+                }
+                self.bytes += text.len();
+                push(&mut self.exact, path, OwnedValue::Str(text));
+            }
+            FieldType::Long => self.integer(path, type_name, value, i64::MIN, i64::MAX)?,
+            FieldType::Integer => {
+                self.integer(path, type_name, value, i32::MIN.into(), i32::MAX.into())?
+            }
+            FieldType::Short => {
+                self.integer(path, type_name, value, i16::MIN.into(), i16::MAX.into())?
+            }
+            FieldType::Byte => {
+                self.integer(path, type_name, value, i8::MIN.into(), i8::MAX.into())?
+            }
+            FieldType::Double | FieldType::Float => {
+                let mut number = as_f64(value).ok_or_else(|| {
+                    mapper_error(
+                        path,
+                        type_name,
+                        format!("cannot parse [{value}] as a number"),
+                    )
+                })?;
+                if field.field_type == FieldType::Float {
+                    number = f64::from(number as f32);
+                }
+                if !number.is_finite() {
+                    return Err(mapper_error(
+                        path,
+                        type_name,
+                        format!("[{type_name}] supports only finite values"),
+                    ));
+                }
+                self.bytes += 8;
+                push(&mut self.exact, path, OwnedValue::F64(number));
+            }
+            FieldType::Boolean => {
+                let flag = match value {
+                    Value::Bool(b) => *b,
+                    Value::String(s) if s == "true" => true,
+                    Value::String(s) if s == "false" || s.is_empty() => false,
+                    other => {
+                        return Err(mapper_error(
+                            path,
+                            type_name,
+                            format!(
+                                "Failed to parse value [{other}] as only [true] or [false] are allowed."
+                            ),
+                        ));
+                    }
+                };
+                self.bytes += 1;
+                push(&mut self.exact, path, OwnedValue::Bool(flag));
+            }
+            FieldType::Date => {
+                let millis =
+                    date::parse_value(value, field.format.as_deref()).ok_or_else(|| {
+                        mapper_error(
+                            path,
+                            type_name,
+                            format!(
+                                "failed to parse date field [{value}] with format [{}]",
+                                field.format.as_deref().unwrap_or(date::DEFAULT_FORMATS)
+                            ),
+                        )
+                    })?;
+                self.bytes += 8;
+                push(
+                    &mut self.exact,
+                    path,
+                    OwnedValue::Date(DateTime::from_timestamp_millis(millis)),
+                );
+            }
+            FieldType::Object => {
+                return Err(mapper_error(path, type_name, "found a concrete value"));
+            }
+        }
+        self.mark_present(path);
+        for (name, sub) in &field.fields {
+            self.emit(&format!("{path}.{name}"), sub, value)?;
+        }
+        Ok(())
+    }
+
+    fn integer(
+        &mut self,
+        path: &str,
+        type_name: &str,
+        value: &Value,
+        min: i64,
+        max: i64,
+    ) -> Result<()> {
+        let number = as_i64(value).ok_or_else(|| {
+            mapper_error(
+                path,
+                type_name,
+                format!("cannot parse [{value}] as an integer"),
+            )
+        })?;
+        let number = number.filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+            mapper_error(
+                path,
+                type_name,
+                format!("Value [{value}] is out of range for [{type_name}]"),
+            )
+        })?;
+        self.bytes += 8;
+        push(&mut self.exact, path, OwnedValue::I64(number));
+        Ok(())
+    }
+}
+
+/// The dynamic mapping Elasticsearch gives a first-seen scalar.
+fn infer(value: &Value) -> FieldMapping {
+    match value {
+        Value::Bool(_) => FieldMapping::of(FieldType::Boolean),
+        Value::Number(n) if n.is_i64() => FieldMapping::of(FieldType::Long),
+        Value::Number(_) => FieldMapping::of(FieldType::Float),
+        Value::String(s) if date::looks_like_date(s) => FieldMapping::of(FieldType::Date),
+        _ => {
+            let mut keyword = FieldMapping::of(FieldType::Keyword);
+            keyword.ignore_above = Some(256);
+            let mut text = FieldMapping::of(FieldType::Text);
+            text.fields.insert("keyword".to_string(), keyword);
+            text
+        }
+    }
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn as_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// Integer coercion as Elasticsearch does it: whole numbers as they are, decimals and numeric
+/// strings truncated. The outer `None` means "not a number"; the inner `None` "out of range".
+fn as_i64(value: &Value) -> Option<Option<i64>> {
+    match value {
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Some(Some(i)),
+            (None, Some(_), _) => Some(None),
+            (None, None, Some(f)) => Some(float_to_i64(f)),
+            _ => None,
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<i64>() {
+                Ok(i) => Some(Some(i)),
+                Err(_) => s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(float_to_i64),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn float_to_i64(f: f64) -> Option<i64> {
+    let truncated = f.trunc();
+    // i64::MAX is not representable as f64; the bound below is the largest f64 under 2^63.
+    (f.is_finite()
+        && truncated >= -9.223_372_036_854_775_808e18
+        && truncated < 9.223_372_036_854_775_808e18)
+        .then_some(truncated as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::DocId;
+    use crate::schema;
+    use serde_json::json;
+
+    fn convert(mapping: &Mapping, doc: Value) -> Result<(IndexDoc, Option<Mapping>)> {
+        let (_, fields) = schema::build();
+        let key = DocKey::new(DocId::new("1").unwrap(), None).unwrap();
+        let Value::Object(obj) = doc else {
+            panic!("test docs are objects")
+        };
+        to_index_doc(mapping, &key, &obj, &fields)
+    }
+
+    #[test]
+    fn dynamic_mapping_follows_elasticsearch_rules() {
+        let (_, updated) = convert(
+            &Mapping::default(),
+            json!({"title": "Dune", "year": 1965, "rating": 4.5, "ok": true, "at": "2020-01-02", "user": {"name": "x"}}),
+        )
+        .unwrap();
+        let mapping = updated.expect("new fields extend the mapping");
+        let ty = |p: &str| mapping.get(p).map(|f| f.field_type);
+        assert_eq!(ty("title"), Some(FieldType::Text));
+        assert_eq!(
+            mapping.get("title").unwrap().fields["keyword"].ignore_above,
+            Some(256)
+        );
+        assert_eq!(ty("year"), Some(FieldType::Long));
+        assert_eq!(ty("rating"), Some(FieldType::Float));
+        assert_eq!(ty("ok"), Some(FieldType::Boolean));
+        assert_eq!(ty("at"), Some(FieldType::Date));
+        assert_eq!(ty("user"), Some(FieldType::Object));
+        assert_eq!(ty("user.name"), Some(FieldType::Text));
+        // Second document of the same shape needs no mapping change.
+        let (_, again) = convert(&mapping, json!({"title": "Emma", "year": 1815})).unwrap();
+        assert!(again.is_none());
+    }
+
+    #[test]
+    fn mapped_types_coerce_or_reject() {
+        let mapping = Mapping::from_es_json(&json!({"properties": {
+            "n": {"type": "integer"}, "d": {"type": "date"}, "b": {"type": "boolean"}
+        }}))
+        .unwrap();
+        assert!(convert(&mapping, json!({"n": "42"})).is_ok());
+        assert!(convert(&mapping, json!({"n": 4.7})).is_ok());
+        assert!(convert(&mapping, json!({"n": "forty"})).is_err());
+        assert!(convert(&mapping, json!({"n": 3_000_000_000i64})).is_err());
+        assert!(convert(&mapping, json!({"n": true})).is_err());
+        assert!(convert(&mapping, json!({"n": {"x": 1}})).is_err());
+        assert!(convert(&mapping, json!({"d": "yesterday"})).is_err());
+        assert!(convert(&mapping, json!({"b": "maybe"})).is_err());
+    }
+
+    #[test]
+    fn strict_and_false_dynamic() {
+        let strict = Mapping::from_es_json(
+            &json!({"dynamic": "strict", "properties": {"a": {"type": "long"}}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            convert(&strict, json!({"b": 1})),
+            Err(StoreError::StrictDynamic { .. })
+        ));
+        let off = Mapping::from_es_json(&json!({"dynamic": false})).unwrap();
+        let (_, updated) = convert(&off, json!({"b": 1})).unwrap();
+        assert!(updated.is_none());
+    }
+
+    #[test]
+    fn a_field_cannot_be_both_object_and_value() {
+        let (_, mapping) = convert(&Mapping::default(), json!({"a": {"b": 1}})).unwrap();
+        let mapping = mapping.unwrap();
+        assert!(convert(&mapping, json!({"a": 5})).is_err());
+        assert!(convert(&mapping, json!({"a": {"b": {"c": 1}}})).is_err());
+        assert!(convert(&Mapping::default(), json!({"": 1})).is_err());
+    }
+
+    #[test]
+    fn too_many_fields_are_rejected() {
+        let wide: Map<String, Value> = (0..1200).map(|i| (format!("f{i}"), json!(i))).collect();
+        assert!(convert(&Mapping::default(), Value::Object(wide)).is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! Field mappings: the typed, persisted description of how each JSON path is indexed.
+//!
+//! The tantivy schema never changes (see `schema.rs`); a mapping decides, per dotted path, which
+//! fixed tantivy field a value lands in and how it is coerced. That is what lets fields be added
+//! — explicitly or dynamically — to a live index without rebuilding it.
+
+mod convert;
+pub mod date;
+mod es_json;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+pub use convert::{IndexDoc, to_index_doc};
+
+/// Elasticsearch's default cap on the number of mapped fields, which also bounds what hostile
+/// documents with thousands of random keys can do to the mapping.
+pub const TOTAL_FIELDS_LIMIT: usize = 1000;
+/// Elasticsearch's default cap on object nesting depth.
+pub const DEPTH_LIMIT: usize = 20;
+/// Longest keyword Lucene (and so Elasticsearch) accepts as one term, in bytes.
+pub const MAX_KEYWORD_BYTES: usize = 32766;
+
+/// The field types the engine understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Analyzed full text.
+    Text,
+    /// An exact string: filters, sorting, aggregations.
+    Keyword,
+    /// 64-bit signed integer.
+    Long,
+    /// 32-bit signed integer.
+    Integer,
+    /// 16-bit signed integer.
+    Short,
+    /// 8-bit signed integer.
+    Byte,
+    /// 64-bit float.
+    Double,
+    /// 32-bit float.
+    Float,
+    /// true / false.
+    Boolean,
+    /// A point in time, stored with millisecond precision.
+    Date,
+    /// A container of other fields; never holds a value itself.
+    Object,
+}
+
+impl FieldType {
+    /// The Elasticsearch name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Keyword => "keyword",
+            FieldType::Long => "long",
+            FieldType::Integer => "integer",
+            FieldType::Short => "short",
+            FieldType::Byte => "byte",
+            FieldType::Double => "double",
+            FieldType::Float => "float",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+            FieldType::Object => "object",
+        }
+    }
+
+    /// Parses an Elasticsearch type name.
+    pub fn from_name(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "text" => FieldType::Text,
+            "keyword" => FieldType::Keyword,
+            "long" => FieldType::Long,
+            "integer" => FieldType::Integer,
+            "short" => FieldType::Short,
+            "byte" => FieldType::Byte,
+            "double" => FieldType::Double,
+            "float" => FieldType::Float,
+            "boolean" => FieldType::Boolean,
+            "date" => FieldType::Date,
+            "object" => FieldType::Object,
+            _ => return None,
+        })
+    }
+
+    /// True for the types indexed as numbers.
+    pub fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            FieldType::Long
+                | FieldType::Integer
+                | FieldType::Short
+                | FieldType::Byte
+                | FieldType::Double
+                | FieldType::Float
+        )
+    }
+}
+
+/// What happens to fields a document brings that the mapping does not know.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dynamic {
+    /// Add them to the mapping with inferred types (Elasticsearch's default).
+    #[default]
+    True,
+    /// Keep them in `_source` but do not index them.
+    False,
+    /// Reject the document.
+    Strict,
+}
+
+/// How one path is indexed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldMapping {
+    /// The field's type; fixed once mapped.
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    /// Analyzer for text fields (`None` = standard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzer: Option<String>,
+    /// Keyword strings longer than this many characters are kept in `_source` but not indexed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_above: Option<u32>,
+    /// Date formats, `||`-separated, for date fields (`None` = the default formats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Per-object override of the dynamic setting (objects only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic: Option<Dynamic>,
+    /// Multi-fields: the same value indexed again under `path.name` with another mapping.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldMapping>,
+    /// Dedicated tantivy text field for this text field, so it gets its own length norms and
+    /// analyzer. `None` once the slots are used up: the field then shares the overflow field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u16>,
+}
+
+impl FieldMapping {
+    /// A mapping of the given type with every option at its default.
+    pub fn of(field_type: FieldType) -> FieldMapping {
+        FieldMapping {
+            field_type,
+            analyzer: None,
+            ignore_above: None,
+            format: None,
+            dynamic: None,
+            fields: BTreeMap::new(),
+            slot: None,
+        }
+    }
+}
+
+/// The mapping of one index: every mapped path, flattened to dotted names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mapping {
+    /// Root-level dynamic setting.
+    #[serde(default)]
+    pub dynamic: Dynamic,
+    /// Every mapped field and object by full dotted path ("user.name"). Multi-fields live inside
+    /// their parent's entry, not here.
+    #[serde(default)]
+    pub properties: BTreeMap<String, FieldMapping>,
+    /// Next unassigned text slot.
+    #[serde(default)]
+    pub next_slot: u16,
+}
+
+impl Mapping {
+    /// Parses an Elasticsearch mapping body (`{"properties": …, "dynamic": …}`).
+    pub fn from_es_json(json: &serde_json::Value) -> Result<Mapping> {
+        let mut mapping = Mapping::default();
+        mapping.merge_es_json(json)?;
+        Ok(mapping)
+    }
+
+    /// Merges an Elasticsearch mapping body into this mapping. New fields are added; a field
+    /// that exists keeps its type (a different type is a conflict, as in Elasticsearch). On
+    /// error the mapping is left unchanged.
+    pub fn merge_es_json(&mut self, json: &serde_json::Value) -> Result<()> {
+        let parsed = es_json::parse(json)?;
+        let mut next = self.clone();
+        if let Some(dynamic) = parsed.dynamic {
+            next.dynamic = dynamic;
+        }
+        for (path, field) in parsed.properties {
+            next.add_field(&path, field)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// Renders the mapping as Elasticsearch shows it (`{"properties": {...}}`, nested).
+    pub fn to_es_json(&self) -> serde_json::Value {
+        es_json::render(self)
+    }
+
+    /// Number of mapped fields, counting objects and multi-fields, as Elasticsearch counts them
+    /// against `index.mapping.total_fields.limit`.
+    pub fn total_fields(&self) -> usize {
+        self.properties.values().map(|f| 1 + f.fields.len()).sum()
+    }
+
+    /// The mapping of `path`, if mapped.
+    pub fn get(&self, path: &str) -> Option<&FieldMapping> {
+        self.properties.get(path)
+    }
+
+    /// The dynamic setting in force for new children of `parent` ("" = root).
+    pub fn dynamic_for(&self, parent: &str) -> Dynamic {
+        let mut current = parent;
+        loop {
+            if current.is_empty() {
+                return self.dynamic;
+            }
+            if let Some(dynamic) = self.properties.get(current).and_then(|f| f.dynamic) {
+                return dynamic;
+            }
+            current = current.rsplit_once('.').map_or("", |(head, _)| head);
+        }
+    }
+
+    /// Adds (or merges) one field at `path`, creating missing parent objects and assigning text
+    /// slots. Errors if the type conflicts or limits are exceeded.
+    pub fn add_field(&mut self, path: &str, mut field: FieldMapping) -> Result<()> {
+        if path.is_empty() || path.split('.').any(str::is_empty) {
+            return Err(StoreError::InvalidMapping {
+                reason: format!("field name [{path}] is not valid: empty path segment"),
+            });
+        }
+        if path.split('.').count() > DEPTH_LIMIT {
+            return Err(StoreError::InvalidMapping {
+                reason: format!(
+                    "Limit of mapping depth [{DEPTH_LIMIT}] has been exceeded by [{path}]"
+                ),
+            });
+        }
+        if let Some((parent, _)) = path.rsplit_once('.') {
+            match self.properties.get(parent) {
+                Some(p) if p.field_type != FieldType::Object => {
+                    return Err(StoreError::MappingConflict {
+                        field: parent.to_string(),
+                        existing: p.field_type.name().to_string(),
+                        requested: "object".to_string(),
+                    });
+                }
+                Some(_) => {}
+                None => self.add_field(parent, FieldMapping::of(FieldType::Object))?,
+            }
+        }
+        match self.properties.get_mut(path) {
+            Some(existing) => {
+                if existing.field_type != field.field_type {
+                    return Err(StoreError::MappingConflict {
+                        field: path.to_string(),
+                        existing: existing.field_type.name().to_string(),
+                        requested: field.field_type.name().to_string(),
+                    });
+                }
+                if field.dynamic.is_some() {
+                    existing.dynamic = field.dynamic;
+                }
+                let new_subfields: Vec<_> = field
+                    .fields
+                    .into_iter()
+                    .filter(|(name, _)| !existing.fields.contains_key(name))
+                    .collect();
+                let mut added = Vec::new();
+                for (name, mut sub) in new_subfields {
+                    assign_slot(&mut self.next_slot, &mut sub);
+                    added.push((name, sub));
+                }
+                if let Some(existing) = self.properties.get_mut(path) {
+                    existing.fields.extend(added);
+                }
+            }
+            None => {
+                assign_slot(&mut self.next_slot, &mut field);
+                for sub in field.fields.values_mut() {
+                    assign_slot(&mut self.next_slot, sub);
+                }
+                self.properties.insert(path.to_string(), field);
+            }
+        }
+        if self.total_fields() > TOTAL_FIELDS_LIMIT {
+            return Err(StoreError::InvalidMapping {
+                reason: format!("Limit of total fields [{TOTAL_FIELDS_LIMIT}] has been exceeded"),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn assign_slot(next_slot: &mut u16, field: &mut FieldMapping) {
+    if field.field_type == FieldType::Text
+        && field.slot.is_none()
+        && usize::from(*next_slot) < crate::schema::TEXT_SLOTS
+    {
+        field.slot = Some(*next_slot);
+        *next_slot += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_nested_properties_and_renders_them_back() {
+        let body = json!({"properties": {
+            "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+            "user": {"properties": {"name": {"type": "keyword"}, "age": {"type": "long"}}},
+            "at": {"type": "date"}
+        }});
+        let mapping = Mapping::from_es_json(&body).unwrap();
+        assert_eq!(
+            mapping.get("user.name").unwrap().field_type,
+            FieldType::Keyword
+        );
+        assert_eq!(mapping.get("user").unwrap().field_type, FieldType::Object);
+        assert_eq!(mapping.get("title").unwrap().slot, Some(0));
+        assert_eq!(mapping.to_es_json(), body);
+    }
+
+    #[test]
+    fn type_changes_are_conflicts_and_leave_the_mapping_alone() {
+        let mut mapping =
+            Mapping::from_es_json(&json!({"properties": {"n": {"type": "long"}}})).unwrap();
+        let before = mapping.clone();
+        let err = mapping
+            .merge_es_json(&json!({"properties": {"m": {"type": "long"}, "n": {"type": "text"}}}))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MappingConflict { .. }));
+        assert_eq!(mapping, before);
+    }
+
+    #[test]
+    fn unknown_types_and_parameters_are_rejected() {
+        assert!(
+            Mapping::from_es_json(&json!({"properties": {"a": {"type": "geo_shape"}}})).is_err()
+        );
+        assert!(
+            Mapping::from_es_json(&json!({"properties": {"a": {"type": "long", "bogus": 1}}}))
+                .is_err()
+        );
+        assert!(Mapping::from_es_json(&json!({"bogus": {}})).is_err());
+    }
+
+    #[test]
+    fn dynamic_is_inherited_from_the_nearest_object() {
+        let mapping = Mapping::from_es_json(&json!({"dynamic": "strict", "properties": {
+            "free": {"type": "object", "dynamic": true, "properties": {"x": {"type": "long"}}}
+        }}))
+        .unwrap();
+        assert_eq!(mapping.dynamic_for(""), Dynamic::Strict);
+        assert_eq!(mapping.dynamic_for("free"), Dynamic::True);
+        assert_eq!(mapping.dynamic_for("free.x"), Dynamic::True);
+    }
+}

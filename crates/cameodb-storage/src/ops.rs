@@ -1,0 +1,223 @@
+//! Write operations and their outcomes.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Result, StoreError};
+use crate::id::DocKey;
+
+/// A validated JSON object body. Parsing happens on the caller's thread, so malformed input is
+/// rejected before it reaches the single writer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source(pub(crate) Map<String, Value>);
+
+impl Source {
+    /// Parses raw bytes; invalid UTF-8, invalid JSON and non-objects are errors.
+    pub fn from_slice(bytes: &[u8]) -> Result<Source> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidJson {
+            reason: e.to_string(),
+        })?;
+        Source::from_value(value)
+    }
+
+    /// Wraps an already parsed value, which must be an object.
+    pub fn from_value(value: Value) -> Result<Source> {
+        match value {
+            Value::Object(map) => Ok(Source(map)),
+            other => Err(StoreError::NotAnObject {
+                found: json_kind(&other),
+            }),
+        }
+    }
+
+    /// The body as a JSON object.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One write.
+#[derive(Clone, Debug)]
+pub struct WriteOp {
+    /// The document it targets.
+    pub key: DocKey,
+    /// What to do.
+    pub kind: OpKind,
+    /// Optimistic concurrency: apply only if the document's current `_seq_no` equals this.
+    pub if_seq_no: Option<u64>,
+}
+
+/// The kinds of write.
+#[derive(Clone, Debug)]
+pub enum OpKind {
+    /// Store `source` as the document: replace it, or with `create`, fail if it exists.
+    Index { source: Source, create: bool },
+    /// Merge `doc` into the existing document. When missing: index `doc` if `doc_as_upsert`,
+    /// else index `upsert` if given, else fail.
+    Update {
+        doc: Source,
+        upsert: Option<Source>,
+        doc_as_upsert: bool,
+    },
+    /// Remove the document.
+    Delete,
+}
+
+impl WriteOp {
+    /// Create-or-replace.
+    pub fn put(key: DocKey, source: Source) -> WriteOp {
+        WriteOp {
+            key,
+            kind: OpKind::Index {
+                source,
+                create: false,
+            },
+            if_seq_no: None,
+        }
+    }
+
+    /// Create; fails if the document exists.
+    pub fn create(key: DocKey, source: Source) -> WriteOp {
+        WriteOp {
+            key,
+            kind: OpKind::Index {
+                source,
+                create: true,
+            },
+            if_seq_no: None,
+        }
+    }
+
+    /// Delete.
+    pub fn delete(key: DocKey) -> WriteOp {
+        WriteOp {
+            key,
+            kind: OpKind::Delete,
+            if_seq_no: None,
+        }
+    }
+
+    /// Partial update (merge), failing when the document is missing.
+    pub fn update(key: DocKey, doc: Source) -> WriteOp {
+        WriteOp {
+            key,
+            kind: OpKind::Update {
+                doc,
+                upsert: None,
+                doc_as_upsert: false,
+            },
+            if_seq_no: None,
+        }
+    }
+
+    /// The same operation, conditional on the document's current sequence number.
+    pub fn if_seq_no(mut self, seq_no: u64) -> WriteOp {
+        self.if_seq_no = Some(seq_no);
+        self
+    }
+}
+
+/// What a successful write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteResult {
+    /// A new document was stored.
+    Created,
+    /// An existing document was replaced or changed.
+    Updated,
+    /// The document was removed.
+    Deleted,
+    /// Delete of a document that did not exist; nothing was written.
+    NotFound,
+    /// Update that changed nothing; nothing was written.
+    Noop,
+}
+
+impl WriteResult {
+    /// Elasticsearch's name for the result.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteResult::Created => "created",
+            WriteResult::Updated => "updated",
+            WriteResult::Deleted => "deleted",
+            WriteResult::NotFound => "not_found",
+            WriteResult::Noop => "noop",
+        }
+    }
+}
+
+/// The outcome of one successful write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The document's key.
+    pub key: DocKey,
+    /// What happened.
+    pub result: WriteResult,
+    /// Sequence number of this write, or of the current document for `Noop`; `None` for
+    /// `NotFound`. Pass it to [`crate::Store::wait_searchable`] for `refresh=wait_for`.
+    pub seq_no: Option<u64>,
+    /// The document's version after the write (its last version for deletes).
+    pub version: Option<u64>,
+}
+
+/// Recursive merge of `patch` into `target`, as Elasticsearch's partial update does: objects
+/// merge key by key, anything else is replaced.
+pub(crate) fn merge_json(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (key, value) in patch {
+        match (target.get_mut(key), value) {
+            (Some(Value::Object(existing)), Value::Object(incoming)) => {
+                merge_json(existing, incoming)
+            }
+            _ => {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sources_must_be_objects_of_valid_json() {
+        assert!(Source::from_slice(br#"{"a":1}"#).is_ok());
+        assert!(matches!(
+            Source::from_slice(b"[1]"),
+            Err(StoreError::NotAnObject { .. })
+        ));
+        assert!(matches!(
+            Source::from_slice(b"{"),
+            Err(StoreError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            Source::from_slice(b"{\"a\":\"\xff\"}"),
+            Err(StoreError::InvalidJson { .. })
+        ));
+    }
+
+    #[test]
+    fn merge_is_recursive_for_objects_only() {
+        let Value::Object(mut target) = json!({"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 1}) else {
+            unreachable!()
+        };
+        let Value::Object(patch) = json!({"a": {"y": 3}, "b": [3], "d": true}) else {
+            unreachable!()
+        };
+        merge_json(&mut target, &patch);
+        assert_eq!(
+            Value::Object(target),
+            json!({"a": {"x": 1, "y": 3}, "b": [3], "c": 1, "d": true})
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Opening a store: load the KV side, bring the index to exactly the KV's state (replay the WAL
+//! tail after the last tantivy commit, or rebuild the index from redb when it is missing,
+//! corrupt or disagrees), and hand back everything the threads need.
+
+use std::path::Path;
+use std::time::Instant;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use tantivy::schema::{Schema, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tracing::{info, warn};
+
+use crate::analysis;
+use crate::config::StoreConfig;
+use crate::error::{Result, StoreError};
+use crate::id::{DocId, DocKey};
+use crate::indexer::{commit_with_payload, payload_next_seq};
+use crate::kv::{self, DOCS, META, META_MAPPING, META_NEXT_SEQ, WAL};
+use crate::mapping::{Mapping, to_index_doc};
+use crate::schema::Fields;
+
+/// File name of the redb database inside a store directory.
+pub const DB_FILE: &str = "docs.redb";
+/// Directory name of the tantivy index inside a store directory.
+pub const INDEX_DIR: &str = "index";
+
+/// A store's state after recovery.
+pub(crate) struct Recovered {
+    pub db: Database,
+    pub index: Index,
+    pub writer: IndexWriter<TantivyDocument>,
+    pub reader: IndexReader,
+    pub mapping: Mapping,
+    /// Next sequence to allocate; also what the index now covers.
+    pub next_seq: u64,
+}
+
+/// Opens (creating if needed) the store in `dir` and recovers it.
+pub(crate) fn open(
+    dir: &Path,
+    config: &StoreConfig,
+    schema: &Schema,
+    fields: &Fields,
+) -> Result<Recovered> {
+    std::fs::create_dir_all(dir)?;
+    let db = Database::create(dir.join(DB_FILE))?;
+    let (next_seq, mapping) = load_meta(&db)?;
+    let index_dir = dir.join(INDEX_DIR);
+    let existing = match open_index(&index_dir, schema, config, &mapping) {
+        Ok(Some((index, covered))) if covered <= next_seq => Some((index, covered)),
+        Ok(Some((_, covered))) => {
+            warn!(
+                covered,
+                next_seq, "index claims writes the kv store never made; rebuilding"
+            );
+            None
+        }
+        Ok(None) => None,
+        Err(err) => {
+            warn!(error = %err, "index unreadable; rebuilding from the kv store");
+            None
+        }
+    };
+    if let Some((index, covered)) = existing {
+        match catch_up(&db, index, covered, next_seq, config, &mapping, fields) {
+            Ok((index, writer, reader)) => {
+                return Ok(Recovered {
+                    db,
+                    index,
+                    writer,
+                    reader,
+                    mapping,
+                    next_seq,
+                });
+            }
+            Err(err) => warn!(error = %err, "index disagrees with the kv store; rebuilding"),
+        }
+    }
+    let (index, writer, reader) =
+        rebuild(&db, &index_dir, schema, next_seq, config, &mapping, fields)?;
+    Ok(Recovered {
+        db,
+        index,
+        writer,
+        reader,
+        mapping,
+        next_seq,
+    })
+}
+
+fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
+    let txn = db.begin_write()?;
+    let loaded = {
+        txn.open_table(DOCS)?;
+        txn.open_table(WAL)?;
+        let meta = txn.open_table(META)?;
+        let next_seq = match meta.get(META_NEXT_SEQ)? {
+            Some(v) => kv::decode_u64(v.value())?,
+            None => 0,
+        };
+        let mapping = match meta.get(META_MAPPING)? {
+            Some(v) => serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Storage(format!("corrupt stored mapping: {e}")))?,
+            None => Mapping::default(),
+        };
+        (next_seq, mapping)
+    };
+    txn.commit()?;
+    Ok(loaded)
+}
+
+/// Opens an existing index if there is a usable one; returns it with the sequence its last
+/// commit covers.
+fn open_index(
+    path: &Path,
+    schema: &Schema,
+    config: &StoreConfig,
+    mapping: &Mapping,
+) -> Result<Option<(Index, u64)>> {
+    if !path.join("meta.json").exists() {
+        return Ok(None);
+    }
+    let index = Index::open_in_dir(path)?;
+    let same_schema =
+        serde_json::to_string(&index.schema()).ok() == serde_json::to_string(schema).ok();
+    if !same_schema {
+        return Err(StoreError::Index(
+            "index schema differs from this version's".into(),
+        ));
+    }
+    if config.verify_index_on_open {
+        let corrupt = index.validate_checksum()?;
+        if !corrupt.is_empty() {
+            return Err(StoreError::Index(format!(
+                "corrupt index files: {corrupt:?}"
+            )));
+        }
+    }
+    analysis::register(index.tokenizers(), mapping);
+    let covered = payload_next_seq(index.load_metas()?.payload.as_deref()).unwrap_or(0);
+    Ok(Some((index, covered)))
+}
+
+type IndexParts = (Index, IndexWriter<TantivyDocument>, IndexReader);
+
+fn writer_and_reader(index: Index, config: &StoreConfig) -> Result<IndexParts> {
+    let (threads, budget) = config.writer_params();
+    let writer = index.writer_with_num_threads(threads, budget)?;
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    Ok((index, writer, reader))
+}
+
+/// Replays the WAL from `covered` and checks the index then holds exactly the KV's documents.
+fn catch_up(
+    db: &Database,
+    index: Index,
+    covered: u64,
+    next_seq: u64,
+    config: &StoreConfig,
+    mapping: &Mapping,
+    fields: &Fields,
+) -> Result<IndexParts> {
+    let (index, mut writer, reader) = writer_and_reader(index, config)?;
+    let started = Instant::now();
+    let txn = db.begin_read()?;
+    let docs = txn.open_table(DOCS)?;
+    let wal = txn.open_table(WAL)?;
+    let mut replayed = 0u64;
+    for entry in wal.range(covered..)? {
+        let (_, record) = entry?;
+        let key = kv::decode_wal(record.value())?;
+        writer.delete_term(Term::from_field_bytes(fields.key, &key.encode()));
+        if let Some(row) = docs.get((key.token, key.id.as_str()))? {
+            writer.add_document(index_doc(&key, row.value(), mapping, fields)?)?;
+        }
+        replayed += 1;
+    }
+    if replayed > 0 || covered != next_seq {
+        commit_with_payload(&mut writer, next_seq)?;
+        reader.reload()?;
+    }
+    let elapsed = started.elapsed();
+    info!(
+        replayed,
+        from_seq = covered,
+        to_seq = next_seq,
+        elapsed_ms = elapsed.as_millis() as u64,
+        "wal replayed into index"
+    );
+    let kv_docs = docs.len()?;
+    let indexed = reader.searcher().num_docs();
+    if kv_docs != indexed {
+        return Err(StoreError::Index(format!(
+            "index holds {indexed} documents, kv store {kv_docs}"
+        )));
+    }
+    Ok((index, writer, reader))
+}
+
+fn index_doc(
+    key: &DocKey,
+    row: &[u8],
+    mapping: &Mapping,
+    fields: &Fields,
+) -> Result<TantivyDocument> {
+    let stored = kv::decode_row(row)?;
+    let serde_json::Value::Object(source) = stored.source_json()? else {
+        return Err(StoreError::Storage(format!(
+            "stored document [{}] is not an object",
+            key.id
+        )));
+    };
+    let (doc, _) = to_index_doc(mapping, key, &source, fields)?;
+    Ok(doc.doc)
+}
+
+/// Builds a fresh index from every document in redb.
+fn rebuild(
+    db: &Database,
+    index_dir: &Path,
+    schema: &Schema,
+    next_seq: u64,
+    config: &StoreConfig,
+    mapping: &Mapping,
+    fields: &Fields,
+) -> Result<IndexParts> {
+    let started = Instant::now();
+    if index_dir.exists() {
+        std::fs::remove_dir_all(index_dir)?;
+    }
+    std::fs::create_dir_all(index_dir)?;
+    let index = Index::builder()
+        .schema(schema.clone())
+        .create_in_dir(index_dir)?;
+    analysis::register(index.tokenizers(), mapping);
+    let (index, mut writer, reader) = writer_and_reader(index, config)?;
+    let txn = db.begin_read()?;
+    let docs = txn.open_table(DOCS)?;
+    let mut count = 0u64;
+    for entry in docs.iter()? {
+        let (key, row) = entry?;
+        let (token, id) = key.value();
+        let key = DocKey {
+            token,
+            id: DocId::new(id)?,
+        };
+        writer.add_document(index_doc(&key, row.value(), mapping, fields)?)?;
+        count += 1;
+    }
+    commit_with_payload(&mut writer, next_seq)?;
+    reader.reload()?;
+    info!(
+        documents = count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "index rebuilt from kv store"
+    );
+    Ok((index, writer, reader))
+}

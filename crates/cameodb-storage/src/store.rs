@@ -1,0 +1,335 @@
+//! The public face of the engine: a [`Store`] is one shard — one redb file and one tantivy index
+//! in a directory — with a writer thread (group commit) and an indexer thread (refresh).
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use serde_json::Value;
+use tantivy::{Index, IndexReader, Searcher};
+use tracing::warn;
+
+use crate::config::StoreConfig;
+use crate::error::{Result, StoreError};
+use crate::id::{DocId, DocKey};
+use crate::indexer::{Indexer, IndexerMsg, Visibility};
+use crate::kv::{self, DOCS, StoredDoc, WAL};
+use crate::mapping::Mapping;
+use crate::ops::{WriteOp, WriteOutcome};
+use crate::recovery;
+use crate::schema::{self, Fields};
+use crate::writer::{Writer, WriterMsg};
+
+/// One shard: a durable document store and its search index, kept in sync.
+///
+/// All methods block; call them from threads that may block (never from an async executor).
+/// `Store` is `Send + Sync`: share it behind an `Arc`. Dropping it closes it.
+pub struct Store {
+    /// Where the store lives.
+    dir: PathBuf,
+    /// The database, shared with the writer thread; reads use their own transactions.
+    db: Arc<Database>,
+    /// Schema handles, for building queries.
+    fields: Fields,
+    /// The tantivy index (for its schema and tokenizers when building queries).
+    index: Index,
+    /// Searchers come from here; the indexer reloads it after each commit.
+    reader: IndexReader,
+    /// Current mapping, replaced (never mutated) by the writer after each durable change.
+    mapping: Arc<RwLock<Arc<Mapping>>>,
+    /// Which sequences are searchable.
+    visibility: Arc<Visibility>,
+    /// Requests to the writer; `None` once closed.
+    writer_tx: Mutex<Option<Sender<WriterMsg>>>,
+    /// Requests to the indexer (refresh, shutdown); `None` once closed.
+    indexer_tx: Mutex<Option<Sender<IndexerMsg>>>,
+    /// The two threads, joined on close.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Whether close commits tantivy (see [`StoreConfig::commit_on_close`]).
+    commit_on_close: bool,
+    /// Sequence below which tantivy has committed; the WAL is truncated behind it on close.
+    committed: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it if needed, and recovers it: after this returns the
+    /// index holds exactly the documents in the KV store.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let (schema, fields) = schema::build();
+        let recovered = recovery::open(&dir, &config, &schema, &fields)?;
+        let db = Arc::new(recovered.db);
+        let mapping = Arc::new(recovered.mapping);
+        let shared_mapping = Arc::new(RwLock::new(Arc::clone(&mapping)));
+        let visibility = Arc::new(Visibility::new(recovered.next_seq));
+        let committed = Arc::new(AtomicU64::new(recovered.next_seq));
+        let (indexer_tx, indexer_rx) = bounded(64);
+        let (writer_tx, writer_rx) = bounded(config.queue_capacity.max(1));
+        let indexer = Indexer {
+            index: recovered.index.clone(),
+            writer: recovered.writer,
+            reader: recovered.reader.clone(),
+            fields: fields.clone(),
+            applied_next: recovered.next_seq,
+            committed_next: recovered.next_seq,
+            committed: Arc::clone(&committed),
+            visibility: Arc::clone(&visibility),
+            refresh_interval: config.refresh_interval,
+            memory_budget: config.writer_params().1,
+            mapping: Arc::clone(&mapping),
+            pending_since: None,
+            pending_bytes: 0,
+        };
+        let writer = Writer {
+            db: Arc::clone(&db),
+            fields: fields.clone(),
+            mapping: Mapping::clone(&mapping),
+            shared_mapping: Arc::clone(&shared_mapping),
+            next_seq: recovered.next_seq,
+            indexer: indexer_tx.clone(),
+            committed: Arc::clone(&committed),
+            truncated_below: 0,
+            max_group_ops: config.max_group_ops.max(1),
+        };
+        let indexer_thread = std::thread::Builder::new()
+            .name("cameodb-indexer".into())
+            .spawn(move || indexer.run(indexer_rx))?;
+        let writer_thread = std::thread::Builder::new()
+            .name("cameodb-writer".into())
+            .spawn(move || writer.run(writer_rx))?;
+        Ok(Store {
+            dir,
+            db,
+            fields,
+            index: recovered.index,
+            reader: recovered.reader,
+            mapping: shared_mapping,
+            visibility,
+            writer_tx: Mutex::new(Some(writer_tx)),
+            indexer_tx: Mutex::new(Some(indexer_tx)),
+            threads: Mutex::new(vec![writer_thread, indexer_thread]),
+            commit_on_close: config.commit_on_close,
+            committed,
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn writer(&self) -> Result<Sender<WriterMsg>> {
+        self.writer_tx
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(StoreError::Closed)
+    }
+
+    fn indexer(&self) -> Result<Sender<IndexerMsg>> {
+        self.indexer_tx
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Applies a batch of writes. Each operation succeeds or fails on its own; the successful
+    /// ones are durable (fsynced) when this returns. Concurrent callers share transactions.
+    pub fn write_batch(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome>> {
+        let count = ops.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        let (reply_tx, reply_rx) = bounded(1);
+        let sent = self.writer().and_then(|tx| {
+            tx.send(WriterMsg::Write {
+                ops,
+                reply: reply_tx,
+            })
+            .map_err(|_| StoreError::Closed)
+        });
+        match sent.and_then(|()| reply_rx.recv().map_err(|_| StoreError::Closed)) {
+            Ok(results) => results,
+            Err(err) => vec![Err(err); count],
+        }
+    }
+
+    /// Applies one write.
+    pub fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
+        self.write_batch(vec![op])
+            .pop()
+            .unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Real-time get: the latest durable version, whether or not it is searchable yet.
+    pub fn get(&self, key: &DocKey) -> Result<Option<StoredDoc>> {
+        let txn = self.db.begin_read()?;
+        let docs = txn.open_table(DOCS)?;
+        docs.get((key.token, key.id.as_str()))?
+            .map(|row| kv::decode_row(row.value()))
+            .transpose()
+    }
+
+    /// Gets several documents from one consistent snapshot.
+    pub fn get_many(&self, keys: &[DocKey]) -> Result<Vec<Option<StoredDoc>>> {
+        let txn = self.db.begin_read()?;
+        let docs = txn.open_table(DOCS)?;
+        keys.iter()
+            .map(|key| {
+                docs.get((key.token, key.id.as_str()))?
+                    .map(|row| kv::decode_row(row.value()))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Number of documents in the KV store.
+    pub fn doc_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(DOCS)?.len()?)
+    }
+
+    /// Number of WAL records not yet truncated (diagnostics and tests).
+    pub fn wal_len(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(WAL)?.len()?)
+    }
+
+    /// Calls `visit` for every document whose token is in `tokens`, in key order, from one
+    /// snapshot; stops early when `visit` returns false.
+    pub fn scan(
+        &self,
+        tokens: RangeInclusive<u64>,
+        mut visit: impl FnMut(DocKey, StoredDoc) -> bool,
+    ) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let docs = txn.open_table(DOCS)?;
+        let (start, end) = tokens.into_inner();
+        for entry in docs.range((start, "")..)? {
+            let (key, row) = entry?;
+            let (token, id) = key.value();
+            if token > end {
+                break;
+            }
+            let key = DocKey {
+                token,
+                id: DocId::new(id)?,
+            };
+            if !visit(key, kv::decode_row(row.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every acknowledged write searchable now (a tantivy commit and reader reload).
+    pub fn refresh(&self) -> Result<()> {
+        let (tx, rx) = bounded(1);
+        self.indexer()?
+            .send(IndexerMsg::Refresh(tx))
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until the write with sequence `seq_no` is searchable (`refresh=wait_for`), at most
+    /// `timeout`. Returns whether it is.
+    pub fn wait_searchable(&self, seq_no: u64, timeout: Duration) -> bool {
+        self.visibility.wait_for(seq_no, timeout)
+    }
+
+    /// Every sequence below this is searchable.
+    pub fn searchable_seq(&self) -> u64 {
+        self.visibility.current()
+    }
+
+    /// Merges an Elasticsearch mapping body into the mapping, durably.
+    pub fn put_mapping(&self, body: Value) -> Result<()> {
+        let (tx, rx) = bounded(1);
+        self.writer()?
+            .send(WriterMsg::PutMapping { body, reply: tx })
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// The current mapping.
+    pub fn mapping(&self) -> Arc<Mapping> {
+        self.mapping
+            .read()
+            .map_or_else(|p| Arc::clone(&p.into_inner()), |m| Arc::clone(&m))
+    }
+
+    /// A searcher over the latest refreshed state.
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Schema field handles, for building queries.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The tantivy index, for its schema and tokenizers when building queries.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Stops the threads after they finish queued work, commits the index (unless configured
+    /// not to) and truncates the WAL. Idempotent; also run on drop.
+    pub fn close(&self) -> Result<()> {
+        let writer = self.writer_tx.lock().ok().and_then(|mut g| g.take());
+        let Some(writer) = writer else { return Ok(()) };
+        // Dropping the last writer sender lets the writer thread drain its queue and exit.
+        drop(writer);
+        let threads: Vec<_> = self
+            .threads
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        let mut threads = threads.into_iter();
+        if let Some(writer_thread) = threads.next() {
+            let _ = writer_thread.join();
+        }
+        let mut result = Ok(());
+        if let Some(indexer) = self.indexer_tx.lock().ok().and_then(|mut g| g.take()) {
+            let (tx, rx) = bounded(1);
+            if indexer
+                .send(IndexerMsg::Shutdown {
+                    commit: self.commit_on_close,
+                    reply: tx,
+                })
+                .is_ok()
+            {
+                result = rx.recv().map_err(|_| StoreError::Closed).and_then(|r| r);
+            }
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+        if result.is_ok() {
+            result = self.truncate_wal();
+        }
+        result
+    }
+
+    fn truncate_wal(&self) -> Result<()> {
+        let below = self.committed.load(std::sync::atomic::Ordering::Acquire);
+        let txn = self.db.begin_write()?;
+        txn.open_table(WAL)?.retain_in(..below, |_, _| false)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(err) = self.close() {
+            warn!(error = %err, dir = %self.dir.display(), "store close failed; the wal will be replayed on next open");
+        }
+    }
+}

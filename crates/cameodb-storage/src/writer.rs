@@ -1,0 +1,400 @@
+//! The single writer: coalesces concurrent write requests into one redb transaction (group
+//! commit — one fsync for many callers), acknowledges them once durable, and hands the applied
+//! operations to the indexer in sequence order.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crossbeam_channel::{Receiver, Sender};
+use redb::{Database, ReadableTable, Table};
+use serde_json::Value;
+use tracing::{debug, error};
+
+use crate::error::{Result, StoreError};
+use crate::id::DocKey;
+use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
+use crate::kv::{self, DOCS, META, META_MAPPING, META_NEXT_SEQ, StoredDoc, WAL, WalOp};
+use crate::mapping::{Mapping, to_index_doc};
+use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
+use crate::schema::Fields;
+
+/// Replies to one write request: one result per operation, in order.
+pub(crate) type BatchReply = Vec<Result<WriteOutcome>>;
+
+/// Messages to the writer thread.
+pub(crate) enum WriterMsg {
+    /// Apply these operations and reply when they are durable.
+    Write {
+        ops: Vec<WriteOp>,
+        reply: Sender<BatchReply>,
+    },
+    /// Merge an Elasticsearch mapping body into the mapping and persist it.
+    PutMapping {
+        body: Value,
+        reply: Sender<Result<()>>,
+    },
+}
+
+/// State owned by the writer thread.
+pub(crate) struct Writer {
+    /// The store's database; only this thread writes to it while the store is open.
+    pub db: Arc<Database>,
+    /// Schema handles for building index documents.
+    pub fields: Fields,
+    /// Authoritative mapping; published to `shared_mapping` after each durable change.
+    pub mapping: Mapping,
+    /// Read-side copy of the mapping for searches and callers.
+    pub shared_mapping: Arc<RwLock<Arc<Mapping>>>,
+    /// Next sequence number to allocate.
+    pub next_seq: u64,
+    /// Where applied operations go next.
+    pub indexer: Sender<IndexerMsg>,
+    /// Sequence below which tantivy has committed everything (set by the indexer); WAL entries
+    /// below it are deleted in the next transaction.
+    pub committed: Arc<AtomicU64>,
+    /// WAL entries below this are already deleted.
+    pub truncated_below: u64,
+    /// Most operations per transaction.
+    pub max_group_ops: usize,
+}
+
+/// One coalesced transaction's worth of requests.
+enum Pending {
+    Write {
+        ops: Vec<WriteOp>,
+        reply: Sender<BatchReply>,
+    },
+    Mapping {
+        body: Value,
+        reply: Sender<Result<()>>,
+    },
+}
+
+impl Writer {
+    /// Runs until every sender is gone.
+    pub fn run(mut self, inbox: Receiver<WriterMsg>) {
+        while let Ok(first) = inbox.recv() {
+            let mut group = vec![into_pending(first)];
+            let mut ops = group_ops(&group);
+            while ops < self.max_group_ops {
+                match inbox.try_recv() {
+                    Ok(msg) => {
+                        group.push(into_pending(msg));
+                        ops = group_ops(&group);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        debug!("writer thread stopping");
+    }
+
+    fn commit_group(&mut self, group: Vec<Pending>) {
+        let mut tx = GroupTx {
+            fields: &self.fields,
+            mapping: None,
+            base_mapping: &self.mapping,
+            next_seq: self.next_seq,
+            index_ops: Vec::new(),
+            index_bytes: 0,
+        };
+        let truncate_to = self.committed.load(Ordering::Acquire);
+        let outcome = self
+            .db
+            .begin_write()
+            .map_err(StoreError::from)
+            .and_then(|txn| {
+                let results = {
+                    let mut docs = txn.open_table(DOCS)?;
+                    let mut wal = txn.open_table(WAL)?;
+                    let mut meta = txn.open_table(META)?;
+                    let results: Vec<Reply> = group
+                        .iter()
+                        .map(|pending| match pending {
+                            Pending::Write { ops, .. } => Reply::Write(
+                                ops.iter()
+                                    .map(|op| tx.apply(&mut docs, &mut wal, op))
+                                    .collect(),
+                            ),
+                            Pending::Mapping { body, .. } => Reply::Mapping(tx.put_mapping(body)),
+                        })
+                        .collect();
+                    // A storage failure mid-group may have left partial rows: abort the whole group.
+                    if let Some(err) = results.iter().find_map(Reply::engine_error) {
+                        return Err(err);
+                    }
+                    if tx.next_seq != self.next_seq {
+                        meta.insert(META_NEXT_SEQ, tx.next_seq.to_le_bytes().as_slice())?;
+                    }
+                    if let Some(mapping) = &tx.mapping {
+                        let json = serde_json::to_vec(mapping)
+                            .map_err(|e| StoreError::Storage(e.to_string()))?;
+                        meta.insert(META_MAPPING, json.as_slice())?;
+                    }
+                    if truncate_to > self.truncated_below {
+                        wal.retain_in(self.truncated_below..truncate_to, |_, _| false)?;
+                    }
+                    results
+                };
+                txn.commit()?;
+                Ok(results)
+            });
+        let GroupTx {
+            mapping: changed_mapping,
+            next_seq,
+            index_ops,
+            index_bytes,
+            ..
+        } = tx;
+        match outcome {
+            Ok(results) => {
+                self.truncated_below = self.truncated_below.max(truncate_to);
+                self.next_seq = next_seq;
+                let new_mapping = changed_mapping.map(Arc::new);
+                if let Some(mapping) = &new_mapping {
+                    self.mapping = Mapping::clone(mapping);
+                    if let Ok(mut shared) = self.shared_mapping.write() {
+                        *shared = Arc::clone(mapping);
+                    }
+                }
+                if !index_ops.is_empty() || new_mapping.is_some() {
+                    let batch = IndexBatch {
+                        ops: index_ops,
+                        next_seq: self.next_seq,
+                        approx_bytes: index_bytes,
+                        mapping: new_mapping,
+                    };
+                    // Queue before acknowledging, so a refresh requested after the ack covers it.
+                    if self.indexer.send(IndexerMsg::Batch(batch)).is_err() {
+                        error!(
+                            "indexer is gone; writes stay durable and are replayed on next open"
+                        );
+                    }
+                }
+                for (pending, reply) in group.into_iter().zip(results) {
+                    match (pending, reply) {
+                        (Pending::Write { reply, .. }, Reply::Write(r)) => {
+                            let _ = reply.send(r);
+                        }
+                        (Pending::Mapping { reply, .. }, Reply::Mapping(r)) => {
+                            let _ = reply.send(r);
+                        }
+                        _ => error!("writer reply mismatch"),
+                    }
+                }
+            }
+            Err(err) => {
+                error!(error = %err, "group commit failed; nothing from this group was written");
+                for pending in group {
+                    match pending {
+                        Pending::Write { ops, reply } => {
+                            let _ = reply.send(ops.iter().map(|_| Err(err.clone())).collect());
+                        }
+                        Pending::Mapping { reply, .. } => {
+                            let _ = reply.send(Err(err.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Reply {
+    Write(BatchReply),
+    Mapping(Result<()>),
+}
+
+impl Reply {
+    /// The first engine (non-client) error in this reply, if any.
+    fn engine_error(&self) -> Option<StoreError> {
+        let is_engine = |e: &&StoreError| !e.is_client_error();
+        match self {
+            Reply::Write(results) => results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .find(is_engine)
+                .cloned(),
+            Reply::Mapping(result) => result.as_ref().err().filter(is_engine).cloned(),
+        }
+    }
+}
+
+fn into_pending(msg: WriterMsg) -> Pending {
+    match msg {
+        WriterMsg::Write { ops, reply } => Pending::Write { ops, reply },
+        WriterMsg::PutMapping { body, reply } => Pending::Mapping { body, reply },
+    }
+}
+
+fn group_ops(group: &[Pending]) -> usize {
+    group
+        .iter()
+        .map(|p| match p {
+            Pending::Write { ops, .. } => ops.len(),
+            Pending::Mapping { .. } => 1,
+        })
+        .sum()
+}
+
+/// The state of one transaction being built.
+struct GroupTx<'a> {
+    fields: &'a Fields,
+    /// The mapping as changed by this transaction so far, if changed.
+    mapping: Option<Mapping>,
+    /// The mapping before this transaction.
+    base_mapping: &'a Mapping,
+    /// Next sequence number within this transaction.
+    next_seq: u64,
+    /// Operations for the indexer, in sequence order.
+    index_ops: Vec<IndexOp>,
+    /// Their rough size.
+    index_bytes: usize,
+}
+
+type DocsTable<'t> = Table<'t, (u64, &'static str), &'static [u8]>;
+type WalTable<'t> = Table<'t, u64, &'static [u8]>;
+
+impl GroupTx<'_> {
+    fn mapping(&self) -> &Mapping {
+        self.mapping.as_ref().unwrap_or(self.base_mapping)
+    }
+
+    fn put_mapping(&mut self, body: &Value) -> Result<()> {
+        let mut next = self.mapping().clone();
+        next.merge_es_json(body)?;
+        if &next != self.mapping() {
+            self.mapping = Some(next);
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        docs: &mut DocsTable<'_>,
+        wal: &mut WalTable<'_>,
+        op: &WriteOp,
+    ) -> Result<WriteOutcome> {
+        let key = &op.key;
+        let current = docs
+            .get((key.token, key.id.as_str()))?
+            .map(|row| kv::decode_row(row.value()))
+            .transpose()?;
+        if let Some(expected) = op.if_seq_no {
+            let current_seq = current.as_ref().map(|c| c.seq_no);
+            if current_seq != Some(expected) {
+                return Err(StoreError::VersionConflict {
+                    id: key.id.to_string(),
+                    expected,
+                    current: current_seq,
+                });
+            }
+        }
+        match &op.kind {
+            OpKind::Index { source, create } => {
+                if let (true, Some(existing)) = (create, &current) {
+                    return Err(StoreError::DocumentExists {
+                        id: key.id.to_string(),
+                        version: existing.version,
+                    });
+                }
+                self.write(docs, wal, key, source, current.as_ref())
+            }
+            OpKind::Update {
+                doc,
+                upsert,
+                doc_as_upsert,
+            } => match &current {
+                Some(existing) => {
+                    let Value::Object(original) = existing.source_json()? else {
+                        return Err(StoreError::Storage(
+                            "stored document is not an object".into(),
+                        ));
+                    };
+                    let mut merged = original.clone();
+                    merge_json(&mut merged, doc.as_map());
+                    if merged == original {
+                        return Ok(WriteOutcome {
+                            key: key.clone(),
+                            result: WriteResult::Noop,
+                            seq_no: Some(existing.seq_no),
+                            version: Some(existing.version),
+                        });
+                    }
+                    self.write(docs, wal, key, &Source(merged), current.as_ref())
+                }
+                None if *doc_as_upsert => self.write(docs, wal, key, doc, None),
+                None => match upsert {
+                    Some(upsert) => self.write(docs, wal, key, upsert, None),
+                    None => Err(StoreError::DocumentMissing {
+                        id: key.id.to_string(),
+                    }),
+                },
+            },
+            OpKind::Delete => {
+                let Some(existing) = current else {
+                    return Ok(WriteOutcome {
+                        key: key.clone(),
+                        result: WriteResult::NotFound,
+                        seq_no: None,
+                        version: None,
+                    });
+                };
+                let seq = self.next_seq;
+                docs.remove((key.token, key.id.as_str()))?;
+                wal.insert(seq, kv::encode_wal(WalOp::Delete, key).as_slice())?;
+                self.next_seq += 1;
+                self.index_ops.push(IndexOp::Delete { key: key.encode() });
+                Ok(WriteOutcome {
+                    key: key.clone(),
+                    result: WriteResult::Deleted,
+                    seq_no: Some(seq),
+                    version: Some(existing.version + 1),
+                })
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        docs: &mut DocsTable<'_>,
+        wal: &mut WalTable<'_>,
+        key: &DocKey,
+        source: &Source,
+        current: Option<&StoredDoc>,
+    ) -> Result<WriteOutcome> {
+        let (doc, new_mapping) = to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
+        let body = serde_json::to_vec(source.as_map()).map_err(|e| StoreError::InvalidJson {
+            reason: e.to_string(),
+        })?;
+        let seq = self.next_seq;
+        let version = current.map_or(1, |c| c.version + 1);
+        docs.insert(
+            (key.token, key.id.as_str()),
+            kv::encode_row(seq, version, &body).as_slice(),
+        )?;
+        wal.insert(seq, kv::encode_wal(WalOp::Upsert, key).as_slice())?;
+        // Only now, with the rows written, does the op count: a redb error above fails the whole
+        // transaction, and a mapping error earlier left no trace.
+        self.next_seq += 1;
+        if let Some(mapping) = new_mapping {
+            self.mapping = Some(mapping);
+        }
+        self.index_bytes += doc.approx_bytes;
+        self.index_ops.push(IndexOp::Upsert {
+            key: key.encode(),
+            doc,
+        });
+        Ok(WriteOutcome {
+            key: key.clone(),
+            result: if current.is_some() {
+                WriteResult::Updated
+            } else {
+                WriteResult::Created
+            },
+            seq_no: Some(seq),
+            version: Some(version),
+        })
+    }
+}
