@@ -24,6 +24,6 @@ pub use error::{Result, StoreError};
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};
 pub use kv::StoredDoc;
 pub use ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
-pub use recovery::{DB_FILE, INDEX_DIR};
+pub use recovery::{DB_FILE, INDEX_DIR, RecoveryReport};
 pub use search::{SearchHit, SearchResults, hit_keys};
 pub use store::Store;

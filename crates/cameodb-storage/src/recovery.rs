@@ -24,6 +24,19 @@ pub const DB_FILE: &str = "docs.redb";
 /// Directory name of the tantivy index inside a store directory.
 pub const INDEX_DIR: &str = "index";
 
+/// What opening a store had to do to bring the index in line with the KV store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// WAL records replayed into the existing index.
+    pub replayed: u64,
+    /// Why the index was rebuilt from redb, if it was (missing, corrupt, or disagreeing).
+    pub rebuilt: Option<String>,
+    /// Documents in the store after recovery.
+    pub documents: u64,
+    /// Time recovery took.
+    pub elapsed: std::time::Duration,
+}
+
 /// A store's state after recovery.
 pub(crate) struct Recovered {
     pub db: Database,
@@ -33,6 +46,8 @@ pub(crate) struct Recovered {
     pub mapping: Mapping,
     /// Next sequence to allocate; also what the index now covers.
     pub next_seq: u64,
+    /// What recovery did.
+    pub report: RecoveryReport,
 }
 
 /// Opens (creating if needed) the store in `dir` and recovers it.
@@ -42,42 +57,43 @@ pub(crate) fn open(
     schema: &Schema,
     fields: &Fields,
 ) -> Result<Recovered> {
+    let started = Instant::now();
     std::fs::create_dir_all(dir)?;
     let db = Database::create(dir.join(DB_FILE))?;
     let (next_seq, mapping) = load_meta(&db)?;
     let index_dir = dir.join(INDEX_DIR);
     let existing = match open_index(&index_dir, schema, config, &mapping) {
-        Ok(Some((index, covered))) if covered <= next_seq => Some((index, covered)),
-        Ok(Some((_, covered))) => {
-            warn!(
-                covered,
-                next_seq, "index claims writes the kv store never made; rebuilding"
-            );
-            None
-        }
-        Ok(None) => None,
-        Err(err) => {
-            warn!(error = %err, "index unreadable; rebuilding from the kv store");
-            None
+        Ok(Some((index, covered))) if covered <= next_seq => Ok((index, covered)),
+        Ok(Some((_, covered))) => Err(format!(
+            "index covers sequence {covered} but the kv store only reached {next_seq}"
+        )),
+        Ok(None) => Err("no index".to_string()),
+        Err(err) => Err(format!("index unreadable: {err}")),
+    };
+    let caught_up = existing.and_then(|(index, covered)| {
+        catch_up(&db, index, covered, next_seq, config, &mapping, fields)
+            .map_err(|err| format!("replay failed: {err}"))
+    });
+    let (parts, replayed, rebuilt) = match caught_up {
+        Ok((parts, replayed)) => (parts, replayed, None),
+        Err(reason) => {
+            // A brand-new store has no index yet: building its empty one is no rebuild.
+            let new_store = next_seq == 0;
+            if !new_store {
+                warn!(reason = %reason, "rebuilding index from the kv store");
+            }
+            let parts = rebuild(&db, &index_dir, schema, next_seq, config, &mapping, fields)?;
+            (parts, 0, (!new_store).then_some(reason))
         }
     };
-    if let Some((index, covered)) = existing {
-        match catch_up(&db, index, covered, next_seq, config, &mapping, fields) {
-            Ok((index, writer, reader)) => {
-                return Ok(Recovered {
-                    db,
-                    index,
-                    writer,
-                    reader,
-                    mapping,
-                    next_seq,
-                });
-            }
-            Err(err) => warn!(error = %err, "index disagrees with the kv store; rebuilding"),
-        }
-    }
-    let (index, writer, reader) =
-        rebuild(&db, &index_dir, schema, next_seq, config, &mapping, fields)?;
+    let (index, writer, reader) = parts;
+    let documents = reader.searcher().num_docs();
+    let report = RecoveryReport {
+        replayed,
+        rebuilt,
+        documents,
+        elapsed: started.elapsed(),
+    };
     Ok(Recovered {
         db,
         index,
@@ -85,6 +101,7 @@ pub(crate) fn open(
         reader,
         mapping,
         next_seq,
+        report,
     })
 }
 
@@ -143,9 +160,15 @@ fn open_index(
 
 type IndexParts = (Index, IndexWriter<TantivyDocument>, IndexReader);
 
-fn writer_and_reader(index: Index, config: &StoreConfig) -> Result<IndexParts> {
+fn writer_and_reader(index: Index, config: &StoreConfig, fields: &Fields) -> Result<IndexParts> {
     let (threads, budget) = config.writer_params();
-    let writer = index.writer_with_num_threads(threads, budget)?;
+    let writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(threads, budget)?;
+    // A reopened tantivy writer hands its first operation the opstamp of the last commit. A
+    // merge that starts right away targets that same opstamp and skips source segments whose
+    // delete file carries it, so a real delete landing on it is lost in the merged segment
+    // (the deleted document reappears; found by the crash test). Burn that opstamp on a delete
+    // that matches nothing: no encoded key is empty.
+    writer.delete_term(Term::from_field_bytes(fields.key, &[]));
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
@@ -162,8 +185,8 @@ fn catch_up(
     config: &StoreConfig,
     mapping: &Mapping,
     fields: &Fields,
-) -> Result<IndexParts> {
-    let (index, mut writer, reader) = writer_and_reader(index, config)?;
+) -> Result<(IndexParts, u64)> {
+    let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let started = Instant::now();
     let txn = db.begin_read()?;
     let docs = txn.open_table(DOCS)?;
@@ -197,7 +220,7 @@ fn catch_up(
             "index holds {indexed} documents, kv store {kv_docs}"
         )));
     }
-    Ok((index, writer, reader))
+    Ok(((index, writer, reader), replayed))
 }
 
 fn index_doc(
@@ -236,7 +259,7 @@ fn rebuild(
         .schema(schema.clone())
         .create_in_dir(index_dir)?;
     analysis::register(index.tokenizers(), mapping);
-    let (index, mut writer, reader) = writer_and_reader(index, config)?;
+    let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let txn = db.begin_read()?;
     let docs = txn.open_table(DOCS)?;
     let mut count = 0u64;

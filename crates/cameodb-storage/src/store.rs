@@ -21,7 +21,7 @@ use crate::indexer::{Indexer, IndexerMsg, Visibility};
 use crate::kv::{self, DOCS, StoredDoc, WAL};
 use crate::mapping::Mapping;
 use crate::ops::{WriteOp, WriteOutcome};
-use crate::recovery;
+use crate::recovery::{self, RecoveryReport};
 use crate::schema::{self, Fields};
 use crate::writer::{Writer, WriterMsg};
 
@@ -54,6 +54,8 @@ pub struct Store {
     commit_on_close: bool,
     /// Sequence below which tantivy has committed; the WAL is truncated behind it on close.
     committed: Arc<AtomicU64>,
+    /// What opening had to do.
+    recovery: RecoveryReport,
 }
 
 impl Store {
@@ -115,7 +117,13 @@ impl Store {
             threads: Mutex::new(vec![writer_thread, indexer_thread]),
             commit_on_close: config.commit_on_close,
             committed,
+            recovery: recovered.report,
         })
+    }
+
+    /// What recovery did when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The directory the store lives in.
