@@ -50,10 +50,10 @@ pub fn slot_analyzers(mapping: &Mapping) -> Vec<&str> {
     let mut names = vec!["standard"; TEXT_SLOTS];
     for field in mapping.properties.values() {
         for f in std::iter::once(field).chain(field.fields.values()) {
-            if let (FieldType::Text, Some(slot)) = (f.field_type, f.slot) {
-                if let Some(name) = names.get_mut(usize::from(slot)) {
-                    *name = f.analyzer.as_deref().unwrap_or("standard");
-                }
+            if let (FieldType::Text, Some(slot)) = (f.field_type, f.slot)
+                && let Some(name) = names.get_mut(usize::from(slot))
+            {
+                *name = f.analyzer.as_deref().unwrap_or("standard");
             }
         }
     }

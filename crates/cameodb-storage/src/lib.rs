@@ -18,7 +18,7 @@ mod search;
 mod store;
 mod writer;
 
-pub use analysis::{ANALYZERS, analyzer};
+pub use analysis::{ANALYZERS, analyzer, register as register_analyzers};
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};

@@ -8,7 +8,13 @@ use crate::id::DocKey;
 /// A validated JSON object body. Parsing happens on the caller's thread, so malformed input is
 /// rejected before it reaches the single writer.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Source(pub(crate) Map<String, Value>);
+pub struct Source {
+    /// The parsed object, for indexing and merging.
+    map: Map<String, Value>,
+    /// The bytes it was parsed from, stored as they came (as Elasticsearch keeps `_source`)
+    /// and so that the writer need not serialize the object again.
+    raw: Option<Vec<u8>>,
+}
 
 impl Source {
     /// Parses raw bytes; invalid UTF-8, invalid JSON and non-objects are errors.
@@ -16,22 +22,38 @@ impl Source {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidJson {
             reason: e.to_string(),
         })?;
-        Source::from_value(value)
+        let mut source = Source::from_value(value)?;
+        source.raw = Some(bytes.to_vec());
+        Ok(source)
     }
 
     /// Wraps an already parsed value, which must be an object.
     pub fn from_value(value: Value) -> Result<Source> {
         match value {
-            Value::Object(map) => Ok(Source(map)),
+            Value::Object(map) => Ok(Source::from_map(map)),
             other => Err(StoreError::NotAnObject {
                 found: json_kind(&other),
             }),
         }
     }
 
+    pub(crate) fn from_map(map: Map<String, Value>) -> Source {
+        Source { map, raw: None }
+    }
+
     /// The body as a JSON object.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        &self.map
+    }
+
+    /// The body as stored: the original bytes when there are some.
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
+        match &self.raw {
+            Some(raw) => Ok(raw.clone()),
+            None => serde_json::to_vec(&self.map).map_err(|e| StoreError::InvalidJson {
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 

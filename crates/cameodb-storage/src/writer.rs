@@ -322,7 +322,7 @@ impl GroupTx<'_> {
                             version: Some(existing.version),
                         });
                     }
-                    self.write(docs, wal, key, &Source(merged), current.as_ref())
+                    self.write(docs, wal, key, &Source::from_map(merged), current.as_ref())
                 }
                 None if *doc_as_upsert => self.write(docs, wal, key, doc, None),
                 None => match upsert {
@@ -365,9 +365,7 @@ impl GroupTx<'_> {
         current: Option<&StoredDoc>,
     ) -> Result<WriteOutcome> {
         let (doc, new_mapping) = to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
-        let body = serde_json::to_vec(source.as_map()).map_err(|e| StoreError::InvalidJson {
-            reason: e.to_string(),
-        })?;
+        let body = source.to_bytes()?;
         let seq = self.next_seq;
         let version = current.map_or(1, |c| c.version + 1);
         docs.insert(

@@ -21,6 +21,13 @@ pub struct IndexDoc {
     pub(crate) approx_bytes: usize,
 }
 
+impl IndexDoc {
+    /// The tantivy document, for callers that index it themselves (benchmarks, tools).
+    pub fn into_document(self) -> TantivyDocument {
+        self.doc
+    }
+}
+
 /// Converts `source` (the document body) for indexing under `mapping`.
 ///
 /// Returns the document and, when the document introduced new fields under dynamic mapping,
@@ -459,11 +466,11 @@ fn as_i64(value: &Value) -> Option<Option<i64>> {
 }
 
 fn float_to_i64(f: f64) -> Option<i64> {
+    // 2^63 is exactly representable as f64; i64 covers [-2^63, 2^63).
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
     let truncated = f.trunc();
-    // i64::MAX is not representable as f64; the bound below is the largest f64 under 2^63.
-    (f.is_finite()
-        && truncated >= -9.223_372_036_854_775_808e18
-        && truncated < 9.223_372_036_854_775_808e18)
+    (-TWO_POW_63..TWO_POW_63)
+        .contains(&truncated)
         .then_some(truncated as i64)
 }
 
