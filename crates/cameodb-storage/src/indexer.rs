@@ -18,8 +18,15 @@ use crate::schema::Fields;
 
 /// One operation for the index.
 pub(crate) enum IndexOp {
-    /// Replace whatever is indexed under `key` with `doc`.
-    Upsert { key: Vec<u8>, doc: IndexDoc },
+    /// Index `doc`, first removing whatever is indexed under `key` when `replaces` is set.
+    /// A document the KV store did not have cannot be in the index (any earlier version's
+    /// delete was queued before this), so creates skip the delete: tantivy evaluates every
+    /// queued delete against every segment, which made deletes the top cost of bulk loads.
+    Upsert {
+        key: Vec<u8>,
+        doc: IndexDoc,
+        replaces: bool,
+    },
     /// Remove whatever is indexed under `key`.
     Delete { key: Vec<u8> },
 }
@@ -171,9 +178,11 @@ impl Indexer {
         }
         for op in batch.ops {
             match op {
-                IndexOp::Upsert { key, doc } => {
-                    self.writer
-                        .delete_term(Term::from_field_bytes(self.fields.key, &key));
+                IndexOp::Upsert { key, doc, replaces } => {
+                    if replaces {
+                        self.writer
+                            .delete_term(Term::from_field_bytes(self.fields.key, &key));
+                    }
                     if let Err(err) = self.writer.add_document(doc.doc) {
                         error!(error = %err, "index add failed; the document is replayed from the wal on next open");
                     }

@@ -1,15 +1,23 @@
-//! The redb side: table layouts and the binary encodings of rows and WAL records.
+//! The redb side: table layouts and the binary encodings of rows.
+//!
+//! Documents are stored log-structured. `log` holds every live document body under the
+//! sequence number of the write that produced it, so a bulk load appends to it in key order; it
+//! doubles as the write-ahead log for upserts (replay = the `log` entries at or above tantivy's
+//! committed sequence). `docs` maps (ring token, id) to the live sequence number and version:
+//! small rows, so the random inserts that hashed tokens cause touch few pages. `deletes` is the
+//! write-ahead log for deletes, truncated once tantivy has committed past them.
 
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition};
 
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 
-/// Documents keyed by (ring token, id). Value: see [`encode_row`].
+/// (ring token, id) → [`DocPointer`].
 pub(crate) const DOCS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("docs");
-/// Write-ahead log: sequence number → [`WalOp`] byte + encoded [`DocKey`]. Entries at or below
-/// tantivy's committed sequence are deleted in later transactions.
-pub(crate) const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
+/// sequence → encoded key + JSON body of the live version written at that sequence.
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// sequence → encoded key of a delete not yet covered by a tantivy commit.
+pub(crate) const DELETES: TableDefinition<u64, &[u8]> = TableDefinition::new("deletes");
 /// Store metadata by name.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -17,9 +25,6 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
 /// Meta key: the mapping, as JSON.
 pub(crate) const META_MAPPING: &str = "mapping";
-
-/// Row header length: sequence number + version.
-const ROW_HEADER: usize = 16;
 
 /// A document as stored in redb.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,55 +45,117 @@ impl StoredDoc {
     }
 }
 
-/// Encodes a row: seq (8 bytes LE), version (8 bytes LE), then the JSON body.
-pub(crate) fn encode_row(seq_no: u64, version: u64, source: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ROW_HEADER + source.len());
-    out.extend_from_slice(&seq_no.to_le_bytes());
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(source);
+/// Where a document's live version is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DocPointer {
+    /// Sequence of the live version: its key in `log`.
+    pub seq: u64,
+    /// The document's version.
+    pub version: u64,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Storage(format!("corrupt {what}"))
+}
+
+impl DocPointer {
+    pub fn encode(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.seq.to_le_bytes());
+        out[8..].copy_from_slice(&self.version.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<DocPointer> {
+        let (seq, version) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| corrupt("document row"))?;
+        let version: [u8; 8] = version.try_into().map_err(|_| corrupt("document row"))?;
+        Ok(DocPointer {
+            seq: u64::from_le_bytes(*seq),
+            version: u64::from_le_bytes(version),
+        })
+    }
+}
+
+/// Encodes a log entry: key length (u16 LE), encoded key, body.
+pub(crate) fn encode_log(key: &DocKey, body: &[u8]) -> Vec<u8> {
+    let key = key.encode();
+    let mut out = Vec::with_capacity(2 + key.len() + body.len());
+    // Keys are at most 8 + 512 bytes, so the length always fits.
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(&key);
+    out.extend_from_slice(body);
     out
 }
 
-/// Decodes a row written by [`encode_row`].
-pub(crate) fn decode_row(bytes: &[u8]) -> Result<StoredDoc> {
-    let corrupt = || StoreError::Storage("corrupt document row".into());
-    let (seq, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
-    let (version, source) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+/// Decodes a log entry into its key and body.
+pub(crate) fn decode_log(bytes: &[u8]) -> Result<(DocKey, &[u8])> {
+    let (len, rest) = bytes
+        .split_first_chunk::<2>()
+        .ok_or_else(|| corrupt("log entry"))?;
+    let (key, body) = rest
+        .split_at_checked(usize::from(u16::from_le_bytes(*len)))
+        .ok_or_else(|| corrupt("log entry"))?;
+    Ok((DocKey::decode(key).ok_or_else(|| corrupt("log key"))?, body))
+}
+
+/// Reads the live pointer of `key`.
+pub(crate) fn pointer<T>(docs: &T, key: &DocKey) -> Result<Option<DocPointer>>
+where
+    T: ReadableTable<(u64, &'static str), &'static [u8]>,
+{
+    docs.get((key.token, key.id.as_str()))?
+        .map(|row| DocPointer::decode(row.value()))
+        .transpose()
+}
+
+/// Reads the live version of the document a pointer points at.
+pub(crate) fn load<L>(log: &L, pointer: DocPointer) -> Result<StoredDoc>
+where
+    L: ReadableTable<u64, &'static [u8]>,
+{
+    let entry = log
+        .get(pointer.seq)?
+        .ok_or_else(|| corrupt("store: document body missing"))?;
+    let (_, body) = decode_log(entry.value())?;
     Ok(StoredDoc {
-        seq_no: u64::from_le_bytes(*seq),
-        version: u64::from_le_bytes(*version),
-        source: source.to_vec(),
+        seq_no: pointer.seq,
+        version: pointer.version,
+        source: body.to_vec(),
     })
 }
 
-/// What a WAL record says happened to its key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WalOp {
-    /// The document was written (created, replaced or updated).
-    Upsert = 1,
-    /// The document was deleted.
-    Delete = 2,
-}
-
-pub(crate) fn encode_wal(op: WalOp, key: &DocKey) -> Vec<u8> {
-    let mut out = vec![op as u8];
-    out.extend_from_slice(&key.encode());
-    out
-}
-
-/// Decodes a WAL record. Replay only needs the key: it re-reads the row to decide.
-pub(crate) fn decode_wal(bytes: &[u8]) -> Result<DocKey> {
-    match bytes.split_first() {
-        Some((op, key)) if *op == WalOp::Upsert as u8 || *op == WalOp::Delete as u8 => {
-            DocKey::decode(key).ok_or_else(|| StoreError::Storage("corrupt wal key".into()))
-        }
-        _ => Err(StoreError::Storage("corrupt wal record".into())),
-    }
+/// Reads the live version of `key`.
+pub(crate) fn read<T, L>(docs: &T, log: &L, key: &DocKey) -> Result<Option<StoredDoc>>
+where
+    T: ReadableTable<(u64, &'static str), &'static [u8]>,
+    L: ReadableTable<u64, &'static [u8]>,
+{
+    pointer(docs, key)?.map(|p| load(log, p)).transpose()
 }
 
 pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64> {
     bytes
         .try_into()
         .map(u64::from_le_bytes)
-        .map_err(|_| StoreError::Storage("corrupt counter".into()))
+        .map_err(|_| corrupt("counter"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::DocId;
+
+    #[test]
+    fn encodings_round_trip() {
+        let key = DocKey::new(DocId::new("abc").unwrap(), Some("r")).unwrap();
+        let entry = encode_log(&key, b"{\"a\":1}");
+        let (decoded, body) = decode_log(&entry).unwrap();
+        assert_eq!((decoded, body), (key, &b"{\"a\":1}"[..]));
+        let p = DocPointer { seq: 7, version: 3 };
+        assert_eq!(DocPointer::decode(&p.encode()).unwrap(), p);
+        assert!(decode_log(&[9, 0, 1]).is_err());
+        assert!(DocPointer::decode(&[1, 2]).is_err());
+    }
 }

@@ -13,9 +13,9 @@ use tracing::{info, warn};
 use crate::analysis;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
-use crate::id::{DocId, DocKey};
+use crate::id::DocKey;
 use crate::indexer::{commit_with_payload, payload_next_seq};
-use crate::kv::{self, DOCS, META, META_MAPPING, META_NEXT_SEQ, WAL};
+use crate::kv::{self, DELETES, DOCS, LOG, META, META_MAPPING, META_NEXT_SEQ};
 use crate::mapping::{Mapping, to_index_doc};
 use crate::schema::Fields;
 
@@ -109,7 +109,8 @@ fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
     let txn = db.begin_write()?;
     let loaded = {
         txn.open_table(DOCS)?;
-        txn.open_table(WAL)?;
+        txn.open_table(LOG)?;
+        txn.open_table(DELETES)?;
         let meta = txn.open_table(META)?;
         let next_seq = match meta.get(META_NEXT_SEQ)? {
             Some(v) => kv::decode_u64(v.value())?,
@@ -190,14 +191,25 @@ fn catch_up(
     let started = Instant::now();
     let txn = db.begin_read()?;
     let docs = txn.open_table(DOCS)?;
-    let wal = txn.open_table(WAL)?;
+    let log = txn.open_table(LOG)?;
+    let deletes = txn.open_table(DELETES)?;
     let mut replayed = 0u64;
-    for entry in wal.range(covered..)? {
+    // Every `log` entry is a live version; those the index has not committed are re-indexed.
+    for entry in log.range(covered..)? {
         let (_, record) = entry?;
-        let key = kv::decode_wal(record.value())?;
+        let (key, body) = kv::decode_log(record.value())?;
         writer.delete_term(Term::from_field_bytes(fields.key, &key.encode()));
-        if let Some(row) = docs.get((key.token, key.id.as_str()))? {
-            writer.add_document(index_doc(&key, row.value(), mapping, fields)?)?;
+        writer.add_document(index_doc(&key, body, mapping, fields)?)?;
+        replayed += 1;
+    }
+    // A delete applies only if the document is still absent: if it was written again later,
+    // that later version is a live `log` entry above `covered` and was re-indexed above.
+    for entry in deletes.range(covered..)? {
+        let (_, record) = entry?;
+        let key = DocKey::decode(record.value())
+            .ok_or_else(|| StoreError::Storage("corrupt delete record".into()))?;
+        if kv::pointer(&docs, &key)?.is_none() {
+            writer.delete_term(Term::from_field_bytes(fields.key, &key.encode()));
         }
         replayed += 1;
     }
@@ -225,12 +237,13 @@ fn catch_up(
 
 fn index_doc(
     key: &DocKey,
-    row: &[u8],
+    body: &[u8],
     mapping: &Mapping,
     fields: &Fields,
 ) -> Result<TantivyDocument> {
-    let stored = kv::decode_row(row)?;
-    let serde_json::Value::Object(source) = stored.source_json()? else {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| StoreError::Storage(format!("corrupt stored document [{}]: {e}", key.id)))?;
+    let serde_json::Value::Object(source) = value else {
         return Err(StoreError::Storage(format!(
             "stored document [{}] is not an object",
             key.id
@@ -261,16 +274,13 @@ fn rebuild(
     analysis::register(index.tokenizers(), mapping);
     let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let txn = db.begin_read()?;
-    let docs = txn.open_table(DOCS)?;
+    let log = txn.open_table(LOG)?;
     let mut count = 0u64;
-    for entry in docs.iter()? {
-        let (key, row) = entry?;
-        let (token, id) = key.value();
-        let key = DocKey {
-            token,
-            id: DocId::new(id)?,
-        };
-        writer.add_document(index_doc(&key, row.value(), mapping, fields)?)?;
+    // `log` holds exactly the live versions, in write order: a sequential scan.
+    for entry in log.iter()? {
+        let (_, record) = entry?;
+        let (key, body) = kv::decode_log(record.value())?;
+        writer.add_document(index_doc(&key, body, mapping, fields)?)?;
         count += 1;
     }
     commit_with_payload(&mut writer, next_seq)?;

@@ -18,7 +18,7 @@ use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
 use crate::indexer::{Indexer, IndexerMsg, Visibility};
-use crate::kv::{self, DOCS, StoredDoc, WAL};
+use crate::kv::{self, DELETES, DOCS, LOG, StoredDoc};
 use crate::mapping::Mapping;
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::recovery::{self, RecoveryReport};
@@ -178,23 +178,14 @@ impl Store {
     /// Real-time get: the latest durable version, whether or not it is searchable yet.
     pub fn get(&self, key: &DocKey) -> Result<Option<StoredDoc>> {
         let txn = self.db.begin_read()?;
-        let docs = txn.open_table(DOCS)?;
-        docs.get((key.token, key.id.as_str()))?
-            .map(|row| kv::decode_row(row.value()))
-            .transpose()
+        kv::read(&txn.open_table(DOCS)?, &txn.open_table(LOG)?, key)
     }
 
     /// Gets several documents from one consistent snapshot.
     pub fn get_many(&self, keys: &[DocKey]) -> Result<Vec<Option<StoredDoc>>> {
         let txn = self.db.begin_read()?;
-        let docs = txn.open_table(DOCS)?;
-        keys.iter()
-            .map(|key| {
-                docs.get((key.token, key.id.as_str()))?
-                    .map(|row| kv::decode_row(row.value()))
-                    .transpose()
-            })
-            .collect()
+        let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
+        keys.iter().map(|key| kv::read(&docs, &log, key)).collect()
     }
 
     /// Number of documents in the KV store.
@@ -203,10 +194,13 @@ impl Store {
         Ok(txn.open_table(DOCS)?.len()?)
     }
 
-    /// Number of WAL records not yet truncated (diagnostics and tests).
+    /// Number of write-ahead records a crash now would replay: bodies written since tantivy's
+    /// last commit plus delete records not yet truncated (diagnostics and tests).
     pub fn wal_len(&self) -> Result<u64> {
+        let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(WAL)?.len()?)
+        let uncommitted = txn.open_table(LOG)?.range(committed..)?.count() as u64;
+        Ok(uncommitted + txn.open_table(DELETES)?.len()?)
     }
 
     /// Calls `visit` for every document whose token is in `tokens`, in key order, from one
@@ -217,7 +211,7 @@ impl Store {
         mut visit: impl FnMut(DocKey, StoredDoc) -> bool,
     ) -> Result<()> {
         let txn = self.db.begin_read()?;
-        let docs = txn.open_table(DOCS)?;
+        let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
         let (start, end) = tokens.into_inner();
         for entry in docs.range((start, "")..)? {
             let (key, row) = entry?;
@@ -229,7 +223,8 @@ impl Store {
                 token,
                 id: DocId::new(id)?,
             };
-            if !visit(key, kv::decode_row(row.value())?) {
+            let doc = kv::load(&log, kv::DocPointer::decode(row.value())?)?;
+            if !visit(key, doc) {
                 break;
             }
         }
@@ -328,7 +323,7 @@ impl Store {
     fn truncate_wal(&self) -> Result<()> {
         let below = self.committed.load(std::sync::atomic::Ordering::Acquire);
         let txn = self.db.begin_write()?;
-        txn.open_table(WAL)?.retain_in(..below, |_, _| false)?;
+        txn.open_table(DELETES)?.retain_in(..below, |_, _| false)?;
         txn.commit()?;
         Ok(())
     }

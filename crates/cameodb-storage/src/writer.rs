@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
-use redb::{Database, ReadableTable, Table};
+use redb::{Database, Table};
 use serde_json::Value;
 use tracing::{debug, error};
 
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
-use crate::kv::{self, DOCS, META, META_MAPPING, META_NEXT_SEQ, StoredDoc, WAL, WalOp};
+use crate::kv::{self, DELETES, DOCS, DocPointer, LOG, META, META_MAPPING, META_NEXT_SEQ};
 use crate::mapping::{Mapping, to_index_doc};
 use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
 use crate::schema::Fields;
@@ -106,16 +106,17 @@ impl Writer {
             .map_err(StoreError::from)
             .and_then(|txn| {
                 let results = {
-                    let mut docs = txn.open_table(DOCS)?;
-                    let mut wal = txn.open_table(WAL)?;
+                    let mut tables = Tables {
+                        docs: txn.open_table(DOCS)?,
+                        log: txn.open_table(LOG)?,
+                        deletes: txn.open_table(DELETES)?,
+                    };
                     let mut meta = txn.open_table(META)?;
                     let results: Vec<Reply> = group
                         .iter()
                         .map(|pending| match pending {
                             Pending::Write { ops, .. } => Reply::Write(
-                                ops.iter()
-                                    .map(|op| tx.apply(&mut docs, &mut wal, op))
-                                    .collect(),
+                                ops.iter().map(|op| tx.apply(&mut tables, op)).collect(),
                             ),
                             Pending::Mapping { body, .. } => Reply::Mapping(tx.put_mapping(body)),
                         })
@@ -133,7 +134,10 @@ impl Writer {
                         meta.insert(META_MAPPING, json.as_slice())?;
                     }
                     if truncate_to > self.truncated_below {
-                        wal.retain_in(self.truncated_below..truncate_to, |_, _| false)?;
+                        // Only delete records are truncated: `log` entries are live bodies.
+                        tables
+                            .deletes
+                            .retain_in(self.truncated_below..truncate_to, |_, _| false)?;
                     }
                     results
                 };
@@ -253,8 +257,12 @@ struct GroupTx<'a> {
     index_bytes: usize,
 }
 
-type DocsTable<'t> = Table<'t, (u64, &'static str), &'static [u8]>;
-type WalTable<'t> = Table<'t, u64, &'static [u8]>;
+/// The tables one transaction writes.
+struct Tables<'t> {
+    docs: Table<'t, (u64, &'static str), &'static [u8]>,
+    log: Table<'t, u64, &'static [u8]>,
+    deletes: Table<'t, u64, &'static [u8]>,
+}
 
 impl GroupTx<'_> {
     fn mapping(&self) -> &Mapping {
@@ -270,19 +278,11 @@ impl GroupTx<'_> {
         Ok(())
     }
 
-    fn apply(
-        &mut self,
-        docs: &mut DocsTable<'_>,
-        wal: &mut WalTable<'_>,
-        op: &WriteOp,
-    ) -> Result<WriteOutcome> {
+    fn apply(&mut self, tables: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome> {
         let key = &op.key;
-        let current = docs
-            .get((key.token, key.id.as_str()))?
-            .map(|row| kv::decode_row(row.value()))
-            .transpose()?;
+        let current = kv::pointer(&tables.docs, key)?;
         if let Some(expected) = op.if_seq_no {
-            let current_seq = current.as_ref().map(|c| c.seq_no);
+            let current_seq = current.map(|c| c.seq);
             if current_seq != Some(expected) {
                 return Err(StoreError::VersionConflict {
                     id: key.id.to_string(),
@@ -299,14 +299,15 @@ impl GroupTx<'_> {
                         version: existing.version,
                     });
                 }
-                self.write(docs, wal, key, source, current.as_ref())
+                self.write(tables, key, source, current)
             }
             OpKind::Update {
                 doc,
                 upsert,
                 doc_as_upsert,
-            } => match &current {
-                Some(existing) => {
+            } => match current {
+                Some(pointer) => {
+                    let existing = kv::load(&tables.log, pointer)?;
                     let Value::Object(original) = existing.source_json()? else {
                         return Err(StoreError::Storage(
                             "stored document is not an object".into(),
@@ -322,11 +323,11 @@ impl GroupTx<'_> {
                             version: Some(existing.version),
                         });
                     }
-                    self.write(docs, wal, key, &Source::from_map(merged), current.as_ref())
+                    self.write(tables, key, &Source::from_map(merged), current)
                 }
-                None if *doc_as_upsert => self.write(docs, wal, key, doc, None),
+                None if *doc_as_upsert => self.write(tables, key, doc, None),
                 None => match upsert {
-                    Some(upsert) => self.write(docs, wal, key, upsert, None),
+                    Some(upsert) => self.write(tables, key, upsert, None),
                     None => Err(StoreError::DocumentMissing {
                         id: key.id.to_string(),
                     }),
@@ -342,8 +343,9 @@ impl GroupTx<'_> {
                     });
                 };
                 let seq = self.next_seq;
-                docs.remove((key.token, key.id.as_str()))?;
-                wal.insert(seq, kv::encode_wal(WalOp::Delete, key).as_slice())?;
+                tables.docs.remove((key.token, key.id.as_str()))?;
+                tables.log.remove(existing.seq)?;
+                tables.deletes.insert(seq, key.encode().as_slice())?;
                 self.next_seq += 1;
                 self.index_ops.push(IndexOp::Delete { key: key.encode() });
                 Ok(WriteOutcome {
@@ -358,21 +360,26 @@ impl GroupTx<'_> {
 
     fn write(
         &mut self,
-        docs: &mut DocsTable<'_>,
-        wal: &mut WalTable<'_>,
+        tables: &mut Tables<'_>,
         key: &DocKey,
         source: &Source,
-        current: Option<&StoredDoc>,
+        current: Option<DocPointer>,
     ) -> Result<WriteOutcome> {
         let (doc, new_mapping) = to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
         let body = source.to_bytes()?;
         let seq = self.next_seq;
         let version = current.map_or(1, |c| c.version + 1);
-        docs.insert(
-            (key.token, key.id.as_str()),
-            kv::encode_row(seq, version, &body).as_slice(),
-        )?;
-        wal.insert(seq, kv::encode_wal(WalOp::Upsert, key).as_slice())?;
+        if let Some(previous) = current {
+            // The superseded body goes: `log` holds live versions only.
+            tables.log.remove(previous.seq)?;
+        }
+        let pointer = DocPointer { seq, version };
+        tables
+            .docs
+            .insert((key.token, key.id.as_str()), pointer.encode().as_slice())?;
+        tables
+            .log
+            .insert(seq, kv::encode_log(key, &body).as_slice())?;
         // Only now, with the rows written, does the op count: a redb error above fails the whole
         // transaction, and a mapping error earlier left no trace.
         self.next_seq += 1;
@@ -383,6 +390,7 @@ impl GroupTx<'_> {
         self.index_ops.push(IndexOp::Upsert {
             key: key.encode(),
             doc,
+            replaces: current.is_some(),
         });
         Ok(WriteOutcome {
             key: key.clone(),
