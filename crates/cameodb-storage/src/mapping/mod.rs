@@ -211,6 +211,14 @@ impl Mapping {
         self.properties.get(path)
     }
 
+    /// The mapping of `path`, including multi-fields (`title.keyword`).
+    pub fn lookup(&self, path: &str) -> Option<&FieldMapping> {
+        self.properties.get(path).or_else(|| {
+            let (parent, sub) = path.rsplit_once('.')?;
+            self.properties.get(parent)?.fields.get(sub)
+        })
+    }
+
     /// The dynamic setting in force for new children of `parent` ("" = root).
     pub fn dynamic_for(&self, parent: &str) -> Dynamic {
         let mut current = parent;

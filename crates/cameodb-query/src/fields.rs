@@ -1,0 +1,219 @@
+//! Resolving a field path to the tantivy field(s) and terms that index it.
+
+use cameodb_storage::mapping::{FieldMapping, FieldType, Mapping, date};
+use cameodb_storage::schema::{Fields, OVERFLOW_TOKENIZER, slot_tokenizer};
+use serde_json::Value;
+use tantivy::DateTime;
+use tantivy::schema::{DATE_TIME_PRECISION_INDEXED, Field, Term};
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+
+use crate::error::QueryError;
+
+/// What translation needs to know about the index.
+pub struct QueryContext<'a> {
+    /// The index mapping.
+    pub mapping: &'a Mapping,
+    /// Schema field handles.
+    pub fields: &'a Fields,
+    /// The index's analyzers (registered per text slot).
+    pub tokenizers: &'a TokenizerManager,
+}
+
+/// How a path is indexed.
+pub(crate) enum Target {
+    /// Analyzed text: in `field` (a slot) or, with `json_path`, in the overflow JSON field.
+    Text {
+        field: Field,
+        json_path: Option<String>,
+        analyzer: TextAnalyzer,
+    },
+    /// An exact value in the `_exact` JSON field.
+    Exact { path: String, mapping: FieldMapping },
+    /// Not mapped (or an object): matches nothing, as in Elasticsearch.
+    Unmapped,
+}
+
+impl QueryContext<'_> {
+    pub(crate) fn target(&self, path: &str) -> Target {
+        let Some(mapping) = self.mapping.lookup(path) else {
+            return Target::Unmapped;
+        };
+        match mapping.field_type {
+            FieldType::Object => Target::Unmapped,
+            FieldType::Text => match self.fields.text_field(mapping.slot) {
+                Some(field) => Target::Text {
+                    field,
+                    json_path: None,
+                    analyzer: self
+                        .analyzer(&slot_tokenizer(usize::from(mapping.slot.unwrap_or(0)))),
+                },
+                None => Target::Text {
+                    field: self.fields.text,
+                    json_path: Some(path.to_string()),
+                    analyzer: self.analyzer(OVERFLOW_TOKENIZER),
+                },
+            },
+            _ => Target::Exact {
+                path: path.to_string(),
+                mapping: mapping.clone(),
+            },
+        }
+    }
+
+    fn analyzer(&self, name: &str) -> TextAnalyzer {
+        self.tokenizers
+            .get(name)
+            .unwrap_or_else(|| cameodb_storage::analyzer("standard"))
+    }
+
+    /// Every mapped leaf path that a query over "all fields" should search: text fields and
+    /// keyword fields (Elasticsearch's `index.query.default_field: *`).
+    pub(crate) fn all_fields(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        for (path, field) in &self.mapping.properties {
+            if matches!(field.field_type, FieldType::Text | FieldType::Keyword) {
+                paths.push(path.clone());
+            }
+        }
+        paths
+    }
+
+    /// The JSON-path term prefix of `path` in the exact field.
+    pub(crate) fn exact_prefix(&self, path: &str) -> Term {
+        Term::from_field_json_path(self.fields.exact, path, true)
+    }
+}
+
+/// Tokenizes `text` for a text target: (position, term) pairs.
+pub(crate) fn text_terms(target: &Target, text: &str) -> Vec<(usize, Term)> {
+    let Target::Text {
+        field,
+        json_path,
+        analyzer,
+    } = target
+    else {
+        return Vec::new();
+    };
+    let mut analyzer = analyzer.clone();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while let Some(token) = stream.next() {
+        let term = match json_path {
+            None => Term::from_field_text(*field, &token.text),
+            Some(path) => {
+                let mut term = Term::from_field_json_path(*field, path, true);
+                term.append_type_and_str(&token.text);
+                term
+            }
+        };
+        out.push((token.position, term));
+    }
+    out
+}
+
+/// A text target's term for a raw (unanalyzed) value, as `term` queries use.
+pub(crate) fn raw_text_term(target: &Target, text: &str) -> Option<Term> {
+    let Target::Text {
+        field, json_path, ..
+    } = target
+    else {
+        return None;
+    };
+    Some(match json_path {
+        None => Term::from_field_text(*field, text),
+        Some(path) => {
+            let mut term = Term::from_field_json_path(*field, path, true);
+            term.append_type_and_str(text);
+            term
+        }
+    })
+}
+
+fn shard_error(path: &str, ty: FieldType, value: &Value) -> QueryError {
+    QueryError::Shard(format!(
+        "failed to create query: cannot parse [{value}] as [{}] for field [{path}]",
+        ty.name()
+    ))
+}
+
+/// A typed value as the index stores it for an exact field.
+pub(crate) enum ExactValue {
+    Str(String),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Date(DateTime),
+}
+
+/// Coerces a query value to the field's type, as Elasticsearch does at query time.
+pub(crate) fn exact_value(
+    path: &str,
+    mapping: &FieldMapping,
+    value: &Value,
+) -> Result<ExactValue, QueryError> {
+    let ty = mapping.field_type;
+    let err = || shard_error(path, ty, value);
+    Ok(match ty {
+        FieldType::Keyword | FieldType::Text | FieldType::Object => ExactValue::Str(match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(err()),
+        }),
+        FieldType::Long | FieldType::Integer | FieldType::Short | FieldType::Byte => {
+            let number = match value {
+                Value::Number(n) => n
+                    .as_i64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+                Value::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            };
+            ExactValue::I64(number.ok_or_else(err)?)
+        }
+        FieldType::Double | FieldType::Float => {
+            let number = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|f| f.is_finite())
+            .ok_or_else(err)?;
+            let number = if ty == FieldType::Float {
+                f64::from(number as f32)
+            } else {
+                number
+            };
+            // The index stores whole floats as integers; query the same way.
+            if number.fract() == 0.0 && number.abs() < 9.0e15 {
+                ExactValue::I64(number as i64)
+            } else {
+                ExactValue::F64(number)
+            }
+        }
+        FieldType::Boolean => ExactValue::Bool(match value {
+            Value::Bool(b) => *b,
+            Value::String(s) if s == "true" => true,
+            Value::String(s) if s == "false" => false,
+            _ => return Err(err()),
+        }),
+        FieldType::Date => {
+            let millis = date::parse_value(value, mapping.format.as_deref()).ok_or_else(err)?;
+            ExactValue::Date(DateTime::from_timestamp_millis(millis))
+        }
+    })
+}
+
+/// The exact-field term for `value` at `path`.
+pub(crate) fn exact_term(prefix: &Term, value: &ExactValue) -> Term {
+    let mut term = prefix.clone();
+    match value {
+        ExactValue::Str(s) => term.append_type_and_str(s),
+        ExactValue::I64(n) => term.append_type_and_fast_value(*n),
+        ExactValue::F64(f) => term.append_type_and_fast_value(*f),
+        ExactValue::Bool(b) => term.append_type_and_fast_value(*b),
+        ExactValue::Date(d) => {
+            term.append_type_and_fast_value(d.truncate(DATE_TIME_PRECISION_INDEXED))
+        }
+    }
+    term
+}

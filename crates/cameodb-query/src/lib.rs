@@ -1,0 +1,12 @@
+//! The Elasticsearch query DSL, translated to tantivy queries. Pure: it reads a mapping and the
+//! schema's field handles and builds query objects; it never touches an index or a file.
+
+mod dsl;
+mod error;
+mod fields;
+mod query_string;
+
+pub use dsl::translate;
+pub use error::QueryError;
+pub use fields::QueryContext;
+pub use query_string::query_string;

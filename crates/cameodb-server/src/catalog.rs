@@ -1,0 +1,457 @@
+//! The node's indexes: names, settings and their open shards, persisted under
+//! `<data dir>/indices/<name>/` (`index.json` + the store).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cameodb_storage::StoreConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, RwLock};
+use tracing::info;
+
+use crate::error::ApiError;
+use crate::shard::Shard;
+
+/// Settings and identity of one index, as persisted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IndexMeta {
+    /// Random id, as Elasticsearch's index uuid.
+    pub uuid: String,
+    /// Creation time, epoch milliseconds.
+    pub creation_date: u64,
+    /// Settings by full name (`index.number_of_shards` …) with string values, as Elasticsearch
+    /// reports them.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// An open index.
+pub struct IndexEntry {
+    /// The index name.
+    pub name: String,
+    /// Its settings.
+    pub meta: IndexMeta,
+    /// Its storage actor.
+    pub shard: Shard,
+}
+
+/// All indexes of this node.
+pub struct Catalog {
+    /// `<data dir>/indices`.
+    root: PathBuf,
+    /// Open indexes by name.
+    indices: RwLock<BTreeMap<String, Arc<IndexEntry>>>,
+    /// Serialises creations and deletions, so two requests cannot create one index twice.
+    ddl: Mutex<()>,
+    /// Store configuration for new and reopened indexes.
+    store_config: StoreConfig,
+    /// In-flight job bound per index.
+    max_in_flight: usize,
+}
+
+const META_FILE: &str = "index.json";
+/// Settings an index accepts (others are rejected, as Elasticsearch does).
+const KNOWN_SETTINGS: &[&str] = &[
+    "index.number_of_shards",
+    "index.number_of_replicas",
+    "index.refresh_interval",
+    "index.max_result_window",
+];
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Checks an index name against Elasticsearch's rules.
+pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    let invalid = |why: &str| {
+        Err(ApiError::bad_request(
+            "invalid_index_name_exception",
+            format!("Invalid index name [{name}], {why}"),
+        )
+        .with_index(name))
+    };
+    if name.is_empty() {
+        return invalid("must not be empty");
+    }
+    if name != name.to_lowercase() {
+        return invalid("must be lowercase");
+    }
+    if name.starts_with(['-', '_', '+']) {
+        return invalid("must not start with '_', '-', or '+'");
+    }
+    if name == "." || name == ".." {
+        return invalid("must not be '.' or '..'");
+    }
+    if name.len() > 255 {
+        return invalid(&format!("index name is too long, ({} > 255)", name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| r#"\/*?"<>| ,#:"#.contains(*c)) {
+        return invalid(&format!("must not contain the following characters [{c}]"));
+    }
+    Ok(())
+}
+
+/// Flattens `{"settings": {"index": {"x": 1}, "y": "2"}}` to `index.x = "1"`, `index.y = "2"`.
+fn flatten_settings(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten_settings(&name, v, out);
+            }
+        }
+        Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Parses and validates the `settings` of an index creation body.
+pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut flat = BTreeMap::new();
+    if let Some(settings) = settings {
+        flatten_settings("", settings, &mut flat);
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in flat {
+        let key = if key.starts_with("index.") {
+            key
+        } else {
+            format!("index.{key}")
+        };
+        if !KNOWN_SETTINGS.contains(&key.as_str()) {
+            return Err(ApiError::illegal_argument(format!(
+                "unknown setting [{key}] please check that any required plugins are installed, or check the breaking changes documentation for removed settings"
+            )));
+        }
+        out.insert(key, value);
+    }
+    for key in [
+        "index.number_of_shards",
+        "index.number_of_replicas",
+        "index.max_result_window",
+    ] {
+        if let Some(v) = out.get(key)
+            && v.parse::<u32>().is_err()
+        {
+            return Err(ApiError::illegal_argument(format!(
+                "Failed to parse value [{v}] for setting [{key}]"
+            )));
+        }
+    }
+    if let Some(v) = out.get("index.refresh_interval") {
+        parse_interval(v)?;
+    }
+    out.entry("index.number_of_shards".into())
+        .or_insert_with(|| "1".into());
+    out.entry("index.number_of_replicas".into())
+        .or_insert_with(|| "1".into());
+    Ok(out)
+}
+
+/// Parses an Elasticsearch time value (`100ms`, `1s`, `-1`); `None` means disabled.
+pub fn parse_interval(text: &str) -> Result<Option<Duration>, ApiError> {
+    let bad = || {
+        ApiError::illegal_argument(format!(
+            "failed to parse setting [index.refresh_interval] with value [{text}] as a time value"
+        ))
+    };
+    if text == "-1" {
+        return Ok(None);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => number,
+        "s" => number * 1000,
+        "m" => number * 60_000,
+        _ => return Err(bad()),
+    };
+    Ok(Some(Duration::from_millis(millis)))
+}
+
+impl Catalog {
+    /// Opens every index found under `data_dir`.
+    pub async fn open(
+        data_dir: &Path,
+        store_config: StoreConfig,
+        max_in_flight: usize,
+    ) -> Result<Catalog, ApiError> {
+        let root = data_dir.join("indices");
+        tokio::fs::create_dir_all(&root)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", root.display())))?;
+        let catalog = Catalog {
+            root,
+            indices: RwLock::new(BTreeMap::new()),
+            ddl: Mutex::new(()),
+            store_config,
+            max_in_flight,
+        };
+        let mut dir = tokio::fs::read_dir(&catalog.root)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        while let Some(entry) = dir
+            .next_entry()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let meta_path = entry.path().join(META_FILE);
+            let Ok(bytes) = tokio::fs::read(&meta_path).await else {
+                continue;
+            };
+            let meta: IndexMeta = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::internal(format!("corrupt {}: {e}", meta_path.display())))?;
+            let shard = catalog.open_shard(&name, &meta).await?;
+            info!(index = %name, "index opened");
+            catalog
+                .indices
+                .write()
+                .await
+                .insert(name.clone(), Arc::new(IndexEntry { name, meta, shard }));
+        }
+        Ok(catalog)
+    }
+
+    fn store_config_for(&self, meta: &IndexMeta) -> StoreConfig {
+        let mut config = self.store_config.clone();
+        if let Some(Ok(interval)) = meta
+            .settings
+            .get("index.refresh_interval")
+            .map(|v| parse_interval(v))
+        {
+            config.refresh_interval = interval;
+        }
+        config
+    }
+
+    async fn open_shard(&self, name: &str, meta: &IndexMeta) -> Result<Shard, ApiError> {
+        Shard::open(
+            self.root.join(name),
+            self.store_config_for(meta),
+            self.max_in_flight,
+        )
+        .await
+    }
+
+    /// The index called `name`.
+    pub async fn get(&self, name: &str) -> Option<Arc<IndexEntry>> {
+        self.indices.read().await.get(name).cloned()
+    }
+
+    /// The index called `name`, or 404.
+    pub async fn require(&self, name: &str) -> Result<Arc<IndexEntry>, ApiError> {
+        self.get(name)
+            .await
+            .ok_or_else(|| ApiError::index_not_found(name))
+    }
+
+    /// Every index, by name.
+    pub async fn all(&self) -> Vec<Arc<IndexEntry>> {
+        self.indices.read().await.values().cloned().collect()
+    }
+
+    /// Resolves an index expression (`a`, `a,b`, `logs-*`, `_all`, `*`) to open indexes.
+    /// Concrete names that do not exist are 404s; wildcards may match nothing.
+    pub async fn resolve(&self, expression: &str) -> Result<Vec<Arc<IndexEntry>>, ApiError> {
+        let indices = self.indices.read().await;
+        let mut out: Vec<Arc<IndexEntry>> = Vec::new();
+        for part in expression.split(',').filter(|p| !p.is_empty()) {
+            if part == "_all" || part.contains('*') {
+                for (name, entry) in indices.iter() {
+                    if part == "_all" || wildcard_match(part, name) {
+                        if !out.iter().any(|e| e.name == *name) {
+                            out.push(Arc::clone(entry));
+                        }
+                    }
+                }
+            } else {
+                let entry = indices
+                    .get(part)
+                    .ok_or_else(|| ApiError::index_not_found(part))?;
+                if !out.iter().any(|e| e.name == part) {
+                    out.push(Arc::clone(entry));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates an index. `mappings` is an Elasticsearch mapping body.
+    pub async fn create(
+        &self,
+        name: &str,
+        settings: BTreeMap<String, String>,
+        mappings: Option<Value>,
+    ) -> Result<Arc<IndexEntry>, ApiError> {
+        validate_name(name)?;
+        let _ddl = self.ddl.lock().await;
+        if let Some(existing) = self.get(name).await {
+            return Err(ApiError::bad_request(
+                "resource_already_exists_exception",
+                format!("index [{}/{}] already exists", name, existing.meta.uuid),
+            )
+            .with_index(name));
+        }
+        if let Some(mappings) = &mappings {
+            // Validate before anything touches the disk.
+            cameodb_storage::mapping::Mapping::from_es_json(mappings)?;
+        }
+        let meta = IndexMeta {
+            uuid: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
+            creation_date: now_millis(),
+            settings,
+        };
+        let dir = self.root.join(name);
+        let meta_json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| ApiError::internal(e.to_string()))?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        tokio::fs::write(dir.join(META_FILE), meta_json)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let shard = self.open_shard(name, &meta).await?;
+        if let Some(mappings) = mappings {
+            shard
+                .run(move |store| store.put_mapping(mappings))
+                .await??;
+        }
+        let entry = Arc::new(IndexEntry {
+            name: name.to_string(),
+            meta,
+            shard,
+        });
+        self.indices
+            .write()
+            .await
+            .insert(name.to_string(), Arc::clone(&entry));
+        info!(index = %name, "index created");
+        Ok(entry)
+    }
+
+    /// The index `name`, created with defaults if missing (Elasticsearch's auto-create on write).
+    pub async fn get_or_create(&self, name: &str) -> Result<Arc<IndexEntry>, ApiError> {
+        if let Some(entry) = self.get(name).await {
+            return Ok(entry);
+        }
+        match self.create(name, parse_settings(None)?, None).await {
+            Ok(entry) => Ok(entry),
+            Err(err) if err.kind == "resource_already_exists_exception" => self.require(name).await,
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Deletes an index and its files.
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let _ddl = self.ddl.lock().await;
+        let entry = self
+            .indices
+            .write()
+            .await
+            .remove(name)
+            .ok_or_else(|| ApiError::index_not_found(name))?;
+        entry.shard.close().await?;
+        tokio::fs::remove_dir_all(self.root.join(name))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        info!(index = %name, "index deleted");
+        Ok(())
+    }
+
+    /// Closes every index (shutdown): commits and stops their actors.
+    pub async fn close_all(&self) {
+        for entry in self.all().await {
+            if let Err(err) = entry.shard.close().await {
+                tracing::warn!(index = %entry.name, reason = %err.reason, "closing index failed");
+            }
+        }
+    }
+
+    /// The settings object Elasticsearch shows for an index.
+    pub fn settings_json(entry: &IndexEntry) -> Value {
+        let mut index = Map::new();
+        for (key, value) in &entry.meta.settings {
+            index.insert(
+                key.trim_start_matches("index.").to_string(),
+                Value::String(value.clone()),
+            );
+        }
+        index.insert(
+            "creation_date".into(),
+            Value::String(entry.meta.creation_date.to_string()),
+        );
+        index.insert("uuid".into(), Value::String(entry.meta.uuid.clone()));
+        index.insert("provided_name".into(), Value::String(entry.name.clone()));
+        index.insert("version".into(), serde_json::json!({"created": "8500000"}));
+        serde_json::json!({"index": index})
+    }
+}
+
+/// `*` wildcard matching for index expressions.
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = match parts.split_first() {
+        Some(split) => split,
+        None => return pattern == name,
+    };
+    let Some(mut remaining) = name.strip_prefix(first) else {
+        return false;
+    };
+    for (i, part) in rest.iter().enumerate() {
+        if i == rest.len() - 1 {
+            return remaining.ends_with(part);
+        }
+        match remaining.find(part) {
+            Some(pos) => remaining = &remaining[pos + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_wildcards() {
+        assert!(validate_name("books").is_ok());
+        for bad in ["", "Books", "_x", "a b", "a*", "a/b", ".."] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(wildcard_match("log*", "logs-1"));
+        assert!(wildcard_match("*-1", "logs-1"));
+        assert!(wildcard_match("l*s*1", "logs-1"));
+        assert!(!wildcard_match("x*", "logs"));
+        assert!(wildcard_match("*", "anything"));
+    }
+
+    #[test]
+    fn settings_are_flattened_and_checked() {
+        let s = parse_settings(Some(
+            &serde_json::json!({"number_of_shards": 2, "index": {"refresh_interval": "1s"}}),
+        ))
+        .unwrap();
+        assert_eq!(s["index.number_of_shards"], "2");
+        assert_eq!(s["index.refresh_interval"], "1s");
+        assert!(parse_settings(Some(&serde_json::json!({"bogus": 1}))).is_err());
+        assert!(parse_interval("100ms").unwrap() == Some(Duration::from_millis(100)));
+        assert!(parse_interval("-1").unwrap().is_none());
+        assert!(parse_interval("soon").is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! The HTTP layer's one error type, rendered in Elasticsearch's error shape. Every lower-layer
+//! error is mapped to a status and an Elasticsearch error type here, once.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cameodb_query::QueryError;
+use cameodb_storage::StoreError;
+use serde_json::{Value, json};
+
+/// An error answered to the client as `{"error": {...}, "status": N}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Elasticsearch error type, e.g. `index_not_found_exception`.
+    pub kind: String,
+    /// Human-readable reason.
+    pub reason: String,
+    /// The index concerned, when there is one (Elasticsearch adds `index` to the error).
+    pub index: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &str, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind: kind.to_string(),
+            reason: reason.into(),
+            index: None,
+        }
+    }
+
+    pub fn bad_request(kind: &str, reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, kind, reason)
+    }
+
+    pub fn parse(reason: impl Into<String>) -> ApiError {
+        ApiError::bad_request("parse_exception", reason)
+    }
+
+    pub fn illegal_argument(reason: impl Into<String>) -> ApiError {
+        ApiError::bad_request("illegal_argument_exception", reason)
+    }
+
+    pub fn index_not_found(index: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            format!("no such index [{index}]"),
+        )
+        .with_index(index)
+    }
+
+    pub fn rejected(reason: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "es_rejected_execution_exception",
+            reason,
+        )
+    }
+
+    pub fn internal(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", reason)
+    }
+
+    pub fn with_index(mut self, index: &str) -> ApiError {
+        self.index = Some(index.to_string());
+        self
+    }
+
+    /// The `{"type", "reason", ...}` object, as used inside errors and bulk items.
+    pub fn cause(&self) -> Value {
+        let mut cause = json!({"type": self.kind, "reason": self.reason});
+        if let Some(index) = &self.index {
+            cause["index"] = json!(index);
+        }
+        cause
+    }
+
+    /// The whole error body.
+    pub fn body(&self) -> Value {
+        let mut error = self.cause();
+        error["root_cause"] = json!([self.cause()]);
+        json!({"error": error, "status": self.status.as_u16()})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), kind = %self.kind, reason = %self.reason, "request failed");
+        }
+        (
+            self.status,
+            crate::respond::json_headers(),
+            self.body().to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        let reason = err.to_string();
+        let (status, kind) = match &err {
+            StoreError::InvalidId { .. } => (
+                StatusCode::BAD_REQUEST,
+                "action_request_validation_exception",
+            ),
+            StoreError::InvalidRouting { .. } => {
+                (StatusCode::BAD_REQUEST, "illegal_argument_exception")
+            }
+            StoreError::InvalidJson { .. } | StoreError::NotAnObject { .. } => {
+                (StatusCode::BAD_REQUEST, "mapper_parsing_exception")
+            }
+            StoreError::MapperParsing { .. } => {
+                (StatusCode::BAD_REQUEST, "document_parsing_exception")
+            }
+            StoreError::InvalidMapping { .. } => {
+                (StatusCode::BAD_REQUEST, "mapper_parsing_exception")
+            }
+            StoreError::MappingConflict { .. } => {
+                (StatusCode::BAD_REQUEST, "illegal_argument_exception")
+            }
+            StoreError::StrictDynamic { .. } => {
+                (StatusCode::BAD_REQUEST, "strict_dynamic_mapping_exception")
+            }
+            StoreError::DocumentExists { .. } | StoreError::VersionConflict { .. } => {
+                (StatusCode::CONFLICT, "version_conflict_engine_exception")
+            }
+            StoreError::DocumentMissing { .. } => {
+                (StatusCode::NOT_FOUND, "document_missing_exception")
+            }
+            StoreError::Closed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable_shards_exception",
+            ),
+            StoreError::Storage(_) | StoreError::Index(_) | StoreError::Io(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "exception")
+            }
+        };
+        ApiError::new(status, kind, reason)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> ApiError {
+        ApiError::bad_request(err.es_type(), err.to_string())
+    }
+}
+
+impl From<tantivy::TantivyError> for ApiError {
+    fn from(err: tantivy::TantivyError) -> ApiError {
+        StoreError::from(err).into()
+    }
+}

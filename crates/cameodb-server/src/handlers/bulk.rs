@@ -1,0 +1,282 @@
+//! `_bulk`: NDJSON of action lines and sources. Every item succeeds or fails on its own; the
+//! items of one index go to its store as one batch (one durable transaction).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use cameodb_storage::{OpKind, Source, WriteOp};
+use serde_json::{Map, Value, json};
+
+use super::docs::{check_params, generate_id, outcome_json, outcome_status, update_op};
+use super::{AppState, Params, Refresh, apply_refresh, doc_key, refresh_param, run};
+use crate::error::ApiError;
+use crate::respond;
+
+pub async fn bulk(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    handle(&state, None, &params, &body).await
+}
+
+pub async fn bulk_index(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    handle(&state, Some(index), &params, &body).await
+}
+
+/// One parsed item: where it goes and what it does, or why it failed to parse.
+struct Item {
+    /// `index`, `create`, `update` or `delete`.
+    action: String,
+    /// Target index.
+    index: String,
+    /// Document id (generated for `index`/`create` without one).
+    id: String,
+    /// The write, or the item's error.
+    op: Result<WriteOp, ApiError>,
+}
+
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
+fn parse_items(
+    default_index: Option<&str>,
+    params: &Params,
+    body: &[u8],
+) -> Result<Vec<Item>, ApiError> {
+    let mut items = Vec::new();
+    let mut lines = lines(body);
+    while let Some(line) = lines.next() {
+        // A malformed action line makes the rest unparseable, as in Elasticsearch: 400.
+        let action: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+            ApiError::illegal_argument(format!(
+                "Malformed action/metadata line [{}], expected START_OBJECT: {e}",
+                items.len() + 1
+            ))
+        })?;
+        let mut entries = action.into_iter();
+        let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
+            return Err(ApiError::illegal_argument(format!(
+                "Malformed action/metadata line [{}], expected a single action",
+                items.len() + 1
+            )));
+        };
+        let meta = meta.as_object().cloned().ok_or_else(|| {
+            ApiError::illegal_argument(format!(
+                "Malformed action/metadata line [{}], expected an object",
+                items.len() + 1
+            ))
+        })?;
+        if !["index", "create", "update", "delete"].contains(&name.as_str()) {
+            return Err(ApiError::illegal_argument(format!(
+                "Malformed action/metadata line [{}], expected one of [create, delete, index, update] but found [{name}]",
+                items.len() + 1
+            )));
+        }
+        let source_line = if name == "delete" {
+            None
+        } else {
+            Some(lines.next().ok_or_else(|| {
+                ApiError::illegal_argument("The bulk request must be terminated by a newline [\\n]")
+            })?)
+        };
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .or(default_index)
+            .map(String::from);
+        let explicit_id = match meta.get("_id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let id = match (&explicit_id, name.as_str()) {
+            (Some(id), _) => id.clone(),
+            (None, "index" | "create") => generate_id(),
+            (None, _) => String::new(),
+        };
+        let op = build_op(
+            &name,
+            index.as_deref(),
+            &id,
+            explicit_id.is_some(),
+            &meta,
+            params,
+            source_line,
+        );
+        items.push(Item {
+            action: name,
+            index: index.unwrap_or_default(),
+            id,
+            op,
+        });
+    }
+    Ok(items)
+}
+
+fn build_op(
+    action: &str,
+    index: Option<&str>,
+    id: &str,
+    has_id: bool,
+    meta: &Map<String, Value>,
+    params: &Params,
+    source: Option<&[u8]>,
+) -> Result<WriteOp, ApiError> {
+    if index.is_none() {
+        return Err(ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: index is missing;",
+        ));
+    }
+    if !has_id && matches!(action, "update" | "delete") {
+        return Err(ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: id is missing;",
+        ));
+    }
+    let routing = meta
+        .get("routing")
+        .and_then(Value::as_str)
+        .or(params.get("routing").map(String::as_str));
+    let key = doc_key(id, routing)?;
+    let if_seq_no = match (
+        meta.get("if_seq_no").and_then(Value::as_u64),
+        meta.get("if_primary_term").and_then(Value::as_u64),
+    ) {
+        (Some(seq), Some(super::docs::PRIMARY_TERM)) => Some(seq),
+        (Some(_), Some(_)) => Some(u64::MAX),
+        _ => None,
+    };
+    let source = source.unwrap_or_default();
+    Ok(match action {
+        "index" | "create" => WriteOp {
+            key,
+            kind: OpKind::Index {
+                source: Source::from_slice(source)?,
+                create: action == "create"
+                    || meta.get("op_type").and_then(Value::as_str) == Some("create"),
+            },
+            if_seq_no,
+        },
+        "update" => {
+            let body: Map<String, Value> = serde_json::from_slice(source)
+                .map_err(|e| ApiError::parse(format!("failed to parse update body: {e}")))?;
+            update_op(key, &body, if_seq_no)?
+        }
+        _ => WriteOp {
+            key,
+            kind: OpKind::Delete,
+            if_seq_no,
+        },
+    })
+}
+
+async fn handle(
+    state: &AppState,
+    default_index: Option<String>,
+    params: &Params,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    check_params(
+        params,
+        &[
+            "refresh",
+            "routing",
+            "pipeline",
+            "require_alias",
+            "_source",
+            "_source_includes",
+            "_source_excludes",
+        ],
+    )?;
+    let refresh = refresh_param(params)?;
+    let items = parse_items(default_index.as_deref(), params, body)?;
+    let mut results: Vec<Option<Result<cameodb_storage::WriteOutcome, ApiError>>> = Vec::new();
+    let mut by_index: BTreeMap<String, Vec<(usize, WriteOp)>> = BTreeMap::new();
+    for (n, item) in items.iter().enumerate() {
+        match &item.op {
+            Ok(op) => {
+                by_index
+                    .entry(item.index.clone())
+                    .or_default()
+                    .push((n, op.clone()));
+                results.push(None);
+            }
+            Err(err) => results.push(Some(Err(err.clone()))),
+        }
+    }
+    for (index, ops) in by_index {
+        let entry = match state.catalog.get_or_create(&index).await {
+            Ok(entry) => entry,
+            Err(err) => {
+                for (n, _) in ops {
+                    results[n] = Some(Err(err.clone()));
+                }
+                continue;
+            }
+        };
+        let (positions, ops): (Vec<usize>, Vec<WriteOp>) = ops.into_iter().unzip();
+        let outcomes = run(&entry.shard, move |store| {
+            let outcomes = store.write_batch(ops);
+            let max_seq = outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().ok().and_then(|o| o.seq_no))
+                .max();
+            apply_refresh(store, refresh, max_seq)?;
+            Ok(outcomes)
+        })
+        .await;
+        match outcomes {
+            Ok(outcomes) => {
+                for (n, outcome) in positions.into_iter().zip(outcomes) {
+                    results[n] = Some(outcome.map_err(ApiError::from));
+                }
+            }
+            Err(err) => {
+                for n in positions {
+                    results[n] = Some(Err(err.clone()));
+                }
+            }
+        }
+    }
+    let mut errors = false;
+    let rendered: Vec<Value> = items
+        .iter()
+        .zip(results)
+        .map(|(item, result)| {
+            let body = match result.unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))) {
+                Ok(outcome) => {
+                    let mut body = outcome_json(&item.index, &outcome, refresh == Refresh::Now);
+                    if refresh != Refresh::Now
+                        && let Some(obj) = body.as_object_mut()
+                    {
+                        obj.remove("forced_refresh");
+                    }
+                    body["status"] = json!(outcome_status(&outcome).as_u16());
+                    body
+                }
+                Err(err) => {
+                    errors = true;
+                    json!({"_index": item.index, "_id": item.id, "status": err.status.as_u16(), "error": err.clone().with_index(&item.index).cause()})
+                }
+            };
+            json!({ item.action.clone(): body })
+        })
+        .collect();
+    Ok(respond::ok(
+        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": rendered}),
+    ))
+}

@@ -1,0 +1,376 @@
+//! Single-document APIs: index, create, get, exists, `_source`, delete, update.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cameodb_storage::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
+use serde_json::{Value, json};
+
+use super::source_filter::SourceFilter;
+use super::{
+    AppState, Params, apply_refresh, doc_key, number, parse_object_body, refresh_param, run,
+};
+use crate::error::ApiError;
+use crate::respond;
+
+/// Elasticsearch's primary term; a single-copy shard never changes it.
+pub const PRIMARY_TERM: u64 = 1;
+
+/// Rejects parameters this endpoint does not understand (as Elasticsearch does).
+pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    const ALWAYS: &[&str] = &[
+        "pretty",
+        "human",
+        "error_trace",
+        "timeout",
+        "master_timeout",
+        "wait_for_active_shards",
+    ];
+    match params
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()) && !ALWAYS.contains(&k.as_str()))
+    {
+        Some(unknown) => Err(ApiError::illegal_argument(format!(
+            "request contains unrecognized parameter: [{unknown}]"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Reads `if_seq_no` / `if_primary_term`.
+pub fn condition(params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
+    let seq: Option<u64> = number(params, "if_seq_no")?;
+    let term: Option<u64> = number(params, "if_primary_term")?;
+    match (seq, term) {
+        (None, None) => Ok(None),
+        (Some(seq), Some(PRIMARY_TERM)) => Ok(Some(seq)),
+        // Any other term can never match: the write must conflict.
+        (Some(_), Some(_)) => Ok(Some(u64::MAX)),
+        _ => Err(ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: ifSeqNo is set, but primary term is [0];",
+        )),
+    }
+}
+
+/// The JSON Elasticsearch returns for a write.
+pub fn outcome_json(index: &str, outcome: &WriteOutcome, forced_refresh: bool) -> Value {
+    let mut body = json!({
+        "_index": index,
+        "_id": outcome.key.id.as_str(),
+        "_version": outcome.version.unwrap_or(1),
+        "result": outcome.result.as_str(),
+        "_shards": if outcome.result == WriteResult::Noop { json!({"total": 0, "successful": 0, "failed": 0}) } else { respond::shards_one() },
+        "_seq_no": outcome.seq_no.unwrap_or(0),
+        "_primary_term": PRIMARY_TERM,
+    });
+    if forced_refresh {
+        body["forced_refresh"] = json!(true);
+    }
+    body
+}
+
+/// The HTTP status of a write outcome.
+pub fn outcome_status(outcome: &WriteOutcome) -> StatusCode {
+    match outcome.result {
+        WriteResult::Created => StatusCode::CREATED,
+        WriteResult::NotFound => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
+}
+
+async fn write_one(
+    state: &AppState,
+    index: &str,
+    op: WriteOp,
+    params: &HashMap<String, String>,
+    auto_create: bool,
+) -> Result<Response, ApiError> {
+    let refresh = refresh_param(params)?;
+    let entry = if auto_create {
+        state.catalog.get_or_create(index).await?
+    } else {
+        state.catalog.require(index).await?
+    };
+    let (outcome, forced) = run(&entry.shard, move |store| {
+        let outcome = store.write(op)?;
+        let forced = apply_refresh(store, refresh, outcome.seq_no)?;
+        Ok((outcome, forced))
+    })
+    .await
+    .map_err(|e| e.with_index(index))?;
+    Ok(respond::json(
+        outcome_status(&outcome),
+        outcome_json(index, &outcome, forced),
+    ))
+}
+
+const INDEX_PARAMS: &[&str] = &[
+    "refresh",
+    "routing",
+    "op_type",
+    "if_seq_no",
+    "if_primary_term",
+    "require_alias",
+    "pipeline",
+];
+
+fn index_op(
+    id: &str,
+    params: &HashMap<String, String>,
+    body: &Bytes,
+    force_create: bool,
+) -> Result<WriteOp, ApiError> {
+    check_params(params, INDEX_PARAMS)?;
+    if params.contains_key("pipeline") {
+        return Err(ApiError::illegal_argument(
+            "ingest pipelines are not supported",
+        ));
+    }
+    let key = doc_key(id, params.get("routing").map(String::as_str))?;
+    let source = Source::from_slice(body)?;
+    let create = force_create
+        || match params.get("op_type").map(String::as_str) {
+            None | Some("index") => false,
+            Some("create") => true,
+            Some(other) => {
+                return Err(ApiError::illegal_argument(format!(
+                    "opType must be 'create' or 'index', found: [{other}]"
+                )));
+            }
+        };
+    Ok(WriteOp {
+        key,
+        kind: OpKind::Index { source, create },
+        if_seq_no: condition(params)?,
+    })
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let op = index_op(&id, &params, &body, false)?;
+    write_one(&state, &index, op, &params, true).await
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let op = index_op(&id, &params, &body, true)?;
+    write_one(&state, &index, op, &params, true).await
+}
+
+/// A random id like Elasticsearch's: 20+ URL-safe characters.
+pub fn generate_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes().iter())
+        .take(20)
+        .map(|b| ALPHABET[usize::from(*b) % 64] as char)
+        .collect()
+}
+
+pub async fn index_auto_id(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let op = index_op(&generate_id(), &params, &body, true)?;
+    write_one(&state, &index, op, &params, true).await
+}
+
+const GET_PARAMS: &[&str] = &[
+    "routing",
+    "_source",
+    "_source_includes",
+    "_source_excludes",
+    "realtime",
+    "refresh",
+    "preference",
+    "stored_fields",
+];
+
+async fn fetch(
+    state: &AppState,
+    index: &str,
+    id: &str,
+    params: &HashMap<String, String>,
+) -> Result<Option<cameodb_storage::StoredDoc>, ApiError> {
+    check_params(params, GET_PARAMS)?;
+    let entry = state.catalog.require(index).await?;
+    let key = doc_key(id, params.get("routing").map(String::as_str))?;
+    let refresh = super::flag(params, "refresh")?.unwrap_or(false);
+    run(&entry.shard, move |store| {
+        if refresh {
+            store.refresh()?;
+        }
+        Ok(store.get(&key)?)
+    })
+    .await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let doc = fetch(&state, &index, &id, &params).await?;
+    let Some(doc) = doc else {
+        return Ok(respond::json(
+            StatusCode::NOT_FOUND,
+            json!({"_index": index, "_id": id, "found": false}),
+        ));
+    };
+    let mut body = json!({
+        "_index": index, "_id": id, "_version": doc.version, "_seq_no": doc.seq_no,
+        "_primary_term": PRIMARY_TERM, "found": true,
+    });
+    if let Some(source) = SourceFilter::from_params(&params).apply(doc.source_json()?) {
+        body["_source"] = source;
+    }
+    Ok(respond::ok(body))
+}
+
+pub async fn exists(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+) -> Response {
+    match fetch(&state, &index, &id, &params).await {
+        Ok(Some(_)) => StatusCode::OK.into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(err) => err.status.into_response(),
+    }
+}
+
+pub async fn get_source(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    match fetch(&state, &index, &id, &params).await? {
+        Some(doc) => Ok(respond::ok(
+            SourceFilter::from_params(&params)
+                .apply(doc.source_json()?)
+                .unwrap_or(Value::Null),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found_exception",
+            format!("Document not found [{index}]/[{id}]"),
+        )
+        .with_index(&index)),
+    }
+}
+
+pub async fn exists_source(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    params: Params,
+) -> Response {
+    exists(state, path, params).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    check_params(
+        &params,
+        &["refresh", "routing", "if_seq_no", "if_primary_term"],
+    )?;
+    let key = doc_key(&id, params.get("routing").map(String::as_str))?;
+    let op = WriteOp {
+        key,
+        kind: OpKind::Delete,
+        if_seq_no: condition(&params)?,
+    };
+    write_one(&state, &index, op, &params, false).await
+}
+
+/// Builds the write for an `_update` body (shared with `_bulk`).
+pub fn update_op(
+    key: cameodb_storage::DocKey,
+    body: &serde_json::Map<String, Value>,
+    if_seq_no: Option<u64>,
+) -> Result<WriteOp, ApiError> {
+    for k in body.keys() {
+        match k.as_str() {
+            "doc" | "upsert" | "doc_as_upsert" | "detect_noop" | "_source" => {}
+            "script" | "scripted_upsert" => {
+                return Err(ApiError::illegal_argument(
+                    "scripted updates are not supported; use [doc]",
+                ));
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "x_content_parse_exception",
+                    format!("[UpdateRequest] unknown field [{other}]"),
+                ));
+            }
+        }
+    }
+    let doc = body.get("doc").cloned().ok_or_else(|| {
+        ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: script or doc is missing;",
+        )
+    })?;
+    let doc = Source::from_value(doc)?;
+    let upsert = body
+        .get("upsert")
+        .cloned()
+        .map(Source::from_value)
+        .transpose()?;
+    let doc_as_upsert = body
+        .get("doc_as_upsert")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(WriteOp {
+        key,
+        kind: OpKind::Update {
+            doc,
+            upsert,
+            doc_as_upsert,
+        },
+        if_seq_no,
+    })
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((index, id)): Path<(String, String)>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_params(
+        &params,
+        &[
+            "refresh",
+            "routing",
+            "if_seq_no",
+            "if_primary_term",
+            "retry_on_conflict",
+            "_source",
+            "_source_includes",
+            "_source_excludes",
+        ],
+    )?;
+    let body = parse_object_body(&body)?.unwrap_or_default();
+    let key = doc_key(&id, params.get("routing").map(String::as_str))?;
+    let op = update_op(key, &body, condition(&params)?)?;
+    write_one(&state, &index, op, &params, true).await
+}

@@ -1,0 +1,140 @@
+//! Index APIs: create, delete, get, exists, mappings, refresh.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::{AppState, parse_object_body};
+use crate::catalog::{Catalog, IndexEntry, parse_settings};
+use crate::error::ApiError;
+use crate::respond;
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.unwrap_or_default();
+    if let Some(key) = body
+        .keys()
+        .find(|k| !["settings", "mappings", "aliases"].contains(&k.as_str()))
+    {
+        return Err(ApiError::parse(format!(
+            "unknown key [{key}] for create index"
+        )));
+    }
+    if body
+        .get("aliases")
+        .and_then(Value::as_object)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(ApiError::illegal_argument("aliases are not supported"));
+    }
+    let settings = parse_settings(body.get("settings"))?;
+    let mappings = body.get("mappings").cloned();
+    state.catalog.create(&index, settings, mappings).await?;
+    Ok(respond::ok(
+        json!({"acknowledged": true, "shards_acknowledged": true, "index": index}),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    for entry in state.catalog.resolve(&index).await? {
+        state.catalog.delete(&entry.name).await?;
+    }
+    Ok(respond::ok(json!({"acknowledged": true})))
+}
+
+pub async fn exists(State(state): State<AppState>, Path(index): Path<String>) -> Response {
+    match state.catalog.resolve(&index).await {
+        Ok(found) if !found.is_empty() => StatusCode::OK.into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn mapping_of(entry: &IndexEntry) -> Result<Value, ApiError> {
+    super::run(&entry.shard, |store| Ok(store.mapping().to_es_json())).await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut out = Map::new();
+    for entry in state.catalog.resolve(&index).await? {
+        let mappings = mapping_of(&entry).await?;
+        out.insert(
+            entry.name.clone(),
+            json!({"aliases": {}, "mappings": mappings, "settings": Catalog::settings_json(&entry)}),
+        );
+    }
+    Ok(respond::ok(Value::Object(out)))
+}
+
+pub async fn get_mapping(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let entries = state.catalog.resolve(&index).await?;
+    mappings_response(entries).await
+}
+
+pub async fn get_mapping_all(State(state): State<AppState>) -> Result<Response, ApiError> {
+    mappings_response(state.catalog.all().await).await
+}
+
+async fn mappings_response(entries: Vec<std::sync::Arc<IndexEntry>>) -> Result<Response, ApiError> {
+    let mut out = Map::new();
+    for entry in entries {
+        out.insert(
+            entry.name.clone(),
+            json!({"mappings": mapping_of(&entry).await?}),
+        );
+    }
+    Ok(respond::ok(Value::Object(out)))
+}
+
+pub async fn put_mapping(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: mapping source is missing;",
+        )
+    })?;
+    let body = Value::Object(body);
+    for entry in state.catalog.resolve(&index).await? {
+        let body = body.clone();
+        super::run(&entry.shard, move |store| Ok(store.put_mapping(body)?)).await?;
+    }
+    Ok(respond::ok(json!({"acknowledged": true})))
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    refresh_entries(state.catalog.resolve(&index).await?).await
+}
+
+pub async fn refresh_all(State(state): State<AppState>) -> Result<Response, ApiError> {
+    refresh_entries(state.catalog.all().await).await
+}
+
+async fn refresh_entries(entries: Vec<std::sync::Arc<IndexEntry>>) -> Result<Response, ApiError> {
+    let count = entries.len();
+    for entry in entries {
+        super::run(&entry.shard, |store| Ok(store.refresh()?)).await?;
+    }
+    Ok(respond::ok(
+        json!({"_shards": {"total": count, "successful": count, "failed": 0}}),
+    ))
+}

@@ -1,0 +1,204 @@
+//! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
+
+mod bulk;
+mod cat;
+mod docs;
+mod indices;
+mod mget;
+mod root;
+mod search;
+mod source_filter;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use bytes::Bytes;
+use cameodb_storage::{DocId, DocKey, Store};
+use serde_json::Value;
+
+use crate::catalog::Catalog;
+use crate::error::ApiError;
+use crate::shard::Shard;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's indexes.
+    pub catalog: Arc<Catalog>,
+    /// This node's name (`GET /`).
+    pub node_name: String,
+    /// Stable cluster id (`GET /`).
+    pub cluster_uuid: String,
+}
+
+/// Query-string parameters.
+pub type Params = axum::extract::Query<HashMap<String, String>>;
+
+/// The router for every Elasticsearch-compatible endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(root::info).head(root::ping))
+        .route("/_cluster/health", get(root::health))
+        .route("/_cluster/health/{index}", get(root::health_index))
+        .route("/_cat/indices", get(cat::indices))
+        .route("/_cat/indices/{index}", get(cat::indices_for))
+        .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
+        .route(
+            "/{index}/_bulk",
+            post(bulk::bulk_index).put(bulk::bulk_index),
+        )
+        .route("/_mget", get(mget::mget).post(mget::mget))
+        .route(
+            "/{index}/_mget",
+            get(mget::mget_index).post(mget::mget_index),
+        )
+        .route("/_search", get(search::search_all).post(search::search_all))
+        .route("/{index}/_search", get(search::search).post(search::search))
+        .route("/_count", get(search::count_all).post(search::count_all))
+        .route("/{index}/_count", get(search::count).post(search::count))
+        .route(
+            "/_refresh",
+            get(indices::refresh_all).post(indices::refresh_all),
+        )
+        .route(
+            "/{index}/_refresh",
+            get(indices::refresh).post(indices::refresh),
+        )
+        .route("/_mapping", get(indices::get_mapping_all))
+        .route(
+            "/{index}/_mapping",
+            get(indices::get_mapping)
+                .put(indices::put_mapping)
+                .post(indices::put_mapping),
+        )
+        .route(
+            "/{index}",
+            put(indices::create)
+                .delete(indices::delete)
+                .get(indices::get)
+                .head(indices::exists),
+        )
+        .route("/{index}/_doc", post(docs::index_auto_id))
+        .route(
+            "/{index}/_doc/{id}",
+            put(docs::index)
+                .post(docs::index)
+                .get(docs::get)
+                .head(docs::exists)
+                .delete(docs::delete),
+        )
+        .route(
+            "/{index}/_create/{id}",
+            put(docs::create).post(docs::create),
+        )
+        .route(
+            "/{index}/_source/{id}",
+            get(docs::get_source).head(docs::exists_source),
+        )
+        .route("/{index}/_update/{id}", post(docs::update))
+        .with_state(state)
+}
+
+/// Parses a JSON body; an empty body is `None`.
+pub fn parse_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::parse(format!("request body is not valid JSON: {e}")))
+}
+
+/// Parses a JSON body that must be an object (or empty).
+pub fn parse_object_body(body: &Bytes) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
+    match parse_body(body)? {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(ApiError::parse("request body must be a JSON object")),
+    }
+}
+
+/// The key of document `id`, honouring `routing`.
+pub fn doc_key(id: &str, routing: Option<&str>) -> Result<DocKey, ApiError> {
+    Ok(DocKey::new(DocId::new(id)?, routing)?)
+}
+
+/// A boolean query parameter (`?x`, `?x=true`, `?x=false`).
+pub fn flag(params: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
+    match params.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("" | "true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(ApiError::illegal_argument(format!(
+            "Failed to parse value [{other}] as only [true] or [false] are allowed."
+        ))),
+    }
+}
+
+/// A numeric query parameter.
+pub fn number<T: std::str::FromStr>(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<T>().map_err(|_| {
+                ApiError::illegal_argument(format!("Failed to parse [{name}] value [{v}]"))
+            })
+        })
+        .transpose()
+}
+
+/// How a write waits for search visibility (`refresh` parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// Return as soon as durable.
+    No,
+    /// Refresh now, then return (`refresh=true`).
+    Now,
+    /// Wait for the next refresh (`refresh=wait_for`).
+    WaitFor,
+}
+
+/// Reads the `refresh` parameter.
+pub fn refresh_param(params: &HashMap<String, String>) -> Result<Refresh, ApiError> {
+    match params.get("refresh").map(String::as_str) {
+        None | Some("false") => Ok(Refresh::No),
+        Some("" | "true") => Ok(Refresh::Now),
+        Some("wait_for") => Ok(Refresh::WaitFor),
+        Some(other) => Err(ApiError::illegal_argument(format!(
+            "Unknown value for refresh: [{other}]."
+        ))),
+    }
+}
+
+/// How long `refresh=wait_for` waits at most.
+const WAIT_FOR_LIMIT: Duration = Duration::from_secs(30);
+
+/// Applies `refresh` after a write whose highest sequence number is `seq` (on a blocking thread).
+pub fn apply_refresh(store: &Store, refresh: Refresh, seq: Option<u64>) -> Result<bool, ApiError> {
+    match (refresh, seq) {
+        (Refresh::No, _) | (_, None) => Ok(false),
+        (Refresh::Now, Some(_)) => {
+            store.refresh()?;
+            Ok(true)
+        }
+        (Refresh::WaitFor, Some(seq)) => {
+            store.wait_searchable(seq, WAIT_FOR_LIMIT);
+            Ok(false)
+        }
+    }
+}
+
+/// Runs `job` on `shard`, flattening its result.
+pub async fn run<R, F>(shard: &Shard, job: F) -> Result<R, ApiError>
+where
+    F: FnOnce(&Store) -> Result<R, ApiError> + Send + 'static,
+    R: Send + 'static,
+{
+    shard.run(job).await?
+}

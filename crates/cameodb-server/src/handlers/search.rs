@@ -1,0 +1,540 @@
+//! `_search` and `_count`, over one or several indexes (hits merged by score or sort key).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use cameodb_query::{QueryContext, query_string, translate};
+use cameodb_storage::mapping::FieldType;
+use cameodb_storage::{Store, hit_keys};
+use serde_json::{Map, Value, json};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, Query};
+use tantivy::{DateTime, DocAddress, Order};
+
+use super::docs::check_params;
+use super::source_filter::SourceFilter;
+use super::{AppState, Params, number, parse_object_body, run};
+use crate::catalog::IndexEntry;
+use crate::error::ApiError;
+use crate::respond;
+
+/// Elasticsearch's default `index.max_result_window`.
+const MAX_RESULT_WINDOW: usize = 10_000;
+
+const SEARCH_PARAMS: &[&str] = &[
+    "q",
+    "df",
+    "default_operator",
+    "from",
+    "size",
+    "sort",
+    "_source",
+    "_source_includes",
+    "_source_excludes",
+    "track_total_hits",
+    "rest_total_hits_as_int",
+    "ignore_unavailable",
+    "allow_no_indices",
+    "expand_wildcards",
+    "preference",
+    "routing",
+    "search_type",
+    "typed_keys",
+    "request_cache",
+    "batched_reduce_size",
+    "ccs_minimize_roundtrips",
+];
+
+/// A sort key: a field (or `_score`) and a direction.
+#[derive(Clone, Debug)]
+struct SortKey {
+    field: String,
+    descending: bool,
+}
+
+/// A parsed search request.
+#[derive(Clone, Debug)]
+struct SearchSpec {
+    /// The query DSL (or a `q=` string).
+    query: QuerySpec,
+    from: usize,
+    size: usize,
+    sort: Option<SortKey>,
+    source: SourceFilter,
+    rest_total_as_int: bool,
+}
+
+#[derive(Clone, Debug)]
+enum QuerySpec {
+    All,
+    Dsl(Value),
+    Lucene {
+        text: String,
+        default_field: Option<String>,
+        and: bool,
+    },
+}
+
+fn parse_sort_value(value: &Value) -> Result<Option<SortKey>, ApiError> {
+    let key = |field: &str, order: Option<&str>| -> Result<SortKey, ApiError> {
+        let descending = match order {
+            None => field == "_score",
+            Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => return Err(ApiError::parse(format!("[sort] unknown order [{other}]"))),
+        };
+        Ok(SortKey {
+            field: field.to_string(),
+            descending,
+        })
+    };
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    if items.len() > 1 {
+        return Err(ApiError::parse(
+            "sorting by more than one key is not supported yet",
+        ));
+    }
+    let Some(item) = items.first() else {
+        return Ok(None);
+    };
+    Ok(Some(match item {
+        Value::String(s) => match s.split_once(':') {
+            Some((field, order)) => key(field, Some(order))?,
+            None => key(s, None)?,
+        },
+        Value::Object(map) if map.len() == 1 => {
+            let (field, spec) = map
+                .iter()
+                .next()
+                .ok_or_else(|| ApiError::parse("[sort] is empty"))?;
+            match spec {
+                Value::String(order) => key(field, Some(order))?,
+                Value::Object(opts) => {
+                    if let Some(unknown) = opts.keys().find(|k| k.as_str() != "order") {
+                        return Err(ApiError::parse(format!(
+                            "[sort] option [{unknown}] is not supported"
+                        )));
+                    }
+                    key(field, opts.get("order").and_then(Value::as_str))?
+                }
+                _ => return Err(ApiError::parse("[sort] malformed")),
+            }
+        }
+        _ => return Err(ApiError::parse("[sort] malformed")),
+    }))
+}
+
+fn parse_spec(
+    params: &HashMap<String, String>,
+    body: Option<Map<String, Value>>,
+) -> Result<SearchSpec, ApiError> {
+    check_params(params, SEARCH_PARAMS)?;
+    let body = body.unwrap_or_default();
+    const BODY_KEYS: &[&str] = &[
+        "query",
+        "from",
+        "size",
+        "sort",
+        "_source",
+        "track_total_hits",
+        "timeout",
+        "min_score",
+        "version",
+        "seq_no_primary_term",
+    ];
+    if let Some(unknown) = body.keys().find(|k| !BODY_KEYS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "parsing_exception",
+            format!("Unknown key for a START_OBJECT in [{unknown}]."),
+        ));
+    }
+    let mut query = match body.get("query") {
+        Some(q) => QuerySpec::Dsl(q.clone()),
+        None => QuerySpec::All,
+    };
+    if let Some(q) = params.get("q") {
+        let and = params
+            .get("default_operator")
+            .is_some_and(|op| op.eq_ignore_ascii_case("and"));
+        query = QuerySpec::Lucene {
+            text: q.clone(),
+            default_field: params.get("df").cloned(),
+            and,
+        };
+    }
+    let from = number::<usize>(params, "from")?
+        .or(body.get("from").and_then(Value::as_u64).map(|v| v as usize))
+        .unwrap_or(0);
+    let size = number::<usize>(params, "size")?
+        .or(body.get("size").and_then(Value::as_u64).map(|v| v as usize))
+        .unwrap_or(10);
+    for key in ["from", "size"] {
+        if body.get(key).is_some_and(|v| !v.is_u64()) {
+            return Err(ApiError::parse(format!(
+                "[{key}] must be a non-negative integer"
+            )));
+        }
+    }
+    if from + size > MAX_RESULT_WINDOW {
+        return Err(ApiError::illegal_argument(format!(
+            "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets.",
+            from + size
+        )));
+    }
+    let sort = match (params.get("sort"), body.get("sort")) {
+        (Some(s), _) => parse_sort_value(&Value::String(s.clone()))?,
+        (None, Some(v)) => parse_sort_value(v)?,
+        (None, None) => None,
+    };
+    let source = SourceFilter::from_params(params).with_body(body.get("_source"))?;
+    let rest_total_as_int = super::flag(params, "rest_total_hits_as_int")?.unwrap_or(false);
+    Ok(SearchSpec {
+        query,
+        from,
+        size,
+        sort,
+        source,
+        rest_total_as_int,
+    })
+}
+
+/// One hit from one index, before merging.
+struct Hit {
+    index: String,
+    id: String,
+    score: f32,
+    sort: Option<Value>,
+    source: Option<Value>,
+}
+
+fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiError> {
+    let mapping = store.mapping();
+    let ctx = QueryContext {
+        mapping: &mapping,
+        fields: store.fields(),
+        tokenizers: store.index().tokenizers(),
+    };
+    Ok(match spec {
+        QuerySpec::All => Box::new(AllQuery),
+        QuerySpec::Dsl(dsl) => translate(dsl, &ctx)?,
+        QuerySpec::Lucene {
+            text,
+            default_field,
+            and,
+        } => {
+            let fields = default_field
+                .as_ref()
+                .filter(|f| f.as_str() != "*")
+                .map(|f| vec![f.clone()]);
+            query_string(text, fields.as_deref(), *and, &ctx)?
+        }
+    })
+}
+
+type Sorted = (usize, Vec<(Option<Value>, DocAddress)>);
+
+/// Top `limit` docs by a field; the sort values come back as JSON.
+fn sorted_by_field(
+    store: &Store,
+    query: &dyn Query,
+    key: &SortKey,
+    limit: usize,
+) -> Result<Sorted, ApiError> {
+    let searcher = store.searcher();
+    let order = if key.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let mapping = store.mapping();
+    let field_type = mapping.lookup(&key.field).map(|f| f.field_type);
+    let column = format!("{}.{}", cameodb_storage::schema::EXACT_FIELD, key.field);
+    let total = searcher.search(query, &Count)?;
+    let docs: Vec<(Option<Value>, DocAddress)> = match field_type {
+        Some(FieldType::Keyword) => searcher
+            .search(
+                query,
+                &TopDocs::with_limit(limit).order_by_string_fast_field(column, order),
+            )?
+            .into_iter()
+            .map(|(v, a)| (v.map(Value::String), a))
+            .collect(),
+        Some(FieldType::Long | FieldType::Integer | FieldType::Short | FieldType::Byte) => searcher
+            .search(
+                query,
+                &TopDocs::with_limit(limit).order_by_fast_field::<i64>(column, order),
+            )?
+            .into_iter()
+            .map(|(v, a)| (v.map(|v| json!(v)), a))
+            .collect(),
+        Some(FieldType::Double | FieldType::Float) => searcher
+            .search(
+                query,
+                &TopDocs::with_limit(limit).order_by_fast_field::<f64>(column, order),
+            )?
+            .into_iter()
+            .map(|(v, a)| (v.map(|v| json!(v)), a))
+            .collect(),
+        Some(FieldType::Date) => searcher
+            .search(
+                query,
+                &TopDocs::with_limit(limit).order_by_fast_field::<DateTime>(column, order),
+            )?
+            .into_iter()
+            .map(|(v, a)| (v.map(|v| json!(v.into_timestamp_millis())), a))
+            .collect(),
+        Some(FieldType::Boolean) => searcher
+            .search(
+                query,
+                &TopDocs::with_limit(limit).order_by_fast_field::<bool>(column, order),
+            )?
+            .into_iter()
+            .map(|(v, a)| (v.map(|v| json!(u8::from(v))), a))
+            .collect(),
+        Some(FieldType::Text) => {
+            return Err(ApiError::illegal_argument(format!(
+                "Fielddata is disabled on [{}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead.",
+                key.field
+            )));
+        }
+        // Unmapped or object: Elasticsearch fails the shard; we say why.
+        _ => {
+            return Err(ApiError::bad_request(
+                "query_shard_exception",
+                format!("No mapping found for [{}] in order to sort on", key.field),
+            ));
+        }
+    };
+    Ok((total, docs))
+}
+
+/// Runs the search on one index: the total and its top `from + size` hits.
+fn search_store(
+    store: &Store,
+    index: &str,
+    spec: &SearchSpec,
+) -> Result<(usize, Vec<Hit>), ApiError> {
+    let query = build_query(store, &spec.query)?;
+    let limit = spec.from + spec.size;
+    let searcher = store.searcher();
+    let (total, ranked): (usize, Vec<(f32, Option<Value>, DocAddress)>) = match &spec.sort {
+        Some(key) if key.field != "_score" => {
+            let (total, docs) = sorted_by_field(store, query.as_ref(), key, limit.max(1))?;
+            (
+                total,
+                docs.into_iter()
+                    .map(|(v, a)| (f32::NAN, Some(v.unwrap_or(Value::Null)), a))
+                    .collect(),
+            )
+        }
+        _ if limit == 0 => (searcher.search(query.as_ref(), &Count)?, Vec::new()),
+        _ => {
+            let (total, top) = searcher.search(
+                query.as_ref(),
+                &(Count, TopDocs::with_limit(limit).order_by_score()),
+            )?;
+            (total, top.into_iter().map(|(s, a)| (s, None, a)).collect())
+        }
+    };
+    let addresses: Vec<DocAddress> = ranked.iter().map(|(_, _, a)| *a).collect();
+    let keys = hit_keys(&searcher, &addresses)?;
+    let docs = store.get_many(&keys)?;
+    let mut hits = Vec::with_capacity(ranked.len());
+    for (((score, sort, _), key), doc) in ranked.into_iter().zip(keys).zip(docs) {
+        // A hit deleted since the searcher's snapshot is skipped.
+        let Some(doc) = doc else { continue };
+        let source = spec.source.apply(doc.source_json()?);
+        hits.push(Hit {
+            index: index.to_string(),
+            id: key.id.to_string(),
+            score,
+            sort: sort.map(|v| json!([v])),
+            source,
+        });
+    }
+    Ok((total, hits))
+}
+
+fn compare_hits(a: &Hit, b: &Hit, sort: Option<&SortKey>) -> Ordering {
+    match sort {
+        Some(key) if key.field != "_score" => {
+            let value = |h: &Hit| {
+                h.sort
+                    .as_ref()
+                    .and_then(|s| s.get(0))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let ord = compare_json(&value(a), &value(b));
+            if key.descending { ord.reverse() } else { ord }
+        }
+        _ => b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal),
+    }
+}
+
+fn compare_json(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Null, Value::Null) => Ordering::Equal,
+        // Missing values sort last.
+        (Value::Null, _) => Ordering::Greater,
+        (_, Value::Null) => Ordering::Less,
+        _ => Ordering::Equal,
+    }
+}
+
+async fn execute(entries: Vec<Arc<IndexEntry>>, spec: SearchSpec) -> Result<Value, ApiError> {
+    let started = Instant::now();
+    let shards = entries.len();
+    let mut total = 0usize;
+    let mut hits: Vec<Hit> = Vec::new();
+    for entry in entries {
+        let spec = spec.clone();
+        let name = entry.name.clone();
+        let (n, mut found) = run(&entry.shard, move |store| search_store(store, &name, &spec))
+            .await
+            .map_err(|e| e.with_index(&entry.name))?;
+        total += n;
+        hits.append(&mut found);
+    }
+    hits.sort_by(|a, b| compare_hits(a, b, spec.sort.as_ref()));
+    let page: Vec<Value> = hits
+        .into_iter()
+        .skip(spec.from)
+        .take(spec.size)
+        .map(|hit| {
+            let score = if hit.score.is_nan() {
+                Value::Null
+            } else {
+                json!(hit.score)
+            };
+            let mut out = json!({"_index": hit.index, "_id": hit.id, "_score": score});
+            if let Some(source) = hit.source {
+                out["_source"] = source;
+            }
+            if let Some(sort) = hit.sort {
+                out["sort"] = sort;
+            }
+            out
+        })
+        .collect();
+    let max_score = page
+        .iter()
+        .filter_map(|h| h["_score"].as_f64())
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+    let total_json = if spec.rest_total_as_int {
+        json!(total)
+    } else {
+        json!({"value": total, "relation": "eq"})
+    };
+    Ok(json!({
+        "took": started.elapsed().as_millis() as u64,
+        "timed_out": false,
+        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
+        "hits": {"total": total_json, "max_score": max_score, "hits": page},
+    }))
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let spec = parse_spec(&params, parse_object_body(&body)?)?;
+    let entries = state.catalog.resolve(&index).await?;
+    Ok(respond::ok(execute(entries, spec).await?))
+}
+
+pub async fn search_all(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let spec = parse_spec(&params, parse_object_body(&body)?)?;
+    Ok(respond::ok(execute(state.catalog.all().await, spec).await?))
+}
+
+async fn count_entries(
+    entries: Vec<Arc<IndexEntry>>,
+    params: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    check_params(
+        params,
+        &[
+            "q",
+            "df",
+            "default_operator",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "routing",
+            "preference",
+        ],
+    )?;
+    let body = parse_object_body(body)?.unwrap_or_default();
+    if let Some(unknown) = body.keys().find(|k| k.as_str() != "query") {
+        return Err(ApiError::bad_request(
+            "parsing_exception",
+            format!("request does not support [{unknown}]"),
+        ));
+    }
+    let mut query = body
+        .get("query")
+        .cloned()
+        .map_or(QuerySpec::All, QuerySpec::Dsl);
+    if let Some(q) = params.get("q") {
+        let and = params
+            .get("default_operator")
+            .is_some_and(|op| op.eq_ignore_ascii_case("and"));
+        query = QuerySpec::Lucene {
+            text: q.clone(),
+            default_field: params.get("df").cloned(),
+            and,
+        };
+    }
+    let shards = entries.len();
+    let mut count = 0usize;
+    for entry in entries {
+        let query = query.clone();
+        count += run(&entry.shard, move |store| {
+            let q = build_query(store, &query)?;
+            Ok(store.searcher().search(q.as_ref(), &Count)?)
+        })
+        .await
+        .map_err(|e| e.with_index(&entry.name))?;
+    }
+    Ok(respond::ok(
+        json!({"count": count, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}),
+    ))
+}
+
+pub async fn count(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    count_entries(state.catalog.resolve(&index).await?, &params, &body).await
+}
+
+pub async fn count_all(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    count_entries(state.catalog.all().await, &params, &body).await
+}

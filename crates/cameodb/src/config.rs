@@ -1,0 +1,76 @@
+//! Configuration: flags win over `CAMEODB_*` environment variables, which win over the TOML
+//! file given with `--config`, which wins over the embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cameodb_server::ServerConfig;
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `cameodb serve` (each also readable from its environment variable).
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Where data lives [default: ./data]
+    #[arg(long, env = "CAMEODB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:9200]
+    #[arg(long, env = "CAMEODB_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// TOML configuration file
+    #[arg(long, env = "CAMEODB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest accepted request body in bytes [default: 104857600]
+    #[arg(long, env = "CAMEODB_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Default refresh interval in milliseconds, 0 to disable [default: 100]
+    #[arg(long, env = "CAMEODB_REFRESH_INTERVAL_MS")]
+    refresh_interval_ms: Option<u64>,
+}
+
+/// The TOML file's shape; every key optional.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    http_addr: Option<SocketAddr>,
+    max_body_bytes: Option<usize>,
+    refresh_interval_ms: Option<u64>,
+}
+
+/// The resolved configuration.
+pub struct Settings {
+    pub http_addr: SocketAddr,
+    pub server: ServerConfig,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("invalid config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let http_addr = args
+            .http_addr
+            .or(file.http_addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9200)));
+        let mut server = ServerConfig::new(data_dir);
+        if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
+            server.max_body_bytes = bytes;
+        }
+        if let Some(ms) = args.refresh_interval_ms.or(file.refresh_interval_ms) {
+            server.store.refresh_interval = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        Ok(Settings { http_addr, server })
+    }
+}

@@ -1,0 +1,86 @@
+//! `cameodb serve`: start a node with embedded defaults, a TOML file, `CAMEODB_*` environment
+//! variables and flags — in rising order of precedence.
+
+mod config;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "cameodb",
+    version,
+    about = "A durable document store and search engine in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node.
+    Serve(config::ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAMEODB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    let settings = match config::Settings::resolve(args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            error!(error = %err, "invalid configuration");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            error!(error = %err, "failed to start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            error!(error = %err, "cameodb stopped with an error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: config::Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(settings.http_addr).await?;
+    cameodb_server::run(listener, settings.server, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("shutdown signal received; finishing in-flight requests");
+}

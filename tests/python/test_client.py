@@ -1,0 +1,196 @@
+"""End-to-end test of CameoDB with the official `elasticsearch` Python client (8.x).
+
+A session fixture starts ``target/debug/cameodb serve --data-dir <tmp> --http-addr
+127.0.0.1:<free port>`` (override the binary with ``CAMEODB_BIN``), waits until ``GET /``
+answers 200, and kills the server at the end.
+
+The tests load the first 10,000 documents of ``../shared/data/wiki-vital.jsonl.gz`` into an
+index ``wiki`` with ``helpers.bulk`` and exercise count, match search, get, update and delete.
+They run in file order and share the index.
+
+Run:  tests/setup-python.sh && .venv/bin/python -m pytest tests/python -q
+
+Note for the server: the 8.x client refuses a server whose 2xx responses lack the header
+``X-Elastic-Product: Elasticsearch`` (UnsupportedProductError), and it sends
+``Accept``/``Content-Type: application/vnd.elasticsearch+json; compatible-with=8`` (and
+``application/vnd.elasticsearch+x-ndjson; compatible-with=8`` for _bulk).
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch, NotFoundError, helpers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_FILE = REPO_ROOT.parent / "shared" / "data" / "wiki-vital.jsonl.gz"
+N_DOCS = 10_000
+INDEX = "wiki"
+STARTUP_TIMEOUT = 60.0
+
+
+def _binary() -> Path:
+    b = Path(os.environ.get("CAMEODB_BIN", "target/debug/cameodb"))
+    return b if b.is_absolute() else REPO_ROOT / b
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log_tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory):
+    binary = _binary()
+    if not binary.is_file():
+        pytest.fail(f"CameoDB binary not found at {binary}: run `cargo build` or set CAMEODB_BIN")
+    tmp = tmp_path_factory.mktemp("cameodb")
+    data_dir = tmp / "data"
+    log_path = tmp / "server.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--data-dir", str(data_dir), "--http-addr", f"127.0.0.1:{port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"cameodb exited with code {proc.returncode} during startup:\n{_log_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(url + "/", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"cameodb not ready after {STARTUP_TIMEOUT:.0f}s:\n{_log_tail(log_path)}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def es(server_url):
+    client = Elasticsearch(server_url, request_timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def docs() -> list[dict]:
+    assert DATA_FILE.is_file(), f"data file missing: {DATA_FILE}"
+    out = []
+    with gzip.open(DATA_FILE, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if len(out) == N_DOCS:
+                break
+            out.append(json.loads(line))
+    assert len(out) == N_DOCS
+    return out
+
+
+@pytest.fixture(scope="session")
+def wiki(es, docs):
+    """Create the index and bulk-load the documents; yields the index name."""
+    es.indices.create(
+        index=INDEX,
+        mappings={
+            "properties": {
+                "id": {"type": "keyword"},
+                "source": {"type": "keyword"},
+                "title": {"type": "text"},
+                "body": {"type": "text"},
+            }
+        },
+    )
+    ok, errors = helpers.bulk(
+        es,
+        ({"_index": INDEX, "_id": d["id"], "_source": d} for d in docs),
+        chunk_size=1000,
+    )
+    assert ok == N_DOCS, errors
+    es.indices.refresh(index=INDEX)
+    return INDEX
+
+
+def _tokens(text: str) -> list[str]:
+    return [w for w in re.split(r"[^0-9a-z]+", text.lower()) if w]
+
+
+def _unique_title_word(docs: list[dict]) -> tuple[dict, str]:
+    """A doc and a plain word of its title that no other loaded title contains."""
+    df = collections.Counter(w for d in docs for w in set(_tokens(d["title"])))
+    for d in docs:
+        for w in d["title"].split():
+            if w.isascii() and w.isalpha() and len(w) >= 5 and df[w.lower()] == 1:
+                return d, w
+    raise AssertionError("no title has a unique word")
+
+
+# The tests below run in file order and share the loaded index.
+
+
+def test_count(es, wiki):
+    assert es.count(index=wiki)["count"] == N_DOCS
+
+
+def test_search_title_word(es, wiki, docs):
+    doc, word = _unique_title_word(docs)
+    resp = es.search(index=wiki, query={"match": {"title": word}}, size=10)
+    ids = [h["_id"] for h in resp["hits"]["hits"]]
+    assert doc["id"] in ids, f"search title:{word!r} should find {doc['id']} ({doc['title']!r}), got {ids}"
+    assert resp["hits"]["total"]["value"] >= 1
+
+
+def test_get_update_delete(es, wiki, docs):
+    doc = docs[42]
+    doc_id = doc["id"]
+
+    got = es.get(index=wiki, id=doc_id)
+    assert got["found"] is True
+    assert got["_id"] == doc_id
+    assert got["_source"] == doc
+
+    partial = {"title": doc["title"] + " (updated)", "extra": 7}
+    upd = es.update(index=wiki, id=doc_id, doc=partial)
+    assert upd["result"] == "updated"
+    got = es.get(index=wiki, id=doc_id)
+    assert got["_source"] == {**doc, **partial}
+
+    deleted = es.delete(index=wiki, id=doc_id)
+    assert deleted["result"] == "deleted"
+    with pytest.raises(NotFoundError):
+        es.get(index=wiki, id=doc_id)
+    es.indices.refresh(index=wiki)
+    assert es.count(index=wiki)["count"] == N_DOCS - 1
