@@ -280,6 +280,9 @@ impl Catalog {
                     }
                 }
             } else {
+                if part.starts_with('_') {
+                    validate_name(part)?;
+                }
                 let entry = indices
                     .get(part)
                     .ok_or_else(|| ApiError::index_not_found(part))?;

@@ -7,6 +7,7 @@ mod indices;
 mod mget;
 mod root;
 mod search;
+mod sort_key;
 mod source_filter;
 
 use std::collections::HashMap;

@@ -12,11 +12,12 @@ use cameodb_query::{QueryContext, query_string, translate};
 use cameodb_storage::mapping::FieldType;
 use cameodb_storage::{Store, hit_keys};
 use serde_json::{Map, Value, json};
+use tantivy::DocAddress;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, Query};
-use tantivy::{DateTime, DocAddress, Order};
 
 use super::docs::check_params;
+use super::sort_key;
 use super::source_filter::SourceFilter;
 use super::{AppState, Params, number, parse_object_body, run};
 use crate::catalog::IndexEntry;
@@ -239,73 +240,33 @@ fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiErr
     })
 }
 
-type Sorted = (usize, Vec<(Option<Value>, DocAddress)>);
-
-/// Top `limit` docs by a field; the sort values come back as JSON.
+/// Top `limit` docs by a field, with their sort values as JSON.
 fn sorted_by_field(
     store: &Store,
     query: &dyn Query,
     key: &SortKey,
     limit: usize,
-) -> Result<Sorted, ApiError> {
+) -> Result<(usize, Vec<(Value, DocAddress)>), ApiError> {
     let searcher = store.searcher();
-    let order = if key.descending {
-        Order::Desc
-    } else {
-        Order::Asc
-    };
     let mapping = store.mapping();
     let field_type = mapping.lookup(&key.field).map(|f| f.field_type);
-    let column = format!("{}.{}", cameodb_storage::schema::EXACT_FIELD, key.field);
-    let total = searcher.search(query, &Count)?;
-    let docs: Vec<(Option<Value>, DocAddress)> = match field_type {
-        Some(FieldType::Keyword) => searcher
-            .search(
-                query,
-                &TopDocs::with_limit(limit).order_by_string_fast_field(column, order),
-            )?
-            .into_iter()
-            .map(|(v, a)| (v.map(Value::String), a))
-            .collect(),
-        Some(FieldType::Long | FieldType::Integer | FieldType::Short | FieldType::Byte) => searcher
-            .search(
-                query,
-                &TopDocs::with_limit(limit).order_by_fast_field::<i64>(column, order),
-            )?
-            .into_iter()
-            .map(|(v, a)| (v.map(|v| json!(v)), a))
-            .collect(),
-        Some(FieldType::Double | FieldType::Float) => searcher
-            .search(
-                query,
-                &TopDocs::with_limit(limit).order_by_fast_field::<f64>(column, order),
-            )?
-            .into_iter()
-            .map(|(v, a)| (v.map(|v| json!(v)), a))
-            .collect(),
-        Some(FieldType::Date) => searcher
-            .search(
-                query,
-                &TopDocs::with_limit(limit).order_by_fast_field::<DateTime>(column, order),
-            )?
-            .into_iter()
-            .map(|(v, a)| (v.map(|v| json!(v.into_timestamp_millis())), a))
-            .collect(),
-        Some(FieldType::Boolean) => searcher
-            .search(
-                query,
-                &TopDocs::with_limit(limit).order_by_fast_field::<bool>(column, order),
-            )?
-            .into_iter()
-            .map(|(v, a)| (v.map(|v| json!(u8::from(v))), a))
-            .collect(),
+    let (keyword, integral) = match field_type {
+        Some(FieldType::Keyword) => (true, false),
+        Some(
+            FieldType::Long
+            | FieldType::Integer
+            | FieldType::Short
+            | FieldType::Byte
+            | FieldType::Date
+            | FieldType::Boolean,
+        ) => (false, true),
+        Some(FieldType::Double | FieldType::Float) => (false, false),
         Some(FieldType::Text) => {
             return Err(ApiError::illegal_argument(format!(
                 "Fielddata is disabled on [{}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead.",
                 key.field
             )));
         }
-        // Unmapped or object: Elasticsearch fails the shard; we say why.
         _ => {
             return Err(ApiError::bad_request(
                 "query_shard_exception",
@@ -313,7 +274,14 @@ fn sorted_by_field(
             ));
         }
     };
-    Ok((total, docs))
+    let total = searcher.search(query, &Count)?;
+    let top = sort_key::top_by_field(&searcher, query, &key.field, keyword, key.descending, limit)?;
+    Ok((
+        total,
+        top.into_iter()
+            .map(|(v, a)| (v.to_json(integral), a))
+            .collect(),
+    ))
 }
 
 /// Runs the search on one index: the total and its top `from + size` hits.
@@ -331,7 +299,7 @@ fn search_store(
             (
                 total,
                 docs.into_iter()
-                    .map(|(v, a)| (f32::NAN, Some(v.unwrap_or(Value::Null)), a))
+                    .map(|(v, a)| (f32::NAN, Some(v), a))
                     .collect(),
             )
         }
