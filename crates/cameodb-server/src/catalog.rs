@@ -273,10 +273,10 @@ impl Catalog {
         for part in expression.split(',').filter(|p| !p.is_empty()) {
             if part == "_all" || part.contains('*') {
                 for (name, entry) in indices.iter() {
-                    if part == "_all" || wildcard_match(part, name) {
-                        if !out.iter().any(|e| e.name == *name) {
-                            out.push(Arc::clone(entry));
-                        }
+                    if (part == "_all" || wildcard_match(part, name))
+                        && !out.iter().any(|e| e.name == *name)
+                    {
+                        out.push(Arc::clone(entry));
                     }
                 }
             } else {

@@ -25,7 +25,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAMEODB_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
