@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// Most requests in flight per index before 429.
     pub max_in_flight_per_index: usize,
+    /// Enables `POST /_cameo/fault/{index}/panic`, which panics a job of that index's store
+    /// actor, so tests can check the actor recovers. Off unless `CAMEODB_FAULT_INJECTION=1`.
+    pub fault_injection: bool,
 }
 
 impl ServerConfig {
@@ -43,6 +46,7 @@ impl ServerConfig {
             max_body_bytes: 100 * 1024 * 1024,
             store: StoreConfig::default(),
             max_in_flight_per_index: 512,
+            fault_injection: false,
         }
     }
 }
@@ -79,6 +83,7 @@ pub async fn run(
         catalog: Arc::clone(&catalog),
         node_name: format!("cameodb-{}", &node_id[..8.min(node_id.len())]),
         cluster_uuid: node_id,
+        fault_injection: config.fault_injection,
     };
     let app = handlers::router(state)
         .layer(axum::middleware::from_fn(compat::elasticsearch_compat))

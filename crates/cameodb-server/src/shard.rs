@@ -26,8 +26,9 @@ pub struct IndexActor {
     dir: PathBuf,
     /// How to open it.
     config: StoreConfig,
-    /// The open store; replaced on restart.
-    store: Arc<Store>,
+    /// The open store; replaced on restart (`None` only while reopening, when no message is
+    /// handled anyway, or after a failed reopen).
+    store: Option<Arc<Store>>,
     /// Our own address, so a panicking job can ask for a restart.
     me: ActorRef<IndexActor>,
 }
@@ -41,7 +42,7 @@ impl Actor for IndexActor {
         Ok(IndexActor {
             dir,
             config,
-            store,
+            store: Some(store),
             me,
         })
     }
@@ -71,7 +72,10 @@ impl Message<Exec> for IndexActor {
     type Reply = ();
 
     async fn handle(&mut self, Exec(job): Exec, _: &mut Context<Self, ()>) {
-        let store = Arc::clone(&self.store);
+        // Without a store the job is dropped, and its caller gets an error.
+        let Some(store) = self.store.clone() else {
+            return;
+        };
         let me = self.me.clone();
         let task = tokio::task::spawn_blocking(move || job(&store));
         tokio::spawn(async move {
@@ -89,12 +93,39 @@ impl Message<Restart> for IndexActor {
     type Reply = Result<(), StoreError>;
 
     async fn handle(&mut self, _: Restart, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let old = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || old.close())
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))??;
-        self.store = open_blocking(self.dir.clone(), self.config.clone()).await?;
-        Ok(())
+        let Some(old) = self.store.take() else {
+            return Ok(());
+        };
+        // Close, then wait for in-flight jobs to let go of the old store: its files stay locked
+        // until the last handle is dropped.
+        tokio::task::spawn_blocking(move || {
+            let _ = old.close();
+            let mut old = old;
+            for _ in 0..600 {
+                match Arc::try_unwrap(old) {
+                    Ok(store) => {
+                        drop(store);
+                        return;
+                    }
+                    Err(still_shared) => old = still_shared,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            error!("old store still in use after 30 s; reopening anyway");
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))?;
+        match open_blocking(self.dir.clone(), self.config.clone()).await {
+            Ok(store) => {
+                self.store = Some(store);
+                info!(dir = %self.dir.display(), "index store restarted after a panic");
+                Ok(())
+            }
+            Err(err) => {
+                error!(error = %err, "index store failed to reopen; the index answers errors until restarted");
+                Err(err)
+            }
+        }
     }
 }
 
@@ -102,10 +133,12 @@ impl Message<Close> for IndexActor {
     type Reply = Result<(), StoreError>;
 
     async fn handle(&mut self, _: Close, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let store = Arc::clone(&self.store);
-        let result = tokio::task::spawn_blocking(move || store.close())
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let result = match self.store.take() {
+            Some(store) => tokio::task::spawn_blocking(move || store.close())
+                .await
+                .map_err(|e| StoreError::Io(e.to_string()))?,
+            None => Ok(()),
+        };
         ctx.actor_ref().kill();
         result
     }

@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Default refresh interval in milliseconds, 0 to disable [default: 100]
     #[arg(long, env = "CAMEODB_REFRESH_INTERVAL_MS")]
     refresh_interval_ms: Option<u64>,
+    /// Enable the fault-injection endpoint (tests only)
+    #[arg(long, env = "CAMEODB_FAULT_INJECTION", hide = true)]
+    fault_injection: bool,
 }
 
 /// The TOML file's shape; every key optional.
@@ -71,6 +74,7 @@ impl Settings {
         if let Some(ms) = args.refresh_interval_ms.or(file.refresh_interval_ms) {
             server.store.refresh_interval = (ms > 0).then(|| Duration::from_millis(ms));
         }
+        server.fault_injection = args.fault_injection;
         Ok(Settings { http_addr, server })
     }
 }

@@ -117,3 +117,60 @@ fn sigkill_during_bulk_loses_no_acknowledged_item() {
         );
     }
 }
+
+#[test]
+fn a_panicking_index_actor_recovers_from_its_wal_and_neighbours_keep_serving() {
+    let server = Server::start_with(&["--fault-injection"]);
+    server.call(
+        "PUT",
+        "/victim",
+        Some(json!({"settings": {"refresh_interval": "-1"}})),
+    );
+    server.call(
+        "PUT",
+        "/neighbour/_doc/1?refresh=true",
+        Some(json!({"ok": true})),
+    );
+    // Durable but never refreshed: only WAL replay can make these searchable after a restart.
+    for i in 0..20 {
+        let (status, _) = server.call(
+            "PUT",
+            &format!("/victim/_doc/{i}"),
+            Some(json!({"title": format!("doc {i}")})),
+        );
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_eq!(server.get("/victim/_count").1["count"], 0);
+
+    let (status, body) = server.call("POST", "/_cameo/fault/victim/panic", None);
+    assert_eq!(
+        (status, body["panicked"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    assert_eq!(
+        server.get("/neighbour/_doc/1").0,
+        StatusCode::OK,
+        "other indexes keep serving"
+    );
+
+    // The actor reopens the store; its recovery replays the WAL into the index.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, count) = server.get("/victim/_count");
+        if status == StatusCode::OK && count["count"] == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "victim did not recover: {status} {count}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = server.call(
+        "PUT",
+        "/victim/_doc/new?refresh=true",
+        Some(json!({"title": "after"})),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(server.get("/victim/_count").1["count"], 21);
+}

@@ -3,6 +3,7 @@
 mod bulk;
 mod cat;
 mod docs;
+mod fault;
 mod indices;
 mod mget;
 mod root;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub node_name: String,
     /// Stable cluster id (`GET /`).
     pub cluster_uuid: String,
+    /// Whether the fault-injection endpoint answers (tests only).
+    pub fault_injection: bool,
 }
 
 /// Query-string parameters.
@@ -100,6 +103,7 @@ pub fn router(state: AppState) -> Router {
             get(docs::get_source).head(docs::exists_source),
         )
         .route("/{index}/_update/{id}", post(docs::update))
+        .route("/_cameo/fault/{index}/panic", post(fault::panic_index))
         .with_state(state)
 }
 

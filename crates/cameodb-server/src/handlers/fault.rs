@@ -1,0 +1,33 @@
+//! Fault injection for tests: make one job of an index's store actor panic.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::respond;
+
+/// `POST /_cameo/fault/{index}/panic` — only when the node runs with fault injection enabled.
+pub async fn panic_index(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.fault_injection {
+        return Err(ApiError::bad_request(
+            "illegal_argument_exception",
+            "fault injection is disabled on this node",
+        ));
+    }
+    let entry = state.catalog.require(&index).await?;
+    let outcome = entry
+        .shard
+        .run(|_store| -> () { panic!("injected fault") })
+        .await;
+    let restarted = outcome.is_err();
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({"acknowledged": true, "panicked": restarted}),
+    ))
+}
