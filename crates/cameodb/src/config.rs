@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Default refresh interval in milliseconds, 0 to disable [default: 100]
     #[arg(long, env = "CAMEODB_REFRESH_INTERVAL_MS")]
     refresh_interval_ms: Option<u64>,
+    /// Most requests in flight per index before answering 429 [default: 512]
+    #[arg(long, env = "CAMEODB_MAX_IN_FLIGHT_PER_INDEX")]
+    max_in_flight_per_index: Option<usize>,
     /// Enable the fault-injection endpoint (tests only)
     #[arg(long, env = "CAMEODB_FAULT_INJECTION", hide = true)]
     fault_injection: bool,
@@ -40,6 +43,7 @@ struct FileConfig {
     http_addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
     refresh_interval_ms: Option<u64>,
+    max_in_flight_per_index: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -73,6 +77,12 @@ impl Settings {
         }
         if let Some(ms) = args.refresh_interval_ms.or(file.refresh_interval_ms) {
             server.store.refresh_interval = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        if let Some(limit) = args
+            .max_in_flight_per_index
+            .or(file.max_in_flight_per_index)
+        {
+            server.max_in_flight_per_index = limit.max(1);
         }
         server.fault_injection = args.fault_injection;
         Ok(Settings { http_addr, server })
