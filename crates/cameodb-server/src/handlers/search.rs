@@ -133,6 +133,23 @@ fn parse_sort_value(value: &Value) -> Result<Option<SortKey>, ApiError> {
     }))
 }
 
+/// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
+fn query_spec(params: &HashMap<String, String>, body: &Map<String, Value>) -> QuerySpec {
+    if let Some(q) = params.get("q") {
+        let and = params
+            .get("default_operator")
+            .is_some_and(|op| op.eq_ignore_ascii_case("and"));
+        return QuerySpec::Lucene {
+            text: q.clone(),
+            default_field: params.get("df").cloned(),
+            and,
+        };
+    }
+    body.get("query")
+        .cloned()
+        .map_or(QuerySpec::All, QuerySpec::Dsl)
+}
+
 fn parse_spec(
     params: &HashMap<String, String>,
     body: Option<Map<String, Value>>,
@@ -157,20 +174,7 @@ fn parse_spec(
             format!("Unknown key for a START_OBJECT in [{unknown}]."),
         ));
     }
-    let mut query = match body.get("query") {
-        Some(q) => QuerySpec::Dsl(q.clone()),
-        None => QuerySpec::All,
-    };
-    if let Some(q) = params.get("q") {
-        let and = params
-            .get("default_operator")
-            .is_some_and(|op| op.eq_ignore_ascii_case("and"));
-        query = QuerySpec::Lucene {
-            text: q.clone(),
-            default_field: params.get("df").cloned(),
-            and,
-        };
-    }
+    let query = query_spec(params, &body);
     let from = number::<usize>(params, "from")?
         .or(body.get("from").and_then(Value::as_u64).map(|v| v as usize))
         .unwrap_or(0);
@@ -460,20 +464,7 @@ async fn count_entries(
             format!("request does not support [{unknown}]"),
         ));
     }
-    let mut query = body
-        .get("query")
-        .cloned()
-        .map_or(QuerySpec::All, QuerySpec::Dsl);
-    if let Some(q) = params.get("q") {
-        let and = params
-            .get("default_operator")
-            .is_some_and(|op| op.eq_ignore_ascii_case("and"));
-        query = QuerySpec::Lucene {
-            text: q.clone(),
-            default_field: params.get("df").cloned(),
-            and,
-        };
-    }
+    let query = query_spec(params, &body);
     let shards = entries.len();
     let mut count = 0usize;
     for entry in entries {
