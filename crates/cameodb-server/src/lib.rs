@@ -84,6 +84,7 @@ pub async fn run(
         node_name: format!("cameodb-{}", &node_id[..8.min(node_id.len())]),
         cluster_uuid: node_id,
         fault_injection: config.fault_injection,
+        scrolls: Arc::default(),
     };
     let app = handlers::router(state)
         .layer(axum::middleware::from_fn(compat::elasticsearch_compat))

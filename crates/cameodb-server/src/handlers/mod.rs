@@ -6,7 +6,9 @@ mod docs;
 mod fault;
 mod indices;
 mod mget;
+mod msearch;
 mod root;
+mod scroll;
 mod search;
 mod sort_key;
 mod source_filter;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub cluster_uuid: String,
     /// Whether the fault-injection endpoint answers (tests only).
     pub fault_injection: bool,
+    /// Open scroll contexts.
+    pub scrolls: Arc<scroll::Scrolls>,
 }
 
 /// Query-string parameters.
@@ -61,6 +65,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/_search", get(search::search_all).post(search::search_all))
         .route("/{index}/_search", get(search::search).post(search::search))
+        .route(
+            "/_search/scroll",
+            get(scroll::scroll)
+                .post(scroll::scroll)
+                .delete(scroll::clear),
+        )
+        .route(
+            "/_search/scroll/{id}",
+            get(scroll::scroll_by_id)
+                .post(scroll::scroll_by_id)
+                .delete(scroll::clear_by_id),
+        )
+        .route("/_msearch", get(msearch::msearch).post(msearch::msearch))
+        .route(
+            "/{index}/_msearch",
+            get(msearch::msearch_index).post(msearch::msearch_index),
+        )
         .route("/_count", get(search::count_all).post(search::count_all))
         .route("/{index}/_count", get(search::count).post(search::count))
         .route(

@@ -12,9 +12,9 @@ use cameodb_query::{QueryContext, query_string, translate};
 use cameodb_storage::mapping::FieldType;
 use cameodb_storage::{Store, hit_keys};
 use serde_json::{Map, Value, json};
-use tantivy::DocAddress;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, Query};
+use tantivy::{DocAddress, Searcher};
 
 use super::docs::check_params;
 use super::sort_key;
@@ -28,6 +28,7 @@ use crate::respond;
 const MAX_RESULT_WINDOW: usize = 10_000;
 
 const SEARCH_PARAMS: &[&str] = &[
+    "scroll",
     "q",
     "df",
     "default_operator",
@@ -60,11 +61,11 @@ struct SortKey {
 
 /// A parsed search request.
 #[derive(Clone, Debug)]
-struct SearchSpec {
+pub struct SearchSpec {
     /// The query DSL (or a `q=` string).
     query: QuerySpec,
-    from: usize,
-    size: usize,
+    pub from: usize,
+    pub size: usize,
     sort: Option<SortKey>,
     source: SourceFilter,
     rest_total_as_int: bool,
@@ -150,7 +151,7 @@ fn query_spec(params: &HashMap<String, String>, body: &Map<String, Value>) -> Qu
         .map_or(QuerySpec::All, QuerySpec::Dsl)
 }
 
-fn parse_spec(
+pub fn parse_spec(
     params: &HashMap<String, String>,
     body: Option<Map<String, Value>>,
 ) -> Result<SearchSpec, ApiError> {
@@ -247,11 +248,11 @@ fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiErr
 /// Top `limit` docs by a field, with their sort values as JSON.
 fn sorted_by_field(
     store: &Store,
+    searcher: &Searcher,
     query: &dyn Query,
     key: &SortKey,
     limit: usize,
 ) -> Result<(usize, Vec<(Value, DocAddress)>), ApiError> {
-    let searcher = store.searcher();
     let mapping = store.mapping();
     let field_type = mapping.lookup(&key.field).map(|f| f.field_type);
     let (keyword, integral) = match field_type {
@@ -279,7 +280,7 @@ fn sorted_by_field(
         }
     };
     let total = searcher.search(query, &Count)?;
-    let top = sort_key::top_by_field(&searcher, query, &key.field, keyword, key.descending, limit)?;
+    let top = sort_key::top_by_field(searcher, query, &key.field, keyword, key.descending, limit)?;
     Ok((
         total,
         top.into_iter()
@@ -291,15 +292,16 @@ fn sorted_by_field(
 /// Runs the search on one index: the total and its top `from + size` hits.
 fn search_store(
     store: &Store,
+    searcher: &Searcher,
     index: &str,
     spec: &SearchSpec,
 ) -> Result<(usize, Vec<Hit>), ApiError> {
     let query = build_query(store, &spec.query)?;
     let limit = spec.from + spec.size;
-    let searcher = store.searcher();
     let (total, ranked): (usize, Vec<(f32, Option<Value>, DocAddress)>) = match &spec.sort {
         Some(key) if key.field != "_score" => {
-            let (total, docs) = sorted_by_field(store, query.as_ref(), key, limit.max(1))?;
+            let (total, docs) =
+                sorted_by_field(store, searcher, query.as_ref(), key, limit.max(1))?;
             (
                 total,
                 docs.into_iter()
@@ -317,7 +319,7 @@ fn search_store(
         }
     };
     let addresses: Vec<DocAddress> = ranked.iter().map(|(_, _, a)| *a).collect();
-    let keys = hit_keys(&searcher, &addresses)?;
+    let keys = hit_keys(searcher, &addresses)?;
     let docs = store.get_many(&keys)?;
     let mut hits = Vec::with_capacity(ranked.len());
     for (((score, sort, _), key), doc) in ranked.into_iter().zip(keys).zip(docs) {
@@ -367,19 +369,34 @@ fn compare_json(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-async fn execute(entries: Vec<Arc<IndexEntry>>, spec: SearchSpec) -> Result<Value, ApiError> {
+/// An index to search, with the point-in-time searcher to use (a scroll's snapshot) or `None`
+/// for the latest refreshed state.
+pub type Target = (Arc<IndexEntry>, Option<Searcher>);
+
+/// Runs `spec` over `targets`, merging their hits. Also returns the searcher each index used, so
+/// a scroll can keep reading the same snapshot.
+pub async fn execute_on(
+    targets: Vec<Target>,
+    spec: &SearchSpec,
+) -> Result<(Value, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
     let started = Instant::now();
-    let shards = entries.len();
+    let shards = targets.len();
     let mut total = 0usize;
     let mut hits: Vec<Hit> = Vec::new();
-    for entry in entries {
+    let mut used = Vec::with_capacity(shards);
+    for (entry, snapshot) in targets {
         let spec = spec.clone();
         let name = entry.name.clone();
-        let (n, mut found) = run(&entry.shard, move |store| search_store(store, &name, &spec))
-            .await
-            .map_err(|e| e.with_index(&entry.name))?;
+        let (n, mut found, searcher) = run(&entry.shard, move |store| {
+            let searcher = snapshot.unwrap_or_else(|| store.searcher());
+            let (n, found) = search_store(store, &searcher, &name, &spec)?;
+            Ok((n, found, searcher))
+        })
+        .await
+        .map_err(|e| e.with_index(&entry.name))?;
         total += n;
         hits.append(&mut found);
+        used.push((entry, searcher));
     }
     hits.sort_by(|a, b| compare_hits(a, b, spec.sort.as_ref()));
     let page: Vec<Value> = hits
@@ -411,12 +428,33 @@ async fn execute(entries: Vec<Arc<IndexEntry>>, spec: SearchSpec) -> Result<Valu
     } else {
         json!({"value": total, "relation": "eq"})
     };
-    Ok(json!({
+    let body = json!({
         "took": started.elapsed().as_millis() as u64,
         "timed_out": false,
         "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
         "hits": {"total": total_json, "max_score": max_score, "hits": page},
-    }))
+    });
+    Ok((body, used))
+}
+
+/// Runs a search, opening a scroll when the request asks for one (`scroll=<keep-alive>`).
+async fn respond_search(
+    state: &AppState,
+    entries: Vec<Arc<IndexEntry>>,
+    params: &HashMap<String, String>,
+    spec: SearchSpec,
+) -> Result<Response, ApiError> {
+    let keep_alive = params
+        .get("scroll")
+        .map(|v| crate::catalog::parse_interval(v))
+        .transpose()?
+        .flatten();
+    let targets = entries.into_iter().map(|e| (e, None)).collect();
+    let (mut body, used) = execute_on(targets, &spec).await?;
+    if let Some(keep_alive) = keep_alive {
+        body["_scroll_id"] = json!(state.scrolls.open(spec, used, keep_alive));
+    }
+    Ok(respond::ok(body))
 }
 
 pub async fn search(
@@ -427,7 +465,7 @@ pub async fn search(
 ) -> Result<Response, ApiError> {
     let spec = parse_spec(&params, parse_object_body(&body)?)?;
     let entries = state.catalog.resolve(&index).await?;
-    Ok(respond::ok(execute(entries, spec).await?))
+    respond_search(&state, entries, &params, spec).await
 }
 
 pub async fn search_all(
@@ -436,7 +474,8 @@ pub async fn search_all(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let spec = parse_spec(&params, parse_object_body(&body)?)?;
-    Ok(respond::ok(execute(state.catalog.all().await, spec).await?))
+    let entries = state.catalog.all().await;
+    respond_search(&state, entries, &params, spec).await
 }
 
 async fn count_entries(

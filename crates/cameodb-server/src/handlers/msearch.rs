@@ -1,0 +1,104 @@
+//! `_msearch`: NDJSON pairs of a header (`{"index": ...}`) and a search body; each search
+//! answers on its own, errors included.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::search::{execute_on, parse_spec};
+use super::{AppState, Params};
+use crate::error::ApiError;
+use crate::respond;
+
+pub async fn msearch(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    handle(&state, None, &params, &body).await
+}
+
+pub async fn msearch_index(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    handle(&state, Some(index), &params, &body).await
+}
+
+fn object_line(line: &[u8], what: &str) -> Result<Map<String, Value>, ApiError> {
+    serde_json::from_slice::<Map<String, Value>>(line)
+        .map_err(|e| ApiError::parse(format!("failed to parse {what} line of msearch: {e}")))
+}
+
+async fn one(
+    state: &AppState,
+    default_index: Option<&str>,
+    header: &Map<String, Value>,
+    body: Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let index = match header.get("index") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => default_index.unwrap_or("_all").to_string(),
+    };
+    let spec = parse_spec(&HashMap::new(), Some(body))?;
+    let entries = state.catalog.resolve(&index).await?;
+    let (mut result, _) =
+        execute_on(entries.into_iter().map(|e| (e, None)).collect(), &spec).await?;
+    result["status"] = json!(200);
+    Ok(result)
+}
+
+async fn handle(
+    state: &AppState,
+    default_index: Option<String>,
+    params: &Params,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    super::docs::check_params(
+        params,
+        &[
+            "max_concurrent_searches",
+            "typed_keys",
+            "rest_total_hits_as_int",
+            "search_type",
+            "ccs_minimize_roundtrips",
+        ],
+    )?;
+    let started = Instant::now();
+    let lines: Vec<&[u8]> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    if lines.len() % 2 != 0 {
+        return Err(ApiError::illegal_argument(
+            "msearch request must have a body line for every header line",
+        ));
+    }
+    let mut responses = Vec::new();
+    for pair in lines.chunks(2) {
+        let header = object_line(pair[0], "header")?;
+        let search = object_line(pair[1], "body")?;
+        responses.push(
+            match one(state, default_index.as_deref(), &header, search).await {
+                Ok(result) => result,
+                Err(err) => {
+                    json!({"error": err.body()["error"].clone(), "status": err.status.as_u16()})
+                }
+            },
+        );
+    }
+    Ok(respond::ok(
+        json!({"took": started.elapsed().as_millis() as u64, "responses": responses}),
+    ))
+}

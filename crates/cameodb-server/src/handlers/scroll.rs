@@ -1,0 +1,213 @@
+//! Scroll: a search whose pages are read from the snapshot the first page saw. Contexts expire
+//! after their keep-alive without a read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tantivy::Searcher;
+
+use super::search::{SearchSpec, Target, execute_on};
+use super::{AppState, Params, parse_object_body};
+use crate::catalog::{IndexEntry, parse_interval};
+use crate::error::ApiError;
+use crate::respond;
+
+/// Most open scroll contexts (Elasticsearch's `search.max_open_scroll_context`).
+const MAX_OPEN: usize = 500;
+
+/// One open scroll.
+struct Context {
+    /// The search, with `from` at the next page.
+    spec: SearchSpec,
+    /// The snapshot of each index.
+    targets: Vec<(Arc<IndexEntry>, Searcher)>,
+    /// How long it lives without a read.
+    keep_alive: Duration,
+    /// When it expires.
+    expires: Instant,
+}
+
+/// The node's open scrolls.
+#[derive(Default)]
+pub struct Scrolls {
+    contexts: Mutex<HashMap<String, Context>>,
+}
+
+impl Scrolls {
+    /// Opens a scroll positioned after the page just returned; returns its id.
+    pub fn open(
+        &self,
+        mut spec: SearchSpec,
+        targets: Vec<(Arc<IndexEntry>, Searcher)>,
+        keep_alive: Duration,
+    ) -> String {
+        let id = super::docs::generate_id();
+        spec.from += spec.size;
+        let context = Context {
+            spec,
+            targets,
+            keep_alive,
+            expires: Instant::now() + keep_alive,
+        };
+        if let Ok(mut contexts) = self.contexts.lock() {
+            let now = Instant::now();
+            contexts.retain(|_, c| c.expires > now);
+            if contexts.len() < MAX_OPEN {
+                contexts.insert(id.clone(), context);
+            }
+        }
+        id
+    }
+
+    fn take_page(
+        &self,
+        id: &str,
+        keep_alive: Option<Duration>,
+    ) -> Result<(SearchSpec, Vec<Target>), ApiError> {
+        let missing = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "search_context_missing_exception",
+                format!("No search context found for id [{id}]"),
+            )
+        };
+        let mut contexts = self
+            .contexts
+            .lock()
+            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
+        let context = contexts
+            .get_mut(id)
+            .filter(|c| c.expires > Instant::now())
+            .ok_or_else(missing)?;
+        if let Some(keep_alive) = keep_alive {
+            context.keep_alive = keep_alive;
+        }
+        context.expires = Instant::now() + context.keep_alive;
+        let spec = context.spec.clone();
+        context.spec.from += context.spec.size;
+        let targets = context
+            .targets
+            .iter()
+            .map(|(e, s)| (Arc::clone(e), Some(s.clone())))
+            .collect();
+        Ok((spec, targets))
+    }
+
+    fn clear(&self, ids: &[String]) -> usize {
+        let Ok(mut contexts) = self.contexts.lock() else {
+            return 0;
+        };
+        if ids.iter().any(|id| id == "_all") {
+            let n = contexts.len();
+            contexts.clear();
+            return n;
+        }
+        ids.iter()
+            .filter(|id| contexts.remove(id.as_str()).is_some())
+            .count()
+    }
+}
+
+fn scroll_request(
+    params: &Params,
+    body: &Bytes,
+    path_id: Option<String>,
+) -> Result<(String, Option<Duration>), ApiError> {
+    let body = parse_object_body(body)?.unwrap_or_default();
+    let id = path_id
+        .or_else(|| {
+            body.get("scroll_id")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .or_else(|| params.get("scroll_id").cloned())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "action_request_validation_exception",
+                "Validation Failed: 1: scrollId is missing;",
+            )
+        })?;
+    let keep_alive = match body
+        .get("scroll")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| params.get("scroll").cloned())
+    {
+        Some(v) => parse_interval(&v)?,
+        None => None,
+    };
+    Ok((id, keep_alive))
+}
+
+async fn next_page(
+    state: &AppState,
+    id: String,
+    keep_alive: Option<Duration>,
+) -> Result<Response, ApiError> {
+    let (spec, targets) = state.scrolls.take_page(&id, keep_alive)?;
+    let (mut body, _) = execute_on(targets, &spec).await?;
+    body["_scroll_id"] = json!(id);
+    Ok(respond::ok(body))
+}
+
+pub async fn scroll(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (id, keep_alive) = scroll_request(&params, &body, None)?;
+    next_page(&state, id, keep_alive).await
+}
+
+pub async fn scroll_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (id, keep_alive) = scroll_request(&params, &body, Some(id))?;
+    next_page(&state, id, keep_alive).await
+}
+
+fn clear_response(freed: usize) -> Response {
+    respond::json(
+        if freed > 0 {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        },
+        json!({"succeeded": true, "num_freed": freed}),
+    )
+}
+
+pub async fn clear(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.unwrap_or_default();
+    let mut ids: Vec<String> = match body.get("scroll_id") {
+        Some(Value::String(id)) => vec![id.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(v) = params.get("scroll_id") {
+        ids.extend(v.split(',').map(String::from));
+    }
+    Ok(clear_response(state.scrolls.clear(&ids)))
+}
+
+pub async fn clear_by_id(State(state): State<AppState>, Path(ids): Path<String>) -> Response {
+    let ids: Vec<String> = ids.split(',').map(String::from).collect();
+    clear_response(state.scrolls.clear(&ids))
+}

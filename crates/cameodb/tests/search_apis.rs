@@ -1,0 +1,123 @@
+//! `_msearch` and scroll through a real server.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Server, ndjson};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn load(server: &Server, n: usize) {
+    let mut lines = Vec::new();
+    for i in 0..n {
+        lines.push(json!({"index": {"_index": "s", "_id": i.to_string()}}));
+        lines.push(json!({"n": i, "even": i % 2 == 0}));
+    }
+    let (status, body) = server.raw(
+        "POST",
+        "/_bulk?refresh=true",
+        "application/x-ndjson",
+        ndjson(&lines),
+    );
+    assert_eq!(
+        (status, body["errors"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+}
+
+#[test]
+fn scroll_reads_every_document_once_from_a_snapshot() {
+    let server = Server::start();
+    load(&server, 95);
+    let (status, first) = server.call(
+        "POST",
+        "/s/_search?scroll=1m",
+        Some(json!({"size": 20, "sort": [{"n": "asc"}]})),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let id = first["_scroll_id"].as_str().unwrap().to_string();
+    // Written after the scroll opened: not part of its snapshot.
+    server.call("PUT", "/s/_doc/late?refresh=true", Some(json!({"n": 1000})));
+
+    let mut seen: Vec<u64> = first["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_source"]["n"].as_u64().unwrap())
+        .collect();
+    loop {
+        let (status, page) = server.call(
+            "POST",
+            "/_search/scroll",
+            Some(json!({"scroll": "1m", "scroll_id": id})),
+        );
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["_scroll_id"], id);
+        assert_eq!(
+            page["hits"]["total"]["value"], 95,
+            "the total is the snapshot's"
+        );
+        let hits = page["hits"]["hits"].as_array().unwrap();
+        if hits.is_empty() {
+            break;
+        }
+        seen.extend(hits.iter().map(|h| h["_source"]["n"].as_u64().unwrap()));
+    }
+    assert_eq!(
+        seen,
+        (0..95).collect::<Vec<u64>>(),
+        "in order, each once, nothing from after the snapshot"
+    );
+
+    let (status, cleared) =
+        server.call("DELETE", "/_search/scroll", Some(json!({"scroll_id": id})));
+    assert_eq!(
+        (status, cleared["num_freed"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, gone) = server.call("POST", "/_search/scroll", Some(json!({"scroll_id": id})));
+    assert_eq!(
+        (status, gone["error"]["type"].as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            Some("search_context_missing_exception")
+        )
+    );
+}
+
+#[test]
+fn msearch_answers_each_search_on_its_own() {
+    let server = Server::start();
+    load(&server, 10);
+    let body = ndjson(&[
+        json!({}),
+        json!({"query": {"term": {"even": true}}, "size": 0}),
+        json!({"index": "missing"}),
+        json!({"query": {"match_all": {}}}),
+        json!({"index": "s"}),
+        json!({"query": {"ids": {"values": ["3"]}}}),
+        json!({}),
+        json!({"query": {"bogus": {}}}),
+    ]);
+    let (status, result) = server.raw("POST", "/s/_msearch", "application/x-ndjson", body);
+    assert_eq!(status, StatusCode::OK);
+    let responses = result["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 4);
+    assert_eq!(responses[0]["hits"]["total"]["value"], 5);
+    assert_eq!(
+        (
+            responses[1]["status"].as_u64(),
+            responses[1]["error"]["type"].as_str()
+        ),
+        (Some(404), Some("index_not_found_exception"))
+    );
+    let ids: BTreeSet<&str> = responses[2]["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["3"]));
+    assert_eq!(responses[3]["status"], 400);
+}
