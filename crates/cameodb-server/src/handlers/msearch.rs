@@ -80,7 +80,7 @@ async fn handle(
         .split(|b| *b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
         .collect();
-    if lines.len() % 2 != 0 {
+    if !lines.len().is_multiple_of(2) {
         return Err(ApiError::illegal_argument(
             "msearch request must have a body line for every header line",
         ));
