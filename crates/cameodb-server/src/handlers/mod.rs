@@ -1,5 +1,6 @@
 //! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
 
+mod aggregations;
 mod bulk;
 mod cat;
 mod docs;

@@ -17,9 +17,9 @@ use tantivy::query::{AllQuery, Query};
 use tantivy::{DocAddress, Searcher};
 
 use super::docs::check_params;
-use super::sort_key;
 use super::source_filter::SourceFilter;
 use super::{AppState, Params, number, parse_object_body, run};
+use super::{aggregations, sort_key};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
@@ -69,6 +69,12 @@ pub struct SearchSpec {
     sort: Option<SortKey>,
     source: SourceFilter,
     rest_total_as_int: bool,
+    /// The `aggs` request, as sent.
+    aggs: Option<Value>,
+    /// `version: true`: hits carry `_version`.
+    version: bool,
+    /// `seq_no_primary_term: true`: hits carry `_seq_no` and `_primary_term`.
+    seq_no: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -165,7 +171,8 @@ pub fn parse_spec(
         "_source",
         "track_total_hits",
         "timeout",
-        "min_score",
+        "aggs",
+        "aggregations",
         "version",
         "seq_no_primary_term",
     ];
@@ -202,6 +209,18 @@ pub fn parse_spec(
     };
     let source = SourceFilter::from_params(params).with_body(body.get("_source"))?;
     let rest_total_as_int = super::flag(params, "rest_total_hits_as_int")?.unwrap_or(false);
+    let aggs = body
+        .get("aggs")
+        .or_else(|| body.get("aggregations"))
+        .cloned();
+    let version = body
+        .get("version")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let seq_no = body
+        .get("seq_no_primary_term")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(SearchSpec {
         query,
         from,
@@ -209,6 +228,9 @@ pub fn parse_spec(
         sort,
         source,
         rest_total_as_int,
+        aggs,
+        version,
+        seq_no,
     })
 }
 
@@ -219,7 +241,15 @@ struct Hit {
     score: f32,
     sort: Option<Value>,
     source: Option<Value>,
+    version: u64,
+    seq_no: u64,
 }
+
+/// One index's mergeable aggregation result, with the request it answers.
+type AggPart = (
+    tantivy::aggregation::agg_req::Aggregations,
+    tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults,
+);
 
 fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiError> {
     let mapping = store.mapping();
@@ -295,8 +325,21 @@ fn search_store(
     searcher: &Searcher,
     index: &str,
     spec: &SearchSpec,
-) -> Result<(usize, Vec<Hit>), ApiError> {
+) -> Result<(usize, Vec<Hit>, Option<AggPart>), ApiError> {
     let query = build_query(store, &spec.query)?;
+    let aggs = match &spec.aggs {
+        Some(request) => {
+            let prepared = aggregations::prepare(request, &store.mapping())?;
+            let part = aggregations::collect(
+                searcher,
+                query.as_ref(),
+                prepared.clone(),
+                store.index().tokenizers(),
+            )?;
+            Some((prepared, part))
+        }
+        None => None,
+    };
     let limit = spec.from + spec.size;
     let (total, ranked): (usize, Vec<(f32, Option<Value>, DocAddress)>) = match &spec.sort {
         Some(key) if key.field != "_score" => {
@@ -332,9 +375,11 @@ fn search_store(
             score,
             sort: sort.map(|v| json!([v])),
             source,
+            version: doc.version,
+            seq_no: doc.seq_no,
         });
     }
-    Ok((total, hits))
+    Ok((total, hits, aggs))
 }
 
 fn compare_hits(a: &Hit, b: &Hit, sort: Option<&SortKey>) -> Ordering {
@@ -384,18 +429,20 @@ pub async fn execute_on(
     let mut total = 0usize;
     let mut hits: Vec<Hit> = Vec::new();
     let mut used = Vec::with_capacity(shards);
+    let mut agg_parts: Vec<AggPart> = Vec::new();
     for (entry, snapshot) in targets {
         let spec = spec.clone();
         let name = entry.name.clone();
-        let (n, mut found, searcher) = run(&entry.shard, move |store| {
+        let (n, mut found, aggs, searcher) = run(&entry.shard, move |store| {
             let searcher = snapshot.unwrap_or_else(|| store.searcher());
-            let (n, found) = search_store(store, &searcher, &name, &spec)?;
-            Ok((n, found, searcher))
+            let (n, found, aggs) = search_store(store, &searcher, &name, &spec)?;
+            Ok((n, found, aggs, searcher))
         })
         .await
         .map_err(|e| e.with_index(&entry.name))?;
         total += n;
         hits.append(&mut found);
+        agg_parts.extend(aggs);
         used.push((entry, searcher));
     }
     hits.sort_by(|a, b| compare_hits(a, b, spec.sort.as_ref()));
@@ -416,6 +463,13 @@ pub async fn execute_on(
             if let Some(sort) = hit.sort {
                 out["sort"] = sort;
             }
+            if spec.version {
+                out["_version"] = json!(hit.version);
+            }
+            if spec.seq_no {
+                out["_seq_no"] = json!(hit.seq_no);
+                out["_primary_term"] = json!(super::docs::PRIMARY_TERM);
+            }
             out
         })
         .collect();
@@ -428,12 +482,17 @@ pub async fn execute_on(
     } else {
         json!({"value": total, "relation": "eq"})
     };
-    let body = json!({
+    let mut body = json!({
         "took": started.elapsed().as_millis() as u64,
         "timed_out": false,
         "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
         "hits": {"total": total_json, "max_score": max_score, "hits": page},
     });
+    if let Some((request, _)) = agg_parts.first() {
+        let request = request.clone();
+        let parts = agg_parts.into_iter().map(|(_, part)| part).collect();
+        body["aggregations"] = aggregations::finish(parts, request)?;
+    }
     Ok((body, used))
 }
 

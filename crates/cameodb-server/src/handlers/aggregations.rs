@@ -1,0 +1,159 @@
+//! Aggregations: Elasticsearch's JSON request, checked against the mapping and pointed at the
+//! fast columns that hold each field, then run by tantivy's aggregation module (whose request
+//! and response JSON follow Elasticsearch's). Per-index intermediate results are merged before
+//! the final result, so several indexes aggregate as one.
+
+use cameodb_storage::mapping::{FieldType, Mapping};
+use cameodb_storage::schema::EXACT_FIELD;
+use serde_json::{Map, Value};
+use tantivy::Searcher;
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::{
+    AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
+};
+use tantivy::query::Query;
+
+use crate::error::ApiError;
+
+/// Aggregation types this node runs.
+const SUPPORTED: &[&str] = &[
+    "terms",
+    "range",
+    "histogram",
+    "date_histogram",
+    "avg",
+    "min",
+    "max",
+    "sum",
+    "stats",
+    "value_count",
+    "cardinality",
+    "percentiles",
+    "extended_stats",
+];
+
+fn parsing(reason: String) -> ApiError {
+    ApiError::bad_request("parsing_exception", reason)
+}
+
+/// Rewrites an Elasticsearch `aggs` object for this index's columns and parses it.
+pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, ApiError> {
+    let rewritten = rewrite_level(aggs, mapping)?;
+    serde_json::from_value(rewritten)
+        .map_err(|e| parsing(format!("failed to parse aggregations: {e}")))
+}
+
+fn rewrite_level(aggs: &Value, mapping: &Mapping) -> Result<Value, ApiError> {
+    let aggs = aggs
+        .as_object()
+        .ok_or_else(|| parsing("[aggs] must be an object".into()))?;
+    let mut out = Map::new();
+    for (name, spec) in aggs {
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| parsing(format!("aggregation [{name}] must be an object")))?;
+        let mut rewritten = Map::new();
+        for (key, value) in spec {
+            match key.as_str() {
+                "aggs" | "aggregations" => {
+                    rewritten.insert("aggs".into(), rewrite_level(value, mapping)?);
+                }
+                "meta" => {
+                    rewritten.insert(key.clone(), value.clone());
+                }
+                kind if SUPPORTED.contains(&kind) => {
+                    rewritten.insert(key.clone(), rewrite_body(name, kind, value, mapping)?);
+                }
+                other => {
+                    return Err(parsing(format!(
+                        "unknown or unsupported aggregation type [{other}] in [{name}]"
+                    )));
+                }
+            }
+        }
+        out.insert(name.clone(), Value::Object(rewritten));
+    }
+    Ok(Value::Object(out))
+}
+
+fn rewrite_body(
+    name: &str,
+    kind: &str,
+    body: &Value,
+    mapping: &Mapping,
+) -> Result<Value, ApiError> {
+    let mut body = body
+        .as_object()
+        .cloned()
+        .ok_or_else(|| parsing(format!("[{kind}] aggregation [{name}] must be an object")))?;
+    if body.contains_key("script") {
+        return Err(parsing(format!(
+            "scripts are not supported in aggregation [{name}]"
+        )));
+    }
+    let Some(field) = body.get("field").and_then(Value::as_str).map(String::from) else {
+        return Err(parsing(format!(
+            "[{kind}] aggregation [{name}] requires [field]"
+        )));
+    };
+    match mapping.lookup(&field).map(|f| f.field_type) {
+        Some(FieldType::Text) => {
+            return Err(ApiError::illegal_argument(format!(
+                "Fielddata is disabled on [{field}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead."
+            )));
+        }
+        Some(FieldType::Object) => {
+            return Err(ApiError::illegal_argument(format!(
+                "cannot aggregate on object field [{field}]"
+            )));
+        }
+        Some(FieldType::Keyword)
+            if kind != "terms" && kind != "cardinality" && kind != "value_count" =>
+        {
+            return Err(ApiError::illegal_argument(format!(
+                "Field [{field}] of type [keyword] is not supported for aggregation [{kind}]"
+            )));
+        }
+        _ => {}
+    }
+    body.insert(
+        "field".into(),
+        Value::String(format!("{EXACT_FIELD}.{field}")),
+    );
+    Ok(Value::Object(body))
+}
+
+/// Runs `aggs` over the documents matching `query`, giving the mergeable intermediate result.
+pub fn collect(
+    searcher: &Searcher,
+    query: &dyn Query,
+    aggs: Aggregations,
+    tokenizers: &tantivy::tokenizer::TokenizerManager,
+) -> Result<IntermediateAggregationResults, ApiError> {
+    let context = AggContextParams::new(AggregationLimitsGuard::default(), tokenizers.clone());
+    let collector = DistributedAggregationCollector::from_aggs(aggs, context);
+    searcher
+        .search(query, &collector)
+        .map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))
+}
+
+/// Merges per-index results and renders the final JSON.
+pub fn finish(
+    parts: Vec<IntermediateAggregationResults>,
+    request: Aggregations,
+) -> Result<Value, ApiError> {
+    let mut parts = parts.into_iter();
+    let Some(mut merged) = parts.next() else {
+        return Ok(Value::Object(Map::new()));
+    };
+    for part in parts {
+        merged
+            .merge_fruits(part)
+            .map_err(|e| ApiError::internal(format!("merging aggregations failed: {e}")))?;
+    }
+    let result = merged
+        .into_final_result(request, AggregationLimitsGuard::default())
+        .map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))?;
+    serde_json::to_value(result).map_err(|e| ApiError::internal(e.to_string()))
+}
