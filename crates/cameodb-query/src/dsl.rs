@@ -12,6 +12,7 @@ use tantivy::schema::{IndexRecordOption, Term};
 use crate::error::{QueryError, parsing};
 use crate::fields::{QueryContext, Target, exact_term, exact_value, raw_text_term, text_terms};
 use crate::query_string::query_string;
+use crate::term_level;
 
 type Boxed = Box<dyn Query>;
 
@@ -40,6 +41,14 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "bool" => bool_query(body, ctx),
         "constant_score" => constant_score(body, ctx),
         "query_string" => query_string_clause(body, ctx),
+        "simple_query_string" => simple_query_string(body, ctx),
+        "multi_match" => multi_match(body, ctx),
+        "dis_max" => dis_max(body, ctx),
+        "match_phrase_prefix" => match_phrase_prefix(body, ctx),
+        "prefix" => pattern_query(body, ctx, "prefix"),
+        "wildcard" => pattern_query(body, ctx, "wildcard"),
+        "regexp" => pattern_query(body, ctx, "regexp"),
+        "fuzzy" => fuzzy_query(body, ctx),
         other => Err(parsing(format!("unknown query [{other}]"))),
     }
 }
@@ -144,8 +153,10 @@ fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError
                     "operator",
                     "boost",
                     "_name",
-                    "analyzer",
-                    "zero_terms_query",
+                    "fuzziness",
+                    "minimum_should_match",
+                    "prefix_length",
+                    "max_expansions",
                 ],
             )?;
             (
@@ -170,25 +181,38 @@ fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError
     let query: Boxed = match &target {
         Target::Text { .. } => {
             let text = scalar_text(text, "match")?;
-            let terms = text_terms(&target, &text);
+            let fuzz = params.and_then(|p| p.get("fuzziness"));
+            let terms: Vec<Boxed> = text_terms(&target, &text)
+                .into_iter()
+                .map(|(_, term)| -> Result<Boxed, QueryError> {
+                    Ok(match fuzz {
+                        Some(f) => {
+                            let len = term.value().as_str().map_or(0, |s| s.chars().count());
+                            term_level::fuzzy_term(term, term_level::fuzziness(f, len)?, false)
+                        }
+                        None => Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let minimum = minimum_should_match(
+                params.and_then(|p| p.get("minimum_should_match")),
+                terms.len(),
+            )?;
             if terms.is_empty() {
                 Box::new(EmptyQuery)
+            } else if operator_and {
+                Box::new(BooleanQuery::new(
+                    terms.into_iter().map(|q| (Occur::Must, q)).collect(),
+                ))
+            } else if minimum > 1 {
+                Box::new(BooleanQuery::with_minimum_required_clauses(
+                    terms.into_iter().map(|q| (Occur::Should, q)).collect(),
+                    minimum,
+                ))
             } else {
-                let occur = if operator_and {
-                    Occur::Must
-                } else {
-                    Occur::Should
-                };
-                let clauses = terms
-                    .into_iter()
-                    .map(|(_, term)| {
-                        (
-                            occur,
-                            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)) as Boxed,
-                        )
-                    })
-                    .collect();
-                Box::new(BooleanQuery::new(clauses))
+                Box::new(BooleanQuery::new(
+                    terms.into_iter().map(|q| (Occur::Should, q)).collect(),
+                ))
             }
         }
         _ => term_query_for(term_of(&target, text, ctx)?),
@@ -403,15 +427,7 @@ fn bool_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError>
     let must_not = clauses(params.get("must_not"), ctx)?;
     let min_should = match params.get("minimum_should_match") {
         None => None,
-        Some(Value::Number(n)) => n.as_u64().map(|n| n as usize),
-        Some(Value::String(s)) => s.trim_end_matches('%').parse::<usize>().ok().map(|v| {
-            if s.ends_with('%') {
-                should.len() * v / 100
-            } else {
-                v
-            }
-        }),
-        Some(_) => None,
+        value => Some(minimum_should_match(value, should.len())?),
     };
     let has_required = !must.is_empty() || !filter.is_empty();
     let mut parts: Vec<(Occur, Boxed)> = Vec::new();
@@ -514,5 +530,275 @@ fn query_string_clause(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, Qu
     };
     let fields = (!fields.is_empty() && fields != ["*"]).then_some(fields);
     let query = query_string(text, fields.as_deref(), and, ctx)?;
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+/// Elasticsearch's `minimum_should_match`: a count, a negative count, or a (negative) percentage
+/// of `clauses`; absent means 1.
+fn minimum_should_match(value: Option<&Value>, clauses: usize) -> Result<usize, QueryError> {
+    let bad = || parsing("[minimum_should_match] must be an integer or a percentage");
+    let n = clauses as i64;
+    let wanted: i64 = match value {
+        None => return Ok(1.min(clauses)),
+        Some(Value::Number(v)) => v.as_i64().ok_or_else(bad)?,
+        Some(Value::String(s)) => match s.strip_suffix('%') {
+            Some(pct) => {
+                let pct: i64 = pct.trim().parse().map_err(|_| bad())?;
+                n * pct / 100
+            }
+            None => s.trim().parse().map_err(|_| bad())?,
+        },
+        Some(_) => return Err(bad()),
+    };
+    let wanted = if wanted < 0 { n + wanted } else { wanted };
+    Ok(wanted.clamp(0, n) as usize)
+}
+
+type FieldValue<'v> = (&'v String, &'v Value, Option<&'v Map<String, Value>>);
+
+fn single_value<'v>(
+    body: &'v Value,
+    clause: &str,
+    value_key: &str,
+    allowed: &[&str],
+) -> Result<FieldValue<'v>, QueryError> {
+    let (field, spec) = single_field(body, clause)?;
+    match spec {
+        Value::Object(params) => {
+            check_params(params, clause, allowed)?;
+            let value = params
+                .get(value_key)
+                .ok_or_else(|| parsing(format!("[{clause}] query requires [{value_key}]")))?;
+            Ok((field, value, Some(params)))
+        }
+        value => Ok((field, value, None)),
+    }
+}
+
+fn pattern_query(body: &Value, ctx: &QueryContext<'_>, clause: &str) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        clause,
+        "value",
+        &["value", "boost", "_name", "rewrite"],
+    )?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| parsing(format!("[{clause}] value must be a string")))?;
+    let regex = match clause {
+        "prefix" => format!("{}.*", term_level::escape(text)),
+        "wildcard" => term_level::wildcard_to_regex(text),
+        _ => text.to_string(),
+    };
+    Ok(apply_boost(
+        term_level::regex_on(ctx, field, &regex, clause)?,
+        boost_of(params)?,
+    ))
+}
+
+fn fuzzy_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        "fuzzy",
+        "value",
+        &["value", "fuzziness", "boost", "_name"],
+    )?;
+    let text = scalar_text(value, "fuzzy")?;
+    let fuzz = params
+        .and_then(|p| p.get("fuzziness"))
+        .cloned()
+        .unwrap_or(Value::String("AUTO".into()));
+    Ok(apply_boost(
+        term_level::fuzzy_on(ctx, field, &text, &fuzz)?,
+        boost_of(params)?,
+    ))
+}
+
+fn match_phrase_prefix(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        "match_phrase_prefix",
+        "query",
+        &["query", "boost", "_name", "max_expansions"],
+    )?;
+    let text = scalar_text(value, "match_phrase_prefix")?;
+    let target = ctx.target(field);
+    let query: Boxed = match &target {
+        Target::Text { .. } => {
+            let mut terms = text_terms(&target, &text);
+            match terms.len() {
+                0 => Box::new(EmptyQuery),
+                1 => {
+                    let (_, last) = terms.remove(0);
+                    let token = last.value().as_str().unwrap_or_default().to_string();
+                    term_level::regex_on(
+                        ctx,
+                        field,
+                        &format!("{}.*", term_level::escape(&token)),
+                        "match_phrase_prefix",
+                    )?
+                }
+                _ => {
+                    let mut query = tantivy::query::PhrasePrefixQuery::new_with_offset(terms);
+                    if let Some(max) = params
+                        .and_then(|p| p.get("max_expansions"))
+                        .and_then(Value::as_u64)
+                    {
+                        query.set_max_expansions(max as u32);
+                    }
+                    Box::new(query)
+                }
+            }
+        }
+        _ => term_level::regex_on(
+            ctx,
+            field,
+            &format!("{}.*", term_level::escape(&text)),
+            "match_phrase_prefix",
+        )?,
+    };
+    Ok(apply_boost(query, boost_of(params)?))
+}
+
+fn field_and_boost(spec: &str) -> Result<(String, Option<f32>), QueryError> {
+    match spec.split_once('^') {
+        Some((field, boost)) => {
+            let boost = boost
+                .parse()
+                .map_err(|_| parsing(format!("invalid boost in field [{spec}]")))?;
+            Ok((field.to_string(), Some(boost)))
+        }
+        None => Ok((spec.to_string(), None)),
+    }
+}
+
+fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "multi_match")?;
+    check_params(
+        params,
+        "multi_match",
+        &[
+            "query",
+            "fields",
+            "type",
+            "operator",
+            "tie_breaker",
+            "boost",
+            "_name",
+            "fuzziness",
+            "minimum_should_match",
+        ],
+    )?;
+    let query = params
+        .get("query")
+        .ok_or_else(|| parsing("[multi_match] requires [query]"))?;
+    let fields: Vec<String> = match params.get("fields") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        None => ctx.all_fields(),
+        Some(_) => return Err(parsing("[multi_match] fields must be an array of strings")),
+    };
+    let kind = params
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("best_fields");
+    let mut per_field = Vec::new();
+    for spec in fields {
+        let (field, boost) = field_and_boost(&spec)?;
+        let mut inner = Map::new();
+        inner.insert("query".into(), query.clone());
+        for key in ["operator", "fuzziness", "minimum_should_match"] {
+            if let Some(v) = params.get(key) {
+                inner.insert(key.into(), v.clone());
+            }
+        }
+        let mut clause = Map::new();
+        clause.insert(field, Value::Object(inner));
+        per_field.push(apply_boost(
+            match_query(&Value::Object(clause), ctx)?,
+            boost,
+        ));
+    }
+    let combined: Boxed = match kind {
+        "best_fields" => {
+            let tie = params
+                .get("tie_breaker")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0) as f32;
+            Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
+                per_field, tie,
+            ))
+        }
+        "most_fields" => Box::new(BooleanQuery::new(
+            per_field.into_iter().map(|q| (Occur::Should, q)).collect(),
+        )),
+        other => {
+            return Err(parsing(format!(
+                "[multi_match] type [{other}] is not supported"
+            )));
+        }
+    };
+    Ok(apply_boost(combined, boost_of(Some(params))?))
+}
+
+fn dis_max(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "dis_max")?;
+    check_params(
+        params,
+        "dis_max",
+        &["queries", "tie_breaker", "boost", "_name"],
+    )?;
+    let queries = clauses(params.get("queries"), ctx)?;
+    let tie = params
+        .get("tie_breaker")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0) as f32;
+    let query = Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
+        queries, tie,
+    ));
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+fn simple_query_string(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "simple_query_string")?;
+    check_params(
+        params,
+        "simple_query_string",
+        &["query", "fields", "default_operator", "boost", "_name"],
+    )?;
+    let text = params
+        .get("query")
+        .and_then(Value::as_str)
+        .ok_or_else(|| parsing("[simple_query_string] requires [query]"))?;
+    let fields: Option<Vec<String>> = match params.get("fields") {
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|f| field_and_boost(f).map(|(f, _)| f))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => None,
+    };
+    let and = params
+        .get("default_operator")
+        .and_then(Value::as_str)
+        .is_some_and(|op| op.eq_ignore_ascii_case("and"));
+    // The simple syntax writes OR as `|` and never fails: unparsable input is searched as words.
+    let lucene = text.replace('|', " OR ");
+    let query = match query_string(&lucene, fields.as_deref(), and, ctx) {
+        Ok(query) => query,
+        Err(_) => {
+            let words: String = text
+                .chars()
+                .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+                .collect();
+            query_string(&words, fields.as_deref(), and, ctx)?
+        }
+    };
     Ok(apply_boost(query, boost_of(Some(params))?))
 }

@@ -5,6 +5,7 @@ mod dsl;
 mod error;
 mod fields;
 mod query_string;
+mod term_level;
 
 pub use dsl::translate;
 pub use error::QueryError;

@@ -170,6 +170,68 @@ fn every_supported_clause_selects_the_right_documents() {
 }
 
 #[test]
+fn pattern_fuzzy_and_multi_field_clauses() {
+    let f = library();
+    assert_eq!(f.ids(json!({"prefix": {"tag": "ani"}})), ["1", "2"]);
+    assert_eq!(f.ids(json!({"prefix": {"title": "thin"}})), ["3"]);
+    assert_eq!(f.ids(json!({"wildcard": {"tag": "m?n*"}})), ["3"]);
+    assert_eq!(f.ids(json!({"wildcard": {"title.raw": "*Fox"}})), ["1"]);
+    assert_eq!(f.ids(json!({"regexp": {"tag": "an.*l"}})), ["1", "2"]);
+    assert_eq!(f.ids(json!({"regexp": {"title": "do.s?"}})), ["2"]);
+    assert_eq!(f.ids(json!({"fuzzy": {"title": "quikc"}})), ["1", "3"]);
+    assert_eq!(
+        f.ids(json!({"fuzzy": {"tag": {"value": "animl", "fuzziness": 1}}})),
+        ["1", "2"]
+    );
+    assert!(
+        f.ids(json!({"fuzzy": {"tag": {"value": "animl", "fuzziness": 0}}}))
+            .is_empty()
+    );
+    assert_eq!(
+        f.ids(json!({"match": {"title": {"query": "qiuck", "fuzziness": "AUTO"}}})),
+        ["1", "3"]
+    );
+    assert_eq!(
+        f.ids(
+            json!({"match": {"title": {"query": "quick brown lazy", "minimum_should_match": 2}}})
+        ),
+        ["1"]
+    );
+    assert_eq!(
+        f.ids(
+            json!({"match": {"title": {"query": "quick brown lazy", "minimum_should_match": "-2"}}})
+        ),
+        ["1", "2", "3"]
+    );
+    assert_eq!(
+        f.ids(json!({"match_phrase_prefix": {"title": "quick br"}})),
+        ["1"]
+    );
+    assert_eq!(
+        f.ids(json!({"match_phrase_prefix": {"title": "laz"}})),
+        ["2"]
+    );
+    assert_eq!(
+        f.ids(json!({"multi_match": {"query": "quick", "fields": ["title^2", "tag"]}})),
+        ["1", "3"]
+    );
+    assert_eq!(f.ids(json!({"multi_match": {"query": "animal", "fields": ["title", "tag"], "type": "most_fields"}})), ["1", "2"]);
+    assert_eq!(f.ids(json!({"dis_max": {"queries": [{"term": {"tag": "mind"}}, {"match": {"title": "lazy"}}], "tie_breaker": 0.3}})), ["2", "3"]);
+    assert_eq!(
+        f.ids(json!({"simple_query_string": {"query": "fox | dogs", "fields": ["title"]}})),
+        ["1", "2"]
+    );
+    assert_eq!(
+        f.ids(json!({"simple_query_string": {"query": "quick -fox", "default_operator": "and"}})),
+        ["3"]
+    );
+    assert_eq!(
+        f.ids(json!({"simple_query_string": {"query": "((( broken"}})),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn bad_queries_are_rejected_and_named() {
     let f = library();
     let err = |q: Value| {
@@ -183,14 +245,34 @@ fn bad_queries_are_rejected_and_named() {
             .contains("frobnicate")
     );
     assert!(
-        err(json!({"match": {"title": {"query": "x", "fuzziness": "AUTO"}}}))
+        err(json!({"match": {"title": {"query": "x", "cutoff_frequency": 0.1}}}))
             .to_string()
-            .contains("fuzziness")
+            .contains("cutoff_frequency")
     );
     assert!(
         err(json!({"bool": {"must": [], "unknown": 1}}))
             .to_string()
             .contains("unknown")
+    );
+    assert!(
+        err(json!({"boosting": {}}))
+            .to_string()
+            .contains("boosting")
+    );
+    assert!(
+        err(json!({"prefix": {"n": "1"}}))
+            .to_string()
+            .contains("keyword and text")
+    );
+    assert!(
+        err(json!({"regexp": {"tag": "(unclosed"}}))
+            .to_string()
+            .contains("regexp")
+    );
+    assert!(
+        err(json!({"multi_match": {"query": "x", "type": "cross_fields"}}))
+            .to_string()
+            .contains("cross_fields")
     );
     assert!(matches!(
         err(json!({"term": {"n": "not a number"}})),
