@@ -121,3 +121,62 @@ fn msearch_answers_each_search_on_its_own() {
     assert_eq!(ids, BTreeSet::from(["3"]));
     assert_eq!(responses[3]["status"], 400);
 }
+
+#[test]
+fn delete_and_update_by_query() {
+    let server = Server::start();
+    load(&server, 10);
+    let (status, deleted) = server.call(
+        "POST",
+        "/s/_delete_by_query?refresh=true",
+        Some(json!({"query": {"term": {"even": true}}})),
+    );
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(
+        (
+            deleted["deleted"].as_u64(),
+            deleted["total"].as_u64(),
+            deleted["version_conflicts"].as_u64()
+        ),
+        (Some(5), Some(5), Some(0))
+    );
+    assert_eq!(server.get("/s/_count").1["count"], 5);
+    assert_eq!(server.get("/s/_doc/2").0, StatusCode::NOT_FOUND);
+
+    let (status, updated) = server.call(
+        "POST",
+        "/s/_update_by_query?refresh=true",
+        Some(json!({"query": {"range": {"n": {"gte": 7}}}, "doc": {"flag": "late"}})),
+    );
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["updated"].as_u64(), Some(2));
+    assert_eq!(
+        server.get("/s/_source/9").1,
+        json!({"n": 9, "even": false, "flag": "late"})
+    );
+    let (_, count) = server.call(
+        "POST",
+        "/s/_count",
+        Some(json!({"query": {"term": {"flag.keyword": "late"}}})),
+    );
+    assert_eq!(count["count"], 2);
+
+    // Without a doc every match is re-indexed as it is: versions move, sources stay.
+    let (_, reindexed) = server.call("POST", "/s/_update_by_query", None);
+    assert_eq!(reindexed["updated"].as_u64(), Some(5));
+    assert_eq!(server.get("/s/_doc/1").1["_version"], 2);
+    assert_eq!(server.get("/s/_source/1").1, json!({"n": 1, "even": false}));
+
+    let (status, body) = server.call(
+        "POST",
+        "/s/_update_by_query",
+        Some(json!({"script": {"source": "ctx._source.n++"}})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server.call(
+        "POST",
+        "/missing/_delete_by_query",
+        Some(json!({"query": {"match_all": {}}})),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

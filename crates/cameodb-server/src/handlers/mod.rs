@@ -2,6 +2,7 @@
 
 mod aggregations;
 mod bulk;
+mod by_query;
 mod cat;
 mod docs;
 mod fault;
@@ -83,6 +84,8 @@ pub fn router(state: AppState) -> Router {
             "/{index}/_msearch",
             get(msearch::msearch_index).post(msearch::msearch_index),
         )
+        .route("/{index}/_delete_by_query", post(by_query::delete_by_query))
+        .route("/{index}/_update_by_query", post(by_query::update_by_query))
         .route("/_count", get(search::count_all).post(search::count_all))
         .route("/{index}/_count", get(search::count).post(search::count))
         .route(

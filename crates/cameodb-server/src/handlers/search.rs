@@ -78,7 +78,7 @@ pub struct SearchSpec {
 }
 
 #[derive(Clone, Debug)]
-enum QuerySpec {
+pub enum QuerySpec {
     All,
     Dsl(Value),
     Lucene {
@@ -141,7 +141,7 @@ fn parse_sort_value(value: &Value) -> Result<Option<SortKey>, ApiError> {
 }
 
 /// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
-fn query_spec(params: &HashMap<String, String>, body: &Map<String, Value>) -> QuerySpec {
+pub fn query_spec(params: &HashMap<String, String>, body: &Map<String, Value>) -> QuerySpec {
     if let Some(q) = params.get("q") {
         let and = params
             .get("default_operator")
@@ -251,7 +251,7 @@ type AggPart = (
     tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults,
 );
 
-fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiError> {
+pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiError> {
     let mapping = store.mapping();
     let ctx = QueryContext {
         mapping: &mapping,
