@@ -64,7 +64,7 @@ fn aggregations_filters_and_sorts_match_values_computed_from_the_file() {
     let server = Server::start();
     load(&server, &docs);
     assert_eq!(
-        search(&server, json!({"size": 0}))["hits"]["total"]["value"],
+        search(&server, json!({"size": 0, "track_total_hits": true}))["hits"]["total"]["value"],
         docs.len()
     );
 
@@ -191,7 +191,7 @@ fn aggregations_filters_and_sorts_match_values_computed_from_the_file() {
         .collect();
     let result = search(
         &server,
-        json!({"size": 0, "query": {"term": {"Genre.keyword": "Drama"}}, "aggs": {
+        json!({"size": 0, "track_total_hits": true, "query": {"term": {"Genre.keyword": "Drama"}}, "aggs": {
             "runtime": {"avg": {"field": "Runtime"}},
             "directors": {"cardinality": {"field": "Director.keyword"}}
         }}),
@@ -220,7 +220,7 @@ fn aggregations_filters_and_sorts_match_values_computed_from_the_file() {
     let in_2000s = years.iter().filter(|y| (2000..2010).contains(*y)).count();
     let result = search(
         &server,
-        json!({"size": 0, "query": {"range": {"Year": {"gte": 2000, "lt": 2010}}}}),
+        json!({"size": 0, "track_total_hits": true, "query": {"range": {"Year": {"gte": 2000, "lt": 2010}}}}),
     );
     assert_eq!(
         result["hits"]["total"]["value"].as_u64(),

@@ -180,3 +180,98 @@ fn delete_and_update_by_query() {
     );
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn multi_key_sort_missing_values_search_after_and_total_tracking() {
+    let server = Server::start();
+    server.call(
+        "PUT",
+        "/m",
+        Some(
+            json!({"mappings": {"properties": {"g": {"type": "keyword"}, "n": {"type": "long"}}}}),
+        ),
+    );
+    let docs = [
+        ("1", json!({"g": "b", "n": 3})),
+        ("2", json!({"g": "a", "n": 5})),
+        ("3", json!({"g": "b", "n": 1})),
+        ("4", json!({"g": "a"})),
+        ("5", json!({"n": 2})),
+        ("6", json!({"g": "c", "n": 5})),
+    ];
+    let mut lines = Vec::new();
+    for (id, doc) in &docs {
+        lines.push(json!({"index": {"_index": "m", "_id": id}}));
+        lines.push(doc.clone());
+    }
+    server.raw(
+        "POST",
+        "/_bulk?refresh=true",
+        "application/x-ndjson",
+        ndjson(&lines),
+    );
+    let order = |body: &serde_json::Value| -> Vec<String> {
+        body["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sort = json!([{"g": "asc"}, {"n": {"order": "desc"}}]);
+    let (_, all) = server.call("POST", "/m/_search", Some(json!({"sort": sort})));
+    assert_eq!(
+        order(&all),
+        ["2", "4", "1", "3", "6", "5"],
+        "missing values last in both directions"
+    );
+    assert_eq!(all["hits"]["hits"][0]["sort"], json!(["a", 5]));
+    assert_eq!(all["hits"]["hits"][1]["sort"], json!(["a", null]));
+    let (_, first) = server.call(
+        "POST",
+        "/m/_search",
+        Some(json!({"sort": [{"g": {"order": "asc", "missing": "_first"}}, "n"]})),
+    );
+    assert_eq!(order(&first)[0], "5");
+
+    // search_after pages through the same order without overlap.
+    let mut pages = Vec::new();
+    let mut after: Option<serde_json::Value> = None;
+    loop {
+        let mut body = json!({"size": 2, "sort": sort});
+        if let Some(cursor) = &after {
+            body["search_after"] = cursor.clone();
+        }
+        let (status, page) = server.call("POST", "/m/_search", Some(body));
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ids = order(&page);
+        if ids.is_empty() {
+            break;
+        }
+        after = Some(page["hits"]["hits"].as_array().unwrap().last().unwrap()["sort"].clone());
+        pages.extend(ids);
+    }
+    assert_eq!(pages, order(&all));
+
+    let (_, capped) = server.call(
+        "POST",
+        "/m/_search",
+        Some(json!({"track_total_hits": 4, "size": 0})),
+    );
+    assert_eq!(
+        capped["hits"]["total"],
+        json!({"value": 4, "relation": "gte"})
+    );
+    let (_, off) = server.call(
+        "POST",
+        "/m/_search",
+        Some(json!({"track_total_hits": false})),
+    );
+    assert!(off["hits"].get("total").is_none());
+    let (status, _) = server.call(
+        "POST",
+        "/m/_search",
+        Some(json!({"from": 2, "search_after": [1], "sort": ["n"]})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -12,7 +12,7 @@ mod msearch;
 mod root;
 mod scroll;
 mod search;
-mod sort_key;
+mod sorting;
 mod source_filter;
 
 use std::collections::HashMap;

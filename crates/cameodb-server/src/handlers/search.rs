@@ -9,17 +9,17 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use cameodb_query::{QueryContext, query_string, translate};
-use cameodb_storage::mapping::FieldType;
 use cameodb_storage::{Store, hit_keys};
 use serde_json::{Map, Value, json};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, Query};
 use tantivy::{DocAddress, Searcher};
 
+use super::aggregations;
 use super::docs::check_params;
+use super::sorting::{self, RankKey, SortKey};
 use super::source_filter::SourceFilter;
 use super::{AppState, Params, number, parse_object_body, run};
-use super::{aggregations, sort_key};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
@@ -52,13 +52,6 @@ const SEARCH_PARAMS: &[&str] = &[
     "ccs_minimize_roundtrips",
 ];
 
-/// A sort key: a field (or `_score`) and a direction.
-#[derive(Clone, Debug)]
-struct SortKey {
-    field: String,
-    descending: bool,
-}
-
 /// A parsed search request.
 #[derive(Clone, Debug)]
 pub struct SearchSpec {
@@ -66,7 +59,11 @@ pub struct SearchSpec {
     query: QuerySpec,
     pub from: usize,
     pub size: usize,
-    sort: Option<SortKey>,
+    sort: Vec<SortKey>,
+    /// `search_after` cursor values.
+    search_after: Option<Value>,
+    /// `track_total_hits`: `None` = don't report, `Some(n)` = exact up to `n`.
+    track_total: Option<usize>,
     source: SourceFilter,
     rest_total_as_int: bool,
     /// The `aggs` request, as sent.
@@ -86,58 +83,6 @@ pub enum QuerySpec {
         default_field: Option<String>,
         and: bool,
     },
-}
-
-fn parse_sort_value(value: &Value) -> Result<Option<SortKey>, ApiError> {
-    let key = |field: &str, order: Option<&str>| -> Result<SortKey, ApiError> {
-        let descending = match order {
-            None => field == "_score",
-            Some("asc") => false,
-            Some("desc") => true,
-            Some(other) => return Err(ApiError::parse(format!("[sort] unknown order [{other}]"))),
-        };
-        Ok(SortKey {
-            field: field.to_string(),
-            descending,
-        })
-    };
-    let items: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    if items.len() > 1 {
-        return Err(ApiError::parse(
-            "sorting by more than one key is not supported yet",
-        ));
-    }
-    let Some(item) = items.first() else {
-        return Ok(None);
-    };
-    Ok(Some(match item {
-        Value::String(s) => match s.split_once(':') {
-            Some((field, order)) => key(field, Some(order))?,
-            None => key(s, None)?,
-        },
-        Value::Object(map) if map.len() == 1 => {
-            let (field, spec) = map
-                .iter()
-                .next()
-                .ok_or_else(|| ApiError::parse("[sort] is empty"))?;
-            match spec {
-                Value::String(order) => key(field, Some(order))?,
-                Value::Object(opts) => {
-                    if let Some(unknown) = opts.keys().find(|k| k.as_str() != "order") {
-                        return Err(ApiError::parse(format!(
-                            "[sort] option [{unknown}] is not supported"
-                        )));
-                    }
-                    key(field, opts.get("order").and_then(Value::as_str))?
-                }
-                _ => return Err(ApiError::parse("[sort] malformed")),
-            }
-        }
-        _ => return Err(ApiError::parse("[sort] malformed")),
-    }))
 }
 
 /// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
@@ -170,6 +115,7 @@ pub fn parse_spec(
         "sort",
         "_source",
         "track_total_hits",
+        "search_after",
         "timeout",
         "aggs",
         "aggregations",
@@ -203,9 +149,11 @@ pub fn parse_spec(
         )));
     }
     let sort = match (params.get("sort"), body.get("sort")) {
-        (Some(s), _) => parse_sort_value(&Value::String(s.clone()))?,
-        (None, Some(v)) => parse_sort_value(v)?,
-        (None, None) => None,
+        (Some(s), _) => sorting::parse(&Value::Array(
+            s.split(',').map(|k| Value::String(k.to_string())).collect(),
+        ))?,
+        (None, Some(v)) => sorting::parse(v)?,
+        (None, None) => Vec::new(),
     };
     let source = SourceFilter::from_params(params).with_body(body.get("_source"))?;
     let rest_total_as_int = super::flag(params, "rest_total_hits_as_int")?.unwrap_or(false);
@@ -221,11 +169,39 @@ pub fn parse_spec(
         .get("seq_no_primary_term")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let search_after = body.get("search_after").cloned();
+    if search_after.is_some() && from > 0 {
+        return Err(ApiError::bad_request(
+            "illegal_argument_exception",
+            "[from] parameter must be set to 0 when [search_after] is used",
+        ));
+    }
+    let track_total =
+        match (params.get("track_total_hits"), body.get("track_total_hits")) {
+            (Some(v), _) if v == "false" => None,
+            (Some(v), _) if v == "true" => Some(usize::MAX),
+            (Some(v), _) => Some(v.parse::<usize>().map_err(|_| {
+                ApiError::illegal_argument(format!("invalid track_total_hits [{v}]"))
+            })?),
+            (None, Some(Value::Bool(false))) => None,
+            (None, Some(Value::Bool(true))) => Some(usize::MAX),
+            (None, Some(Value::Number(n))) => Some(n.as_u64().ok_or_else(|| {
+                ApiError::parse("[track_total_hits] must be a boolean or a non-negative integer")
+            })? as usize),
+            (None, Some(_)) => {
+                return Err(ApiError::parse(
+                    "[track_total_hits] must be a boolean or an integer",
+                ));
+            }
+            (None, None) => Some(10_000),
+        };
     Ok(SearchSpec {
         query,
         from,
         size,
         sort,
+        search_after,
+        track_total,
         source,
         rest_total_as_int,
         aggs,
@@ -240,6 +216,8 @@ struct Hit {
     id: String,
     score: f32,
     sort: Option<Value>,
+    /// Sort key, for merging hits of several indexes.
+    rank: Option<RankKey>,
     source: Option<Value>,
     version: u64,
     seq_no: u64,
@@ -275,50 +253,6 @@ pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, Ap
     })
 }
 
-/// Top `limit` docs by a field, with their sort values as JSON.
-fn sorted_by_field(
-    store: &Store,
-    searcher: &Searcher,
-    query: &dyn Query,
-    key: &SortKey,
-    limit: usize,
-) -> Result<(usize, Vec<(Value, DocAddress)>), ApiError> {
-    let mapping = store.mapping();
-    let field_type = mapping.lookup(&key.field).map(|f| f.field_type);
-    let (keyword, integral) = match field_type {
-        Some(FieldType::Keyword) => (true, false),
-        Some(
-            FieldType::Long
-            | FieldType::Integer
-            | FieldType::Short
-            | FieldType::Byte
-            | FieldType::Date
-            | FieldType::Boolean,
-        ) => (false, true),
-        Some(FieldType::Double | FieldType::Float) => (false, false),
-        Some(FieldType::Text) => {
-            return Err(ApiError::illegal_argument(format!(
-                "Fielddata is disabled on [{}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead.",
-                key.field
-            )));
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "query_shard_exception",
-                format!("No mapping found for [{}] in order to sort on", key.field),
-            ));
-        }
-    };
-    let total = searcher.search(query, &Count)?;
-    let top = sort_key::top_by_field(searcher, query, &key.field, keyword, key.descending, limit)?;
-    Ok((
-        total,
-        top.into_iter()
-            .map(|(v, a)| (v.to_json(integral), a))
-            .collect(),
-    ))
-}
-
 /// Runs the search on one index: the total and its top `from + size` hits.
 fn search_store(
     store: &Store,
@@ -341,19 +275,33 @@ fn search_store(
         None => None,
     };
     let limit = spec.from + spec.size;
-    let (total, ranked): (usize, Vec<(f32, Option<Value>, DocAddress)>) = match &spec.sort {
-        Some(key) if key.field != "_score" => {
-            let (total, docs) =
-                sorted_by_field(store, searcher, query.as_ref(), key, limit.max(1))?;
-            (
-                total,
-                docs.into_iter()
-                    .map(|(v, a)| (f32::NAN, Some(v), a))
-                    .collect(),
-            )
+    type Ranked = (f32, Option<(Value, RankKey)>, DocAddress);
+    let by_fields = !sorting::by_score_only(&spec.sort) || spec.search_after.is_some();
+    let (total, ranked): (usize, Vec<Ranked>) = match () {
+        () if by_fields => {
+            let keys = if spec.sort.is_empty() {
+                sorting::parse(&json!("_score"))?
+            } else {
+                spec.sort.clone()
+            };
+            let plan = sorting::plan(&keys, &store.mapping(), spec.search_after.as_ref())?;
+            let total = searcher.search(query.as_ref(), &Count)?;
+            let top = sorting::top(searcher, query.as_ref(), &plan, limit)?;
+            let score_key = keys.iter().position(|k| k.field == "_score");
+            let ranked = top
+                .into_iter()
+                .map(|(key, addr)| {
+                    let score = match score_key.map(|i| &key.values[i]) {
+                        Some(sorting::SortValue::Number(s)) => *s as f32,
+                        _ => f32::NAN,
+                    };
+                    (score, Some((sorting::render(&plan, &key), key)), addr)
+                })
+                .collect();
+            (total, ranked)
         }
-        _ if limit == 0 => (searcher.search(query.as_ref(), &Count)?, Vec::new()),
-        _ => {
+        () if limit == 0 => (searcher.search(query.as_ref(), &Count)?, Vec::new()),
+        () => {
             let (total, top) = searcher.search(
                 query.as_ref(),
                 &(Count, TopDocs::with_limit(limit).order_by_score()),
@@ -373,7 +321,8 @@ fn search_store(
             index: index.to_string(),
             id: key.id.to_string(),
             score,
-            sort: sort.map(|v| json!([v])),
+            sort: sort.as_ref().map(|(v, _)| v.clone()),
+            rank: sort.map(|(_, k)| k),
             source,
             version: doc.version,
             seq_no: doc.seq_no,
@@ -382,35 +331,10 @@ fn search_store(
     Ok((total, hits, aggs))
 }
 
-fn compare_hits(a: &Hit, b: &Hit, sort: Option<&SortKey>) -> Ordering {
-    match sort {
-        Some(key) if key.field != "_score" => {
-            let value = |h: &Hit| {
-                h.sort
-                    .as_ref()
-                    .and_then(|s| s.get(0))
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            };
-            let ord = compare_json(&value(a), &value(b));
-            if key.descending { ord.reverse() } else { ord }
-        }
+fn compare_hits(a: &Hit, b: &Hit) -> Ordering {
+    match (&a.rank, &b.rank) {
+        (Some(x), Some(y)) => y.rank_cmp(x),
         _ => b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal),
-    }
-}
-
-fn compare_json(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Null, Value::Null) => Ordering::Equal,
-        // Missing values sort last.
-        (Value::Null, _) => Ordering::Greater,
-        (_, Value::Null) => Ordering::Less,
-        _ => Ordering::Equal,
     }
 }
 
@@ -445,7 +369,7 @@ pub async fn execute_on(
         agg_parts.extend(aggs);
         used.push((entry, searcher));
     }
-    hits.sort_by(|a, b| compare_hits(a, b, spec.sort.as_ref()));
+    hits.sort_by(compare_hits);
     let page: Vec<Value> = hits
         .into_iter()
         .skip(spec.from)
@@ -477,10 +401,17 @@ pub async fn execute_on(
         .iter()
         .filter_map(|h| h["_score"].as_f64())
         .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
-    let total_json = if spec.rest_total_as_int {
-        json!(total)
-    } else {
-        json!({"value": total, "relation": "eq"})
+    let total_json = match spec.track_total {
+        None => Value::Null,
+        Some(limit) if total > limit => {
+            if spec.rest_total_as_int {
+                json!(limit)
+            } else {
+                json!({"value": limit, "relation": "gte"})
+            }
+        }
+        Some(_) if spec.rest_total_as_int => json!(total),
+        Some(_) => json!({"value": total, "relation": "eq"}),
     };
     let mut body = json!({
         "took": started.elapsed().as_millis() as u64,
@@ -488,6 +419,11 @@ pub async fn execute_on(
         "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
         "hits": {"total": total_json, "max_score": max_score, "hits": page},
     });
+    if spec.track_total.is_none()
+        && let Some(hits) = body["hits"].as_object_mut()
+    {
+        hits.remove("total");
+    }
     if let Some((request, _)) = agg_parts.first() {
         let request = request.clone();
         let parts = agg_parts.into_iter().map(|(_, part)| part).collect();
