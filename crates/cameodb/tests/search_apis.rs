@@ -275,3 +275,45 @@ fn multi_key_sort_missing_values_search_after_and_total_tracking() {
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn highlight_and_fields() {
+    let server = Server::start();
+    server.call("PUT", "/h", Some(json!({"mappings": {"properties": {"body": {"type": "text"}, "tags": {"type": "keyword"}, "n": {"type": "long"}}}})));
+    server.call("PUT", "/h/_doc/1?refresh=true", Some(json!({
+        "body": "The quick brown fox jumps over the lazy dog. Foxes are quick and clever animals.",
+        "tags": ["wild", "mammal"], "n": 7
+    })));
+    let (status, result) = server.call("POST", "/h/_search", Some(json!({
+        "query": {"match": {"body": "fox"}},
+        "highlight": {"pre_tags": ["["], "post_tags": ["]"], "fields": {"body": {"fragment_size": 30}}},
+        "fields": ["tags", "n"]
+    })));
+    assert_eq!(status, StatusCode::OK, "{result}");
+    let hit = &result["hits"]["hits"][0];
+    let fragment = hit["highlight"]["body"][0].as_str().unwrap();
+    assert!(fragment.contains("[fox]"), "{fragment}");
+    assert!(fragment.len() <= 40, "{fragment}");
+    assert_eq!(hit["fields"], json!({"tags": ["wild", "mammal"], "n": [7]}));
+    let (_, whole) = server.call(
+        "POST",
+        "/h/_search",
+        Some(json!({
+            "query": {"match": {"body": "quick"}},
+            "highlight": {"fields": {"body": {"number_of_fragments": 0}}}
+        })),
+    );
+    let whole = whole["hits"]["hits"][0]["highlight"]["body"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        whole,
+        "The <em>quick</em> brown fox jumps over the lazy dog. Foxes are <em>quick</em> and clever animals."
+    );
+    let (status, _) = server.call(
+        "POST",
+        "/h/_search",
+        Some(json!({"highlight": {"fields": {"body": {}}, "boundary_scanner": "word"}})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

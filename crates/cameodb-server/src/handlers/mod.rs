@@ -6,6 +6,7 @@ mod by_query;
 mod cat;
 mod docs;
 mod fault;
+mod highlight;
 mod indices;
 mod mget;
 mod msearch;

@@ -15,11 +15,11 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, Query};
 use tantivy::{DocAddress, Searcher};
 
-use super::aggregations;
 use super::docs::check_params;
 use super::sorting::{self, RankKey, SortKey};
 use super::source_filter::SourceFilter;
 use super::{AppState, Params, number, parse_object_body, run};
+use super::{aggregations, highlight};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
@@ -72,6 +72,10 @@ pub struct SearchSpec {
     version: bool,
     /// `seq_no_primary_term: true`: hits carry `_seq_no` and `_primary_term`.
     seq_no: bool,
+    /// The `highlight` request.
+    highlight: Option<highlight::HighlightSpec>,
+    /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
+    fields: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +120,10 @@ pub fn parse_spec(
         "_source",
         "track_total_hits",
         "search_after",
+        "highlight",
+        "fields",
+        "docvalue_fields",
+        "stored_fields",
         "timeout",
         "aggs",
         "aggregations",
@@ -195,6 +203,42 @@ pub fn parse_spec(
             }
             (None, None) => Some(10_000),
         };
+    let highlight = body.get("highlight").map(highlight::parse).transpose()?;
+    let mut fields = Vec::new();
+    for key in ["fields", "docvalue_fields"] {
+        match body.get(key) {
+            None => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    match item {
+                        Value::String(path) => fields.push(path.clone()),
+                        Value::Object(spec) => match spec.get("field").and_then(Value::as_str) {
+                            Some(path) => fields.push(path.to_string()),
+                            None => {
+                                return Err(ApiError::parse(format!(
+                                    "[{key}] entries need a [field]"
+                                )));
+                            }
+                        },
+                        _ => {
+                            return Err(ApiError::parse(format!(
+                                "[{key}] entries must be strings or objects"
+                            )));
+                        }
+                    }
+                }
+            }
+            Some(_) => return Err(ApiError::parse(format!("[{key}] must be an array"))),
+        }
+    }
+    if body
+        .get("stored_fields")
+        .is_some_and(|v| v != &json!("_none_"))
+    {
+        return Err(ApiError::parse(
+            "[stored_fields] other than _none_ is not supported; use [fields]",
+        ));
+    }
     Ok(SearchSpec {
         query,
         from,
@@ -207,6 +251,8 @@ pub fn parse_spec(
         aggs,
         version,
         seq_no,
+        highlight,
+        fields,
     })
 }
 
@@ -221,6 +267,44 @@ struct Hit {
     source: Option<Value>,
     version: u64,
     seq_no: u64,
+    highlight: Option<Value>,
+    fields: Option<Value>,
+}
+
+/// `fields` of a hit: every requested path's values, as arrays (as Elasticsearch lists them).
+fn field_values(source: &Value, paths: &[String]) -> Value {
+    let mut out = Map::new();
+    for path in paths {
+        let mut nodes = vec![source];
+        for segment in path.split('.') {
+            let mut next = Vec::new();
+            for node in nodes {
+                match node {
+                    Value::Object(map) => next.extend(map.get(segment)),
+                    Value::Array(items) => next.extend(items.iter().filter_map(|i| i.get(segment))),
+                    _ => {}
+                }
+            }
+            nodes = next;
+        }
+        let mut values = Vec::new();
+        for node in nodes {
+            match node {
+                Value::Array(items) => values.extend(
+                    items
+                        .iter()
+                        .filter(|v| !v.is_object() && !v.is_null())
+                        .cloned(),
+                ),
+                Value::Null | Value::Object(_) => {}
+                other => values.push(other.clone()),
+            }
+        }
+        if !values.is_empty() {
+            out.insert(path.clone(), Value::Array(values));
+        }
+    }
+    Value::Object(out)
 }
 
 /// One index's mergeable aggregation result, with the request it answers.
@@ -313,10 +397,22 @@ fn search_store(
     let keys = hit_keys(searcher, &addresses)?;
     let docs = store.get_many(&keys)?;
     let mut hits = Vec::with_capacity(ranked.len());
+    let mut highlighter = match &spec.highlight {
+        Some(request) => Some(highlight::Highlighter::new(
+            request,
+            store,
+            searcher,
+            query.as_ref(),
+        )?),
+        None => None,
+    };
     for (((score, sort, _), key), doc) in ranked.into_iter().zip(keys).zip(docs) {
         // A hit deleted since the searcher's snapshot is skipped.
         let Some(doc) = doc else { continue };
-        let source = spec.source.apply(doc.source_json()?);
+        let full = doc.source_json()?;
+        let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
+        let fields = (!spec.fields.is_empty()).then(|| field_values(&full, &spec.fields));
+        let source = spec.source.apply(full);
         hits.push(Hit {
             index: index.to_string(),
             id: key.id.to_string(),
@@ -326,6 +422,8 @@ fn search_store(
             source,
             version: doc.version,
             seq_no: doc.seq_no,
+            highlight: highlighted,
+            fields,
         });
     }
     Ok((total, hits, aggs))
@@ -386,6 +484,12 @@ pub async fn execute_on(
             }
             if let Some(sort) = hit.sort {
                 out["sort"] = sort;
+            }
+            if let Some(h) = hit.highlight {
+                out["highlight"] = h;
+            }
+            if let Some(f) = hit.fields {
+                out["fields"] = f;
             }
             if spec.version {
                 out["_version"] = json!(hit.version);
