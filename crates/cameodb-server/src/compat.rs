@@ -13,9 +13,18 @@ use crate::error::ApiError;
 pub async fn elasticsearch_compat(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let pretty = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "pretty" || p == "pretty=true"));
     let response = next.run(request).await;
-    let mut response = if is_framework_error(&response) {
+    let response = if is_framework_error(&response) {
         reshape(response, &method, &path).await
+    } else {
+        response
+    };
+    let mut response = if pretty {
+        prettify(response).await
     } else {
         response
     };
@@ -68,4 +77,27 @@ async fn reshape(response: Response, method: &Method, path: &str) -> Response {
         *out.status_mut() = StatusCode::BAD_REQUEST;
     }
     out
+}
+
+/// `?pretty`: re-indent a JSON body.
+async fn prettify(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let pretty = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| serde_json::to_vec_pretty(&v).ok())
+        .unwrap_or_else(|| bytes.to_vec());
+    let mut response = Response::from_parts(parts, axum::body::Body::from(pretty));
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response
 }

@@ -762,3 +762,24 @@ fn a_saturated_index_answers_429_and_its_neighbours_do_not_notice() {
         thread.join().unwrap();
     }
 }
+
+#[test]
+fn pretty_parameter_indents_json() {
+    let server = Server::start();
+    let text = server
+        .client
+        .get(format!("{}/?pretty", server.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.contains("\n  \"tagline\""), "{text}");
+    let compact = server
+        .client
+        .get(format!("{}/", server.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!compact.contains('\n'));
+}
