@@ -49,6 +49,7 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "wildcard" => pattern_query(body, ctx, "wildcard"),
         "regexp" => pattern_query(body, ctx, "regexp"),
         "fuzzy" => fuzzy_query(body, ctx),
+        "boosting" => boosting(body, ctx),
         other => Err(parsing(format!("unknown query [{other}]"))),
     }
 }
@@ -800,5 +801,38 @@ fn simple_query_string(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, Qu
             query_string(&words, fields.as_deref(), and, ctx)?
         }
     };
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+fn boosting(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "boosting")?;
+    check_params(
+        params,
+        "boosting",
+        &["positive", "negative", "negative_boost", "boost", "_name"],
+    )?;
+    let positive = translate(
+        params
+            .get("positive")
+            .ok_or_else(|| parsing("[boosting] requires [positive]"))?,
+        ctx,
+    )?;
+    let negative = translate(
+        params
+            .get("negative")
+            .ok_or_else(|| parsing("[boosting] requires [negative]"))?,
+        ctx,
+    )?;
+    let negative_boost = params
+        .get("negative_boost")
+        .and_then(Value::as_f64)
+        .filter(|b| *b >= 0.0)
+        .ok_or_else(|| parsing("[boosting] requires a non-negative [negative_boost]"))?
+        as f32;
+    let query = Box::new(crate::boosting::BoostingQuery {
+        positive,
+        negative,
+        negative_boost,
+    });
     Ok(apply_boost(query, boost_of(Some(params))?))
 }

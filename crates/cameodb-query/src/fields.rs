@@ -197,7 +197,10 @@ pub(crate) fn exact_value(
             _ => return Err(err()),
         }),
         FieldType::Date => {
-            let millis = date::parse_value(value, mapping.format.as_deref()).ok_or_else(err)?;
+            let millis = match value.as_str().and_then(date_math) {
+                Some(millis) => millis,
+                None => date::parse_value(value, mapping.format.as_deref()).ok_or_else(err)?,
+            };
             ExactValue::Date(DateTime::from_timestamp_millis(millis))
         }
     })
@@ -216,4 +219,74 @@ pub(crate) fn exact_term(prefix: &Term, value: &ExactValue) -> Term {
         }
     }
     term
+}
+
+/// Elasticsearch date math anchored at `now`: `now`, `now-1d`, `now+2h/d`, … (units y, M, w,
+/// d, h, H, m, s; months and years are taken as 30 and 365 days). `None` when `text` is not date
+/// math.
+pub(crate) fn date_math(text: &str) -> Option<i64> {
+    let rest = text.strip_prefix("now")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as i64;
+    date_math_from(now, rest)
+}
+
+fn unit_millis(unit: char) -> Option<i64> {
+    Some(match unit {
+        'y' => 365 * 86_400_000,
+        'M' => 30 * 86_400_000,
+        'w' => 7 * 86_400_000,
+        'd' => 86_400_000,
+        'h' | 'H' => 3_600_000,
+        'm' => 60_000,
+        's' => 1_000,
+        _ => return None,
+    })
+}
+
+pub(crate) fn date_math_from(mut millis: i64, mut rest: &str) -> Option<i64> {
+    while !rest.is_empty() {
+        let op = rest.chars().next()?;
+        rest = &rest[1..];
+        if op == '/' {
+            let unit = unit_millis(rest.chars().next()?)?;
+            millis = millis.div_euclid(unit) * unit;
+            rest = &rest[1..];
+            continue;
+        }
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let amount: i64 = if digits == 0 {
+            1
+        } else {
+            rest[..digits].parse().ok()?
+        };
+        rest = &rest[digits..];
+        let unit = unit_millis(rest.chars().next()?)?;
+        rest = &rest[1..];
+        match op {
+            '+' => millis += amount * unit,
+            '-' => millis -= amount * unit,
+            _ => return None,
+        }
+    }
+    Some(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_math_offsets_and_rounding() {
+        let day = 86_400_000;
+        assert_eq!(date_math_from(10 * day + 5, ""), Some(10 * day + 5));
+        assert_eq!(date_math_from(10 * day + 5, "-1d"), Some(9 * day + 5));
+        assert_eq!(date_math_from(10 * day + 5, "+2h/d"), Some(10 * day));
+        assert_eq!(date_math_from(10 * day, "-1w"), Some(3 * day));
+        assert_eq!(date_math_from(0, "-1x"), None);
+        assert!(date_math("now-1d").is_some());
+        assert!(date_math("2020-01-01").is_none());
+    }
 }

@@ -1,6 +1,7 @@
 //! The Elasticsearch query DSL, translated to tantivy queries. Pure: it reads a mapping and the
 //! schema's field handles and builds query objects; it never touches an index or a file.
 
+mod boosting;
 mod dsl;
 mod error;
 mod fields;

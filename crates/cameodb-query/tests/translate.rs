@@ -229,6 +229,14 @@ fn pattern_fuzzy_and_multi_field_clauses() {
         f.ids(json!({"simple_query_string": {"query": "((( broken"}})),
         Vec::<String>::new()
     );
+    assert_eq!(
+        f.ids(json!({"range": {"day": {"lt": "now", "gte": "now-100y"}}})),
+        ["1", "2", "3"]
+    );
+    assert!(
+        f.ids(json!({"range": {"day": {"gt": "now+1d"}}}))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -255,9 +263,9 @@ fn bad_queries_are_rejected_and_named() {
             .contains("unknown")
     );
     assert!(
-        err(json!({"boosting": {}}))
+        err(json!({"boosting": {"positive": {"match_all": {}}}}))
             .to_string()
-            .contains("boosting")
+            .contains("negative")
     );
     assert!(
         err(json!({"prefix": {"n": "1"}}))
@@ -315,4 +323,33 @@ proptest! {
         expected.sort();
         prop_assert_eq!(f.ids(dsl), expected);
     }
+}
+
+#[test]
+fn boosting_demotes_without_excluding() {
+    let f = library();
+    let searcher = f.index.reader().unwrap().searcher();
+    let scores = |dsl: Value| -> Vec<(String, f32)> {
+        let query = translate(&dsl, &f.ctx()).unwrap();
+        let top = searcher
+            .search(query.as_ref(), &TopDocs::with_limit(10).order_by_score())
+            .unwrap();
+        let addrs: Vec<_> = top.iter().map(|(_, a)| *a).collect();
+        let keys = hit_keys(&searcher, &addrs).unwrap();
+        top.iter()
+            .zip(keys)
+            .map(|((s, _), k)| (k.id.to_string(), *s))
+            .collect()
+    };
+    let plain = scores(json!({"match": {"title": "quick"}}));
+    let boosted = scores(
+        json!({"boosting": {"positive": {"match": {"title": "quick"}}, "negative": {"term": {"tag": "animal"}}, "negative_boost": 0.1}}),
+    );
+    let of = |list: &[(String, f32)], id: &str| {
+        list.iter().find(|(i, _)| i == id).map(|(_, s)| *s).unwrap()
+    };
+    assert_eq!(boosted.len(), 2, "demoted, not dropped");
+    assert_eq!(boosted[0].0, "3");
+    assert!((of(&boosted, "1") - 0.1 * of(&plain, "1")).abs() < 1e-6);
+    assert!((of(&boosted, "3") - of(&plain, "3")).abs() < 1e-6);
 }
