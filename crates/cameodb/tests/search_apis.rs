@@ -167,12 +167,29 @@ fn delete_and_update_by_query() {
     assert_eq!(server.get("/s/_doc/1").1["_version"], 2);
     assert_eq!(server.get("/s/_source/1").1, json!({"n": 1, "even": false}));
 
+    let (status, scripted) = server.call("POST", "/s/_update_by_query?refresh=true", Some(json!({
+        "query": {"ids": {"values": ["1", "3"]}},
+        "script": {"source": "ctx._source.n += params.step; ctx._source.seen = true", "params": {"step": 100}}
+    })));
+    assert_eq!(
+        (status, scripted["updated"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{scripted}"
+    );
+    assert_eq!(
+        server.get("/s/_source/3").1,
+        json!({"n": 103, "even": false, "seen": true})
+    );
     let (status, body) = server.call(
         "POST",
         "/s/_update_by_query",
-        Some(json!({"script": {"source": "ctx._source.n++"}})),
+        Some(json!({"script": {"source": "ctx._source.remove('n')"}})),
     );
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("script_exception")),
+        "{body}"
+    );
     let (status, _) = server.call(
         "POST",
         "/missing/_delete_by_query",

@@ -2,9 +2,10 @@
 //! write them in batches, each write conditional on the sequence number read just before, so a
 //! document changed in between is a version conflict rather than a lost update.
 //!
-//! `_update_by_query` without a body `doc` re-indexes each document as it is (Elasticsearch's
-//! behaviour without a script, used to pick up mapping changes). Scripts are not supported; as a
-//! CameoDB extension a partial `doc` may be given and is merged into every matching document.
+//! `_update_by_query` without a body `doc` or `script` re-indexes each document as it is
+//! (Elasticsearch's behaviour without a script, used to pick up mapping changes). Scripts are the
+//! small assignment subset of `script.rs`; as a CameoDB extension a partial `doc` may be given
+//! instead and is merged into every matching document.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -80,6 +81,7 @@ fn run_on_store(
         Some(doc) => Some(Source::from_value(doc.clone())?),
         None => None,
     };
+    let script = body.get("script").map(super::script::parse).transpose()?;
     let mut tally = Tally {
         total: keys.len() as u64,
         ..Tally::default()
@@ -97,6 +99,23 @@ fn run_on_store(
             };
             let kind = match (action, &patch) {
                 (Action::Delete, _) => OpKind::Delete,
+                (Action::Update, _) if script.is_some() => {
+                    let Value::Object(mut source) = doc.source_json()? else {
+                        continue;
+                    };
+                    let original = source.clone();
+                    if let Some(script) = &script {
+                        script.apply(&mut source)?;
+                    }
+                    if source == original {
+                        tally.noops += 1;
+                        continue;
+                    }
+                    OpKind::Index {
+                        source: Source::from_value(Value::Object(source))?,
+                        create: false,
+                    }
+                }
                 (Action::Update, Some(patch)) => OpKind::Update {
                     doc: patch.clone(),
                     upsert: None,
@@ -182,13 +201,13 @@ async fn handle(
     };
     let body = parse_object_body(body)?.unwrap_or_default();
     let allowed: &[&str] = if action == Action::Update {
-        &["query", "doc", "conflicts"]
+        &["query", "doc", "script", "conflicts"]
     } else {
         &["query", "conflicts"]
     };
-    if body.contains_key("script") {
+    if body.contains_key("script") && body.contains_key("doc") {
         return Err(ApiError::illegal_argument(
-            "scripts are not supported; send a partial [doc] to update_by_query instead",
+            "use either [script] or [doc], not both",
         ));
     }
     if let Some(unknown) = body.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -233,4 +252,32 @@ async fn handle(
         response["deleted"] = json!(0);
     }
     Ok(respond::json(status, response))
+}
+
+/// `_rethrottle` of a by-query task. By-query requests run to completion within their HTTP
+/// request here, so no task ever runs in the background: an id naming another node gets
+/// Elasticsearch's "no such node" failure, one naming this node "task not found".
+pub async fn rethrottle(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+) -> Result<Response, ApiError> {
+    let (node, number) = task
+        .split_once(':')
+        .ok_or_else(|| ApiError::illegal_argument(format!("malformed task id {task}")))?;
+    if node == state.node_name || node == state.cluster_uuid {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found_exception",
+            format!("task [{node}:{number}] is missing"),
+        ));
+    }
+    Ok(respond::ok(json!({
+        "nodes": {},
+        "node_failures": [{
+            "type": "failed_node_exception",
+            "reason": format!("Failed node [{node}]"),
+            "node_id": node,
+            "caused_by": {"type": "no_such_node_exception", "reason": format!("No such node [{node}]"), "node_id": node}
+        }]
+    })))
 }

@@ -11,6 +11,7 @@ mod indices;
 mod mget;
 mod msearch;
 mod root;
+mod script;
 mod scroll;
 mod search;
 mod sorting;
@@ -87,6 +88,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{index}/_delete_by_query", post(by_query::delete_by_query))
         .route("/{index}/_update_by_query", post(by_query::update_by_query))
+        .route(
+            "/_delete_by_query/{task}/_rethrottle",
+            post(by_query::rethrottle),
+        )
+        .route(
+            "/_update_by_query/{task}/_rethrottle",
+            post(by_query::rethrottle),
+        )
         .route("/_count", get(search::count_all).post(search::count_all))
         .route("/{index}/_count", get(search::count).post(search::count))
         .route(
