@@ -180,6 +180,66 @@ fn aggregations_filters_and_sorts_match_values_computed_from_the_file() {
             .contains("calendar_interval")
     );
 
+    // Calendar days and weeks (weeks start on Monday) are fixed lengths in UTC.
+    let mut weeks: BTreeMap<i64, u64> = BTreeMap::new();
+    for doc in &docs {
+        let day = days_from_civil(doc["Released"].as_str().unwrap());
+        // 1970-01-05 was the first Monday after the epoch.
+        let monday = day - (day - 4).rem_euclid(7);
+        *weeks.entry(monday * 86_400_000).or_default() += 1;
+    }
+    let result = search(
+        &server,
+        json!({"size": 0, "aggs": {"weeks": {"date_histogram": {"field": "Released", "calendar_interval": "week", "min_doc_count": 1}}}}),
+    );
+    let buckets = result["aggregations"]["weeks"]["buckets"]
+        .as_array()
+        .unwrap();
+    assert_eq!(buckets.len(), weeks.len());
+    for bucket in buckets {
+        let key = bucket["key"].as_f64().unwrap() as i64;
+        assert_eq!(
+            bucket["doc_count"].as_u64(),
+            weeks.get(&key).copied(),
+            "week {key}"
+        );
+    }
+
+    // Sub-aggregations and percentiles: average Year per top genre, Year median.
+    let result = search(
+        &server,
+        json!({"size": 0, "aggs": {
+            "genres": {"terms": {"field": "Genre.keyword", "size": 3}, "aggs": {"year": {"avg": {"field": "Year"}}}},
+            "median": {"percentiles": {"field": "Year", "percents": [50]}}
+        }}),
+    );
+    for bucket in result["aggregations"]["genres"]["buckets"]
+        .as_array()
+        .unwrap()
+    {
+        let genre = bucket["key"].as_str().unwrap();
+        let in_genre: Vec<i64> = docs
+            .iter()
+            .filter(|d| strings(d, "Genre").iter().any(|g| g == genre))
+            .map(|d| d["Year"].as_i64().unwrap())
+            .collect();
+        let want = in_genre.iter().sum::<i64>() as f64 / in_genre.len() as f64;
+        let got = bucket["year"]["value"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{genre}: {got} vs {want}");
+    }
+    let mut sorted = years.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2] as f64;
+    let got = result["aggregations"]["median"]["values"]["50.0"]
+        .as_f64()
+        .unwrap();
+    // tantivy's percentiles use DDSketch: 1% relative accuracy (Elasticsearch's TDigest is
+    // tighter on such data; this is the documented bound, not a tuned tolerance).
+    assert!(
+        (got - median).abs() <= 0.01 * median,
+        "median {got} vs {median}"
+    );
+
     // A filtered aggregation: dramas only, average runtime of those that have one.
     let dramas: Vec<&Value> = docs
         .iter()

@@ -121,6 +121,11 @@ fn rewrite_body(
         "field".into(),
         Value::String(format!("{EXACT_FIELD}.{field}")),
     );
+    if kind == "date_histogram"
+        && let Some(calendar) = body.remove("calendar_interval")
+    {
+        calendar_to_fixed(name, &calendar, &mut body)?;
+    }
     Ok(Value::Object(body))
 }
 
@@ -156,4 +161,37 @@ pub fn finish(
         .into_final_result(request, AggregationLimitsGuard::default())
         .map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))?;
     serde_json::to_value(result).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Calendar intervals of fixed length in UTC become fixed intervals (weeks start on Monday, as
+/// in Elasticsearch: the epoch was a Thursday, hence the offset). Months, quarters and years
+/// vary in length and are refused by name.
+fn calendar_to_fixed(
+    name: &str,
+    calendar: &Value,
+    body: &mut Map<String, Value>,
+) -> Result<(), ApiError> {
+    let unit = calendar.as_str().unwrap_or_default();
+    let fixed = match unit {
+        "second" | "1s" => "1s",
+        "minute" | "1m" => "1m",
+        "hour" | "1h" => "1h",
+        "day" | "1d" => "1d",
+        "week" | "1w" => "7d",
+        other => {
+            return Err(parsing(format!(
+                "calendar_interval [{other}] in date_histogram [{name}] is not supported (months, quarters and years vary in length); use fixed_interval"
+            )));
+        }
+    };
+    if body.contains_key("fixed_interval") {
+        return Err(parsing(format!(
+            "date_histogram [{name}] sets both calendar_interval and fixed_interval"
+        )));
+    }
+    body.insert("fixed_interval".into(), Value::String(fixed.into()));
+    if fixed == "7d" && !body.contains_key("offset") {
+        body.insert("offset".into(), Value::String("-3d".into()));
+    }
+    Ok(())
 }
