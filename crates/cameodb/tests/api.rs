@@ -327,7 +327,33 @@ fn document_crud_versions_and_conflicts() {
         "/books/_update/10",
         Some(json!({"script": "ctx._source.b++"})),
     );
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{script}");
+    assert_eq!(
+        (status, script["result"].as_str()),
+        (StatusCode::OK, Some("updated")),
+        "{script}"
+    );
+    assert_eq!(server.get("/books/_source/10").1, json!({"b": 3}));
+    let (status, counted) = server.call(
+        "POST",
+        "/books/_update/11",
+        Some(json!({
+            "script": {"source": "ctx._source.hits += params.n", "params": {"n": 5}},
+            "upsert": {"hits": 1}
+        })),
+    );
+    assert_eq!(
+        (status, counted["result"].as_str()),
+        (StatusCode::CREATED, Some("created")),
+        "{counted}"
+    );
+    server.call("POST", "/books/_update/11", Some(json!({"script": {"source": "ctx._source.hits += params.n", "params": {"n": 5}}, "upsert": {"hits": 1}})));
+    assert_eq!(server.get("/books/_source/11").1, json!({"hits": 6}));
+    let (status, _) = server.call(
+        "POST",
+        "/books/_update/10",
+        Some(json!({"script": "ctx._source.b.foo()"})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Routing: the routed document is a different key.
     server.call(

@@ -371,6 +371,122 @@ pub async fn update(
     )?;
     let body = parse_object_body(&body)?.unwrap_or_default();
     let key = doc_key(&id, params.get("routing").map(String::as_str))?;
+    if let Some(script) = body.get("script") {
+        return scripted_update(&state, &index, key, script, &body, &params).await;
+    }
     let op = update_op(key, &body, condition(&params)?)?;
     write_one(&state, &index, op, &params, true).await
+}
+
+/// `_update` with a script (the subset of `script.rs`): read, run, write conditionally on the
+/// sequence number read, and retry `retry_on_conflict` times if another write got in between.
+async fn scripted_update(
+    state: &AppState,
+    index: &str,
+    key: cameodb_storage::DocKey,
+    script: &Value,
+    body: &serde_json::Map<String, Value>,
+    params: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["script", "upsert", "scripted_upsert"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "x_content_parse_exception",
+            format!("[UpdateRequest] [{unknown}] cannot be combined with [script]"),
+        ));
+    }
+    let script = super::script::parse(script)?;
+    let upsert = body
+        .get("upsert")
+        .cloned()
+        .map(Source::from_value)
+        .transpose()?;
+    let scripted_upsert = body
+        .get("scripted_upsert")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let retries: usize = number(params, "retry_on_conflict")?.unwrap_or(0);
+    let condition = condition(params)?;
+    let refresh = refresh_param(params)?;
+    let entry = state.catalog.get_or_create(index).await?;
+    let (outcome, forced) = run(&entry.shard, move |store| {
+        for attempt in 0..=retries {
+            let current = store.get(&key)?;
+            let op = match (current, &upsert) {
+                (None, None) => {
+                    return Err(ApiError::from(
+                        cameodb_storage::StoreError::DocumentMissing {
+                            id: key.id.to_string(),
+                        },
+                    ));
+                }
+                (None, Some(upsert)) => {
+                    let mut source = upsert.as_map().clone();
+                    if scripted_upsert {
+                        script.apply(&mut source)?;
+                    }
+                    WriteOp {
+                        key: key.clone(),
+                        kind: OpKind::Index {
+                            source: Source::from_value(Value::Object(source))?,
+                            create: true,
+                        },
+                        if_seq_no: None,
+                    }
+                }
+                (Some(doc), _) => {
+                    if condition.is_some_and(|seq| seq != doc.seq_no) {
+                        return Err(cameodb_storage::StoreError::VersionConflict {
+                            id: key.id.to_string(),
+                            expected: condition.unwrap_or_default(),
+                            current: Some(doc.seq_no),
+                        }
+                        .into());
+                    }
+                    let Value::Object(mut source) = doc.source_json()? else {
+                        return Err(ApiError::internal("stored document is not an object"));
+                    };
+                    let original = source.clone();
+                    script.apply(&mut source)?;
+                    if source == original {
+                        let noop = WriteOutcome {
+                            key: key.clone(),
+                            result: WriteResult::Noop,
+                            seq_no: Some(doc.seq_no),
+                            version: Some(doc.version),
+                        };
+                        return Ok((noop, false));
+                    }
+                    WriteOp {
+                        key: key.clone(),
+                        kind: OpKind::Index {
+                            source: Source::from_value(Value::Object(source))?,
+                            create: false,
+                        },
+                        if_seq_no: Some(doc.seq_no),
+                    }
+                }
+            };
+            match store.write(op) {
+                Err(
+                    cameodb_storage::StoreError::VersionConflict { .. }
+                    | cameodb_storage::StoreError::DocumentExists { .. },
+                ) if attempt < retries => continue,
+                Err(err) => return Err(err.into()),
+                Ok(outcome) => {
+                    let forced = apply_refresh(store, refresh, outcome.seq_no)?;
+                    return Ok((outcome, forced));
+                }
+            }
+        }
+        Err(ApiError::internal("retries exhausted"))
+    })
+    .await
+    .map_err(|e| e.with_index(index))?;
+    Ok(respond::json(
+        outcome_status(&outcome),
+        outcome_json(index, &outcome, forced),
+    ))
 }
