@@ -387,7 +387,7 @@ fn document_crud_versions_and_conflicts() {
         "/_mget",
         Some(json!({"docs": [{"_index": "books", "_id": "10"}, {"_index": "nope", "_id": "1"}]})),
     );
-    assert_eq!(mget["docs"][0]["_source"], json!({"b": 2}));
+    assert_eq!(mget["docs"][0]["_source"], json!({"b": 3}));
     assert_eq!(
         mget["docs"][1]["error"]["type"],
         "index_not_found_exception"
