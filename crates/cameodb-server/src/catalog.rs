@@ -294,6 +294,22 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Like [`Catalog::resolve`], but concrete names that do not exist are skipped
+    /// (`ignore_unavailable=true`).
+    pub async fn resolve_available(&self, expression: &str) -> Vec<Arc<IndexEntry>> {
+        let mut out = Vec::new();
+        for part in expression.split(',').filter(|p| !p.is_empty()) {
+            if let Ok(found) = self.resolve(part).await {
+                for entry in found {
+                    if !out.iter().any(|e: &Arc<IndexEntry>| e.name == entry.name) {
+                        out.push(entry);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Creates an index. `mappings` is an Elasticsearch mapping body.
     pub async fn create(
         &self,

@@ -334,3 +334,39 @@ fn highlight_and_fields() {
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn typed_keys_and_unavailable_indexes() {
+    let server = Server::start();
+    load(&server, 6);
+    let (_, typed) = server.call(
+        "POST",
+        "/s/_search?typed_keys=true",
+        Some(json!({"size": 0, "aggs": {
+            "by_parity": {"terms": {"field": "even"}, "aggs": {"avg_n": {"avg": {"field": "n"}}}},
+            "ns": {"terms": {"field": "n"}},
+            "p": {"percentiles": {"field": "n"}}
+        }})),
+    );
+    let aggs = typed["aggregations"].as_object().unwrap();
+    assert!(aggs.contains_key("lterms#ns"), "{typed}");
+    assert!(aggs.contains_key("tdigest_percentiles#p"), "{typed}");
+    let parity = aggs
+        .iter()
+        .find(|(k, _)| k.ends_with("#by_parity"))
+        .expect("typed parity")
+        .1;
+    assert!(parity["buckets"][0].get("avg#avg_n").is_some(), "{parity}");
+
+    let (status, _) = server.get("/s,missing/_search");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, found) = server.get("/s,missing/_search?ignore_unavailable=true");
+    assert_eq!(
+        (status, found["hits"]["total"]["value"].as_u64()),
+        (StatusCode::OK, Some(6))
+    );
+    let (status, _) = server.get("/nothing*/_search?allow_no_indices=false");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/nothing*/_search");
+    assert_eq!(status, StatusCode::OK);
+}

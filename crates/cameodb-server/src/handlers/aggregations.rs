@@ -195,3 +195,51 @@ fn calendar_to_fixed(
     }
     Ok(())
 }
+
+/// The `typed_keys` name of an aggregation, as Elasticsearch prefixes it (`sterms#genres`).
+fn type_prefix(kind: &str, result: &Value) -> String {
+    match kind {
+        "terms" => {
+            let first_key = result["buckets"]
+                .as_array()
+                .and_then(|b| b.first())
+                .map(|b| &b["key"]);
+            match first_key {
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => "lterms".into(),
+                Some(Value::Number(_)) => "dterms".into(),
+                _ => "sterms".into(),
+            }
+        }
+        "percentiles" => "tdigest_percentiles".into(),
+        other => other.into(),
+    }
+}
+
+/// Renames every aggregation in `result` to `type#name` (`typed_keys=true`), following the
+/// request's tree into buckets for sub-aggregations.
+pub fn typed_keys(request: &Value, result: &mut Value) {
+    let (Some(request), Some(out)) = (request.as_object(), result.as_object_mut()) else {
+        return;
+    };
+    for (name, spec) in request {
+        let Some(spec) = spec.as_object() else {
+            continue;
+        };
+        let Some(kind) = spec.keys().find(|k| SUPPORTED.contains(&k.as_str())) else {
+            continue;
+        };
+        let Some(mut value) = out.remove(name) else {
+            continue;
+        };
+        if let Some(sub) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
+            match value.get_mut("buckets") {
+                Some(Value::Array(buckets)) => buckets.iter_mut().for_each(|b| typed_keys(sub, b)),
+                Some(Value::Object(buckets)) => {
+                    buckets.values_mut().for_each(|b| typed_keys(sub, b))
+                }
+                _ => {}
+            }
+        }
+        out.insert(format!("{}#{name}", type_prefix(kind, &value)), value);
+    }
+}

@@ -66,6 +66,8 @@ pub struct SearchSpec {
     track_total: Option<usize>,
     source: SourceFilter,
     rest_total_as_int: bool,
+    /// `typed_keys=true`: aggregation names carry their type.
+    typed_keys: bool,
     /// The `aggs` request, as sent.
     aggs: Option<Value>,
     /// `version: true`: hits carry `_version`.
@@ -204,6 +206,7 @@ pub fn parse_spec(
             (None, None) => Some(10_000),
         };
     let highlight = body.get("highlight").map(highlight::parse).transpose()?;
+    let typed_keys = super::flag(params, "typed_keys")?.unwrap_or(false);
     let mut fields = Vec::new();
     for key in ["fields", "docvalue_fields"] {
         match body.get(key) {
@@ -248,6 +251,7 @@ pub fn parse_spec(
         track_total,
         source,
         rest_total_as_int,
+        typed_keys,
         aggs,
         version,
         seq_no,
@@ -531,7 +535,13 @@ pub async fn execute_on(
     if let Some((request, _)) = agg_parts.first() {
         let request = request.clone();
         let parts = agg_parts.into_iter().map(|(_, part)| part).collect();
-        body["aggregations"] = aggregations::finish(parts, request)?;
+        let mut result = aggregations::finish(parts, request)?;
+        if spec.typed_keys
+            && let Some(raw) = &spec.aggs
+        {
+            aggregations::typed_keys(raw, &mut result);
+        }
+        body["aggregations"] = result;
     }
     Ok((body, used))
 }
@@ -563,7 +573,7 @@ pub async fn search(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let spec = parse_spec(&params, parse_object_body(&body)?)?;
-    let entries = state.catalog.resolve(&index).await?;
+    let entries = targets(&state, &index, &params).await?;
     respond_search(&state, entries, &params, spec).await
 }
 
@@ -625,7 +635,7 @@ pub async fn count(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    count_entries(state.catalog.resolve(&index).await?, &params, &body).await
+    count_entries(targets(&state, &index, &params).await?, &params, &body).await
 }
 
 pub async fn count_all(
@@ -634,4 +644,23 @@ pub async fn count_all(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     count_entries(state.catalog.all().await, &params, &body).await
+}
+
+/// The indexes a search addresses, honouring `ignore_unavailable` and `allow_no_indices`.
+async fn targets(
+    state: &AppState,
+    index: &str,
+    params: &HashMap<String, String>,
+) -> Result<Vec<Arc<IndexEntry>>, ApiError> {
+    let ignore = super::flag(params, "ignore_unavailable")?.unwrap_or(false);
+    let allow_none = super::flag(params, "allow_no_indices")?.unwrap_or(true);
+    let entries = if ignore {
+        state.catalog.resolve_available(index).await
+    } else {
+        state.catalog.resolve(index).await?
+    };
+    if entries.is_empty() && !allow_none {
+        return Err(ApiError::index_not_found(index));
+    }
+    Ok(entries)
 }
