@@ -194,3 +194,27 @@ def test_get_update_delete(es, wiki, docs):
         es.get(index=wiki, id=doc_id)
     es.indices.refresh(index=wiki)
     assert es.count(index=wiki)["count"] == N_DOCS - 1
+
+
+def test_scan_aggregations_and_search_after(es, wiki, docs):
+    """helpers.scan (scroll + clear_scroll), a terms aggregation and search_after paging."""
+    scanned = {h["_id"] for h in helpers.scan(es, index=wiki, query={"query": {"match_all": {}}}, size=700)}
+    assert len(scanned) == N_DOCS - 1
+    assert docs[42]["id"] not in scanned
+
+    resp = es.search(index=wiki, size=0, aggs={"sources": {"terms": {"field": "source", "size": 3}}})
+    counts = collections.Counter(d["source"] for i, d in enumerate(docs) if i != 42)
+    buckets = {b["key"]: b["doc_count"] for b in resp["aggregations"]["sources"]["buckets"]}
+    for key, count in buckets.items():
+        assert counts[key] == count
+
+    seen, after = [], None
+    while True:
+        kwargs = {"search_after": after} if after else {}
+        page = es.search(index=wiki, size=2500, sort=[{"id": "asc"}], source=False, **kwargs)
+        hits = page["hits"]["hits"]
+        if not hits:
+            break
+        seen.extend(h["_id"] for h in hits)
+        after = hits[-1]["sort"]
+    assert seen == sorted(scanned)
