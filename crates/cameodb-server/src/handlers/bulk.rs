@@ -44,19 +44,13 @@ struct Item {
     op: Result<WriteOp, ApiError>,
 }
 
-fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    body.split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-}
-
 fn parse_items(
     default_index: Option<&str>,
     params: &Params,
     body: &[u8],
 ) -> Result<Vec<Item>, ApiError> {
     let mut items = Vec::new();
-    let mut lines = lines(body);
+    let mut lines = super::ndjson_lines(body);
     while let Some(line) = lines.next() {
         // A malformed action line makes the rest unparseable, as in Elasticsearch: 400.
         let action: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {

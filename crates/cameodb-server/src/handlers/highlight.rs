@@ -130,20 +130,8 @@ pub fn parse(value: &Value) -> Result<HighlightSpec, ApiError> {
 }
 
 /// The text values at a dotted path of a source.
-fn values_at<'v>(source: &'v Value, path: &str, out: &mut Vec<&'v str>) {
-    let mut nodes = vec![source];
-    for segment in path.split('.') {
-        let mut next = Vec::new();
-        for node in nodes {
-            match node {
-                Value::Object(map) => next.extend(map.get(segment)),
-                Value::Array(items) => next.extend(items.iter().filter_map(|i| i.get(segment))),
-                _ => {}
-            }
-        }
-        nodes = next;
-    }
-    for node in nodes {
+fn texts_at<'v>(source: &'v Value, path: &str, out: &mut Vec<&'v str>) {
+    for node in super::source_filter::values_at(source, path) {
         match node {
             Value::String(s) => out.push(s),
             Value::Array(items) => out.extend(items.iter().filter_map(Value::as_str)),
@@ -210,7 +198,7 @@ impl Highlighter {
         let mut out = Map::new();
         for (opts, generator) in &mut self.fields {
             let mut texts = Vec::new();
-            values_at(source, &opts.path, &mut texts);
+            texts_at(source, &opts.path, &mut texts);
             let mut fragments = Vec::new();
             for text in texts {
                 let size = if opts.fragments == 0 {

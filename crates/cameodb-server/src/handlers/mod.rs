@@ -142,6 +142,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The non-blank lines of an NDJSON body (`\r\n` tolerated).
+pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
 /// Parses a JSON body; an empty body is `None`.
 pub fn parse_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -76,10 +76,7 @@ async fn handle(
         ],
     )?;
     let started = Instant::now();
-    let lines: Vec<&[u8]> = body
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .collect();
+    let lines: Vec<&[u8]> = super::ndjson_lines(body).collect();
     if !lines.len().is_multiple_of(2) {
         return Err(ApiError::illegal_argument(
             "msearch request must have a body line for every header line",

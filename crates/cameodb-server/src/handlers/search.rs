@@ -279,18 +279,7 @@ struct Hit {
 fn field_values(source: &Value, paths: &[String]) -> Value {
     let mut out = Map::new();
     for path in paths {
-        let mut nodes = vec![source];
-        for segment in path.split('.') {
-            let mut next = Vec::new();
-            for node in nodes {
-                match node {
-                    Value::Object(map) => next.extend(map.get(segment)),
-                    Value::Array(items) => next.extend(items.iter().filter_map(|i| i.get(segment))),
-                    _ => {}
-                }
-            }
-            nodes = next;
-        }
+        let nodes = super::source_filter::values_at(source, path);
         let mut values = Vec::new();
         for node in nodes {
             match node {

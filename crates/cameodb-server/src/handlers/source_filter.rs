@@ -161,6 +161,23 @@ impl SourceFilter {
     }
 }
 
+/// The values at a dotted path of a source, descending through arrays of objects.
+pub fn values_at<'v>(source: &'v Value, path: &str) -> Vec<&'v Value> {
+    let mut nodes = vec![source];
+    for segment in path.split('.') {
+        let mut next = Vec::new();
+        for node in nodes {
+            match node {
+                Value::Object(map) => next.extend(map.get(segment)),
+                Value::Array(items) => next.extend(items.iter().filter_map(|i| i.get(segment))),
+                _ => {}
+            }
+        }
+        nodes = next;
+    }
+    nodes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
