@@ -49,6 +49,8 @@ pub struct Catalog {
     store_config: StoreConfig,
     /// In-flight job bound per index.
     max_in_flight: usize,
+    /// Restarts failed index actors.
+    supervisor: kameo::actor::ActorRef<crate::shard::StoreSupervisor>,
 }
 
 const META_FILE: &str = "index.json";
@@ -194,12 +196,14 @@ impl Catalog {
         tokio::fs::create_dir_all(&root)
             .await
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", root.display())))?;
+        let supervisor = <crate::shard::StoreSupervisor as kameo::actor::Spawn>::spawn(());
         let catalog = Catalog {
             root,
             indices: RwLock::new(BTreeMap::new()),
             ddl: Mutex::new(()),
             store_config,
             max_in_flight,
+            supervisor,
         };
         let mut dir = tokio::fs::read_dir(&catalog.root)
             .await
@@ -241,6 +245,7 @@ impl Catalog {
 
     async fn open_shard(&self, name: &str, meta: &IndexMeta) -> Result<Shard, ApiError> {
         Shard::open(
+            &self.supervisor,
             self.root.join(name),
             self.store_config_for(meta),
             self.max_in_flight,

@@ -131,7 +131,7 @@ impl From<StoreError> for ApiError {
             StoreError::DocumentMissing { .. } => {
                 (StatusCode::NOT_FOUND, "document_missing_exception")
             }
-            StoreError::Closed => (
+            StoreError::Closed | StoreError::Locked(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable_shards_exception",
             ),

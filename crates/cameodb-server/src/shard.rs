@@ -1,8 +1,9 @@
 //! One kameo actor per index, owning its [`Store`]. The actor never blocks: each job runs on
 //! tokio's blocking pool with a clone of the store handle, so searches and writes to one index
 //! proceed concurrently (and concurrent writes meet in the store's group commit). In-flight jobs
-//! are bounded by a semaphore: past it, requests get 429. A job that panics makes the actor
-//! close and reopen its store, which recovers from its WAL; other indexes are unaffected.
+//! are bounded by a semaphore: past it, requests get 429. A job that panics makes the actor fail
+//! on purpose; its kameo supervisor restarts it, and the new incarnation reopens the store, which
+//! recovers from its WAL. Other indexes are unaffected.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use kameo::Actor;
 use kameo::actor::{ActorRef, Spawn};
 use kameo::error::SendError;
 use kameo::message::{Context, Message};
+use kameo::supervision::{RestartPolicy, SupervisionStrategy};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::{error, info};
 
@@ -22,10 +25,6 @@ type Job = Box<dyn FnOnce(&Store) + Send + 'static>;
 
 /// The actor's state.
 pub struct IndexActor {
-    /// Where the store lives, to reopen it after a panic.
-    dir: PathBuf,
-    /// How to open it.
-    config: StoreConfig,
     /// The open store; replaced on restart (`None` only while reopening, when no message is
     /// handled anyway, or after a failed reopen).
     store: Option<Arc<Store>>,
@@ -37,11 +36,20 @@ impl Actor for IndexActor {
     type Args = (PathBuf, StoreConfig);
     type Error = StoreError;
 
+    async fn on_stop(
+        &mut self,
+        _: kameo::actor::WeakActorRef<Self>,
+        _: kameo::error::ActorStopReason,
+    ) -> Result<(), StoreError> {
+        match self.store.take() {
+            Some(store) => release(store).await,
+            None => Ok(()),
+        }
+    }
+
     async fn on_start((dir, config): Self::Args, me: ActorRef<Self>) -> Result<Self, StoreError> {
         let store = open_blocking(dir.clone(), config.clone()).await?;
         Ok(IndexActor {
-            dir,
-            config,
             store: Some(store),
             me,
         })
@@ -50,7 +58,18 @@ impl Actor for IndexActor {
 
 async fn open_blocking(dir: PathBuf, config: StoreConfig) -> Result<Arc<Store>, StoreError> {
     tokio::task::spawn_blocking(move || {
-        let store = Store::open(&dir, config)?;
+        // After a restart the previous incarnation may still be letting go of the files: wait
+        // for the lock rather than fail (and exhaust the supervisor's restart budget).
+        let mut attempts = 0;
+        let store = loop {
+            match Store::open(&dir, config.clone()) {
+                Err(StoreError::Locked(_)) if attempts < 600 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         let report = store.recovery_report();
         info!(dir = %dir.display(), replayed = report.replayed, rebuilt = ?report.rebuilt, documents = report.documents, "index store opened");
         Ok(Arc::new(store))
@@ -92,41 +111,36 @@ impl Message<Exec> for IndexActor {
 impl Message<Restart> for IndexActor {
     type Reply = Result<(), StoreError>;
 
+    /// Fails the actor (an error from a `tell` stops it as panicked), so that the supervisor
+    /// restarts it; `on_stop` releases the store first.
     async fn handle(&mut self, _: Restart, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
-        let Some(old) = self.store.take() else {
-            return Ok(());
-        };
-        // Close, then wait for in-flight jobs to let go of the old store: its files stay locked
-        // until the last handle is dropped.
-        tokio::task::spawn_blocking(move || {
-            let _ = old.close();
-            let mut old = old;
-            for _ in 0..600 {
-                match Arc::try_unwrap(old) {
-                    Ok(store) => {
-                        drop(store);
-                        return;
-                    }
-                    Err(still_shared) => old = still_shared,
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            error!("old store still in use after 30 s; reopening anyway");
-        })
-        .await
-        .map_err(|e| StoreError::Io(e.to_string()))?;
-        match open_blocking(self.dir.clone(), self.config.clone()).await {
-            Ok(store) => {
-                self.store = Some(store);
-                info!(dir = %self.dir.display(), "index store restarted after a panic");
-                Ok(())
-            }
-            Err(err) => {
-                error!(error = %err, "index store failed to reopen; the index answers errors until restarted");
-                Err(err)
-            }
-        }
+        Err(StoreError::Index(
+            "an index job panicked; restarting the store".into(),
+        ))
     }
+}
+
+/// Closes `store` and waits (up to 30 s) until no in-flight job holds it: its files stay locked
+/// until the last handle is dropped, and a reopen needs them.
+async fn release(store: Arc<Store>) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let result = store.close();
+        let mut store = store;
+        for _ in 0..600 {
+            match Arc::try_unwrap(store) {
+                Ok(store) => {
+                    drop(store);
+                    return result;
+                }
+                Err(still_shared) => store = still_shared,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        error!("store still in use after 30 s");
+        result
+    })
+    .await
+    .map_err(|e| StoreError::Io(e.to_string()))?
 }
 
 impl Message<Close> for IndexActor {
@@ -134,13 +148,28 @@ impl Message<Close> for IndexActor {
 
     async fn handle(&mut self, _: Close, ctx: &mut Context<Self, Self::Reply>) -> Self::Reply {
         let result = match self.store.take() {
-            Some(store) => tokio::task::spawn_blocking(move || store.close())
-                .await
-                .map_err(|e| StoreError::Io(e.to_string()))?,
+            Some(store) => release(store).await,
             None => Ok(()),
         };
-        ctx.actor_ref().kill();
+        // A normal stop: the supervisor only restarts actors that failed.
+        ctx.stop();
         result
+    }
+}
+
+/// Supervises the index actors of a node: a failed one (a panicked job) is restarted alone.
+pub struct StoreSupervisor;
+
+impl Actor for StoreSupervisor {
+    type Args = ();
+    type Error = kameo::error::Infallible;
+
+    async fn on_start(_: (), _: ActorRef<Self>) -> Result<Self, Self::Error> {
+        Ok(StoreSupervisor)
+    }
+
+    fn supervision_strategy() -> SupervisionStrategy {
+        SupervisionStrategy::OneForOne
     }
 }
 
@@ -156,14 +185,16 @@ pub struct Shard {
 impl Shard {
     /// Opens the store in `dir` under a new actor.
     pub async fn open(
+        supervisor: &ActorRef<StoreSupervisor>,
         dir: PathBuf,
         config: StoreConfig,
         max_in_flight: usize,
     ) -> Result<Shard, ApiError> {
-        let actor = IndexActor::spawn_with_mailbox(
-            (dir, config),
-            kameo::mailbox::bounded(max_in_flight.max(1)),
-        );
+        let actor = IndexActor::supervise(supervisor, (dir, config))
+            .restart_policy(RestartPolicy::Transient)
+            .restart_limit(10, Duration::from_secs(60))
+            .spawn_with_mailbox(kameo::mailbox::bounded(max_in_flight.max(1)))
+            .await;
         actor
             .wait_for_startup_result()
             .await
@@ -194,6 +225,13 @@ impl Shard {
             Err(SendError::MailboxFull(_)) => {
                 return Err(ApiError::rejected(
                     "rejected execution: index queue is full",
+                ));
+            }
+            Err(SendError::ActorRestarting(_)) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable_shards_exception",
+                    "the index store is restarting; retry",
                 ));
             }
             Err(err) => {

@@ -68,6 +68,9 @@ pub enum StoreError {
     /// A filesystem operation failed.
     #[error("io failure: {0}")]
     Io(String),
+    /// Another store (in this or another process) has the files open.
+    #[error("store is locked by another user: {0}")]
+    Locked(String),
 }
 
 fn current_text(current: Option<u64>) -> String {
@@ -83,7 +86,11 @@ impl StoreError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            StoreError::Closed | StoreError::Storage(_) | StoreError::Index(_) | StoreError::Io(_)
+            StoreError::Closed
+                | StoreError::Storage(_)
+                | StoreError::Index(_)
+                | StoreError::Io(_)
+                | StoreError::Locked(_)
         )
     }
 }
@@ -98,7 +105,24 @@ macro_rules! from_display {
     };
 }
 
-from_display!(Storage: redb::Error, redb::DatabaseError, redb::TransactionError,
+from_display!(Storage: redb::Error, redb::TransactionError,
     redb::TableError, redb::StorageError, redb::CommitError);
-from_display!(Index: tantivy::TantivyError);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(err: redb::DatabaseError) -> Self {
+        match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(err.to_string()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<tantivy::TantivyError> for StoreError {
+    fn from(err: tantivy::TantivyError) -> Self {
+        match err {
+            tantivy::TantivyError::LockFailure(..) => StoreError::Locked(err.to_string()),
+            other => StoreError::Index(other.to_string()),
+        }
+    }
+}
 from_display!(Io: std::io::Error);
