@@ -96,13 +96,20 @@ impl Message<Exec> for IndexActor {
             return;
         };
         let me = self.me.clone();
+        if !store.is_healthy() {
+            // The store's own writer or indexer thread died: restart it (WAL recovery).
+            error!("index store threads are gone; restarting the store");
+            let _ = me.tell(Restart).try_send();
+            return;
+        }
         let task = tokio::task::spawn_blocking(move || job(&store));
         tokio::spawn(async move {
             if let Err(err) = task.await
                 && err.is_panic()
             {
-                error!("index job panicked; restarting the store from its wal");
-                let _ = me.tell(Restart).await;
+                // A panicking request job (a query bug, say) fails only that request: the store's
+                // state lives in its own threads and is untouched.
+                error!("an index request panicked; answering 500");
             }
         });
     }
@@ -242,6 +249,11 @@ impl Shard {
         }
         rx.await
             .map_err(|_| ApiError::internal("the index job failed; the store is being recovered"))
+    }
+
+    /// Fails the actor, as if its store had died: the supervisor restarts it (tests only).
+    pub async fn fail_actor(&self) {
+        let _ = self.actor.tell(Restart).await;
     }
 
     /// Closes the store and stops the actor.

@@ -126,6 +126,15 @@ impl Store {
         &self.recovery
     }
 
+    /// Whether the writer and indexer threads are alive (false once closed, or if one died).
+    pub fn is_healthy(&self) -> bool {
+        let open = self.writer_tx.lock().is_ok_and(|w| w.is_some());
+        open && self
+            .threads
+            .lock()
+            .is_ok_and(|threads| threads.iter().all(|t| !t.is_finished()))
+    }
+
     /// The directory the store lives in.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -809,3 +809,51 @@ fn pretty_parameter_indents_json() {
         .unwrap();
     assert!(!compact.contains('\n'));
 }
+
+#[test]
+fn options_this_node_cannot_honour_are_refused_not_ignored() {
+    let server = Server::start();
+    let line = ndjson(&[
+        json!({"index": {"_index": "o", "_id": "1"}}),
+        json!({"a": 1}),
+    ]);
+    let (status, _) = server.raw(
+        "POST",
+        "/_bulk?pipeline=p",
+        "application/x-ndjson",
+        line.clone(),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = server.raw(
+        "POST",
+        "/_bulk?require_alias=true",
+        "application/x-ndjson",
+        line,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let odd = ndjson(&[
+        json!({"index": {"_index": "o", "_id": "1", "pipeline": "p"}}),
+        json!({"a": 1}),
+    ]);
+    let (status, body) = server.raw("POST", "/_bulk", "application/x-ndjson", odd);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pipeline")
+    );
+    let (status, _) = server.call("PUT", "/o/_doc/1?require_alias=true", Some(json!({"a": 1})));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = server.call(
+        "POST",
+        "/o/_update/1?_source=true",
+        Some(json!({"doc": {"a": 2}})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        server.get("/o/_doc/1").0,
+        StatusCode::NOT_FOUND,
+        "nothing was written"
+    );
+}

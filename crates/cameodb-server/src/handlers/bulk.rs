@@ -78,6 +78,21 @@ fn parse_items(
                 items.len() + 1
             )));
         }
+        const META_KEYS: &[&str] = &[
+            "_index",
+            "_id",
+            "routing",
+            "if_seq_no",
+            "if_primary_term",
+            "op_type",
+            "retry_on_conflict",
+        ];
+        if let Some(unknown) = meta.keys().find(|k| !META_KEYS.contains(&k.as_str())) {
+            return Err(ApiError::illegal_argument(format!(
+                "Action/metadata line [{}] contains an unknown parameter [{unknown}]",
+                items.len() + 1
+            )));
+        }
         let source_line = if name == "delete" {
             None
         } else {
@@ -184,18 +199,8 @@ async fn handle(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    check_params(
-        params,
-        &[
-            "refresh",
-            "routing",
-            "pipeline",
-            "require_alias",
-            "_source",
-            "_source_includes",
-            "_source_excludes",
-        ],
-    )?;
+    check_params(params, &["refresh", "routing", "require_alias"])?;
+    super::docs::reject_require_alias(params)?;
     let refresh = refresh_param(params)?;
     let items = parse_items(default_index.as_deref(), params, body)?;
     let mut results: Vec<Option<Result<cameodb_storage::WriteOutcome, ApiError>>> = Vec::new();

@@ -40,6 +40,17 @@ pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Resul
     }
 }
 
+/// `require_alias=true` demands the target be an alias; this node has none.
+pub fn reject_require_alias(params: &HashMap<String, String>) -> Result<(), ApiError> {
+    if super::flag(params, "require_alias")? == Some(true) {
+        return Err(ApiError::bad_request(
+            "index_not_found_exception",
+            "[require_alias] request flag is [true] and the target is not an alias (aliases are not supported)",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads `if_seq_no` / `if_primary_term`.
 pub fn condition(params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
     let seq: Option<u64> = number(params, "if_seq_no")?;
@@ -125,6 +136,7 @@ fn index_op(
     force_create: bool,
 ) -> Result<WriteOp, ApiError> {
     check_params(params, INDEX_PARAMS)?;
+    reject_require_alias(params)?;
     if params.contains_key("pipeline") {
         return Err(ApiError::illegal_argument(
             "ingest pipelines are not supported",
@@ -364,9 +376,6 @@ pub async fn update(
             "if_seq_no",
             "if_primary_term",
             "retry_on_conflict",
-            "_source",
-            "_source_includes",
-            "_source_excludes",
         ],
     )?;
     let body = parse_object_body(&body)?.unwrap_or_default();

@@ -1,4 +1,5 @@
-//! Fault injection for tests: make one job of an index's store actor panic.
+//! Fault injection for tests: a request job that panics (answered 500, store untouched), then
+//! a failed index actor (restarted by its supervisor, store recovered from its WAL).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,13 +22,14 @@ pub async fn panic_index(
         ));
     }
     let entry = state.catalog.require(&index).await?;
-    let outcome = entry
+    let job_failed = entry
         .shard
         .run(|_store| -> () { panic!("injected fault") })
-        .await;
-    let restarted = outcome.is_err();
+        .await
+        .is_err();
+    entry.shard.fail_actor().await;
     Ok(respond::json(
         StatusCode::OK,
-        json!({"acknowledged": true, "panicked": restarted}),
+        json!({"acknowledged": true, "panicked": job_failed}),
     ))
 }

@@ -64,7 +64,15 @@ impl Server {
             .args(&self.extra_args)
             .env("CAMEODB_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // CAMEODB_TEST_SERVER_LOG=<file> keeps the servers' logs for debugging a failure.
+            .stderr(match std::env::var_os("CAMEODB_TEST_SERVER_LOG") {
+                Some(path) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("spawn cameodb");
         self.child = Some(child);
