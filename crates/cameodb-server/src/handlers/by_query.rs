@@ -133,7 +133,8 @@ fn run_on_store(
             });
         }
         tally.batches += 1;
-        for (op, result) in ops.iter().zip(store.write_batch(ops.clone())) {
+        let ids: Vec<String> = ops.iter().map(|op| op.key.id.to_string()).collect();
+        for (id, result) in ids.iter().zip(store.write_batch(ops)) {
             match result {
                 Ok(outcome) if outcome.result == WriteResult::Noop => tally.noops += 1,
                 Ok(outcome) => {
@@ -143,13 +144,13 @@ fn run_on_store(
                 Err(StoreError::VersionConflict { .. }) => {
                     tally.conflicts += 1;
                     if !proceed {
-                        tally.failures.push(json!({"index": index, "id": op.key.id.as_str(), "status": 409,
-                            "cause": {"type": "version_conflict_engine_exception", "reason": format!("[{}]: version conflict", op.key.id)}}));
+                        tally.failures.push(json!({"index": index, "id": id, "status": 409,
+                            "cause": {"type": "version_conflict_engine_exception", "reason": format!("[{id}]: version conflict")}}));
                     }
                 }
                 Err(err) => {
                     let err = ApiError::from(err);
-                    tally.failures.push(json!({"index": index, "id": op.key.id.as_str(), "status": err.status.as_u16(), "cause": err.cause()}));
+                    tally.failures.push(json!({"index": index, "id": id, "status": err.status.as_u16(), "cause": err.cause()}));
                 }
             }
         }

@@ -362,8 +362,7 @@ fn search_store(
                 spec.sort.clone()
             };
             let plan = sorting::plan(&keys, &store.mapping(), spec.search_after.as_ref())?;
-            let total = searcher.search(query.as_ref(), &Count)?;
-            let top = sorting::top(searcher, query.as_ref(), &plan, limit)?;
+            let (total, top) = sorting::top(searcher, query.as_ref(), &plan, limit)?;
             let score_key = keys.iter().position(|k| k.field == "_score");
             let ranked = top
                 .into_iter()

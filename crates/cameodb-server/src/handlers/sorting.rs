@@ -11,7 +11,7 @@ use std::sync::Arc;
 use cameodb_storage::mapping::{FieldType, Mapping};
 use cameodb_storage::schema::EXACT_FIELD;
 use serde_json::{Value, json};
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Count, TopDocs};
 use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 use tantivy::query::Query;
 use tantivy::{DateTime, DocAddress, DocId, Score, Searcher, SegmentReader};
@@ -336,13 +336,14 @@ fn reader(segment: &SegmentReader, segment_ord: u32, source: &Source) -> Reader 
     }
 }
 
-/// The top `limit` documents matching `query` in `plan`'s order (after its cursor, if any).
+/// The number of documents matching `query`, and the top `limit` of them in `plan`'s order
+/// (after its cursor, if any).
 pub fn top(
     searcher: &Searcher,
     query: &dyn Query,
     plan: &Plan,
     limit: usize,
-) -> Result<Vec<(RankKey, DocAddress)>, ApiError> {
+) -> Result<(usize, Vec<(RankKey, DocAddress)>), ApiError> {
     let sources = plan.sources.clone();
     let dirs = Arc::clone(&plan.dirs);
     let cursor = plan.after.clone().map(|values| RankKey {
@@ -376,11 +377,12 @@ pub fn top(
                 key
             }
         });
-    Ok(searcher
-        .search(query, &collector)?
-        .into_iter()
-        .filter(|(key, _)| !key.excluded)
-        .collect())
+    // One pass gives both the total and the page.
+    let (total, top) = searcher.search(query, &(Count, collector))?;
+    Ok((
+        total,
+        top.into_iter().filter(|(key, _)| !key.excluded).collect(),
+    ))
 }
 
 /// The `sort` array of a hit.
