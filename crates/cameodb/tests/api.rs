@@ -749,26 +749,24 @@ fn refresh_wait_for_makes_a_write_visible_and_persistence_survives_restart() {
 
 #[test]
 fn a_saturated_index_answers_429_and_its_neighbours_do_not_notice() {
-    let server = Server::start_with(&["--max-in-flight-per-index", "2"]);
+    let server = Server::start_with(&["--max-in-flight-per-index", "1"]);
     server.call(
         "PUT",
         "/slow",
         Some(json!({"settings": {"refresh_interval": "-1"}})),
     );
     server.call("PUT", "/fast/_doc/1", Some(json!({"a": 1})));
-    // With refresh off, refresh=wait_for holds its request (and its slot) until the server goes.
-    let blocked: Vec<_> = (0..2)
-        .map(|i| {
-            let (client, base) = (server.client.clone(), server.base.clone());
-            std::thread::spawn(move || {
-                let _ = client
-                    .put(format!("{base}/slow/_doc/{i}?refresh=wait_for"))
-                    .header("content-type", "application/json")
-                    .body("{}")
-                    .send();
-            })
-        })
-        .collect();
+    // With refresh off, refresh=wait_for holds its request (and the index's only slot) until the
+    // server goes away.
+    let (client, base) = (server.client.clone(), server.base.clone());
+    let blocked = std::thread::spawn(move || {
+        client
+            .put(format!("{base}/slow/_doc/0?refresh=wait_for"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .map(|r| r.status())
+    });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let rejected = loop {
         let (status, body) = server.get("/slow/_doc/0");
@@ -776,17 +774,20 @@ fn a_saturated_index_answers_429_and_its_neighbours_do_not_notice() {
             break body;
         }
         assert!(
+            !blocked.is_finished(),
+            "the wait_for request returned early: {:?}",
+            blocked.join()
+        );
+        assert!(
             std::time::Instant::now() < deadline,
             "never saturated: {status} {body}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_eq!(error_type(&rejected), "es_rejected_execution_exception");
     assert_eq!(server.get("/fast/_doc/1").0, StatusCode::OK);
     drop(server);
-    for thread in blocked {
-        thread.join().unwrap();
-    }
+    let _ = blocked.join();
 }
 
 #[test]
