@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, the Elasticsearch YAML conformance
-# suite against a real server, and the official Python client against a real server.
+# The whole test suite: Rust unit and integration tests, the benchmark suite in smoke mode, the
+# Elasticsearch YAML conformance suite and the official Python client against a real server.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-cargo build --bin cameodb
+cargo build --bin cameodb --bin cameodb-bench
 cargo test --workspace
+
+# The benchmark suite's smoke mode: a few thousand documents through every scenario and peer,
+# so the suite keeps working. Debug build; it asserts nothing about speed.
+target/debug/cameodb-bench --smoke --out target/bench-smoke
 
 bash tests/setup-python.sh
 .venv/bin/python tests/conformance/run.py --server target/debug/cameodb

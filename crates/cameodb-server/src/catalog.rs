@@ -239,6 +239,8 @@ impl Catalog {
             .map(|v| parse_interval(v))
         {
             config.refresh_interval = interval;
+            // As in Elasticsearch, an explicit interval is honoured even when nobody searches.
+            config.search_idle_after = None;
         }
         config
     }

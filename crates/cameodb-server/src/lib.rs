@@ -7,6 +7,7 @@ mod catalog;
 mod compat;
 mod error;
 mod handlers;
+mod ingest_pool;
 mod respond;
 mod shard;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use cameodb_storage::StoreConfig;
+use ingest_pool::IngestPool;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -85,6 +87,13 @@ pub async fn run(
         cluster_uuid: node_id,
         fault_injection: config.fault_injection,
         scrolls: Arc::default(),
+        ingest: Arc::new(
+            IngestPool::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                config.store.background_nice,
+            )
+            .map_err(|e| ServerError::Open(format!("cannot start ingest threads: {e}")))?,
+        ),
     };
     let app = handlers::router(state)
         .layer(axum::middleware::from_fn(compat::elasticsearch_compat))

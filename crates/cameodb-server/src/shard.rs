@@ -58,6 +58,7 @@ impl Actor for IndexActor {
 
 async fn open_blocking(dir: PathBuf, config: StoreConfig) -> Result<Arc<Store>, StoreError> {
     tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         // After a restart the previous incarnation may still be letting go of the files: wait
         // for the lock rather than fail (and exhaust the supervisor's restart budget).
         let mut attempts = 0;
@@ -71,7 +72,7 @@ async fn open_blocking(dir: PathBuf, config: StoreConfig) -> Result<Arc<Store>, 
             }
         };
         let report = store.recovery_report();
-        info!(dir = %dir.display(), replayed = report.replayed, rebuilt = ?report.rebuilt, documents = report.documents, "index store opened");
+        info!(dir = %dir.display(), replayed = report.replayed, rebuilt = ?report.rebuilt, documents = report.documents, elapsed_ms = started.elapsed().as_millis() as u64, "index store opened");
         Ok(Arc::new(store))
     })
     .await

@@ -23,6 +23,17 @@ pub struct StoreConfig {
     pub commit_on_close: bool,
     /// Verify tantivy file checksums on open and rebuild from redb on mismatch.
     pub verify_index_on_open: bool,
+    /// A store not searched for this long skips timed refreshes until the next search, which
+    /// refreshes first (Elasticsearch's `index.search.idle.after`, same default). `None` keeps
+    /// refreshing on the timer; a server sets that for indexes with an explicit refresh interval.
+    pub search_idle_after: Option<Duration>,
+    /// redb page cache. redb's default (1 GiB) is per database, so a node that bulk-loaded a few
+    /// indexes held gigabytes of cached pages; bodies are read rarely and the OS page cache
+    /// backs the file anyway.
+    pub kv_cache_bytes: usize,
+    /// Nice value for the store's threads (writer, indexer and the tantivy indexing and merge
+    /// threads they start), so ingest yields the CPU to reads; 0 keeps the caller's priority.
+    pub background_nice: i32,
 }
 
 /// tantivy refuses budgets below 15 MB per thread.
@@ -41,6 +52,9 @@ impl Default for StoreConfig {
             queue_capacity: 1024,
             commit_on_close: true,
             verify_index_on_open: true,
+            search_idle_after: Some(Duration::from_secs(30)),
+            kv_cache_bytes: 64 * 1024 * 1024,
+            background_nice: 10,
         }
     }
 }

@@ -123,6 +123,8 @@ pub(crate) struct Indexer {
     pub memory_budget: usize,
     /// Mapping whose analyzers are registered.
     pub mapping: Arc<Mapping>,
+    /// Search activity: a search-idle store skips timed refreshes.
+    pub activity: Arc<crate::activity::SearchActivity>,
     /// When the oldest uncommitted operation arrived.
     pub pending_since: Option<Instant>,
     pub pending_bytes: usize,
@@ -147,6 +149,9 @@ impl Indexer {
                 },
             };
             match msg {
+                // Nobody is searching: leave the writes pending (the memory budget still
+                // commits) and look again after another interval.
+                None if self.activity.is_idle() => self.pending_since = Some(Instant::now()),
                 None => self.commit_logged(),
                 Some(IndexerMsg::Batch(batch)) => {
                     self.apply(batch);
@@ -159,12 +164,24 @@ impl Indexer {
                 }
                 Some(IndexerMsg::Shutdown { commit, reply }) => {
                     let result = if commit { self.commit() } else { Ok(()) };
+                    let result = result.and(self.finish_merges());
                     let _ = reply.send(result);
                     return;
                 }
             }
         }
         debug!("indexer thread stopping");
+        if let Err(err) = self.finish_merges() {
+            warn!(error = %err, "waiting for index merges failed");
+        }
+    }
+
+    /// Waits for running merges: dropping the writer alone leaves its merge threads writing
+    /// into the index directory after the store is closed — racing an index deletion
+    /// ("directory not empty", found by the benchmark) or the next writer opened on it.
+    fn finish_merges(self) -> Result<()> {
+        self.writer.wait_merging_threads()?;
+        Ok(())
     }
 
     fn apply(&mut self, batch: IndexBatch) {

@@ -3,8 +3,7 @@
 //! Documents are stored log-structured. `log` holds every live document body under the
 //! sequence number of the write that produced it, so a bulk load appends to it in key order; it
 //! doubles as the write-ahead log for upserts (replay = the `log` entries at or above tantivy's
-//! committed sequence). `docs` maps (ring token, id) to the live sequence number and version:
-//! small rows, so the random inserts that hashed tokens cause touch few pages. `deletes` is the
+//! committed sequence). `docs` maps (id, ring token) to the live sequence number and version. `deletes` is the
 //! write-ahead log for deletes, truncated once tantivy has committed past them.
 
 use redb::{ReadableTable, TableDefinition};
@@ -12,8 +11,11 @@ use redb::{ReadableTable, TableDefinition};
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 
-/// (ring token, id) → [`DocPointer`].
-pub(crate) const DOCS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("docs");
+/// (id, ring token) → [`DocPointer`]. Id first: ids written together (a bulk load, time-ordered
+/// generated ids) are neighbours in the B-tree, so a transaction rewrites a few leaves instead of
+/// one random leaf per document (token first cost 3× the redb time and ~1 GB of page writes per
+/// 265k-doc load). Token-range scans walk the whole table; they are rare (moving ranges).
+pub(crate) const DOCS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("docs_by_id");
 /// sequence → encoded key + JSON body of the live version written at that sequence.
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// sequence → encoded key of a delete not yet covered by a tantivy commit.
@@ -103,9 +105,9 @@ pub(crate) fn decode_log(bytes: &[u8]) -> Result<(DocKey, &[u8])> {
 /// Reads the live pointer of `key`.
 pub(crate) fn pointer<T>(docs: &T, key: &DocKey) -> Result<Option<DocPointer>>
 where
-    T: ReadableTable<(u64, &'static str), &'static [u8]>,
+    T: ReadableTable<(&'static str, u64), &'static [u8]>,
 {
-    docs.get((key.token, key.id.as_str()))?
+    docs.get((key.id.as_str(), key.token))?
         .map(|row| DocPointer::decode(row.value()))
         .transpose()
 }
@@ -129,7 +131,7 @@ where
 /// Reads the live version of `key`.
 pub(crate) fn read<T, L>(docs: &T, log: &L, key: &DocKey) -> Result<Option<StoredDoc>>
 where
-    T: ReadableTable<(u64, &'static str), &'static [u8]>,
+    T: ReadableTable<(&'static str, u64), &'static [u8]>,
     L: ReadableTable<u64, &'static [u8]>,
 {
     pointer(docs, key)?.map(|p| load(log, p)).transpose()

@@ -4,6 +4,7 @@
 //! covers, so recovery replays exactly the WAL tail. Synchronous by design: no async runtime,
 //! no network.
 
+mod activity;
 mod analysis;
 mod config;
 mod error;
@@ -12,6 +13,7 @@ mod indexer;
 mod kv;
 pub mod mapping;
 mod ops;
+pub mod priority;
 mod recovery;
 pub mod schema;
 mod search;

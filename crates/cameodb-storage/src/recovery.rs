@@ -59,7 +59,9 @@ pub(crate) fn open(
 ) -> Result<Recovered> {
     let started = Instant::now();
     std::fs::create_dir_all(dir)?;
-    let db = Database::create(dir.join(DB_FILE))?;
+    let db = Database::builder()
+        .set_cache_size(config.kv_cache_bytes)
+        .create(dir.join(DB_FILE))?;
     let (next_seq, mapping) = load_meta(&db)?;
     let index_dir = dir.join(INDEX_DIR);
     let existing = match open_index(&index_dir, schema, config, &mapping) {

@@ -9,11 +9,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, bounded};
-use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::Value;
 use tantivy::{Index, IndexReader, Searcher};
 use tracing::warn;
 
+use crate::activity::SearchActivity;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
@@ -56,6 +57,10 @@ pub struct Store {
     committed: Arc<AtomicU64>,
     /// What opening had to do.
     recovery: RecoveryReport,
+    /// When it was last searched (search-idle stores skip timed refreshes).
+    activity: Arc<SearchActivity>,
+    /// Whether timed refresh is on: only then does a search catch an idle store up first.
+    timed_refresh: bool,
 }
 
 impl Store {
@@ -63,6 +68,22 @@ impl Store {
     /// index holds exactly the documents in the KV store.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
+        if config.background_nice <= 0 {
+            return Store::open_here(dir, config);
+        }
+        // Open from a thread of lowered priority: the writer, the indexer and tantivy's own
+        // threads are all started from it and inherit its nice value (see `priority`).
+        std::thread::Builder::new()
+            .name("cameodb-open".into())
+            .spawn(move || {
+                crate::priority::lower_current_thread(config.background_nice);
+                Store::open_here(dir, config)
+            })?
+            .join()
+            .map_err(|_| StoreError::Storage("store open panicked".into()))?
+    }
+
+    fn open_here(dir: PathBuf, config: StoreConfig) -> Result<Store> {
         let (schema, fields) = schema::build();
         let recovered = recovery::open(&dir, &config, &schema, &fields)?;
         let db = Arc::new(recovered.db);
@@ -70,9 +91,14 @@ impl Store {
         let shared_mapping = Arc::new(RwLock::new(Arc::clone(&mapping)));
         let visibility = Arc::new(Visibility::new(recovered.next_seq));
         let committed = Arc::new(AtomicU64::new(recovered.next_seq));
-        let (indexer_tx, indexer_rx) = bounded(64);
+        // A few groups may wait for the indexer: enough to overlap the next redb commit with
+        // indexing, few enough to bound the converted documents held in memory (64 let a fast
+        // writer park most of a gigabyte ahead of a busy indexer during bulk loads).
+        let (indexer_tx, indexer_rx) = bounded(4);
         let (writer_tx, writer_rx) = bounded(config.queue_capacity.max(1));
+        let activity = Arc::new(SearchActivity::new(config.search_idle_after));
         let indexer = Indexer {
+            activity: Arc::clone(&activity),
             index: recovered.index.clone(),
             writer: recovered.writer,
             reader: recovered.reader.clone(),
@@ -118,6 +144,8 @@ impl Store {
             commit_on_close: config.commit_on_close,
             committed,
             recovery: recovered.report,
+            activity,
+            timed_refresh: config.refresh_interval.is_some(),
         })
     }
 
@@ -212,8 +240,9 @@ impl Store {
         Ok(uncommitted + txn.open_table(DELETES)?.len()?)
     }
 
-    /// Calls `visit` for every document whose token is in `tokens`, in key order, from one
-    /// snapshot; stops early when `visit` returns false.
+    /// Calls `visit` for every document whose token is in `tokens`, in id order, from one
+    /// snapshot; stops early when `visit` returns false. Walks the whole `docs` table (it is
+    /// keyed by id for write locality); moving token ranges is rare.
     pub fn scan(
         &self,
         tokens: RangeInclusive<u64>,
@@ -221,12 +250,11 @@ impl Store {
     ) -> Result<()> {
         let txn = self.db.begin_read()?;
         let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
-        let (start, end) = tokens.into_inner();
-        for entry in docs.range((start, "")..)? {
+        for entry in docs.iter()? {
             let (key, row) = entry?;
-            let (token, id) = key.value();
-            if token > end {
-                break;
+            let (id, token) = key.value();
+            if !tokens.contains(&token) {
+                continue;
             }
             let key = DocKey {
                 token,
@@ -252,6 +280,8 @@ impl Store {
     /// Waits until the write with sequence `seq_no` is searchable (`refresh=wait_for`), at most
     /// `timeout`. Returns whether it is.
     pub fn wait_searchable(&self, seq_no: u64, timeout: Duration) -> bool {
+        // Someone is waiting to search: a search-idle store must resume its timed refreshes.
+        self.activity.touch();
         self.visibility.wait_for(seq_no, timeout)
     }
 
@@ -278,6 +308,13 @@ impl Store {
 
     /// A searcher over the latest refreshed state.
     pub fn searcher(&self) -> Searcher {
+        if self.activity.touch() && self.timed_refresh {
+            // Search-idle until now: timed refreshes were skipped, so refresh before answering
+            // to keep showing every acknowledged write, as Elasticsearch does.
+            if let Err(err) = self.refresh() {
+                tracing::warn!(error = %err, "refresh of a search-idle store failed");
+            }
+        }
         self.reader.searcher()
     }
 

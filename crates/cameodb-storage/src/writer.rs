@@ -259,7 +259,7 @@ struct GroupTx<'a> {
 
 /// The tables one transaction writes.
 struct Tables<'t> {
-    docs: Table<'t, (u64, &'static str), &'static [u8]>,
+    docs: Table<'t, (&'static str, u64), &'static [u8]>,
     log: Table<'t, u64, &'static [u8]>,
     deletes: Table<'t, u64, &'static [u8]>,
 }
@@ -343,7 +343,7 @@ impl GroupTx<'_> {
                     });
                 };
                 let seq = self.next_seq;
-                tables.docs.remove((key.token, key.id.as_str()))?;
+                tables.docs.remove((key.id.as_str(), key.token))?;
                 tables.log.remove(existing.seq)?;
                 tables.deletes.insert(seq, key.encode().as_slice())?;
                 self.next_seq += 1;
@@ -376,7 +376,7 @@ impl GroupTx<'_> {
         let pointer = DocPointer { seq, version };
         tables
             .docs
-            .insert((key.token, key.id.as_str()), pointer.encode().as_slice())?;
+            .insert((key.id.as_str(), key.token), pointer.encode().as_slice())?;
         tables
             .log
             .insert(seq, kv::encode_log(key, &body).as_slice())?;

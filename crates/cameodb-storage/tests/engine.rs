@@ -366,3 +366,36 @@ fn routing_places_documents_by_routing_key() {
         .unwrap();
     assert_eq!(seen, [routed]);
 }
+
+#[test]
+fn a_search_idle_store_skips_timed_refreshes_and_the_next_search_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        refresh_interval: Some(Duration::from_millis(20)),
+        search_idle_after: Some(Duration::from_secs(30)),
+        ..StoreConfig::small()
+    };
+    let store = Store::open(dir.path(), config).unwrap();
+    let first = store.write(put("1", json!({"title": "bulk"}))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        store.searchable_seq() <= first.seq_no.unwrap(),
+        "never searched: the timed refreshes were skipped"
+    );
+    assert_eq!(indexed_ids(&store), ["1"], "a search refreshes first");
+
+    // Searched now, so no longer idle: the timer makes new writes visible on its own.
+    let second = store.write(put("2", json!({"title": "live"}))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(store.searchable_seq() > second.seq_no.unwrap());
+
+    // Without a timed refresh a search must not refresh either.
+    drop(store);
+    let config = StoreConfig {
+        refresh_interval: None,
+        ..StoreConfig::small()
+    };
+    let store = Store::open(dir.path(), config).unwrap();
+    store.write(put("3", json!({"title": "hidden"}))).unwrap();
+    assert_eq!(indexed_ids(&store), ["1", "2"]);
+}

@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Most requests in flight per index before answering 429 [default: 512]
     #[arg(long, env = "CAMEODB_MAX_IN_FLIGHT_PER_INDEX")]
     max_in_flight_per_index: Option<usize>,
+    /// Nice value (0-19) of background ingest threads, so reads keep the CPU; 0 turns it off [default: 10]
+    #[arg(long, env = "CAMEODB_BACKGROUND_NICE", value_parser = clap::value_parser!(i32).range(0..=19))]
+    background_nice: Option<i32>,
     /// Enable the fault-injection endpoint (tests only)
     #[arg(long, env = "CAMEODB_FAULT_INJECTION", hide = true)]
     fault_injection: bool,
@@ -44,6 +47,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     refresh_interval_ms: Option<u64>,
     max_in_flight_per_index: Option<usize>,
+    background_nice: Option<i32>,
 }
 
 /// The resolved configuration.
@@ -83,6 +87,12 @@ impl Settings {
             .or(file.max_in_flight_per_index)
         {
             server.max_in_flight_per_index = limit.max(1);
+        }
+        if let Some(nice) = args.background_nice.or(file.background_nice) {
+            if !(0..=19).contains(&nice) {
+                return Err(format!("background_nice must be 0-19, not {nice}"));
+            }
+            server.store.background_nice = nice;
         }
         server.fault_injection = args.fault_injection;
         Ok(Settings { http_addr, server })

@@ -1,7 +1,7 @@
 //! `_bulk`: NDJSON of action lines and sources. Every item succeeds or fails on its own; the
 //! items of one index go to its store as one batch (one durable transaction).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use axum::extract::{Path, State};
@@ -46,7 +46,7 @@ struct Item {
 
 fn parse_items(
     default_index: Option<&str>,
-    params: &Params,
+    params: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Vec<Item>, ApiError> {
     let mut items = Vec::new();
@@ -140,7 +140,7 @@ fn build_op(
     id: &str,
     has_id: bool,
     meta: &Map<String, Value>,
-    params: &Params,
+    params: &HashMap<String, String>,
     source: Option<&[u8]>,
 ) -> Result<WriteOp, ApiError> {
     if index.is_none() {
@@ -202,20 +202,31 @@ async fn handle(
     check_params(params, &["refresh", "routing", "require_alias"])?;
     super::docs::reject_require_alias(params)?;
     let refresh = refresh_param(params)?;
-    let items = parse_items(default_index.as_deref(), params, body)?;
+    // Parsing a large body is CPU work: off the async workers, at ingest priority.
+    let (parse_params, parse_body) = (params.0.clone(), body.clone());
+    let items = state
+        .ingest
+        .run(move || parse_items(default_index.as_deref(), &parse_params, &parse_body))
+        .await??;
     let mut results: Vec<Option<Result<cameodb_storage::WriteOutcome, ApiError>>> = Vec::new();
     let mut by_index: BTreeMap<String, Vec<(usize, WriteOp)>> = BTreeMap::new();
-    for (n, item) in items.iter().enumerate() {
-        match &item.op {
+    let mut heads = Vec::with_capacity(items.len());
+    for (n, item) in items.into_iter().enumerate() {
+        match item.op {
             Ok(op) => {
                 by_index
                     .entry(item.index.clone())
                     .or_default()
-                    .push((n, op.clone()));
+                    .push((n, op));
                 results.push(None);
             }
-            Err(err) => results.push(Some(Err(err.clone()))),
+            Err(err) => results.push(Some(Err(err))),
         }
+        heads.push(ItemHead {
+            action: item.action,
+            index: item.index,
+            id: item.id,
+        });
     }
     for (index, ops) in by_index {
         let entry = match state.catalog.get_or_create(&index).await {
@@ -251,9 +262,28 @@ async fn handle(
             }
         }
     }
+    state
+        .ingest
+        .run(move || render(heads, results, refresh, started))
+        .await
+}
+
+/// What an item's answer names, kept while its write runs.
+struct ItemHead {
+    action: String,
+    index: String,
+    id: String,
+}
+
+fn render(
+    heads: Vec<ItemHead>,
+    results: Vec<Option<Result<cameodb_storage::WriteOutcome, ApiError>>>,
+    refresh: Refresh,
+    started: Instant,
+) -> Response {
     let mut errors = false;
-    let rendered: Vec<Value> = items
-        .iter()
+    let rendered: Vec<Value> = heads
+        .into_iter()
         .zip(results)
         .map(|(item, result)| {
             let body = match result.unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))) {
@@ -269,13 +299,13 @@ async fn handle(
                 }
                 Err(err) => {
                     errors = true;
-                    json!({"_index": item.index, "_id": item.id, "status": err.status.as_u16(), "error": err.clone().with_index(&item.index).cause()})
+                    json!({"_index": item.index, "_id": item.id, "status": err.status.as_u16(), "error": err.with_index(&item.index).cause()})
                 }
             };
-            json!({ item.action.clone(): body })
+            json!({ item.action: body })
         })
         .collect();
-    Ok(respond::ok(
+    respond::ok(
         json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": rendered}),
-    ))
+    )
 }

@@ -181,15 +181,22 @@ pub async fn create(
     write_one(&state, &index, op, &params, true).await
 }
 
-/// A random id like Elasticsearch's: 20+ URL-safe characters.
+/// A generated id like Elasticsearch's: 22 URL-safe characters, unique and time-ordered.
 pub fn generate_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uuid::Uuid::new_v4()
-        .as_bytes()
-        .iter()
-        .chain(uuid::Uuid::new_v4().as_bytes().iter())
-        .take(20)
-        .map(|b| ALPHABET[usize::from(*b) % 64] as char)
+    // A time-ordered UUID (v7) in an alphabet sorted like ASCII: ids generated one after another
+    // sort one after another, so the store's id-keyed table appends instead of scattering writes.
+    const ALPHABET: &[u8] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    let bits = uuid::Uuid::now_v7().as_u128();
+    (0..22)
+        .map(|i| {
+            let shift = 128i32 - 6 * (i + 1);
+            let sextet = if shift >= 0 {
+                bits >> shift
+            } else {
+                bits << -shift
+            };
+            ALPHABET[(sextet & 63) as usize] as char
+        })
         .collect()
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub fault_injection: bool,
     /// Open scroll contexts.
     pub scrolls: Arc<scroll::Scrolls>,
+    /// Low-priority threads for parsing and answering bulk writes.
+    pub ingest: Arc<crate::ingest_pool::IngestPool>,
 }
 
 /// Query-string parameters.

@@ -1,0 +1,688 @@
+//! `cameodb-bench`: CameoDB measured next to its peers in one run, on the same documents.
+//!
+//! Starts a `cameodb` server (the binary next to this one) on a temp data directory and
+//! measures durable `_bulk` ingest, single-document PUTs, GET and search latency (idle and
+//! during a full-speed ingest), write→search visibility lag, memory, disk, cold start and WAL
+//! replay after kill -9; then raw tantivy, SQLite FTS5 and (when installed) PostgreSQL load the
+//! same documents. Prints a markdown table and writes `report.md` and `report.json`.
+//!
+//! Run: `./bench.sh` (release build, full corpus) or `./bench.sh --smoke` (a few thousand
+//! documents; what CI runs to keep the suite working — it asserts nothing about speed).
+
+mod corpus;
+mod http;
+mod load;
+mod peers;
+mod report;
+mod scenarios;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use corpus::Corpus;
+use http::Http;
+use report::{Report, Table, num};
+use server::Node;
+
+#[derive(Parser)]
+#[command(about = "CameoDB next to raw tantivy, SQLite FTS5 and PostgreSQL on the same documents")]
+struct Args {
+    /// A few thousand documents and one-second rows: proves the suite runs, measures little.
+    #[arg(long)]
+    smoke: bool,
+    /// Documents of each corpus to load [default: all; 3000 with --smoke].
+    #[arg(long)]
+    docs: Option<usize>,
+    /// Seconds per latency row [default: 10; 1 with --smoke].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Where report.md, report.json and the scratch data go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Measure CameoDB only.
+    #[arg(long)]
+    no_peers: bool,
+    /// Skip PostgreSQL even when it is installed (it is the slowest peer to load).
+    #[arg(long)]
+    no_postgres: bool,
+    /// Only the CameoDB text-all bulk loads (for profiling the ingest path).
+    #[arg(long)]
+    bulk_only: bool,
+    /// With --bulk-only: seconds to keep sampling the node's memory after the loads.
+    #[arg(long, default_value_t = 0)]
+    hold_secs: u64,
+}
+
+/// Settings derived from the arguments.
+struct Plan {
+    /// Documents per corpus.
+    docs: usize,
+    /// Duration of each latency row.
+    row: Duration,
+    /// Open-loop search rate (requests/s).
+    open_rate: f64,
+    /// Visibility-lag samples.
+    lag_samples: usize,
+    /// Stop after the text-all bulk loads.
+    bulk_only: bool,
+    /// With `bulk_only`: seconds of memory samples afterwards.
+    hold_secs: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cameodb-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cameodb-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("cameodb-bench: {what}");
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let plan = Plan {
+        docs: args
+            .docs
+            .unwrap_or(if args.smoke { 3000 } else { usize::MAX }),
+        row: Duration::from_secs_f64(args.seconds.unwrap_or(if args.smoke { 1.0 } else { 10.0 })),
+        open_rate: if args.smoke { 50.0 } else { 100.0 },
+        lag_samples: if args.smoke { 20 } else { 300 },
+        bulk_only: args.bulk_only,
+        hold_secs: args.hold_secs,
+    };
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    let scratch = tempfile::Builder::new()
+        .prefix("scratch-")
+        .tempdir_in(&args.out)
+        .map_err(|e| e.to_string())?;
+    let data = corpus::data_dir();
+    progress("reading corpora");
+    let text = Corpus::load(&data, "text-all.jsonl.gz", plan.docs)?;
+    let movies = Corpus::load(&data, "movies.jsonl.gz", plan.docs)?;
+    let queries = Arc::new(corpus::queries(&data)?);
+    let mut report = Report {
+        header: header(&args, &[&text, &movies]),
+        ..Report::default()
+    };
+
+    let mut ingest = Table::new(
+        "Durable bulk ingest (until every document is searchable)",
+        &[
+            "system", "corpus", "batch", "clients", "docs/s", "MB/s", "seconds", "disk MB",
+        ],
+    );
+    if !args.no_peers {
+        tokio::task::block_in_place(|| {
+            run_peers(
+                &mut ingest,
+                scratch.path(),
+                &[&text, &movies],
+                args.no_postgres,
+            )
+        })?;
+    }
+    let cameo = measure_node(
+        &mut report,
+        &mut ingest,
+        &plan,
+        scratch.path(),
+        &text,
+        &movies,
+        &queries,
+    )
+    .await;
+    report.tables.insert(0, ingest);
+    let cameo = match cameo {
+        Ok(cameo) => cameo,
+        Err(e) => {
+            // What was measured before the failure is still worth seeing.
+            eprintln!("{}", report.markdown());
+            return Err(e);
+        }
+    };
+    report.tables.push(ratios(&report, &cameo));
+
+    let markdown = report.markdown();
+    println!("{markdown}");
+    std::fs::write(args.out.join("report.md"), &markdown).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("report.json"), json).map_err(|e| e.to_string())?;
+    progress(&format!(
+        "wrote {}/report.md and report.json",
+        args.out.display()
+    ));
+    Ok(())
+}
+
+fn header(args: &Args, corpora: &[&Corpus]) -> Vec<(String, String)> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| format!("{:.1} GiB", kb / 1048576.0))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shell = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut header = vec![
+        (
+            "date".to_string(),
+            shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        ),
+        (
+            "machine".to_string(),
+            format!("{cores} cores ({cpu}), {memory} RAM"),
+        ),
+        (
+            "commit".to_string(),
+            shell("git", &["rev-parse", "--short", "HEAD"]),
+        ),
+        (
+            "command".to_string(),
+            format!(
+                "./bench.sh {}",
+                std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+            )
+            .trim()
+            .to_string(),
+        ),
+    ];
+    if args.smoke {
+        header.push(("mode".into(), "smoke (timings not meaningful)".into()));
+    }
+    for corpus in corpora {
+        header.push((
+            format!("corpus {}", corpus.name),
+            format!(
+                "{} docs, {:.1} MB of JSON",
+                corpus.docs.len(),
+                corpus.bytes() as f64 / 1e6
+            ),
+        ));
+    }
+    header
+}
+
+fn load_row(
+    system: &str,
+    corpus: &Corpus,
+    batch: &str,
+    clients: &str,
+    load: &peers::Load,
+) -> Vec<Value> {
+    progress(&format!(
+        "  {system} {} batch {batch} clients {clients}: {:.0} docs/s, {:.1} MB/s, {:.1} s",
+        corpus.name,
+        load.docs_per_sec(),
+        load.mb_per_sec(),
+        load.elapsed.as_secs_f64()
+    ));
+    vec![
+        json!(system),
+        json!(corpus.name.trim_end_matches(".jsonl.gz")),
+        json!(batch),
+        json!(clients),
+        num(load.docs_per_sec()),
+        num(load.mb_per_sec()),
+        num(load.elapsed.as_secs_f64()),
+        if load.disk > 0 {
+            num(load.disk as f64 / 1e6)
+        } else {
+            Value::Null
+        },
+    ]
+}
+
+fn run_peers(
+    table: &mut Table,
+    scratch: &std::path::Path,
+    corpora: &[&Corpus],
+    no_postgres: bool,
+) -> Result<(), String> {
+    let fresh = |name: &str| -> Result<tempfile::TempDir, String> {
+        tempfile::Builder::new()
+            .prefix(name)
+            .tempdir_in(scratch)
+            .map_err(|e| e.to_string())
+    };
+    for corpus in corpora {
+        progress(&format!("raw tantivy: {}", corpus.name));
+        let load = peers::tantivy::bulk(corpus, fresh("tantivy")?.path())?;
+        table.row(load_row(
+            "raw tantivy (same schema, all cores, one commit)",
+            corpus,
+            "—",
+            "—",
+            &load,
+        ));
+        for batch in [1000, 5000] {
+            progress(&format!("sqlite fts5: {} batch {batch}", corpus.name));
+            let load = peers::sqlite::bulk(corpus, fresh("sqlite")?.path(), batch)?;
+            table.row(load_row(
+                "SQLite FTS5 (txn per batch, synchronous=FULL)",
+                corpus,
+                &batch.to_string(),
+                "1",
+                &load,
+            ));
+        }
+    }
+    match peers::postgres::find_bin().filter(|_| !no_postgres) {
+        None if no_postgres => table.note("PostgreSQL: skipped (--no-postgres)."),
+        None => table.note("PostgreSQL: not on this machine (no initdb/pg_ctl on PATH or in CAMEODB_BENCH_PG_BIN), not measured."),
+        Some(bin) => {
+            let dir = fresh("postgres")?;
+            let cluster = peers::postgres::Cluster::start(bin, dir.path())?;
+            for corpus in corpora {
+                for clients in [1, 4] {
+                    progress(&format!("postgresql: {} clients {clients}", corpus.name));
+                    let load = cluster.bulk(corpus, 1000, clients, "docs")?;
+                    table.row(load_row("PostgreSQL tsvector + GIN (txn per batch)", corpus, "1000", &clients.to_string(), &load));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CameoDB figures the ratio table needs.
+#[derive(Default)]
+struct CameoFigures {
+    best_bulk: f64,
+    search_p99_idle: Vec<f64>,
+    search_p99_ingest: Vec<f64>,
+    lag_p99_ms: f64,
+    rss_serving: u64,
+}
+
+async fn measure_node(
+    report: &mut Report,
+    ingest: &mut Table,
+    plan: &Plan,
+    scratch: &std::path::Path,
+    text: &Corpus,
+    movies: &Corpus,
+    queries: &Arc<Vec<String>>,
+) -> Result<CameoFigures, String> {
+    let mut figures = CameoFigures::default();
+    let data_dir = scratch.join("node");
+    progress("starting cameodb");
+    let (mut node, _) = tokio::task::block_in_place(|| Node::start(&data_dir, &[]))?;
+    let http = Http::new(&node.url(""))?;
+    let configs = [(1000, 1), (1000, 4), (5000, 1), (5000, 4)];
+    let corpora: &[&Corpus] = if plan.bulk_only {
+        &[text]
+    } else {
+        &[movies, text]
+    };
+    for &corpus in corpora {
+        for (i, &(batch, clients)) in configs.iter().enumerate() {
+            // The last text-all load stays as the index every later row reads.
+            let keep = std::ptr::eq(corpus, text) && i == configs.len() - 1;
+            let index = if keep {
+                "corpus".to_string()
+            } else {
+                format!("bulk-{batch}-{clients}")
+            };
+            progress(&format!(
+                "cameodb bulk: {} batch {batch} clients {clients}",
+                corpus.name
+            ));
+            let mut load = scenarios::ingest::bulk(&http, corpus, &index, batch, clients).await?;
+            load.disk = server::disk_usage(&data_dir.join("indices").join(&index));
+            figures.best_bulk = if std::ptr::eq(corpus, text) {
+                figures.best_bulk.max(load.docs_per_sec())
+            } else {
+                figures.best_bulk
+            };
+            ingest.row(load_row(
+                "CameoDB HTTP _bulk (fsync per request)",
+                corpus,
+                &batch.to_string(),
+                &clients.to_string(),
+                &load,
+            ));
+            if !keep {
+                http.delete_index(&index).await?;
+            }
+        }
+    }
+
+    let after_loads = node.memory()?;
+    progress(&format!(
+        "  memory after the bulk loads: rss {} MiB (heap {} MiB), peak {} MiB",
+        after_loads.rss >> 20,
+        after_loads.anon >> 20,
+        after_loads.peak >> 20
+    ));
+    if plan.bulk_only {
+        // Profiling aid: how memory settles once the loads are done.
+        for second in 1..=plan.hold_secs {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let memory = node.memory()?;
+            progress(&format!(
+                "  +{second}s: rss {} MiB (heap {} MiB)",
+                memory.rss >> 20,
+                memory.anon >> 20
+            ));
+        }
+        return Ok(figures);
+    }
+    progress("single-document PUTs");
+    let mut puts = Table::new(
+        "Single-document PUT _doc (durable, default refresh)",
+        &["callers", "ops/s", "p50 ms", "p99 ms"],
+    );
+    let put_docs: Arc<Vec<(String, String)>> = Arc::new(
+        text.docs
+            .iter()
+            .take(10_000)
+            .map(|d| (d.id.clone(), d.raw.clone()))
+            .collect(),
+    );
+    for callers in [1, 16, 64] {
+        let summary = load::closed(
+            callers,
+            plan.row,
+            None,
+            http.put_op("puts", Arc::clone(&put_docs)),
+        )
+        .await;
+        scenarios::reads::check(&summary, "PUT")?;
+        puts.row(vec![
+            json!(callers),
+            num(summary.rate()),
+            num(summary.ms(0.5)),
+            num(summary.ms(0.99)),
+        ]);
+    }
+    http.delete_index("puts").await?;
+    report.tables.push(puts);
+
+    let ids: Arc<Vec<String>> = Arc::new(text.docs.iter().map(|d| d.id.clone()).collect());
+    let mut reads = Table::new(
+        "GET by id and search (index holding the corpus)",
+        &[
+            "operation",
+            "load",
+            "node",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+        ],
+    );
+    progress("reads, idle");
+    let idle = scenarios::reads::run(
+        &http,
+        "corpus",
+        Arc::clone(&ids),
+        Arc::clone(queries),
+        plan.row,
+        plan.open_rate,
+    )
+    .await?;
+    progress("reads, during a full-speed bulk ingest");
+    let background =
+        scenarios::ingest::Background::start(&http, text, "background", 1000, 2).await?;
+    let busy = scenarios::reads::run(
+        &http,
+        "corpus",
+        Arc::clone(&ids),
+        Arc::clone(queries),
+        plan.row,
+        plan.open_rate,
+    )
+    .await;
+    let background_rate = background.stop().await?;
+    let busy = busy?;
+    http.delete_index("background").await?;
+    for (state, rows) in [("idle", &idle), ("during ingest", &busy)] {
+        for row in rows.iter() {
+            reads.row(vec![
+                json!(row.op),
+                json!(row.load),
+                json!(state),
+                num(row.summary.rate()),
+                num(row.summary.ms(0.5)),
+                num(row.summary.ms(0.99)),
+                num(row.summary.ms(0.999)),
+            ]);
+            if row.op == "search top-10" && !row.load.starts_with("open") {
+                let target = if state == "idle" {
+                    &mut figures.search_p99_idle
+                } else {
+                    &mut figures.search_p99_ingest
+                };
+                target.push(row.summary.ms(0.99));
+            }
+        }
+    }
+    reads.note(format!(
+        "During ingest: 2 clients bulk the corpus (batches of 1000) into another index on the same node flat out, {background_rate:.0} docs/s while the reads ran. Queries: ../shared/data/queries.jsonl as `query_string` over title and body, top 10."
+    ));
+    report.tables.push(reads);
+
+    progress("visibility lag");
+    let lag = scenarios::lag::run(&http, "corpus", plan.lag_samples).await?;
+    figures.lag_p99_ms = lag.value_at_quantile(0.99) as f64 / 1000.0;
+    let mut lag_table = Table::new(
+        "Write→search visibility lag (default 100 ms refresh)",
+        &["samples", "p50 ms", "p99 ms", "max ms"],
+    );
+    lag_table.row(vec![
+        json!(lag.len()),
+        num(lag.value_at_quantile(0.5) as f64 / 1000.0),
+        num(figures.lag_p99_ms),
+        num(lag.max() as f64 / 1000.0),
+    ]);
+    lag_table.note("From the PUT's acknowledgement to the first `ids` search that finds the document, on the index holding the corpus.");
+    report.tables.push(lag_table);
+
+    progress("memory, disk, cold start");
+    let loaded = node.memory()?;
+    let disk = server::disk_usage(&data_dir.join("indices").join("corpus"));
+    let cold = scenarios::resources::cold_start(
+        &mut node,
+        &http,
+        "corpus",
+        text.docs.len() as u64 + plan.lag_samples as u64,
+        queries,
+    )
+    .await?;
+    figures.rss_serving = cold.serving_memory.rss;
+    drop(node);
+    progress("wal replay after kill -9");
+    let replay = scenarios::resources::wal_replay(&scratch.join("replay"), text).await?;
+    let mb = |bytes: u64| num(bytes as f64 / 1048576.0);
+    let mut resources = Table::new(
+        "Memory, disk, start and recovery",
+        &["measure", "value", "unit"],
+    );
+    resources.row(vec![
+        json!("peak RSS over the whole run (bulk loads, reads, background ingest)"),
+        mb(loaded.peak),
+        json!("MiB"),
+    ]);
+    for (what, memory) in [
+        ("after the run (all loads done, corpus index open)", loaded),
+        ("after a restart", cold.started_memory),
+        (
+            "after a restart and every benchmark query once (serving)",
+            cold.serving_memory,
+        ),
+    ] {
+        resources.row(vec![
+            json!(format!("RSS {what}")),
+            mb(memory.rss),
+            json!("MiB"),
+        ]);
+        resources.row(vec![
+            json!("  of which heap (RssAnon) / mapped index files (RssFile)"),
+            json!(format!(
+                "{:.1} / {:.1}",
+                memory.anon as f64 / 1048576.0,
+                memory.file as f64 / 1048576.0
+            )),
+            json!("MiB"),
+        ]);
+    }
+    resources.row(vec![
+        json!("on-disk size of the corpus index (redb + tantivy)"),
+        mb(disk),
+        json!("MiB"),
+    ]);
+    resources.row(vec![
+        json!("graceful stop (SIGTERM → exit, commits)"),
+        num(cold.stop.as_secs_f64() * 1000.0),
+        json!("ms"),
+    ]);
+    resources.row(vec![
+        json!("cold start: process start → HTTP answers"),
+        num(cold.ready.as_secs_f64() * 1000.0),
+        json!("ms"),
+    ]);
+    resources.row(vec![
+        json!("cold start: process start → corpus searchable"),
+        num(cold.searchable.as_secs_f64() * 1000.0),
+        json!("ms"),
+    ]);
+    resources.row(vec![
+        json!("kill -9 with refresh off, then restart: WAL records replayed"),
+        json!(replay.replayed),
+        json!("records"),
+    ]);
+    resources.row(vec![
+        json!("  store open incl. replay"),
+        num(replay.open.as_secs_f64() * 1000.0),
+        json!("ms"),
+    ]);
+    resources.row(vec![
+        json!("  WAL replay rate"),
+        num(replay.replayed as f64 / replay.open.as_secs_f64().max(1e-3)),
+        json!("records/s"),
+    ]);
+    resources.row(vec![
+        json!("  process start → HTTP answers"),
+        num(replay.ready.as_secs_f64() * 1000.0),
+        json!("ms"),
+    ]);
+    report.tables.push(resources);
+    Ok(figures)
+}
+
+fn ratios(report: &Report, cameo: &CameoFigures) -> Table {
+    let mut table = Table::new(
+        "Targets (ratios from this run)",
+        &["measure", "value", "target", "met"],
+    );
+    let best_peer = |prefix: &str| -> Option<f64> {
+        report
+            .tables
+            .first()?
+            .rows
+            .iter()
+            .filter(|r| r[0].as_str().is_some_and(|s| s.starts_with(prefix)) && r[1] == "text-all")
+            .filter_map(|r| r[4].as_f64())
+            .reduce(f64::max)
+    };
+    let mut add = |measure: &str, value: Option<f64>, target: &str, met: Option<bool>| {
+        table.row(vec![
+            json!(measure),
+            value.map_or(Value::Null, num),
+            json!(target),
+            json!(match met {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "—",
+            }),
+        ]);
+    };
+    let over = |peer: Option<f64>| peer.map(|p| cameo.best_bulk / p);
+    let tantivy = over(best_peer("raw tantivy"));
+    add(
+        "HTTP bulk ÷ raw tantivy (text-all, best of each)",
+        tantivy,
+        "≥ 0.8",
+        tantivy.map(|r| r >= 0.8),
+    );
+    let sqlite = over(best_peer("SQLite"));
+    add(
+        "HTTP bulk ÷ SQLite FTS5 (text-all, best of each)",
+        sqlite,
+        "≥ 3",
+        sqlite.map(|r| r >= 3.0),
+    );
+    let postgres = over(best_peer("PostgreSQL"));
+    add(
+        "HTTP bulk ÷ PostgreSQL (text-all, best of each)",
+        postgres,
+        "—",
+        None,
+    );
+    for (i, callers) in ["1 caller", "16 callers"].iter().enumerate() {
+        let ratio = cameo
+            .search_p99_ingest
+            .get(i)
+            .zip(cameo.search_p99_idle.get(i))
+            .map(|(busy, idle)| busy / idle.max(1e-3));
+        add(
+            &format!("search p99 during ingest ÷ idle, {callers}"),
+            ratio,
+            "≤ 2",
+            ratio.map(|r| r <= 2.0),
+        );
+    }
+    add(
+        "visibility lag p99, ms",
+        Some(cameo.lag_p99_ms),
+        "≤ 150",
+        Some(cameo.lag_p99_ms <= 150.0),
+    );
+    let rss = cameo.rss_serving as f64 / 1048576.0;
+    add(
+        "RSS serving the corpus, MiB",
+        Some(rss),
+        "≤ 200",
+        Some(rss <= 200.0),
+    );
+    table
+}

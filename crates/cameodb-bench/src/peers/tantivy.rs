@@ -1,0 +1,48 @@
+//! Raw tantivy in-process: CameoDB's own schema and JSON conversion, every core indexing, no
+//! durability, one commit at the end. The upper bound for ingest.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cameodb_storage::mapping::{Mapping, to_index_doc};
+use cameodb_storage::{DocId, DocKey, Source, StoreConfig, schema};
+use tantivy::{Index, IndexWriter, TantivyDocument};
+
+use super::Load;
+use crate::corpus::Corpus;
+
+pub fn bulk(corpus: &Corpus, dir: &Path) -> Result<Load, String> {
+    let (schema, fields) = schema::build();
+    let index = Index::create_in_dir(dir, schema).map_err(|e| e.to_string())?;
+    let mut mapping = Mapping::default();
+    cameodb_storage::register_analyzers(index.tokenizers(), &mapping);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let budget = StoreConfig::default()
+        .writer_memory_bytes
+        .max(cores * 15_000_000);
+    let mut writer: IndexWriter<TantivyDocument> = index
+        .writer_with_num_threads(cores, budget)
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for doc in &corpus.docs {
+        let source = Source::from_slice(doc.raw.as_bytes()).map_err(|e| e.to_string())?;
+        let key = DocKey::new(DocId::new(&doc.id).map_err(|e| e.to_string())?, None)
+            .map_err(|e| e.to_string())?;
+        let (converted, updated) =
+            to_index_doc(&mapping, &key, source.as_map(), &fields).map_err(|e| e.to_string())?;
+        if let Some(updated) = updated {
+            mapping = updated;
+        }
+        writer
+            .add_document(converted.into_document())
+            .map_err(|e| e.to_string())?;
+    }
+    writer.commit().map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    Ok(Load {
+        docs: corpus.docs.len(),
+        bytes: corpus.bytes(),
+        elapsed,
+        disk: crate::server::disk_usage(dir),
+    })
+}
