@@ -5,9 +5,25 @@ mod config;
 
 /// mimalloc instead of glibc malloc: after a bulk load glibc kept over a gigabyte of freed
 /// indexing buffers resident (fragmented per-thread arenas it never trims); mimalloc hands
-/// freed pages back to the OS.
+/// freed pages back to the OS (see `release_freed_memory_at_once`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc option `purge_delay`: the bindings do not name it; in the bundled mimalloc.h it is
+/// the entry just before `mi_option_use_numa_nodes`, which they do name.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
+    libmimalloc_sys::mi_option_use_numa_nodes - 1;
+
+/// Purge freed pages immediately instead of after mimalloc's default delay: tantivy's indexing
+/// threads end at every commit, and what they freed was otherwise never purged — a node that
+/// had created and deleted a few bulk-loaded indexes kept ~1 GB resident. Measured: with the
+/// delay, 310 MB stayed after three load+delete cycles and grew each cycle; without, ~50 MB.
+fn release_freed_memory_at_once() {
+    // SAFETY: mi_option_set only stores an integer in mimalloc's option table; it is called
+    // once at start-up, before any other thread exists, with an option id from mimalloc's own
+    // header.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -31,6 +47,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    release_freed_memory_at_once();
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
