@@ -117,6 +117,18 @@ impl Http {
         }
     }
 
+    /// Deletes `index` if it exists and creates it empty.
+    pub async fn recreate_index(&self, index: &str) -> Result<(), String> {
+        let _ = self.delete_index(index).await;
+        self.json(
+            reqwest::Method::PUT,
+            &format!("/{index}"),
+            serde_json::json!({}),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn delete_index(&self, index: &str) -> Result<(), String> {
         self.send(reqwest::Method::DELETE, &format!("/{index}"), None, "")
             .await

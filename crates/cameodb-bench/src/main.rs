@@ -497,30 +497,24 @@ async fn measure_node(
             "p99.9 ms",
         ],
     );
+    let read_rows = || {
+        scenarios::reads::run(
+            &http,
+            "corpus",
+            Arc::clone(&ids),
+            Arc::clone(queries),
+            plan.row,
+            plan.open_rate,
+        )
+    };
     progress("reads, idle");
-    let idle = scenarios::reads::run(
-        &http,
-        "corpus",
-        Arc::clone(&ids),
-        Arc::clone(queries),
-        plan.row,
-        plan.open_rate,
-    )
-    .await?;
+    let idle = read_rows().await?;
     note_memory(&node, "after the idle read rows");
     progress("reads, during a full-speed bulk ingest");
     let background =
         scenarios::ingest::Background::start(&http, text, "background", 1000, 2).await?;
     note_memory(&node, "with the background ingest running");
-    let busy = scenarios::reads::run(
-        &http,
-        "corpus",
-        Arc::clone(&ids),
-        Arc::clone(queries),
-        plan.row,
-        plan.open_rate,
-    )
-    .await;
+    let busy = read_rows().await;
     let background_rate = background.stop().await?;
     let busy = busy?;
     http.delete_index("background").await?;
@@ -686,28 +680,19 @@ fn ratios(report: &Report, cameo: &CameoFigures) -> Table {
             }),
         ]);
     };
-    let over = |peer: Option<f64>| peer.map(|p| cameo.best_bulk / p);
-    let tantivy = over(best_peer("raw tantivy"));
-    add(
-        "HTTP bulk ÷ raw tantivy (text-all, best of each)",
-        tantivy,
-        "≥ 0.8",
-        tantivy.map(|r| r >= 0.8),
-    );
-    let sqlite = over(best_peer("SQLite"));
-    add(
-        "HTTP bulk ÷ SQLite FTS5 (text-all, best of each)",
-        sqlite,
-        "≥ 3",
-        sqlite.map(|r| r >= 3.0),
-    );
-    let postgres = over(best_peer("PostgreSQL"));
-    add(
-        "HTTP bulk ÷ PostgreSQL (text-all, best of each)",
-        postgres,
-        "—",
-        None,
-    );
+    for (peer, label, target, floor) in [
+        ("raw tantivy", "raw tantivy", "≥ 0.8", Some(0.8)),
+        ("SQLite", "SQLite FTS5", "≥ 3", Some(3.0)),
+        ("PostgreSQL", "PostgreSQL", "—", None),
+    ] {
+        let ratio = best_peer(peer).map(|p| cameo.best_bulk / p);
+        add(
+            &format!("HTTP bulk ÷ {label} (text-all, best of each)"),
+            ratio,
+            target,
+            floor.and_then(|floor: f64| ratio.map(|r| r >= floor)),
+        );
+    }
     for (i, callers) in ["1 caller", "16 callers"].iter().enumerate() {
         let ratio = cameo
             .search_p99_ingest

@@ -18,13 +18,7 @@ pub async fn bulk(
     batch: usize,
     clients: usize,
 ) -> Result<Load, String> {
-    let _ = http.delete_index(index).await;
-    http.json(
-        reqwest::Method::PUT,
-        &format!("/{index}"),
-        serde_json::json!({}),
-    )
-    .await?;
+    http.recreate_index(index).await?;
     let bodies = Arc::new(corpus.bulk_bodies(batch, ""));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -80,13 +74,7 @@ impl Background {
         batch: usize,
         clients: usize,
     ) -> Result<Background, String> {
-        let _ = http.delete_index(index).await;
-        http.json(
-            reqwest::Method::PUT,
-            &format!("/{index}"),
-            serde_json::json!({}),
-        )
-        .await?;
+        http.recreate_index(index).await?;
         let bodies = Arc::new(corpus.bulk_bodies(batch, "bg-"));
         let stop = Arc::new(AtomicBool::new(false));
         let docs = Arc::new(AtomicU64::new(0));

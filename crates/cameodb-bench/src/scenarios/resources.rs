@@ -68,12 +68,7 @@ pub async fn wal_replay(dir: &std::path::Path, corpus: &Corpus) -> Result<Replay
         tokio::task::block_in_place(|| Node::start(dir, &["--refresh-interval-ms", "0"]))?;
     let http = Http::new(&node.url(""))?;
     let index = "replay";
-    http.json(
-        reqwest::Method::PUT,
-        &format!("/{index}"),
-        serde_json::json!({}),
-    )
-    .await?;
+    http.recreate_index(index).await?;
     for body in corpus.bulk_bodies(5000, "") {
         http.bulk(index, body).await?;
     }
