@@ -92,8 +92,8 @@ impl Store {
         let visibility = Arc::new(Visibility::new(recovered.next_seq));
         let committed = Arc::new(AtomicU64::new(recovered.next_seq));
         // A few groups may wait for the indexer: enough to overlap the next redb commit with
-        // indexing, few enough to bound the converted documents held in memory (64 let a fast
-        // writer park most of a gigabyte ahead of a busy indexer during bulk loads).
+        // indexing, and a bound on converted documents held in memory (at most four groups of
+        // `max_group_ops`). Going from 64 to 4 or 2 made no measurable throughput difference.
         let (indexer_tx, indexer_rx) = bounded(4);
         let (writer_tx, writer_rx) = bounded(config.queue_capacity.max(1));
         let activity = Arc::new(SearchActivity::new(config.search_idle_after));

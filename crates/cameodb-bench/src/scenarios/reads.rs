@@ -26,35 +26,20 @@ pub async fn run(
     open_rate: f64,
 ) -> Result<Vec<ReadRow>, String> {
     let mut rows = Vec::new();
-    for concurrency in [1, 16] {
-        let summary = load::closed(
-            concurrency,
-            duration,
-            None,
-            http.get_op(index, Arc::clone(&ids)),
-        )
-        .await;
-        check(&summary, "GET")?;
-        rows.push(ReadRow {
-            op: "GET by id",
-            load: format!("{concurrency} callers"),
-            summary,
-        });
-    }
-    for concurrency in [1, 16] {
-        let summary = load::closed(
-            concurrency,
-            duration,
-            None,
-            http.search_op(index, Arc::clone(&queries)),
-        )
-        .await;
-        check(&summary, "search")?;
-        rows.push(ReadRow {
-            op: "search top-10",
-            load: format!("{concurrency} callers"),
-            summary,
-        });
+    let closed_ops = [
+        ("GET by id", http.get_op(index, Arc::clone(&ids))),
+        ("search top-10", http.search_op(index, Arc::clone(&queries))),
+    ];
+    for (op, call) in closed_ops {
+        for concurrency in [1, 16] {
+            let summary = load::closed(concurrency, duration, None, Arc::clone(&call)).await;
+            check(&summary, op)?;
+            rows.push(ReadRow {
+                op,
+                load: format!("{concurrency} callers"),
+                summary,
+            });
+        }
     }
     let summary = load::open(
         open_rate,

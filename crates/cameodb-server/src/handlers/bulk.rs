@@ -15,21 +15,14 @@ use super::{AppState, Params, Refresh, apply_refresh, doc_key, refresh_param, ru
 use crate::error::ApiError;
 use crate::respond;
 
+/// `/_bulk` and `/{index}/_bulk` (the path's index is the default for lines that name none).
 pub async fn bulk(
     State(state): State<AppState>,
+    index: Option<Path<String>>,
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    handle(&state, None, &params, &body).await
-}
-
-pub async fn bulk_index(
-    State(state): State<AppState>,
-    Path(index): Path<String>,
-    params: Params,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    handle(&state, Some(index), &params, &body).await
+    handle(&state, index.map(|Path(index)| index), &params, &body).await
 }
 
 /// One parsed item: where it goes and what it does, or why it failed to parse.

@@ -506,3 +506,24 @@ async fn scripted_update(
         outcome_json(index, &outcome, forced),
     ))
 }
+
+#[cfg(test)]
+mod generated_id_tests {
+    use super::generate_id;
+
+    #[test]
+    fn generated_ids_are_url_safe_unique_and_sort_in_creation_order() {
+        let ids: Vec<String> = (0..2000).map(|_| generate_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 22);
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "each id sorts after the one before"
+        );
+    }
+}

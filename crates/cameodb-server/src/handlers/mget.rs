@@ -10,21 +10,14 @@ use super::{AppState, Params, doc_key, parse_object_body, run};
 use crate::error::ApiError;
 use crate::respond;
 
+/// `/_mget` and `/{index}/_mget` (the path's index is the default for lines that name none).
 pub async fn mget(
     State(state): State<AppState>,
+    index: Option<Path<String>>,
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    respond_mget(&state, None, &params, &body).await
-}
-
-pub async fn mget_index(
-    State(state): State<AppState>,
-    Path(index): Path<String>,
-    params: Params,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    respond_mget(&state, Some(index), &params, &body).await
+    respond_mget(&state, index.map(|Path(index)| index), &params, &body).await
 }
 
 /// One requested document.

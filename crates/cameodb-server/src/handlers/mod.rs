@@ -60,15 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/_cat/indices", get(cat::indices))
         .route("/_cat/indices/{index}", get(cat::indices_for))
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
-        .route(
-            "/{index}/_bulk",
-            post(bulk::bulk_index).put(bulk::bulk_index),
-        )
+        .route("/{index}/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/_mget", get(mget::mget).post(mget::mget))
-        .route(
-            "/{index}/_mget",
-            get(mget::mget_index).post(mget::mget_index),
-        )
+        .route("/{index}/_mget", get(mget::mget).post(mget::mget))
         .route("/_search", get(search::search_all).post(search::search_all))
         .route("/{index}/_search", get(search::search).post(search::search))
         .route(
@@ -86,7 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_msearch", get(msearch::msearch).post(msearch::msearch))
         .route(
             "/{index}/_msearch",
-            get(msearch::msearch_index).post(msearch::msearch_index),
+            get(msearch::msearch).post(msearch::msearch),
         )
         .route("/{index}/_delete_by_query", post(by_query::delete_by_query))
         .route("/{index}/_update_by_query", post(by_query::update_by_query))

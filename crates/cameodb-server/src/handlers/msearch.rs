@@ -14,21 +14,14 @@ use super::{AppState, Params};
 use crate::error::ApiError;
 use crate::respond;
 
+/// `/_msearch` and `/{index}/_msearch` (the path's index is the default for lines that name none).
 pub async fn msearch(
     State(state): State<AppState>,
+    index: Option<Path<String>>,
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    handle(&state, None, &params, &body).await
-}
-
-pub async fn msearch_index(
-    State(state): State<AppState>,
-    Path(index): Path<String>,
-    params: Params,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    handle(&state, Some(index), &params, &body).await
+    handle(&state, index.map(|Path(index)| index), &params, &body).await
 }
 
 fn object_line(line: &[u8], what: &str) -> Result<Map<String, Value>, ApiError> {
