@@ -12,5 +12,9 @@ cargo test --workspace
 target/debug/cameodb-bench --smoke --out target/bench-smoke
 
 bash tests/setup-python.sh
+# The Elasticsearch YAML suite and the official Python client, against one node and then
+# against a three-node cluster on 127.0.0.1-3 (each test / request through another node).
 .venv/bin/python tests/conformance/run.py --server target/debug/cameodb
+.venv/bin/python tests/conformance/run.py --server target/debug/cameodb --cluster 3
 CAMEODB_BIN=target/debug/cameodb .venv/bin/python -m pytest -q tests/python
+CAMEODB_BIN=target/debug/cameodb CAMEODB_CLUSTER_NODES=3 .venv/bin/python -m pytest -q tests/python

@@ -842,6 +842,25 @@ def expected_reason(xfail: dict[str, str], rel: str, name: str, used: set) -> st
 # --------------------------------------------------------------------------------------------
 
 
+def wait_for_cluster(servers, timeout: float):
+    """Waits until every node lists every node as up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = 0
+        for s in servers:
+            try:
+                r = HttpClient(s.url, 2.0).request("GET", "/_cat/nodes?format=json", None)
+                nodes = json.loads(r.text) if r.status == 200 else []
+                if len(nodes) == len(servers) and all(n.get("state") == "up" for n in nodes):
+                    ready += 1
+            except (TestFailure, ValueError, TypeError):
+                pass
+        if ready == len(servers):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"cluster of {len(servers)} did not form within {timeout:.0f}s")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -849,20 +868,27 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, binary: str, startup_timeout: float):
+    def __init__(self, binary: str, startup_timeout: float, host: str = "127.0.0.1",
+                 cluster_addr: str | None = None, join: str | None = None):
         self.binary = binary
         self.startup_timeout = startup_timeout
         self.tmp = tempfile.mkdtemp(prefix="cameodb-conformance-")
         self.data_dir = os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "server.log")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
+        self.host = host
+        # A standalone server takes any free cluster port; a cluster node gets a fixed one.
+        self.cluster_args = ["--cluster-addr", cluster_addr or f"{host}:0"]
+        if join:
+            self.cluster_args += ["--join", join]
         self.proc: subprocess.Popen | None = None
         self.log = None
 
     def start(self):
         self.log = open(self.log_path, "wb")
-        cmd = [self.binary, "serve", "--data-dir", self.data_dir, "--http-addr", f"127.0.0.1:{self.port}"]
+        cmd = [self.binary, "serve", "--data-dir", self.data_dir, "--http-addr", f"{self.host}:{self.port}",
+               *self.cluster_args]
         try:
             self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         except OSError as e:
@@ -956,6 +982,9 @@ def main(argv=None) -> int:
                     help="server to test (default $CAMEODB_URL or http://127.0.0.1:9200)")
     ap.add_argument("--server", metavar="BINARY",
                     help="start BINARY serve --data-dir <tmp> --http-addr 127.0.0.1:<port> and test it")
+    ap.add_argument("--cluster", type=int, default=1, metavar="N",
+                    help="with --server: start N nodes on 127.0.0.1..N as one cluster; each test talks "
+                         "to the next node in turn")
     ap.add_argument("--tests-dir", type=Path, default=DEFAULT_TESTS_DIR)
     ap.add_argument("--expected-failures", type=Path, default=DEFAULT_XFAIL_FILE)
     ap.add_argument("--only", action="append", metavar="GLOB",
@@ -980,18 +1009,31 @@ def main(argv=None) -> int:
     xfail = load_expected_failures(args.expected_failures)
     used: set[str] = set()
 
-    server = None
-    url = args.url
+    servers: list[Server] = []
+    urls = [args.url]
     if args.server:
-        server = Server(args.server, args.startup_timeout)
+        seed = f"127.0.0.1:{free_port()}"
+        for i in range(max(1, args.cluster)):
+            if args.cluster > 1:
+                host = f"127.0.0.{i + 1}"
+                servers.append(Server(args.server, args.startup_timeout, host,
+                                      cluster_addr=seed if i == 0 else f"{host}:{free_port()}",
+                                      join=None if i == 0 else seed))
+            else:
+                servers.append(Server(args.server, args.startup_timeout))
         try:
-            server.start()
+            for s in servers:
+                s.start()
+            if args.cluster > 1:
+                wait_for_cluster(servers, args.startup_timeout)
         except SystemExit:
-            server.stop()
+            for s in servers:
+                s.stop()
             raise
-        url = server.url
-    client = HttpClient(url, args.timeout)
-    ex = Executor(client, args.verbose)
+        urls = [s.url for s in servers]
+    clients = [HttpClient(u, args.timeout) for u in urls]
+    ex = Executor(clients[0], args.verbose)
+    test_number = 0
     passed = failed = skipped = 0
     server_dead_reported = False
 
@@ -1021,6 +1063,9 @@ def main(argv=None) -> int:
                     skipped += 1
                     continue
                 ex.reset()
+                ex.client = clients[test_number % len(clients)]
+                server = servers[test_number % len(servers)] if servers else None
+                test_number += 1
                 error = None
                 skip = None
                 try:
@@ -1066,8 +1111,8 @@ def main(argv=None) -> int:
                             print(f"    {one_line(t, 800)}")
                     failed += 1
     finally:
-        if server:
-            server.stop()
+        for s in servers:
+            s.stop()
 
     if not args.only:
         for k in sorted(set(xfail) - used):

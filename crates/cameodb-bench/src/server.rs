@@ -70,6 +70,15 @@ impl Node {
             .arg(&self.data_dir)
             .arg("--http-addr")
             .arg(self.addr.to_string())
+            .args(if self.args.iter().any(|a| a == "--cluster-addr") {
+                Vec::new()
+            } else {
+                // A standalone node: any free cluster port, so runs never collide on 9300.
+                vec![
+                    "--cluster-addr".to_string(),
+                    format!("{}:0", self.addr.ip()),
+                ]
+            })
             .args(&self.args)
             .env("CAMEODB_LOG", "info")
             .stdout(Stdio::null())

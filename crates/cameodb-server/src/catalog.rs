@@ -51,6 +51,9 @@ pub struct Catalog {
     max_in_flight: usize,
     /// Restarts failed index actors.
     supervisor: kameo::actor::ActorRef<crate::shard::StoreSupervisor>,
+    /// Indexes deleted since start, name -> uuid: the cluster gossips them, so a node that
+    /// missed a deletion drops its copy instead of spreading it back.
+    tombstones: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 const META_FILE: &str = "index.json";
@@ -204,6 +207,7 @@ impl Catalog {
             store_config,
             max_in_flight,
             supervisor,
+            tombstones: std::sync::Mutex::default(),
         };
         let mut dir = tokio::fs::read_dir(&catalog.root)
             .await
@@ -324,6 +328,22 @@ impl Catalog {
         settings: BTreeMap<String, String>,
         mappings: Option<Value>,
     ) -> Result<Arc<IndexEntry>, ApiError> {
+        let meta = IndexMeta {
+            uuid: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
+            creation_date: now_millis(),
+            settings,
+        };
+        self.create_with(name, meta, mappings).await
+    }
+
+    /// Creates an index with the given identity: how an index created on another node of the
+    /// cluster is created here, under the same uuid.
+    pub async fn create_with(
+        &self,
+        name: &str,
+        meta: IndexMeta,
+        mappings: Option<Value>,
+    ) -> Result<Arc<IndexEntry>, ApiError> {
         validate_name(name)?;
         let _ddl = self.ddl.lock().await;
         if let Some(existing) = self.get(name).await {
@@ -337,11 +357,6 @@ impl Catalog {
             // Validate before anything touches the disk.
             cameodb_storage::mapping::Mapping::from_es_json(mappings)?;
         }
-        let meta = IndexMeta {
-            uuid: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
-            creation_date: now_millis(),
-            settings,
-        };
         let dir = self.root.join(name);
         let meta_json =
             serde_json::to_vec_pretty(&meta).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -370,6 +385,28 @@ impl Catalog {
         Ok(entry)
     }
 
+    /// Gives index `name` another identity and settings (the cluster settled on another node's
+    /// copy of a concurrently created index): its documents stay.
+    pub async fn adopt(&self, name: &str, meta: IndexMeta) -> Result<(), ApiError> {
+        let _ddl = self.ddl.lock().await;
+        let Some(existing) = self.get(name).await else {
+            return Err(ApiError::index_not_found(name));
+        };
+        let meta_json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| ApiError::internal(e.to_string()))?;
+        tokio::fs::write(self.root.join(name).join(META_FILE), meta_json)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let entry = Arc::new(IndexEntry {
+            name: name.to_string(),
+            meta,
+            shard: existing.shard.clone(),
+        });
+        self.indices.write().await.insert(name.to_string(), entry);
+        info!(index = %name, "index identity adopted from the cluster");
+        Ok(())
+    }
+
     /// The index `name`, created with defaults if missing (Elasticsearch's auto-create on write).
     pub async fn get_or_create(&self, name: &str) -> Result<Arc<IndexEntry>, ApiError> {
         if let Some(entry) = self.get(name).await {
@@ -391,12 +428,23 @@ impl Catalog {
             .await
             .remove(name)
             .ok_or_else(|| ApiError::index_not_found(name))?;
+        if let Ok(mut tombstones) = self.tombstones.lock() {
+            tombstones.insert(name.to_string(), entry.meta.uuid.clone());
+        }
         entry.shard.close().await?;
         tokio::fs::remove_dir_all(self.root.join(name))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
         info!(index = %name, "index deleted");
         Ok(())
+    }
+
+    /// Indexes deleted since start: name -> uuid.
+    pub fn tombstones(&self) -> BTreeMap<String, String> {
+        self.tombstones
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Closes every index (shutdown): commits and stops their actors.

@@ -4,6 +4,7 @@
 //! requests finish, and closes every index (committing it).
 
 mod catalog;
+mod cluster;
 mod compat;
 mod error;
 mod handlers;
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// Most requests in flight per index before 429.
     pub max_in_flight_per_index: usize,
+    /// Joins or forms a cluster when set; `None` runs a standalone node without the libp2p and
+    /// gossip ports (embedding and in-process tests).
+    pub cluster: Option<ClusterSettings>,
     /// Enables `POST /_cameo/fault/{index}/panic`, which panics a job of that index's store
     /// actor, so tests can check the actor recovers. Off unless `CAMEODB_FAULT_INJECTION=1`.
     pub fault_injection: bool,
@@ -48,9 +52,19 @@ impl ServerConfig {
             max_body_bytes: 100 * 1024 * 1024,
             store: StoreConfig::default(),
             max_in_flight_per_index: 512,
+            cluster: None,
             fault_injection: false,
         }
     }
+}
+
+/// How a node takes part in a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// Where libp2p listens (TCP) and gossip runs (UDP), same port number.
+    pub cluster_addr: SocketAddr,
+    /// Other nodes' cluster addresses to join through; empty forms a cluster of one.
+    pub seeds: Vec<String>,
 }
 
 /// Why the server could not run.
@@ -70,9 +84,10 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let node_id = node_identity(&config.data_dir)
-        .await
-        .map_err(|e| ServerError::Open(e.to_string()))?;
+    tokio::fs::create_dir_all(&config.data_dir).await?;
+    let keypair = cameodb_cluster::load_or_create_identity(&config.data_dir)
+        .map_err(|e| ServerError::Open(format!("cannot load the node key: {e}")))?;
+    let node_id = keypair.public().to_peer_id().to_string();
     let catalog = catalog::Catalog::open(
         &config.data_dir,
         config.store.clone(),
@@ -81,10 +96,15 @@ pub async fn run(
     .await
     .map_err(|e| ServerError::Open(e.reason))?;
     let catalog = Arc::new(catalog);
-    let state = handlers::AppState {
+    let addr: SocketAddr = listener.local_addr()?;
+    let local_state = handlers::AppState {
         catalog: Arc::clone(&catalog),
-        node_name: format!("cameodb-{}", &node_id[..8.min(node_id.len())]),
-        cluster_uuid: node_id,
+        node_name: handlers::node_name(&node_id),
+        node_id: node_id.clone(),
+        cluster_uuid: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(b"cameodb")),
+        http_addr: addr.to_string(),
+        cluster: None,
+        coordinator: Arc::default(),
         fault_injection: config.fault_injection,
         scrolls: Arc::default(),
         ingest: Arc::new(
@@ -95,30 +115,91 @@ pub async fn run(
             .map_err(|e| ServerError::Open(format!("cannot start ingest threads: {e}")))?,
         ),
     };
-    let app = handlers::router(state)
-        .layer(axum::middleware::from_fn(compat::elasticsearch_compat))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes));
-    let addr: SocketAddr = listener.local_addr()?;
-    info!(%addr, data_dir = %config.data_dir.display(), "cameodb listening");
+    let with_layers = |router: axum::Router| {
+        router
+            .layer(axum::middleware::from_fn(compat::elasticsearch_compat))
+            .layer(DefaultBodyLimit::max(config.max_body_bytes))
+    };
+    let ctx = match &config.cluster {
+        Some(settings) => Some(
+            start_cluster(
+                keypair,
+                settings,
+                addr,
+                with_layers(handlers::local_router(local_state.clone())),
+                config.max_body_bytes,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let state = handlers::AppState {
+        cluster: ctx.clone(),
+        ..local_state
+    };
+    if let Some(ctx) = &ctx {
+        let _ = state.coordinator.set(Arc::clone(ctx));
+        tokio::spawn(cluster::metadata::sync_loop(state.clone(), Arc::clone(ctx)));
+    }
+    let app = with_layers(handlers::router(state.clone()).layer(
+        axum::middleware::from_fn_with_state(state, cluster::forward::route),
+    ));
+    info!(%addr, node_id = %node_id, data_dir = %config.data_dir.display(), "cameodb listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     info!("http server stopped; closing indexes");
+    if let Some(ctx) = &ctx {
+        ctx.cluster.shutdown().await;
+    }
     catalog.close_all().await;
     info!("shutdown complete");
     Ok(())
 }
 
-/// A stable id for this node, created on first start and kept in the data directory.
-async fn node_identity(data_dir: &std::path::Path) -> std::io::Result<String> {
-    tokio::fs::create_dir_all(data_dir).await?;
-    let path = data_dir.join("node_id");
-    match tokio::fs::read_to_string(&path).await {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
-        _ => {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            tokio::fs::write(&path, &id).await?;
-            Ok(id)
+/// Starts the libp2p transport and gossip, and the router actor that follows membership.
+async fn start_cluster(
+    keypair: cameodb_cluster::Keypair,
+    settings: &ClusterSettings,
+    http_addr: SocketAddr,
+    local: axum::Router,
+    max_body_bytes: usize,
+) -> Result<Arc<cluster::ClusterCtx>, ServerError> {
+    let mut config =
+        cameodb_cluster::ClusterConfig::new(keypair, settings.cluster_addr, http_addr.to_string());
+    config.seeds = settings.seeds.clone();
+    let inbound = Arc::new(cluster::inbound::Inbound {
+        local: local.clone(),
+    });
+    let membership = cameodb_cluster::Cluster::start(config, inbound)
+        .await
+        .map_err(|e| ServerError::Open(format!("cannot start the cluster layer: {e}")))?;
+    let view = Arc::new(cluster::router_actor::View::new(
+        membership.self_id().to_string(),
+        membership.members(),
+    ));
+    let router = <cluster::router_actor::RouterActor as kameo::actor::Spawn>::spawn(view);
+    let mut changes = membership.watch();
+    let follower = router.clone();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let members = changes.borrow_and_update().clone();
+            info!(members = members.len(), "cluster membership changed");
+            if follower
+                .tell(cluster::router_actor::MembersChanged(members))
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
-    }
+    });
+    info!(cluster_addr = %settings.cluster_addr, seeds = ?settings.seeds, "cluster layer started");
+    Ok(Arc::new(cluster::ClusterCtx {
+        cluster: membership,
+        router,
+        local,
+        max_body_bytes,
+        scrolls: cluster::scatter::ClusterScrolls::default(),
+    }))
 }

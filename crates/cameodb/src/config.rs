@@ -18,6 +18,12 @@ pub struct ServeArgs {
     /// HTTP listen address [default: 127.0.0.1:9200]
     #[arg(long, env = "CAMEODB_HTTP_ADDR")]
     http_addr: Option<SocketAddr>,
+    /// Cluster address: libp2p (TCP) and gossip (UDP), same port [default: the HTTP host, port 9300]
+    #[arg(long, env = "CAMEODB_CLUSTER_ADDR")]
+    cluster_addr: Option<SocketAddr>,
+    /// Another node's cluster address to join through (repeatable; none forms a cluster of one)
+    #[arg(long = "join", env = "CAMEODB_JOIN", value_delimiter = ',')]
+    join: Vec<String>,
     /// TOML configuration file
     #[arg(long, env = "CAMEODB_CONFIG")]
     config: Option<PathBuf>,
@@ -44,6 +50,8 @@ pub struct ServeArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     http_addr: Option<SocketAddr>,
+    cluster_addr: Option<SocketAddr>,
+    join: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
     refresh_interval_ms: Option<u64>,
     max_in_flight_per_index: Option<usize>,
@@ -75,7 +83,20 @@ impl Settings {
             .http_addr
             .or(file.http_addr)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9200)));
+        let cluster_addr = args
+            .cluster_addr
+            .or(file.cluster_addr)
+            .unwrap_or_else(|| SocketAddr::new(http_addr.ip(), 9300));
+        let seeds = if args.join.is_empty() {
+            file.join.unwrap_or_default()
+        } else {
+            args.join
+        };
         let mut server = ServerConfig::new(data_dir);
+        server.cluster = Some(cameodb_server::ClusterSettings {
+            cluster_addr,
+            seeds,
+        });
         if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
             server.max_body_bytes = bytes;
         }

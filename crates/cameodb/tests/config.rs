@@ -52,7 +52,9 @@ fn serve(args: &[&str], env_addr: Option<&str>, config: &std::path::Path) -> Kil
         .stderr(Stdio::null());
     command
         .env_remove("CAMEODB_HTTP_ADDR")
-        .env_remove("CAMEODB_DATA_DIR");
+        .env_remove("CAMEODB_DATA_DIR")
+        // Tests run side by side: no fixed cluster port.
+        .env("CAMEODB_CLUSTER_ADDR", "127.0.0.1:0");
     if let Some(addr) = env_addr {
         command.env("CAMEODB_HTTP_ADDR", addr);
     }
@@ -77,7 +79,10 @@ fn flags_beat_environment_beat_file() {
     let only_file = serve(&[], None, &config);
     assert!(answers(&file_addr), "the file's address is used");
     drop(only_file);
-    assert!(data.join("node_id").exists(), "the file's data dir is used");
+    assert!(
+        data.join("node_key").exists(),
+        "the file's data dir is used"
+    );
 
     let with_env = serve(&[], Some(&env_addr), &config);
     assert!(answers(&env_addr), "the environment beats the file");

@@ -219,7 +219,54 @@ async fn handle(
     }
     let proceed = proceed || body.get("conflicts").and_then(Value::as_str) == Some("proceed");
     let mut total = Tally::default();
-    for entry in state.catalog.resolve(index).await? {
+    let entries = state.catalog.resolve(index).await?;
+    if let Some(ctx) = &state.cluster {
+        let view = ctx.view().await;
+        if !view.is_single() {
+            // Every node runs the request over the documents it holds; the counts add up.
+            let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+            let suffix = if action == Action::Delete {
+                "_delete_by_query"
+            } else {
+                "_update_by_query"
+            };
+            let uri = format!(
+                "/{}/{suffix}{}",
+                names.join(","),
+                crate::cluster::encode_query(&params.0)
+            );
+            let answers = crate::cluster::fan_out_json(
+                ctx,
+                &view,
+                "POST",
+                &uri,
+                &Value::Object(body.clone()),
+            )
+            .await;
+            for (member, answer) in answers {
+                match answer {
+                    Ok((_, part)) if part.get("total").is_some() => {
+                        let n = |k: &str| part[k].as_u64().unwrap_or(0);
+                        total.total += n("total");
+                        total.done += n("deleted").max(n("updated"));
+                        total.noops += n("noops");
+                        total.batches += n("batches");
+                        total.conflicts += n("version_conflicts");
+                        total.failures.extend(part["failures"].as_array().cloned().unwrap_or_default());
+                    }
+                    Ok((status, part)) if status.is_client_error() => {
+                        let reason = part["error"]["reason"].as_str().unwrap_or("request failed").to_string();
+                        let kind = part["error"]["type"].as_str().unwrap_or("exception").to_string();
+                        return Err(ApiError::new(status, &kind, reason));
+                    }
+                    Ok((status, part)) => total.failures.push(json!({"node": member.id, "status": status.as_u16(), "cause": part["error"]})),
+                    Err(err) => total.failures.push(json!({"node": member.id, "status": err.status.as_u16(), "cause": err.cause()})),
+                }
+            }
+            return Ok(finish(started, total, action));
+        }
+    }
+    for entry in entries {
         let (body, params, name) = (body.clone(), params.0.clone(), entry.name.clone());
         let tally = run(&entry.shard, move |store| {
             run_on_store(store, &name, &body, &params, action, proceed)
@@ -232,6 +279,11 @@ async fn handle(
         total.conflicts += tally.conflicts;
         total.failures.extend(tally.failures);
     }
+    Ok(finish(started, total, action))
+}
+
+/// The by-query answer for `total`.
+fn finish(started: Instant, total: Tally, action: Action) -> Response {
     let done_key = if action == Action::Delete {
         "deleted"
     } else {
@@ -252,7 +304,7 @@ async fn handle(
     if action == Action::Update {
         response["deleted"] = json!(0);
     }
-    Ok(respond::json(status, response))
+    respond::json(status, response)
 }
 
 /// `_rethrottle` of a by-query task. By-query requests run to completion within their HTTP
@@ -265,7 +317,7 @@ pub async fn rethrottle(
     let (node, number) = task
         .split_once(':')
         .ok_or_else(|| ApiError::illegal_argument(format!("malformed task id {task}")))?;
-    if node == state.node_name || node == state.cluster_uuid {
+    if node == state.node_name || node == state.node_id {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "resource_not_found_exception",

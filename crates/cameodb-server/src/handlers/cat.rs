@@ -69,12 +69,22 @@ async fn render(
             human_bytes(bytes),
         ]);
     }
+    table(&COLUMNS, rows, params)
+}
+
+/// A `_cat` answer: JSON objects with `format=json`, else an aligned text table (with a header
+/// row when `v` is set).
+pub fn table(
+    columns: &[&str],
+    rows: Vec<Vec<String>>,
+    params: &Params,
+) -> Result<Response, ApiError> {
     if params.get("format").map(String::as_str) == Some("json") {
         let items: Vec<Value> = rows
             .iter()
             .map(|row| {
                 Value::Object(
-                    COLUMNS
+                    columns
                         .iter()
                         .zip(row)
                         .map(|(c, v)| (c.to_string(), json!(v)))
@@ -86,10 +96,10 @@ async fn render(
     }
     let mut table: Vec<Vec<String>> = Vec::new();
     if flag(params, "v")?.unwrap_or(false) {
-        table.push(COLUMNS.iter().map(|c| c.to_string()).collect());
+        table.push(columns.iter().map(|c| c.to_string()).collect());
     }
     table.extend(rows);
-    let widths: Vec<usize> = (0..COLUMNS.len())
+    let widths: Vec<usize> = (0..columns.len())
         .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut text = String::new();

@@ -34,7 +34,10 @@ pub async fn create(
     }
     let settings = parse_settings(body.get("settings"))?;
     let mappings = body.get("mappings").cloned();
-    state.catalog.create(&index, settings, mappings).await?;
+    let entry = state.catalog.create(&index, settings, mappings).await?;
+    if let Some(ctx) = &state.cluster {
+        crate::cluster::metadata::push_create(ctx, &entry).await;
+    }
     Ok(respond::ok(
         json!({"acknowledged": true, "shards_acknowledged": true, "index": index}),
     ))
@@ -46,6 +49,9 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     for entry in state.catalog.resolve(&index).await? {
         state.catalog.delete(&entry.name).await?;
+        if let Some(ctx) = &state.cluster {
+            crate::cluster::metadata::push_delete(ctx, &entry.name, &entry.meta.uuid).await;
+        }
     }
     Ok(respond::ok(json!({"acknowledged": true})))
 }
@@ -112,8 +118,12 @@ pub async fn put_mapping(
     })?;
     let body = Value::Object(body);
     for entry in state.catalog.resolve(&index).await? {
-        let body = body.clone();
-        super::run(&entry.shard, move |store| Ok(store.put_mapping(body)?)).await?;
+        let mapping = body.clone();
+        super::run(&entry.shard, move |store| Ok(store.put_mapping(mapping)?)).await?;
+        if let Some(ctx) = &state.cluster {
+            let uri = format!("/{}/_mapping", entry.name);
+            crate::cluster::metadata::broadcast(ctx, "PUT", &uri, &body).await;
+        }
     }
     Ok(respond::ok(json!({"acknowledged": true})))
 }
@@ -122,14 +132,43 @@ pub async fn refresh(
     State(state): State<AppState>,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
-    refresh_entries(state.catalog.resolve(&index).await?).await
+    refresh_entries(&state, state.catalog.resolve(&index).await?).await
 }
 
 pub async fn refresh_all(State(state): State<AppState>) -> Result<Response, ApiError> {
-    refresh_entries(state.catalog.all().await).await
+    refresh_entries(&state, state.catalog.all().await).await
 }
 
-async fn refresh_entries(entries: Vec<std::sync::Arc<IndexEntry>>) -> Result<Response, ApiError> {
+async fn refresh_entries(
+    state: &AppState,
+    entries: Vec<std::sync::Arc<IndexEntry>>,
+) -> Result<Response, ApiError> {
+    if let Some(ctx) = &state.cluster {
+        let view = ctx.view().await;
+        if !view.is_single() {
+            // Every node refreshes its copy; a node that cannot is a failed shard.
+            let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+            let uri = if names.is_empty() {
+                "/_refresh".to_string()
+            } else {
+                format!("/{}/_refresh", names.join(","))
+            };
+            let answers =
+                crate::cluster::fan_out_json(ctx, &view, "POST", &uri, &Value::Null).await;
+            let (mut total, mut ok) = (0, 0);
+            for (_, answer) in answers {
+                total += names.len();
+                if let Ok((status, _)) = answer
+                    && status.is_success()
+                {
+                    ok += names.len();
+                }
+            }
+            return Ok(respond::ok(
+                json!({"_shards": {"total": total, "successful": ok, "failed": total - ok}}),
+            ));
+        }
+    }
     let count = entries.len();
     for entry in entries {
         super::run(&entry.shard, |store| Ok(store.refresh()?)).await?;

@@ -4,16 +4,19 @@ mod aggregations;
 mod bulk;
 mod by_query;
 mod cat;
+pub mod dfs;
 mod docs;
 mod fault;
 mod highlight;
 mod indices;
+pub mod internal;
 mod mget;
 mod msearch;
+mod nodes;
 mod root;
 mod script;
-mod scroll;
-mod search;
+pub mod scroll;
+pub mod search;
 mod sorting;
 mod source_filter;
 
@@ -36,10 +39,21 @@ use crate::shard::Shard;
 pub struct AppState {
     /// The node's indexes.
     pub catalog: Arc<Catalog>,
-    /// This node's name (`GET /`).
+    /// This node's id: its libp2p PeerId (`GET /`, `_cat/nodes`).
+    pub node_id: String,
+    /// This node's name (`GET /`): derived from its id.
     pub node_name: String,
-    /// Stable cluster id (`GET /`).
+    /// Cluster id (`GET /`): the same on every node of a cluster.
     pub cluster_uuid: String,
+    /// The HTTP address this node serves on (`_cat/nodes` without a cluster).
+    pub http_addr: String,
+    /// The cluster, when this state serves public requests of a node with peers; `None` for
+    /// the local handlers other nodes call (a forwarded request must not be forwarded again).
+    pub cluster: Option<Arc<crate::cluster::ClusterCtx>>,
+    /// The cluster context for the node-to-node calls that need it even on the local router:
+    /// pages of scrolls this node coordinates, asked for through another node. Set once the
+    /// cluster layer runs.
+    pub coordinator: Arc<std::sync::OnceLock<Arc<crate::cluster::ClusterCtx>>>,
     /// Whether the fault-injection endpoint answers (tests only).
     pub fault_injection: bool,
     /// Open scroll contexts.
@@ -135,8 +149,40 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{index}/_update/{id}", post(docs::update))
         .route("/_cameo/fault/{index}/panic", post(fault::panic_index))
+        .route("/_cat/nodes", get(nodes::cat_nodes))
+        .route("/_cameo/ring", get(nodes::ring))
+        .route("/_cameo/node/stats", get(nodes::node_stats))
         .with_state(state)
 }
+
+/// The router other nodes call: every public endpoint (run locally, never forwarded) plus the
+/// node-to-node ones.
+pub fn local_router(state: AppState) -> Router {
+    let internal = Router::new()
+        .route("/_cameo/internal/search", post(internal::shard_search))
+        .route("/_cameo/internal/dfs", post(internal::shard_stats))
+        .route(
+            "/_cameo/internal/scroll",
+            post(internal::scroll_page).delete(internal::clear_scroll),
+        )
+        .route(
+            "/_cameo/internal/index/{name}",
+            get(internal::get_index)
+                .put(internal::put_index)
+                .delete(internal::delete_index),
+        )
+        .with_state(state.clone());
+    router(state).merge(internal)
+}
+
+/// A node's display name, from its id: `cameodb-` and the id's last eight characters (every
+/// ed25519 PeerId starts alike).
+pub fn node_name(node_id: &str) -> String {
+    let tail = node_id.len().saturating_sub(8);
+    format!("cameodb-{}", node_id.get(tail..).unwrap_or(node_id))
+}
+
+pub use docs::generate_id;
 
 /// The non-blank lines of an NDJSON body (`\r\n` tolerated).
 pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::search::{execute_on, parse_spec};
+use super::search::{parse_spec, search_entries};
 use super::{AppState, Params};
 use crate::error::ApiError;
 use crate::respond;
@@ -44,10 +44,10 @@ async fn one(
             .join(","),
         _ => default_index.unwrap_or("_all").to_string(),
     };
-    let spec = parse_spec(&HashMap::new(), Some(body))?;
+    let params = HashMap::new();
+    let spec = parse_spec(&params, Some(body.clone()))?;
     let entries = state.catalog.resolve(&index).await?;
-    let (mut result, _) =
-        execute_on(entries.into_iter().map(|e| (e, None)).collect(), &spec).await?;
+    let mut result = search_entries(state, entries, &params, &body, spec, None).await?;
     result["status"] = json!(200);
     Ok(result)
 }

@@ -15,6 +15,7 @@ pub const COMPAT_VERSION: &str = "8.17.0";
 pub async fn info(State(state): State<AppState>) -> Response {
     respond::ok(json!({
         "name": state.node_name,
+        "node_id": state.node_id,
         "cluster_name": "cameodb",
         "cluster_uuid": state.cluster_uuid,
         "version": {
@@ -36,29 +37,39 @@ pub async fn ping() -> Response {
     StatusCode::OK.into_response()
 }
 
-fn health_body(shards: usize) -> serde_json::Value {
+/// The health answer for `indices` indexes, each with one shard on every data node.
+async fn health_body(state: &AppState, indices: usize) -> serde_json::Value {
+    let (nodes, status, down) = super::nodes::health_of_nodes(state).await;
+    let active = indices * nodes;
+    let unassigned = indices * down;
+    let percent = if active + unassigned == 0 {
+        100.0
+    } else {
+        100.0 * active as f64 / (active + unassigned) as f64
+    };
     json!({
         "cluster_name": "cameodb",
-        "status": "green",
+        "status": status,
         "timed_out": false,
-        "number_of_nodes": 1,
-        "number_of_data_nodes": 1,
-        "active_primary_shards": shards,
-        "active_shards": shards,
+        "number_of_nodes": nodes,
+        "number_of_data_nodes": nodes,
+        "active_primary_shards": active,
+        "active_shards": active,
         "relocating_shards": 0,
         "initializing_shards": 0,
-        "unassigned_shards": 0,
-        "unassigned_primary_shards": 0,
+        "unassigned_shards": unassigned,
+        "unassigned_primary_shards": unassigned,
         "delayed_unassigned_shards": 0,
         "number_of_pending_tasks": 0,
         "number_of_in_flight_fetch": 0,
         "task_max_waiting_in_queue_millis": 0,
-        "active_shards_percent_as_number": 100.0,
+        "active_shards_percent_as_number": percent,
     })
 }
 
 pub async fn health(State(state): State<AppState>) -> Response {
-    respond::ok(health_body(state.catalog.all().await.len()))
+    let indices = state.catalog.all().await.len();
+    respond::ok(health_body(&state, indices).await)
 }
 
 pub async fn health_index(
@@ -66,5 +77,5 @@ pub async fn health_index(
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
     let indices = state.catalog.resolve(&index).await?;
-    Ok(respond::ok(health_body(indices.len())))
+    Ok(respond::ok(health_body(&state, indices.len()).await))
 }

@@ -99,7 +99,18 @@ impl Scrolls {
         Ok((spec, targets))
     }
 
-    fn clear(&self, ids: &[String]) -> usize {
+    /// The snapshot kept under `id`, with its expiry pushed back (a cluster scroll's node side:
+    /// the coordinator does the paging).
+    pub fn snapshot(
+        &self,
+        id: &str,
+        keep_alive: Option<Duration>,
+    ) -> Result<Vec<Target>, ApiError> {
+        let (_, targets) = self.take_page(id, keep_alive)?;
+        Ok(targets)
+    }
+
+    pub fn clear(&self, ids: &[String]) -> usize {
         let Ok(mut contexts) = self.contexts.lock() else {
             return 0;
         };
@@ -150,6 +161,16 @@ async fn next_page(
     id: String,
     keep_alive: Option<Duration>,
 ) -> Result<Response, ApiError> {
+    if let Some(ctx) = &state.cluster
+        && let Some(owner) = crate::cluster::scatter::scroll_owner(&id)
+    {
+        let body = if owner == ctx.cluster.self_id() {
+            crate::cluster::scatter::scroll_page(ctx, &id, keep_alive).await?
+        } else {
+            crate::cluster::scatter::forward_page(ctx, owner, &id, keep_alive).await?
+        };
+        return Ok(respond::ok(body));
+    }
     let (spec, targets) = state.scrolls.take_page(&id, keep_alive)?;
     let (mut body, _) = execute_on(targets, &spec).await?;
     body["_scroll_id"] = json!(id);
@@ -204,10 +225,19 @@ pub async fn clear(
     if let Some(v) = params.get("scroll_id") {
         ids.extend(v.split(',').map(String::from));
     }
-    Ok(clear_response(state.scrolls.clear(&ids)))
+    Ok(clear_response(clear_ids(&state, &ids).await))
 }
 
 pub async fn clear_by_id(State(state): State<AppState>, Path(ids): Path<String>) -> Response {
     let ids: Vec<String> = ids.split(',').map(String::from).collect();
-    clear_response(state.scrolls.clear(&ids))
+    clear_response(clear_ids(&state, &ids).await)
+}
+
+/// Frees local and cluster scrolls.
+async fn clear_ids(state: &AppState, ids: &[String]) -> usize {
+    let cluster = match &state.cluster {
+        Some(ctx) => crate::cluster::scatter::clear_anywhere(ctx, ids).await,
+        None => 0,
+    };
+    cluster + state.scrolls.clear(ids)
 }

@@ -56,7 +56,7 @@ const SEARCH_PARAMS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct SearchSpec {
     /// The query DSL (or a `q=` string).
-    query: QuerySpec,
+    pub query: QuerySpec,
     pub from: usize,
     pub size: usize,
     sort: Vec<SortKey>,
@@ -260,8 +260,10 @@ pub fn parse_spec(
     })
 }
 
-/// One hit from one index, before merging.
-struct Hit {
+/// One hit from one index, before merging. Serializable: a node of a cluster answers the
+/// coordinator with its top hits.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Hit {
     index: String,
     id: String,
     score: f32,
@@ -306,6 +308,20 @@ type AggPart = (
     tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults,
 );
 
+/// What one node found for a search, before merging: everything the coordinator needs to
+/// rank, page, count and aggregate across nodes.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct Partial {
+    /// Matching documents.
+    pub total: usize,
+    /// The node's top `from + size` hits of every index searched.
+    pub hits: Vec<Hit>,
+    /// Mergeable aggregation results, with the request they answer.
+    pub aggs: Vec<AggPart>,
+    /// Indexes searched (Elasticsearch's shard count, one shard per index per node).
+    pub shards: usize,
+}
+
 pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiError> {
     let mapping = store.mapping();
     let ctx = QueryContext {
@@ -336,8 +352,17 @@ fn search_store(
     searcher: &Searcher,
     index: &str,
     spec: &SearchSpec,
+    stats: Option<&super::dfs::IndexStats>,
 ) -> Result<(usize, Vec<Hit>, Option<AggPart>), ApiError> {
     let query = build_query(store, &spec.query)?;
+    let scoring = stats.map(|stats| super::dfs::GlobalScoring {
+        stats,
+        local: searcher,
+        keys: super::dfs::FieldKeys::new(store, &store.mapping()),
+    });
+    let provider = scoring
+        .as_ref()
+        .map(|s| s as &dyn tantivy::query::Bm25StatisticsProvider);
     let aggs = match &spec.aggs {
         Some(request) => {
             let prepared = aggregations::prepare(request, &store.mapping())?;
@@ -362,7 +387,7 @@ fn search_store(
                 spec.sort.clone()
             };
             let plan = sorting::plan(&keys, &store.mapping(), spec.search_after.as_ref())?;
-            let (total, top) = sorting::top(searcher, query.as_ref(), &plan, limit)?;
+            let (total, top) = sorting::top(searcher, query.as_ref(), &plan, limit, provider)?;
             let score_key = keys.iter().position(|k| k.field == "_score");
             let ranked = top
                 .into_iter()
@@ -378,10 +403,13 @@ fn search_store(
         }
         () if limit == 0 => (searcher.search(query.as_ref(), &Count)?, Vec::new()),
         () => {
-            let (total, top) = searcher.search(
-                query.as_ref(),
-                &(Count, TopDocs::with_limit(limit).order_by_score()),
-            )?;
+            let collector = (Count, TopDocs::with_limit(limit).order_by_score());
+            let (total, top) = match provider {
+                Some(p) => {
+                    searcher.search_with_statistics_provider(query.as_ref(), &collector, p)?
+                }
+                None => searcher.search(query.as_ref(), &collector)?,
+            };
             (total, top.into_iter().map(|(s, a)| (s, None, a)).collect())
         }
     };
@@ -432,32 +460,64 @@ fn compare_hits(a: &Hit, b: &Hit) -> Ordering {
 /// for the latest refreshed state.
 pub type Target = (Arc<IndexEntry>, Option<Searcher>);
 
-/// Runs `spec` over `targets`, merging their hits. Also returns the searcher each index used, so
-/// a scroll can keep reading the same snapshot.
-pub async fn execute_on(
+/// Runs `spec` over `targets` on this node (with cluster-wide statistics, when a coordinator
+/// sent them). Also returns the searcher each index used, so a scroll can keep reading the
+/// same snapshot.
+pub async fn collect(
     targets: Vec<Target>,
     spec: &SearchSpec,
-) -> Result<(Value, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
-    let started = Instant::now();
-    let shards = targets.len();
-    let mut total = 0usize;
-    let mut hits: Vec<Hit> = Vec::new();
-    let mut used = Vec::with_capacity(shards);
-    let mut agg_parts: Vec<AggPart> = Vec::new();
+    stats: Option<&super::dfs::ClusterStats>,
+) -> Result<(Partial, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
+    let mut partial = Partial {
+        shards: targets.len(),
+        ..Partial::default()
+    };
+    let mut used = Vec::with_capacity(targets.len());
     for (entry, snapshot) in targets {
         let spec = spec.clone();
         let name = entry.name.clone();
+        let index_stats = stats.and_then(|s| s.get(&entry.name)).cloned();
         let (n, mut found, aggs, searcher) = run(&entry.shard, move |store| {
             let searcher = snapshot.unwrap_or_else(|| store.searcher());
-            let (n, found, aggs) = search_store(store, &searcher, &name, &spec)?;
+            let (n, found, aggs) =
+                search_store(store, &searcher, &name, &spec, index_stats.as_ref())?;
             Ok((n, found, aggs, searcher))
         })
         .await
         .map_err(|e| e.with_index(&entry.name))?;
-        total += n;
-        hits.append(&mut found);
-        agg_parts.extend(aggs);
+        partial.total += n;
+        partial.hits.append(&mut found);
+        partial.aggs.extend(aggs);
         used.push((entry, searcher));
+    }
+    Ok((partial, used))
+}
+
+/// Shard accounting of a merged answer.
+#[derive(Clone, Debug, Default)]
+pub struct ShardReport {
+    /// Shards asked.
+    pub total: usize,
+    /// Shards that answered.
+    pub successful: usize,
+    /// Why the others did not (Elasticsearch's `_shards.failures` entries).
+    pub failures: Vec<Value>,
+}
+
+/// Merges partial results (one per node) into Elasticsearch's search answer.
+pub fn render(
+    partials: Vec<Partial>,
+    spec: &SearchSpec,
+    shards: ShardReport,
+    started: Instant,
+) -> Result<Value, ApiError> {
+    let mut total = 0usize;
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut agg_parts: Vec<AggPart> = Vec::new();
+    for partial in partials {
+        total += partial.total;
+        hits.extend(partial.hits);
+        agg_parts.extend(partial.aggs);
     }
     hits.sort_by(compare_hits);
     let page: Vec<Value> = hits
@@ -512,7 +572,7 @@ pub async fn execute_on(
     let mut body = json!({
         "took": started.elapsed().as_millis() as u64,
         "timed_out": false,
-        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
+        "_shards": shards_json(&shards),
         "hits": {"total": total_json, "max_score": max_score, "hits": page},
     });
     if spec.track_total.is_none()
@@ -531,7 +591,72 @@ pub async fn execute_on(
         }
         body["aggregations"] = result;
     }
-    Ok((body, used))
+    Ok(body)
+}
+
+/// The `_shards` object.
+pub fn shards_json(shards: &ShardReport) -> Value {
+    let mut out = json!({
+        "total": shards.total,
+        "successful": shards.successful,
+        "skipped": 0,
+        "failed": shards.total - shards.successful.min(shards.total),
+    });
+    if !shards.failures.is_empty() {
+        out["failures"] = Value::Array(shards.failures.clone());
+    }
+    out
+}
+
+/// Runs `spec` over `targets` on this node alone and renders the answer.
+pub async fn execute_on(
+    targets: Vec<Target>,
+    spec: &SearchSpec,
+) -> Result<(Value, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
+    let started = Instant::now();
+    let (partial, used) = collect(targets, spec, None).await?;
+    let shards = ShardReport {
+        total: partial.shards,
+        successful: partial.shards,
+        failures: Vec::new(),
+    };
+    Ok((render(vec![partial], spec, shards, started)?, used))
+}
+
+impl SearchSpec {
+    /// True when hits are ranked or reported by score, so cluster-wide term statistics matter.
+    pub fn uses_scores(&self) -> bool {
+        self.from + self.size > 0
+            && (self.sort.is_empty() || self.sort.iter().any(|k| k.field == "_score"))
+    }
+}
+
+/// Runs a search over `entries` — on every node when this node has peers — opening a scroll
+/// when `keep_alive` is set. `params` and `body` are the request as sent, for the other nodes.
+pub async fn search_entries(
+    state: &AppState,
+    entries: Vec<Arc<IndexEntry>>,
+    params: &HashMap<String, String>,
+    body: &Map<String, Value>,
+    spec: SearchSpec,
+    keep_alive: Option<std::time::Duration>,
+) -> Result<Value, ApiError> {
+    if let Some(ctx) = &state.cluster {
+        let view = ctx.view().await;
+        if !view.is_single() {
+            let indices = entries.iter().map(|e| e.name.clone()).collect();
+            return crate::cluster::scatter::search(
+                ctx, &view, indices, params, body, &spec, keep_alive,
+            )
+            .await;
+        }
+    }
+    let targets = entries.into_iter().map(|e| (e, None)).collect();
+    let (mut out, used) = execute_on(targets, &spec).await?;
+    if let Some(keep_alive) = keep_alive {
+        out["_scroll_id"] = json!(state.scrolls.open(spec, used, keep_alive));
+    }
+    Ok(out)
 }
 
 /// Runs a search, opening a scroll when the request asks for one (`scroll=<keep-alive>`).
@@ -539,19 +664,17 @@ async fn respond_search(
     state: &AppState,
     entries: Vec<Arc<IndexEntry>>,
     params: &HashMap<String, String>,
-    spec: SearchSpec,
+    body: &Bytes,
 ) -> Result<Response, ApiError> {
+    let body = parse_object_body(body)?.unwrap_or_default();
+    let spec = parse_spec(params, Some(body.clone()))?;
     let keep_alive = params
         .get("scroll")
         .map(|v| crate::catalog::parse_interval(v))
         .transpose()?
         .flatten();
-    let targets = entries.into_iter().map(|e| (e, None)).collect();
-    let (mut body, used) = execute_on(targets, &spec).await?;
-    if let Some(keep_alive) = keep_alive {
-        body["_scroll_id"] = json!(state.scrolls.open(spec, used, keep_alive));
-    }
-    Ok(respond::ok(body))
+    let out = search_entries(state, entries, params, &body, spec, keep_alive).await?;
+    Ok(respond::ok(out))
 }
 
 pub async fn search(
@@ -560,9 +683,10 @@ pub async fn search(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let spec = parse_spec(&params, parse_object_body(&body)?)?;
+    // Parse errors come before a missing index, as in Elasticsearch.
+    parse_spec(&params, parse_object_body(&body)?)?;
     let entries = targets(&state, &index, &params).await?;
-    respond_search(&state, entries, &params, spec).await
+    respond_search(&state, entries, &params, &body).await
 }
 
 pub async fn search_all(
@@ -570,12 +694,12 @@ pub async fn search_all(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let spec = parse_spec(&params, parse_object_body(&body)?)?;
     let entries = state.catalog.all().await;
-    respond_search(&state, entries, &params, spec).await
+    respond_search(&state, entries, &params, &body).await
 }
 
 async fn count_entries(
+    state: &AppState,
     entries: Vec<Arc<IndexEntry>>,
     params: &HashMap<String, String>,
     body: &Bytes,
@@ -600,6 +724,14 @@ async fn count_entries(
             format!("request does not support [{unknown}]"),
         ));
     }
+    if let Some(ctx) = &state.cluster {
+        let view = ctx.view().await;
+        if !view.is_single() {
+            let indices = entries.iter().map(|e| e.name.clone()).collect();
+            let out = crate::cluster::scatter::count(ctx, &view, indices, params, &body).await?;
+            return Ok(respond::ok(out));
+        }
+    }
     let query = query_spec(params, &body);
     let shards = entries.len();
     let mut count = 0usize;
@@ -623,7 +755,13 @@ pub async fn count(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    count_entries(targets(&state, &index, &params).await?, &params, &body).await
+    count_entries(
+        &state,
+        targets(&state, &index, &params).await?,
+        &params,
+        &body,
+    )
+    .await
 }
 
 pub async fn count_all(
@@ -631,7 +769,7 @@ pub async fn count_all(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    count_entries(state.catalog.all().await, &params, &body).await
+    count_entries(&state, state.catalog.all().await, &params, &body).await
 }
 
 /// The indexes a search addresses, honouring `ignore_unavailable` and `allow_no_indices`.

@@ -103,7 +103,7 @@ pub fn by_score_only(keys: &[SortKey]) -> bool {
 }
 
 /// A document's value for one key.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SortValue {
     /// No value: sorts last (or first with `missing: _first`).
     Missing,
@@ -113,15 +113,16 @@ pub enum SortValue {
     Text(String),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Direction {
     descending: bool,
     missing_first: bool,
 }
 
 /// A document's whole sort key, ordered so that greater means earlier in the results (tantivy
-/// keeps the greatest).
-#[derive(Clone, Debug)]
+/// keeps the greatest). Serializable: nodes of a cluster send their top hits' keys to the
+/// coordinator, which merges them.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RankKey {
     /// One value per sort key.
     pub values: Vec<SortValue>,
@@ -343,6 +344,7 @@ pub fn top(
     query: &dyn Query,
     plan: &Plan,
     limit: usize,
+    stats: Option<&dyn tantivy::query::Bm25StatisticsProvider>,
 ) -> Result<(usize, Vec<(RankKey, DocAddress)>), ApiError> {
     let sources = plan.sources.clone();
     let dirs = Arc::clone(&plan.dirs);
@@ -378,7 +380,11 @@ pub fn top(
             }
         });
     // One pass gives both the total and the page.
-    let (total, top) = searcher.search(query, &(Count, collector))?;
+    let collector = (Count, collector);
+    let (total, top) = match stats {
+        Some(stats) => searcher.search_with_statistics_provider(query, &collector, stats)?,
+        None => searcher.search(query, &collector)?,
+    };
     Ok((
         total,
         top.into_iter().filter(|(key, _)| !key.excluded).collect(),

@@ -20,9 +20,11 @@ pub struct Server {
     pub base: String,
     pub client: Client,
     extra_args: Vec<String>,
+    /// Loopback address to serve on (several nodes of one cluster use 127.0.0.1, .2, .3).
+    host: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -35,6 +37,11 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str]) -> Server {
+        Server::start_on("127.0.0.1", args)
+    }
+
+    /// Starts a server whose HTTP address is on `host`.
+    pub fn start_on(host: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_path_buf();
         let mut server = Server {
@@ -47,6 +54,7 @@ impl Server {
                 .build()
                 .expect("client"),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            host: host.to_string(),
         };
         server.launch();
         server
@@ -54,13 +62,19 @@ impl Server {
 
     fn launch(&mut self) {
         let port = free_port();
-        self.base = format!("http://127.0.0.1:{port}");
+        self.base = format!("http://{}:{port}", self.host);
         let child = Command::new(env!("CARGO_BIN_EXE_cameodb"))
             .arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--http-addr")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{}:{port}", self.host))
+            .args(if self.extra_args.iter().any(|a| a == "--cluster-addr") {
+                Vec::new()
+            } else {
+                // Tests run side by side: a free cluster port, no fixed default.
+                vec!["--cluster-addr".to_string(), format!("{}:0", self.host)]
+            })
             .args(&self.extra_args)
             .env("CAMEODB_LOG", "warn")
             .stdout(Stdio::null())

@@ -1,0 +1,206 @@
+//! Unicast: a request about one document goes to the node owning the document's ring token.
+//! This middleware sits in front of the public handlers; requests it does not own (searches,
+//! index APIs, …) pass through to the handlers, which do their own cluster work.
+
+use std::collections::HashMap;
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cameodb_cluster::WireRequest;
+use percent_encoding::percent_decode_str;
+
+use super::{CALL_TIMEOUT, ClusterCtx, from_wire};
+use crate::error::ApiError;
+use crate::handlers::{AppState, doc_key};
+
+/// What a request path addresses, for routing.
+enum Target {
+    /// One document: its index and id.
+    Doc {
+        index: String,
+        id: String,
+        write: bool,
+    },
+    /// `POST /{index}/_doc`: a new document whose id the coordinator picks, so it knows the owner.
+    AutoId { index: String },
+    /// `_bulk`, with the index named by the path, if any.
+    Bulk(Option<String>),
+    /// `_mget`, with the index named by the path, if any.
+    Mget(Option<String>),
+    /// Anything else.
+    Other,
+}
+
+fn decode(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+fn classify(method: &Method, path: &str) -> Target {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let write = matches!(*method, Method::PUT | Method::POST);
+    match segments.as_slice() {
+        [
+            index,
+            kind @ ("_doc" | "_create" | "_update" | "_source"),
+            id,
+        ] if !index.starts_with('_') && !id.is_empty() => Target::Doc {
+            index: decode(index),
+            id: decode(id),
+            write: write && *kind != "_source",
+        },
+        [index, "_doc"] if *method == Method::POST && !index.starts_with('_') => Target::AutoId {
+            index: decode(index),
+        },
+        ["_bulk"] => Target::Bulk(None),
+        [index, "_bulk"] => Target::Bulk(Some(decode(index))),
+        ["_mget"] => Target::Mget(None),
+        [index, "_mget"] => Target::Mget(Some(decode(index))),
+        _ => Target::Other,
+    }
+}
+
+/// The query-string parameters of a request.
+pub fn query_params(request: &Request) -> HashMap<String, String> {
+    axum::extract::Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// Reads a request's body, within the node's body limit.
+pub async fn read_body(ctx: &ClusterCtx, request: Request) -> Result<Vec<u8>, ApiError> {
+    axum::body::to_bytes(request.into_body(), ctx.max_body_bytes)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "content_too_long_exception",
+                format!(
+                    "request body is larger than the limit of [{}] bytes",
+                    ctx.max_body_bytes
+                ),
+            )
+        })
+}
+
+/// The wire form of `request` with `uri` and `body`.
+fn wire(
+    request_method: &Method,
+    uri: String,
+    content_type: Option<String>,
+    body: Vec<u8>,
+) -> WireRequest {
+    WireRequest {
+        method: request_method.to_string(),
+        uri,
+        headers: content_type
+            .map(|ct| vec![("content-type".to_string(), ct)])
+            .unwrap_or_default(),
+        body,
+    }
+}
+
+/// Routes document requests to their owners; everything else goes on to the handlers.
+pub async fn route(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(ctx) = state.cluster.clone() else {
+        return next.run(request).await;
+    };
+    let target = classify(request.method(), request.uri().path());
+    if matches!(target, Target::Other) {
+        return next.run(request).await;
+    }
+    let view = ctx.view().await;
+    if view.is_single() {
+        return next.run(request).await;
+    }
+    let result = match target {
+        Target::Doc { index, id, write } => {
+            unicast(&state, &ctx, request, &index, &id, write).await
+        }
+        Target::AutoId { index } => {
+            let id = crate::handlers::generate_id();
+            let query = request
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            let uri = format!(
+                "/{}/_create/{}{query}",
+                request
+                    .uri()
+                    .path()
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default(),
+                id
+            );
+            let (mut parts, body) = request.into_parts();
+            parts.method = Method::PUT;
+            match uri.parse() {
+                Ok(uri) => parts.uri = uri,
+                Err(_) => {
+                    return ApiError::illegal_argument("invalid request path").into_response();
+                }
+            }
+            unicast(
+                &state,
+                &ctx,
+                Request::from_parts(parts, body),
+                &index,
+                &id,
+                true,
+            )
+            .await
+        }
+        Target::Bulk(index) => super::bulk::route(&state, &ctx, &view, request, index).await,
+        Target::Mget(index) => super::mget::route(&state, &ctx, &view, request, index).await,
+        Target::Other => return next.run(request).await,
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn unicast(
+    state: &AppState,
+    ctx: &ClusterCtx,
+    request: Request,
+    index: &str,
+    id: &str,
+    write: bool,
+) -> Result<Response, ApiError> {
+    let params = query_params(&request);
+    let view = ctx.view().await;
+    // An invalid id or routing fails the same way on any node: let this one answer.
+    let owner = match doc_key(id, params.get("routing").map(String::as_str)) {
+        Ok(key) => view.owner(key.token).cloned(),
+        Err(_) => None,
+    };
+    let owner = match owner {
+        Some(owner) => owner,
+        None => match view.member(&view.self_id) {
+            Some(me) => me.clone(),
+            None => return Err(ApiError::internal("this node is missing from its own view")),
+        },
+    };
+    if write {
+        super::metadata::ensure_index(state, ctx, index).await?;
+    }
+    let method = request.method().clone();
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = read_body(ctx, request).await?;
+    let response = ctx
+        .call(&owner, wire(&method, uri, content_type, body), CALL_TIMEOUT)
+        .await?;
+    Ok(from_wire(response))
+}

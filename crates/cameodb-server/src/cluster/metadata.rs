@@ -1,0 +1,324 @@
+//! Index metadata across the cluster. Creations, deletions and explicit mapping changes are
+//! pushed to every reachable node when they happen; a gossip-driven sync then repairs what a
+//! push missed (a node that was down, an index auto-created by a write, dynamic mapping
+//! growth). Each node gossips, per index, `index:<name>` = `<uuid> <mapped field count>`, or
+//! `deleted <uuid>` once it deleted it.
+//!
+//! Conflicts resolve the same way on every node: two copies of one index name with different
+//! uuids (created concurrently on two nodes) settle on the smaller uuid, whose settings the
+//! other copy adopts while keeping its documents; mappings converge by adding, on every node,
+//! the fields it lacks (a field mapped with two different types keeps each node's own type).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cameodb_cluster::{Member, MemberState};
+use cameodb_storage::mapping::Mapping;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use super::{ClusterCtx, json_request};
+use crate::catalog::{IndexEntry, IndexMeta};
+use crate::error::ApiError;
+use crate::handlers::AppState;
+
+/// How often the sync compares this node's indexes with what the others gossip.
+const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+
+/// An index as one node describes it to another.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IndexDescriptor {
+    /// Identity and settings.
+    pub meta: IndexMeta,
+    /// The mapping, as Elasticsearch renders it.
+    pub mappings: Value,
+}
+
+/// What a node gossips about one index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Gossiped {
+    /// It has the index with this uuid and this many mapped fields.
+    Live { uuid: String, fields: usize },
+    /// It deleted the index with this uuid.
+    Deleted { uuid: String },
+}
+
+impl Gossiped {
+    fn parse(value: &str) -> Option<Gossiped> {
+        let (head, tail) = value.split_once(' ')?;
+        if head == "deleted" {
+            return Some(Gossiped::Deleted {
+                uuid: tail.to_string(),
+            });
+        }
+        Some(Gossiped::Live {
+            uuid: head.to_string(),
+            fields: tail.parse().ok()?,
+        })
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Gossiped::Live { uuid, fields } => format!("{uuid} {fields}"),
+            Gossiped::Deleted { uuid } => format!("deleted {uuid}"),
+        }
+    }
+}
+
+const KEY_PREFIX: &str = "index:";
+
+/// The descriptor of a local index.
+pub async fn describe(entry: &IndexEntry) -> Result<IndexDescriptor, ApiError> {
+    let mappings =
+        crate::handlers::run(&entry.shard, |store| Ok(store.mapping().to_es_json())).await?;
+    Ok(IndexDescriptor {
+        meta: entry.meta.clone(),
+        mappings,
+    })
+}
+
+/// Makes sure index `name` exists here and tells the other nodes about it (a write's
+/// auto-create, done by the coordinator before any owner sees the write, so every node gets
+/// the same uuid).
+pub async fn ensure_index(state: &AppState, ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
+    if state.catalog.get(name).await.is_some() {
+        return Ok(());
+    }
+    let entry = state.catalog.get_or_create(name).await?;
+    push_create(ctx, &entry).await;
+    Ok(())
+}
+
+/// Tells every other reachable node about a newly created index (best effort: the sync
+/// repairs what this misses).
+pub async fn push_create(ctx: &ClusterCtx, entry: &IndexEntry) {
+    let descriptor = match describe(entry).await {
+        Ok(d) => d,
+        Err(err) => {
+            warn!(index = %entry.name, reason = %err.reason, "cannot describe new index");
+            return;
+        }
+    };
+    let body = serde_json::to_value(&descriptor).unwrap_or_default();
+    let uri = format!("/_cameo/internal/index/{}", entry.name);
+    broadcast(ctx, "PUT", &uri, &body).await;
+}
+
+/// Tells every other reachable node that an index was deleted.
+pub async fn push_delete(ctx: &ClusterCtx, name: &str, uuid: &str) {
+    let uri = format!("/_cameo/internal/index/{name}?uuid={uuid}");
+    broadcast(ctx, "DELETE", &uri, &Value::Null).await;
+}
+
+/// Sends one request to every other member that is not down, in parallel; failures are
+/// logged, not returned.
+pub async fn broadcast(ctx: &ClusterCtx, method: &str, uri: &str, body: &Value) -> Vec<Value> {
+    let view = ctx.view().await;
+    let calls = view
+        .members
+        .iter()
+        .filter(|m| !m.is_self && matches!(m.state, MemberState::Up | MemberState::Joining))
+        .map(|member| async move {
+            let result = ctx
+                .call_json(member, json_request(method, uri.to_string(), body))
+                .await;
+            match result {
+                Ok((status, body)) if status.is_success() => Some(body),
+                Ok((status, body)) => {
+                    warn!(node = %member.id, %uri, status = status.as_u16(), error = %body["error"], "metadata push refused");
+                    None
+                }
+                Err(err) => {
+                    warn!(node = %member.id, %uri, reason = %err.reason, "metadata push failed");
+                    None
+                }
+            }
+        });
+    join_all(calls).await.into_iter().flatten().collect()
+}
+
+/// Applies another node's descriptor of index `name` here: creates it, adopts its identity
+/// (smaller uuid wins), and adds the mapped fields this node lacks.
+pub async fn apply(
+    state: &AppState,
+    name: &str,
+    descriptor: IndexDescriptor,
+) -> Result<(), ApiError> {
+    let entry = match state.catalog.get(name).await {
+        None => {
+            match state
+                .catalog
+                .create_with(
+                    name,
+                    descriptor.meta.clone(),
+                    Some(descriptor.mappings.clone()),
+                )
+                .await
+            {
+                Ok(entry) => {
+                    info!(index = %name, uuid = %descriptor.meta.uuid, "index created from the cluster");
+                    entry
+                }
+                Err(err) if err.kind == "resource_already_exists_exception" => {
+                    state.catalog.require(name).await?
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Some(entry) => entry,
+    };
+    if entry.meta.uuid != descriptor.meta.uuid && descriptor.meta.uuid < entry.meta.uuid {
+        state.catalog.adopt(name, descriptor.meta.clone()).await?;
+    }
+    add_missing_fields(&entry, &descriptor.mappings).await?;
+    Ok(())
+}
+
+/// Adds to `entry`'s mapping the fields `mappings` has and it lacks; returns how many.
+pub async fn add_missing_fields(entry: &IndexEntry, mappings: &Value) -> Result<usize, ApiError> {
+    let theirs = Mapping::from_es_json(mappings)?;
+    crate::handlers::run(&entry.shard, move |store| {
+        let ours = store.mapping();
+        let mut missing = Mapping {
+            dynamic: ours.dynamic,
+            ..Mapping::default()
+        };
+        for (path, field) in theirs.properties {
+            if !ours.properties.contains_key(&path) {
+                missing.properties.insert(path, field);
+            }
+        }
+        let added = missing.properties.len();
+        if added > 0 {
+            store.put_mapping(missing.to_es_json())?;
+        }
+        Ok(added)
+    })
+    .await
+}
+
+/// What this node gossips for its indexes and tombstones.
+async fn local_gossip(state: &AppState) -> BTreeMap<String, Gossiped> {
+    let mut out = BTreeMap::new();
+    for (name, uuid) in state.catalog.tombstones() {
+        out.insert(name, Gossiped::Deleted { uuid });
+    }
+    for entry in state.catalog.all().await {
+        let fields = crate::handlers::run(&entry.shard, |store| Ok(store.mapping().total_fields()))
+            .await
+            .unwrap_or(0);
+        out.insert(
+            entry.name.clone(),
+            Gossiped::Live {
+                uuid: entry.meta.uuid.clone(),
+                fields,
+            },
+        );
+    }
+    out
+}
+
+/// Every index another node gossips, with the node.
+fn peer_gossip(members: &[Member]) -> Vec<(&Member, String, Gossiped)> {
+    let mut out = Vec::new();
+    for member in members
+        .iter()
+        .filter(|m| !m.is_self && m.state == MemberState::Up)
+    {
+        for (key, value) in &member.values {
+            if let (Some(name), Some(gossiped)) =
+                (key.strip_prefix(KEY_PREFIX), Gossiped::parse(value))
+            {
+                out.push((member, name.to_string(), gossiped));
+            }
+        }
+    }
+    out
+}
+
+/// Runs the metadata sync until the node stops.
+pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
+    let mut published: BTreeMap<String, Gossiped> = BTreeMap::new();
+    // (node, index) -> what it gossiped when we last pulled from it, so we pull once per change.
+    let mut pulled: BTreeMap<(String, String), Gossiped> = BTreeMap::new();
+    loop {
+        tokio::time::sleep(SYNC_INTERVAL).await;
+        let view = ctx.view().await;
+        let ours = local_gossip(&state).await;
+        let peers = peer_gossip(&view.members);
+        let deleted: Vec<(String, String)> = peers
+            .iter()
+            .filter_map(|(_, name, g)| match g {
+                Gossiped::Deleted { uuid } => Some((name.clone(), uuid.clone())),
+                Gossiped::Live { .. } => None,
+            })
+            .collect();
+        for (name, uuid) in &deleted {
+            if let Some(entry) = state.catalog.get(name).await
+                && &entry.meta.uuid == uuid
+            {
+                match state.catalog.delete(name).await {
+                    Ok(()) => info!(index = %name, %uuid, "index deleted by the cluster"),
+                    Err(err) => warn!(index = %name, reason = %err.reason, "cluster delete failed"),
+                }
+            }
+        }
+        for (member, name, gossiped) in &peers {
+            let Gossiped::Live { uuid, fields } = gossiped else {
+                continue;
+            };
+            if deleted.iter().any(|(_, d)| d == uuid)
+                || state.catalog.tombstones().values().any(|d| d == uuid)
+            {
+                continue;
+            }
+            let local = state.catalog.get(name).await;
+            let needs = match &local {
+                None => true,
+                Some(entry) if entry.meta.uuid != *uuid => uuid < &entry.meta.uuid,
+                // Same index: pull its mapping when it changed there and differs from ours.
+                Some(_) => {
+                    let our_fields = match ours.get(name) {
+                        Some(Gossiped::Live { fields, .. }) => *fields,
+                        _ => 0,
+                    };
+                    pulled.get(&(member.id.clone(), name.clone())) != Some(gossiped)
+                        && *fields != our_fields
+                }
+            };
+            if !needs {
+                continue;
+            }
+            pulled.insert((member.id.clone(), name.clone()), gossiped.clone());
+            let uri = format!("/_cameo/internal/index/{name}");
+            let descriptor = match ctx
+                .call_json(member, json_request("GET", uri, &Value::Null))
+                .await
+            {
+                Ok((status, body)) if status.is_success() => {
+                    serde_json::from_value::<IndexDescriptor>(body).ok()
+                }
+                _ => None,
+            };
+            let Some(descriptor) = descriptor else {
+                pulled.remove(&(member.id.clone(), name.clone()));
+                continue;
+            };
+            if let Err(err) = apply(&state, name, descriptor).await {
+                debug!(index = %name, node = %member.id, reason = %err.reason, "metadata sync failed");
+            }
+        }
+        let now = local_gossip(&state).await;
+        for (name, gossiped) in &now {
+            if published.get(name) != Some(gossiped) {
+                ctx.cluster
+                    .set_value(&format!("{KEY_PREFIX}{name}"), &gossiped.render())
+                    .await;
+            }
+        }
+        published = now;
+    }
+}

@@ -1,0 +1,107 @@
+//! The `RouterActor`: owns this node's picture of the cluster (members, their states and the
+//! ring) and hands request tasks an immutable snapshot of it. Routing decisions are then made
+//! in the request's own task, so the actor's mailbox is one cheap hop, never a queue of work.
+
+use std::sync::Arc;
+
+use cameodb_cluster::{Member, MemberState};
+use cameodb_ring::Ring;
+use kameo::Actor;
+use kameo::message::{Context, Message};
+
+/// One consistent snapshot of the cluster, as this node sees it.
+#[derive(Debug)]
+pub struct View {
+    /// This node's id (its PeerId), to tell local calls from remote ones.
+    pub self_id: String,
+    /// Every known member, self included, sorted by id.
+    pub members: Vec<Member>,
+    /// The ring over every member that has not left: down members keep their token ranges
+    /// (there is no replication yet), so their documents fail loudly instead of moving.
+    pub ring: Ring,
+}
+
+impl View {
+    /// A view of `members` (which include this node).
+    pub fn new(self_id: String, members: Vec<Member>) -> View {
+        let ring = Ring::new(
+            members
+                .iter()
+                .filter(|m| m.state != MemberState::Left)
+                .map(|m| m.id.as_str()),
+        );
+        View {
+            self_id,
+            members,
+            ring,
+        }
+    }
+
+    /// True when no other node takes part: requests then take the single-node path.
+    pub fn is_single(&self) -> bool {
+        self.ring.members().len() <= 1
+    }
+
+    /// The member called `id`.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// The member owning ring token `token`.
+    pub fn owner(&self, token: u64) -> Option<&Member> {
+        self.ring.owner(token).and_then(|id| self.member(id))
+    }
+
+    /// The members holding data: every member on the ring.
+    pub fn data_members(&self) -> Vec<&Member> {
+        self.ring
+            .members()
+            .iter()
+            .filter_map(|id| self.member(id))
+            .collect()
+    }
+}
+
+/// Keeps the latest [`View`].
+pub struct RouterActor {
+    /// The current snapshot; replaced whole on every membership change.
+    view: Arc<View>,
+}
+
+impl Actor for RouterActor {
+    type Args = Arc<View>;
+    type Error = kameo::error::Infallible;
+
+    async fn on_start(
+        view: Self::Args,
+        _: kameo::actor::ActorRef<Self>,
+    ) -> Result<Self, Self::Error> {
+        Ok(RouterActor { view })
+    }
+}
+
+/// Asks for the current view.
+pub struct GetView;
+
+impl Message<GetView> for RouterActor {
+    type Reply = Arc<View>;
+
+    async fn handle(&mut self, _: GetView, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+        Arc::clone(&self.view)
+    }
+}
+
+/// Membership changed: the new member list.
+pub struct MembersChanged(pub Vec<Member>);
+
+impl Message<MembersChanged> for RouterActor {
+    type Reply = ();
+
+    async fn handle(
+        &mut self,
+        MembersChanged(members): MembersChanged,
+        _: &mut Context<Self, Self::Reply>,
+    ) {
+        self.view = Arc::new(View::new(self.view.self_id.clone(), members));
+    }
+}

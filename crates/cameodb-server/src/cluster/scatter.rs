@@ -1,0 +1,431 @@
+//! Scatter-gather: searches, counts and scrolls over every node of the cluster. Round one
+//! (when scores matter) gathers term statistics from every node; round two asks every node for
+//! its top `from + size` hits, total and aggregation partials under those statistics; the
+//! coordinator merges them as if they came from one node. A node that fails or does not answer
+//! in time is reported in `_shards.failures`, never waited for beyond the call timeout.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cameodb_cluster::Member;
+use futures::future::join_all;
+use serde_json::{Map, Value, json};
+
+use super::router_actor::View;
+use super::{ClusterCtx, json_request};
+use crate::error::ApiError;
+use crate::handlers::dfs::ClusterStats;
+use crate::handlers::generate_id;
+use crate::handlers::internal::{Pin, ScrollCall, ShardAnswer, ShardRequest};
+use crate::handlers::search::{Partial, SearchSpec, ShardReport, render};
+
+/// Most open cluster scrolls on one coordinator.
+const MAX_OPEN: usize = 500;
+
+/// Prefix of a cluster scroll id: `c.<coordinator node id>.<id>`, so any node can send a
+/// scroll request on to the coordinator that holds it.
+const SCROLL_PREFIX: &str = "c.";
+
+/// One open scroll on its coordinator.
+struct ClusterScroll {
+    /// The search, with `from` at the next page.
+    spec: SearchSpec,
+    /// What every node is asked (its `pin` is set per node).
+    request: ShardRequest,
+    /// Each node's snapshot id.
+    pins: Vec<(Member, String)>,
+    /// Keep-alive without a read.
+    keep_alive: Duration,
+    /// When it expires.
+    expires: Instant,
+}
+
+/// The cluster scrolls this node coordinates.
+#[derive(Default)]
+pub struct ClusterScrolls {
+    /// Open scrolls by id.
+    contexts: Mutex<HashMap<String, ClusterScroll>>,
+}
+
+/// The node that coordinates scroll `id`, if it is a cluster scroll.
+pub fn scroll_owner(id: &str) -> Option<&str> {
+    id.strip_prefix(SCROLL_PREFIX)?.split('.').next()
+}
+
+/// The parameters every node gets: its own top `from + size`, no scroll of its own.
+fn node_params(params: &HashMap<String, String>, spec: &SearchSpec) -> HashMap<String, String> {
+    let mut out = params.clone();
+    out.remove("scroll");
+    out.insert("from".into(), "0".into());
+    out.insert("size".into(), (spec.from + spec.size).to_string());
+    out
+}
+
+fn node_body(body: &Map<String, Value>) -> Value {
+    let mut body = body.clone();
+    body.remove("from");
+    body.remove("size");
+    Value::Object(body)
+}
+
+/// Decodes a node's answer to a shard search; a 4xx is the request's own fault and fails the
+/// whole search, like on a single node.
+fn decode(
+    response: cameodb_cluster::WireResponse,
+) -> Result<Result<ShardAnswer, ApiError>, ApiError> {
+    if response.status == 200 {
+        return Ok(ciborium::from_reader(response.body.as_slice())
+            .map_err(|e| ApiError::internal(format!("undecodable shard answer: {e}"))));
+    }
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let status = axum::http::StatusCode::from_u16(response.status)
+        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let mut err = ApiError::new(
+        status,
+        body["error"]["type"].as_str().unwrap_or("exception"),
+        body["error"]["reason"]
+            .as_str()
+            .unwrap_or("shard search failed"),
+    );
+    if let Some(index) = body["error"]["index"].as_str() {
+        err = err.with_index(index);
+    }
+    if status.is_client_error() {
+        Err(err)
+    } else {
+        Ok(Err(err))
+    }
+}
+
+/// Sends each member its request; gathers partials, shard accounting and snapshot ids.
+async fn fan_out(
+    ctx: &ClusterCtx,
+    calls: Vec<(Member, ShardRequest)>,
+) -> Result<(Vec<Partial>, ShardReport, Vec<(Member, String)>), ApiError> {
+    let answers = join_all(calls.into_iter().map(|(member, request)| async move {
+        let indices = request.indices.clone();
+        let body = serde_json::to_value(&request).unwrap_or_default();
+        let answer = match ctx
+            .call(
+                &member,
+                json_request("POST", "/_cameo/internal/search".into(), &body),
+                super::CALL_TIMEOUT,
+            )
+            .await
+        {
+            Ok(response) => decode(response),
+            Err(err) => Ok(Err(err)),
+        };
+        (member, indices, answer)
+    }))
+    .await;
+    let mut partials = Vec::new();
+    let mut report = ShardReport::default();
+    let mut pins = Vec::new();
+    for (member, indices, answer) in answers {
+        match answer? {
+            Ok(answer) => {
+                report.total += answer.partial.shards;
+                report.successful += answer.partial.shards;
+                if let Some(pin) = answer.pin {
+                    pins.push((member, pin));
+                }
+                partials.push(answer.partial);
+            }
+            Err(err) => {
+                tracing::warn!(node = %member.id, reason = %err.reason, "node failed its part of a search");
+                for index in &indices {
+                    report.total += 1;
+                    report.failures.push(json!({
+                        "shard": 0, "index": index, "node": member.id,
+                        "reason": err.cause(),
+                    }));
+                }
+            }
+        }
+    }
+    Ok((partials, report, pins))
+}
+
+/// Round one: every node's statistics, summed.
+async fn gather_stats(
+    ctx: &ClusterCtx,
+    members: &[Member],
+    request: &ShardRequest,
+) -> ClusterStats {
+    let body = serde_json::to_value(request).unwrap_or_default();
+    let answers = join_all(members.iter().map(|member| {
+        let body = &body;
+        async move {
+            ctx.call_json(
+                member,
+                json_request("POST", "/_cameo/internal/dfs".into(), body),
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut total = ClusterStats::new();
+    for answer in answers {
+        let Ok((status, body)) = answer else { continue };
+        if !status.is_success() {
+            continue;
+        }
+        let Ok(stats) = serde_json::from_value::<ClusterStats>(body) else {
+            continue;
+        };
+        for (index, stats) in stats {
+            total.entry(index).or_default().add(&stats);
+        }
+    }
+    total
+}
+
+/// A search over `indices` on every node, merged.
+#[allow(clippy::too_many_arguments)]
+pub async fn search(
+    ctx: &ClusterCtx,
+    view: &View,
+    indices: Vec<String>,
+    params: &HashMap<String, String>,
+    body: &Map<String, Value>,
+    spec: &SearchSpec,
+    keep_alive: Option<Duration>,
+) -> Result<Value, ApiError> {
+    let started = Instant::now();
+    let members: Vec<Member> = view.data_members().into_iter().cloned().collect();
+    let mut request = ShardRequest {
+        indices,
+        params: node_params(params, spec),
+        body: node_body(body),
+        stats: None,
+        pin: None,
+    };
+    if spec.uses_scores() {
+        request.stats = Some(gather_stats(ctx, &members, &request).await);
+    }
+    let calls = members
+        .iter()
+        .map(|m| {
+            let mut request = request.clone();
+            request.pin = keep_alive.map(|k| Pin::Open {
+                keep_alive_ms: k.as_millis() as u64,
+            });
+            (m.clone(), request)
+        })
+        .collect();
+    let (partials, report, pins) = fan_out(ctx, calls).await?;
+    let mut out = render(partials, spec, report, started)?;
+    if let Some(keep_alive) = keep_alive {
+        let id = format!("{SCROLL_PREFIX}{}.{}", view.self_id, generate_id());
+        let mut next = spec.clone();
+        next.from += next.size;
+        if let Ok(mut contexts) = ctx.scrolls.contexts.lock() {
+            let now = Instant::now();
+            contexts.retain(|_, c| c.expires > now);
+            if contexts.len() < MAX_OPEN {
+                contexts.insert(
+                    id.clone(),
+                    ClusterScroll {
+                        spec: next,
+                        request,
+                        pins,
+                        keep_alive,
+                        expires: now + keep_alive,
+                    },
+                );
+            }
+        }
+        out["_scroll_id"] = json!(id);
+    }
+    Ok(out)
+}
+
+/// The next page of a cluster scroll this node coordinates.
+pub async fn scroll_page(
+    ctx: &ClusterCtx,
+    id: &str,
+    keep_alive: Option<Duration>,
+) -> Result<Value, ApiError> {
+    let started = Instant::now();
+    let missing = || {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "search_context_missing_exception",
+            format!("No search context found for id [{id}]"),
+        )
+    };
+    let (spec, calls) = {
+        let mut contexts = ctx
+            .scrolls
+            .contexts
+            .lock()
+            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
+        let context = contexts
+            .get_mut(id)
+            .filter(|c| c.expires > Instant::now())
+            .ok_or_else(missing)?;
+        if let Some(keep_alive) = keep_alive {
+            context.keep_alive = keep_alive;
+        }
+        context.expires = Instant::now() + context.keep_alive;
+        let spec = context.spec.clone();
+        context.spec.from += context.spec.size;
+        let keep_alive_ms = Some(context.keep_alive.as_millis() as u64);
+        let calls: Vec<(Member, ShardRequest)> = context
+            .pins
+            .iter()
+            .map(|(member, pin)| {
+                let mut request = context.request.clone();
+                request.params = node_params(&request.params, &spec);
+                request.pin = Some(Pin::Use {
+                    id: pin.clone(),
+                    keep_alive_ms,
+                });
+                (member.clone(), request)
+            })
+            .collect();
+        (spec, calls)
+    };
+    let (partials, report, _) = fan_out(ctx, calls).await?;
+    let mut out = render(partials, &spec, report, started)?;
+    out["_scroll_id"] = json!(id);
+    Ok(out)
+}
+
+/// Frees cluster scrolls this node coordinates, and their snapshots on every node; returns
+/// how many scrolls it freed.
+pub async fn clear_scrolls(ctx: &ClusterCtx, ids: &[String]) -> usize {
+    let freed: Vec<ClusterScroll> = {
+        let Ok(mut contexts) = ctx.scrolls.contexts.lock() else {
+            return 0;
+        };
+        if ids.iter().any(|id| id == "_all") {
+            contexts.drain().map(|(_, c)| c).collect()
+        } else {
+            ids.iter()
+                .filter_map(|id| contexts.remove(id.as_str()))
+                .collect()
+        }
+    };
+    let mut pins: HashMap<String, (Member, Vec<String>)> = HashMap::new();
+    for context in &freed {
+        for (member, pin) in &context.pins {
+            pins.entry(member.id.clone())
+                .or_insert_with(|| (member.clone(), Vec::new()))
+                .1
+                .push(pin.clone());
+        }
+    }
+    join_all(pins.into_values().map(|(member, pins)| async move {
+        let body = json!({"scroll_id": pins});
+        // Best effort: a snapshot not freed here expires with its keep-alive.
+        let _ = ctx
+            .call(
+                &member,
+                json_request("DELETE", "/_search/scroll".into(), &body),
+                super::CALL_TIMEOUT,
+            )
+            .await;
+    }))
+    .await;
+    freed.len()
+}
+
+/// Asks the coordinator of scroll `id` (another node) for its next page.
+pub async fn forward_page(
+    ctx: &ClusterCtx,
+    owner: &str,
+    id: &str,
+    keep_alive: Option<Duration>,
+) -> Result<Value, ApiError> {
+    let view = ctx.view().await;
+    let member = view.member(owner).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "search_context_missing_exception",
+            format!("No search context found for id [{id}]: node [{owner}] is not a member"),
+        )
+    })?;
+    let body = serde_json::to_value(ScrollCall {
+        ids: vec![id.to_string()],
+        keep_alive_ms: keep_alive.map(|k| k.as_millis() as u64),
+    })
+    .unwrap_or_default();
+    let (status, page) = ctx
+        .call_json(
+            member,
+            json_request("POST", "/_cameo/internal/scroll".into(), &body),
+        )
+        .await?;
+    if status.is_success() {
+        Ok(page)
+    } else {
+        Err(ApiError::new(
+            status,
+            page["error"]["type"].as_str().unwrap_or("exception"),
+            page["error"]["reason"].as_str().unwrap_or("scroll failed"),
+        ))
+    }
+}
+
+/// Frees cluster scrolls wherever they are coordinated; returns how many were freed.
+pub async fn clear_anywhere(ctx: &ClusterCtx, ids: &[String]) -> usize {
+    let mut freed = clear_scrolls(ctx, ids).await;
+    let view = ctx.view().await;
+    let mut remote: HashMap<&str, Vec<String>> = HashMap::new();
+    for id in ids {
+        if let Some(owner) = scroll_owner(id).filter(|o| *o != view.self_id) {
+            remote.entry(owner).or_default().push(id.clone());
+        }
+    }
+    for (owner, ids) in remote {
+        let Some(member) = view.member(owner) else {
+            continue;
+        };
+        let body = serde_json::to_value(ScrollCall {
+            ids,
+            keep_alive_ms: None,
+        })
+        .unwrap_or_default();
+        if let Ok((_, answer)) = ctx
+            .call_json(
+                member,
+                json_request("DELETE", "/_cameo/internal/scroll".into(), &body),
+            )
+            .await
+        {
+            freed += answer["num_freed"].as_u64().unwrap_or(0) as usize;
+        }
+    }
+    freed
+}
+
+/// `_count` over every node, summed.
+pub async fn count(
+    ctx: &ClusterCtx,
+    view: &View,
+    indices: Vec<String>,
+    params: &HashMap<String, String>,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let mut node_params = params.clone();
+    node_params.insert("size".into(), "0".into());
+    node_params.insert("track_total_hits".into(), "true".into());
+    let request = ShardRequest {
+        indices,
+        params: node_params,
+        body: Value::Object(body.clone()),
+        stats: None,
+        pin: None,
+    };
+    let calls = view
+        .data_members()
+        .into_iter()
+        .map(|m| (m.clone(), request.clone()))
+        .collect();
+    let (partials, report, _) = fan_out(ctx, calls).await?;
+    let count: usize = partials.iter().map(|p| p.total).sum();
+    Ok(json!({"count": count, "_shards": crate::handlers::search::shards_json(&report)}))
+}

@@ -1,0 +1,229 @@
+//! Node-to-node endpoints (`/_cameo/internal/...`): what a coordinator asks of the other nodes
+//! of a cluster. They are reachable only through the local router other nodes call over
+//! libp2p, never on the public HTTP port.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::dfs::{ClusterStats, IndexStats};
+use super::search::{Partial, Target, build_query, collect, parse_spec};
+use super::{AppState, Params, run};
+use crate::catalog::IndexEntry;
+use crate::cluster::metadata::{IndexDescriptor, apply, describe};
+use crate::error::ApiError;
+use crate::respond;
+
+/// A search, as a coordinator sends it to each node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardRequest {
+    /// The concrete indexes to search (a node skips those it lacks).
+    pub indices: Vec<String>,
+    /// The request's query-string parameters, with `from`/`size` rewritten to `0`/`from+size`.
+    pub params: HashMap<String, String>,
+    /// The request body.
+    pub body: Value,
+    /// Cluster-wide term statistics, for topology-independent scores.
+    pub stats: Option<ClusterStats>,
+    /// Scroll snapshot handling.
+    pub pin: Option<Pin>,
+}
+
+/// How a node keeps the snapshot a cluster scroll reads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Pin {
+    /// Keep this search's snapshot for the keep-alive and say under which id.
+    Open {
+        /// Keep-alive, milliseconds.
+        keep_alive_ms: u64,
+    },
+    /// Search the snapshot kept under this id.
+    Use {
+        /// The node-local scroll id.
+        id: String,
+        /// New keep-alive, milliseconds.
+        keep_alive_ms: Option<u64>,
+    },
+}
+
+/// A node's answer to a [`ShardRequest`], CBOR-encoded (aggregation partials have non-string
+/// map keys, which JSON cannot carry).
+#[derive(Default, Serialize, Deserialize)]
+pub struct ShardAnswer {
+    /// What this node found.
+    pub partial: Partial,
+    /// The snapshot id, when one was opened or used.
+    pub pin: Option<String>,
+}
+
+fn parse_request(body: &Bytes) -> Result<ShardRequest, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::parse(format!("bad shard request: {e}")))
+}
+
+async fn local_entries(state: &AppState, indices: &[String]) -> Vec<Arc<IndexEntry>> {
+    let mut out = Vec::new();
+    for name in indices {
+        if let Some(entry) = state.catalog.get(name).await {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// `POST /_cameo/internal/search`: this node's part of a cluster search.
+pub async fn shard_search(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = parse_request(&body)?;
+    // The coordinator checked the result window; scroll pages go past it by design (each
+    // node returns its top `from + size` of the scroll so far).
+    let mut params = request.params.clone();
+    params.remove("from");
+    let window = params
+        .remove("size")
+        .map(|v| v.parse::<usize>())
+        .transpose()
+        .map_err(|_| ApiError::parse("bad shard request: size"))?;
+    let mut spec = parse_spec(&params, request.body.as_object().cloned())?;
+    if let Some(window) = window {
+        spec.from = 0;
+        spec.size = window;
+    }
+    let targets: Vec<Target> = match &request.pin {
+        Some(Pin::Use { id, keep_alive_ms }) => state
+            .scrolls
+            .snapshot(id, keep_alive_ms.map(Duration::from_millis))?,
+        _ => local_entries(&state, &request.indices)
+            .await
+            .into_iter()
+            .map(|e| (e, None))
+            .collect(),
+    };
+    let (partial, used) = collect(targets, &spec, request.stats.as_ref()).await?;
+    let pin = match request.pin {
+        Some(Pin::Open { keep_alive_ms }) => Some(state.scrolls.open(
+            spec,
+            used,
+            Duration::from_millis(keep_alive_ms),
+        )),
+        Some(Pin::Use { id, .. }) => Some(id),
+        None => None,
+    };
+    let mut encoded = Vec::new();
+    ciborium::into_writer(&ShardAnswer { partial, pin }, &mut encoded)
+        .map_err(|e| ApiError::internal(format!("encoding a shard answer failed: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/cbor")], encoded).into_response())
+}
+
+/// `POST /_cameo/internal/dfs`: this node's term statistics for a search.
+pub async fn shard_stats(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request = parse_request(&body)?;
+    let spec = parse_spec(&request.params, request.body.as_object().cloned())?;
+    let mut out = ClusterStats::new();
+    for entry in local_entries(&state, &request.indices).await {
+        let query = spec.query.clone();
+        let stats: IndexStats = run(&entry.shard, move |store| {
+            let searcher = store.searcher();
+            let query = build_query(store, &query)?;
+            super::dfs::collect(store, &searcher, query.as_ref())
+        })
+        .await
+        .map_err(|e| e.with_index(&entry.name))?;
+        out.insert(entry.name.clone(), stats);
+    }
+    Ok(respond::ok(serde_json::to_value(out).unwrap_or_default()))
+}
+
+/// `GET /_cameo/internal/index/{name}`: this node's descriptor of an index.
+pub async fn get_index(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let entry = state.catalog.require(&name).await?;
+    let descriptor = describe(&entry).await?;
+    Ok(respond::ok(
+        serde_json::to_value(descriptor).unwrap_or_default(),
+    ))
+}
+
+/// `PUT /_cameo/internal/index/{name}`: another node created (or describes) an index.
+pub async fn put_index(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let descriptor: IndexDescriptor = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::parse(format!("bad index descriptor: {e}")))?;
+    apply(&state, &name, descriptor).await?;
+    Ok(respond::ok(serde_json::json!({"acknowledged": true})))
+}
+
+/// `DELETE /_cameo/internal/index/{name}?uuid=…`: another node deleted an index; this copy
+/// goes too if it is the same index (same uuid).
+pub async fn delete_index(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let uuid = params.get("uuid").cloned().unwrap_or_default();
+    match state.catalog.get(&name).await {
+        Some(entry) if entry.meta.uuid == uuid => state.catalog.delete(&name).await?,
+        _ => {}
+    }
+    Ok(respond::json(
+        StatusCode::OK,
+        serde_json::json!({"acknowledged": true}),
+    ))
+}
+
+/// A scroll page or clear, asked of the node that coordinates the scroll.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScrollCall {
+    /// Cluster scroll ids.
+    pub ids: Vec<String>,
+    /// New keep-alive, milliseconds.
+    pub keep_alive_ms: Option<u64>,
+}
+
+fn coordinator(state: &AppState) -> Result<&Arc<crate::cluster::ClusterCtx>, ApiError> {
+    state
+        .coordinator
+        .get()
+        .ok_or_else(|| ApiError::internal("this node runs without a cluster"))
+}
+
+fn parse_scroll_call(body: &Bytes) -> Result<ScrollCall, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::parse(format!("bad scroll call: {e}")))
+}
+
+/// `POST /_cameo/internal/scroll`: the next page of a scroll this node coordinates.
+pub async fn scroll_page(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let call = parse_scroll_call(&body)?;
+    let ctx = coordinator(&state)?;
+    let id = call.ids.first().cloned().unwrap_or_default();
+    let page = crate::cluster::scatter::scroll_page(
+        ctx,
+        &id,
+        call.keep_alive_ms.map(Duration::from_millis),
+    )
+    .await?;
+    Ok(respond::ok(page))
+}
+
+/// `DELETE /_cameo/internal/scroll`: frees scrolls this node coordinates.
+pub async fn clear_scroll(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let call = parse_scroll_call(&body)?;
+    let freed = crate::cluster::scatter::clear_scrolls(coordinator(&state)?, &call.ids).await;
+    Ok(respond::ok(serde_json::json!({"num_freed": freed})))
+}

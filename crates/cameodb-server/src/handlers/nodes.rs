@@ -1,0 +1,154 @@
+//! Cluster APIs: `GET /_cat/nodes`, `GET /_cameo/ring`, and the node-state part of
+//! `/_cluster/health`.
+
+use axum::extract::State;
+use axum::response::Response;
+use cameodb_cluster::{Member, MemberState};
+use serde_json::{Value, json};
+
+use super::{AppState, Params};
+use crate::error::ApiError;
+use crate::respond;
+
+/// The members as this node sees them (just itself when it runs without a cluster).
+async fn members(state: &AppState) -> Vec<Member> {
+    match &state.cluster {
+        Some(ctx) => ctx.view().await.members.clone(),
+        None => Vec::new(),
+    }
+}
+
+fn state_name(state: MemberState) -> &'static str {
+    match state {
+        MemberState::Joining => "joining",
+        MemberState::Up => "up",
+        MemberState::Down => "down",
+        MemberState::Left => "left",
+    }
+}
+
+const NODE_COLUMNS: [&str; 7] = [
+    "ip",
+    "id",
+    "name",
+    "http_address",
+    "cluster_address",
+    "state",
+    "node.role",
+];
+
+/// `GET /_cat/nodes`.
+pub async fn cat_nodes(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let members = members(&state).await;
+    let rows = if members.is_empty() {
+        vec![vec![
+            state
+                .http_addr
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            state.node_id.clone(),
+            state.node_name.clone(),
+            state.http_addr.clone(),
+            String::new(),
+            "up".into(),
+            "dim".into(),
+        ]]
+    } else {
+        members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.cluster_addr.ip().to_string(),
+                    m.id.clone(),
+                    super::node_name(&m.id),
+                    m.http_addr.clone(),
+                    m.cluster_addr.to_string(),
+                    state_name(m.state).to_string(),
+                    "dim".into(),
+                ]
+            })
+            .collect()
+    };
+    super::cat::table(&NODE_COLUMNS, rows, &params)
+}
+
+/// `GET /_cameo/ring`: members, their states and shares, and the token ranges each owns.
+pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let members = members(&state).await;
+    let ring = match &state.cluster {
+        Some(ctx) => ctx.view().await.ring.clone(),
+        None => cameodb_ring::Ring::new([state.node_id.as_str()]),
+    };
+    let shares = ring.ownership();
+    let listed: Vec<Value> = if members.is_empty() {
+        vec![
+            json!({"id": state.node_id, "name": state.node_name, "http_address": state.http_addr, "state": "up", "ownership": 1.0}),
+        ]
+    } else {
+        members
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "name": super::node_name(&m.id), "http_address": m.http_addr,
+                    "cluster_address": m.cluster_addr.to_string(), "state": state_name(m.state),
+                    "ownership": shares.get(&m.id).copied().unwrap_or(0.0),
+                })
+            })
+            .collect()
+    };
+    let ranges: Vec<Value> = ring
+        .ranges()
+        .into_iter()
+        .map(|r| json!({"start": r.start, "end": r.end, "owner": r.owner}))
+        .collect();
+    Ok(respond::ok(json!({
+        "vnodes_per_member": cameodb_ring::VNODES_PER_MEMBER,
+        "members": listed,
+        "ranges": ranges,
+    })))
+}
+
+/// Node counts and status for `/_cluster/health`: red when a data node is down (its documents
+/// are unavailable: there are no replicas yet), yellow while one is joining, else green.
+pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
+    let members = members(state).await;
+    if members.is_empty() {
+        return (1, "green", 0);
+    }
+    let present = members
+        .iter()
+        .filter(|m| matches!(m.state, MemberState::Up | MemberState::Joining))
+        .count();
+    let down = members
+        .iter()
+        .filter(|m| m.state == MemberState::Down)
+        .count();
+    let status = if down > 0 {
+        "red"
+    } else if members.iter().any(|m| m.state == MemberState::Joining) {
+        "yellow"
+    } else {
+        "green"
+    };
+    (present, status, down)
+}
+
+/// `GET /_cameo/node/stats`: what this node itself holds — documents per index — whatever
+/// the cluster holds elsewhere (how the data is spread, for operators and tests).
+pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut indices = serde_json::Map::new();
+    for entry in state.catalog.all().await {
+        let docs = super::run(&entry.shard, |store| Ok(store.doc_count()?)).await?;
+        indices.insert(entry.name.clone(), json!({"docs": docs}));
+    }
+    Ok(respond::ok(json!({
+        "node_id": state.node_id,
+        "name": state.node_name,
+        "indices": indices,
+    })))
+}

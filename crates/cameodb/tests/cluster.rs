@@ -1,0 +1,420 @@
+//! A leaderless cluster of three real `cameodb` processes on 127.0.0.1, .2 and .3: membership
+//! converges through gossip, documents land on their ring owners, every node routes, searches
+//! through any node answer exactly like one node holding every document, and a killed node is
+//! reported, fails its writes loudly, and comes back with its data.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{Server, free_port, ndjson};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Three nodes: the first forms the cluster, the others join through it.
+struct Trio {
+    nodes: Vec<Server>,
+}
+
+impl Trio {
+    fn start() -> Trio {
+        let seed_port = free_port();
+        let seed = format!("127.0.0.1:{seed_port}");
+        let first = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
+        let mut nodes = vec![first];
+        for host in ["127.0.0.2", "127.0.0.3"] {
+            let addr = format!("{host}:{}", free_port());
+            nodes.push(Server::start_on(
+                host,
+                &["--cluster-addr", &addr, "--join", &seed],
+            ));
+        }
+        Trio { nodes }
+    }
+}
+
+/// Each node's view: node id -> state, from `_cat/nodes`.
+fn states(server: &Server) -> BTreeMap<String, String> {
+    let (status, body) = server.get("/_cat/nodes?format=json");
+    if status != StatusCode::OK {
+        return BTreeMap::new();
+    }
+    body.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["id"].as_str().unwrap_or_default().to_string(),
+                        r["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn node_id(server: &Server) -> String {
+    server.get("/").1["node_id"]
+        .as_str()
+        .expect("node id")
+        .to_string()
+}
+
+/// Polls until `check` holds on every listed node, or panics after `limit`.
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+fn all_up(nodes: &[&Server], n: usize) -> bool {
+    nodes.iter().all(|s| {
+        let view = states(s);
+        view.len() == n && view.values().all(|state| state == "up")
+    })
+}
+
+fn bulk(server: &Server, index: &str, docs: &[Value]) {
+    for chunk in docs.chunks(2000) {
+        let mut lines = Vec::new();
+        for doc in chunk {
+            lines.push(json!({"index": {"_index": index, "_id": doc["id"]}}));
+            lines.push(doc.clone());
+        }
+        let (status, body) = server.raw("POST", "/_bulk", "application/x-ndjson", ndjson(&lines));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["errors"], json!(false), "{}", body["items"][0]);
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(chunk.len()));
+    }
+    let (status, body) = server.call("POST", &format!("/{index}/_refresh"), None);
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+fn movies(n: usize) -> Vec<Value> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/movies.jsonl.gz");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    BufReader::new(flate2::read::GzDecoder::new(file))
+        .lines()
+        .take(n)
+        .map(|l| serde_json::from_str(&l.expect("line")).expect("json"))
+        .collect()
+}
+
+/// Local document count of `index` on one node.
+fn local_docs(server: &Server, index: &str) -> u64 {
+    server.get("/_cameo/node/stats").1["indices"][index]["docs"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Hits as (score, id) ordered by score then id, so ties that two topologies may order
+/// differently compare equal; sort values stand in for scores when sorting by fields.
+fn ranked(result: &Value) -> Vec<(String, String)> {
+    let mut hits: Vec<(String, String)> = result["hits"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| {
+            let key = match &h["sort"] {
+                Value::Null => format!("{:.6}", h["_score"].as_f64().unwrap_or(f64::NAN)),
+                sort => sort.to_string(),
+            };
+            (key, h["_id"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    // Keep the rank order of distinct keys; only sort within equal keys.
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < hits.len() {
+        let mut j = i;
+        while j < hits.len() && hits[j].0 == hits[i].0 {
+            j += 1;
+        }
+        hits[i..j].sort();
+        out.extend_from_slice(&hits[i..j]);
+        i = j;
+    }
+    out
+}
+
+/// Equal rankings: the same keys in the same order, the same ids for every key — except the
+/// last key of a full page, whose tie group the page cuts: which of the tied documents make
+/// the page depends on tie-breaking, which differs between topologies (as in Elasticsearch).
+fn same_ranking(got: &[(String, String)], expected: &[(String, String)], query: &Value) {
+    assert_eq!(got.len(), expected.len(), "hit count of {query}");
+    let keys = |hits: &[(String, String)]| hits.iter().map(|h| h.0.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(got), keys(expected), "scores or sort keys of {query}");
+    let last = expected.last().map(|h| h.0.clone());
+    let whole = |hits: &[(String, String)]| {
+        hits.iter()
+            .filter(|h| Some(&h.0) != last.as_ref())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(whole(got), whole(expected), "hits of {query}");
+}
+
+#[test]
+fn three_nodes_converge_route_and_answer_like_one() {
+    let trio = Trio::start();
+    let nodes: Vec<&Server> = trio.nodes.iter().collect();
+    let took = wait_until(Duration::from_secs(5), "3 nodes up everywhere", || {
+        all_up(&nodes, 3)
+    });
+    eprintln!("converged {took:?} after the last node answered");
+    let ids: Vec<String> = nodes.iter().map(|s| node_id(s)).collect();
+    for node in &nodes {
+        let (_, ring) = node.get("/_cameo/ring");
+        let members: Vec<&str> = ring["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(members, expected, "every node sees the same members");
+        assert_eq!(ring["vnodes_per_member"], json!(256));
+        let (_, health) = node.get("/_cluster/health");
+        assert_eq!(
+            (
+                health["status"].as_str(),
+                health["number_of_nodes"].as_u64()
+            ),
+            (Some("green"), Some(3))
+        );
+    }
+
+    // Writes through A, reads and searches through B and C.
+    let (status, body) = nodes[0].call(
+        "PUT",
+        "/notes",
+        Some(
+            json!({"mappings": {"properties": {"text": {"type": "text"}, "n": {"type": "long"}}}}),
+        ),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for n in 0..30 {
+        let (status, body) = nodes[0].call(
+            "PUT",
+            &format!("/notes/_doc/note-{n}?refresh=true"),
+            Some(json!({"text": format!("note number {n} about rivers"), "n": n})),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let auto = nodes[1].call(
+        "POST",
+        "/notes/_doc?refresh=true",
+        Some(json!({"text": "auto id", "n": 99})),
+    );
+    assert_eq!(auto.0, StatusCode::CREATED, "{}", auto.1);
+    let auto_id = auto.1["_id"].as_str().expect("generated id").to_string();
+    for node in &nodes[1..] {
+        for n in [0, 7, 29] {
+            let (status, doc) = node.get(&format!("/notes/_doc/note-{n}"));
+            assert_eq!(status, StatusCode::OK, "{doc}");
+            assert_eq!(doc["_source"]["n"], json!(n));
+        }
+        assert_eq!(
+            node.get(&format!("/notes/_doc/{auto_id}")).0,
+            StatusCode::OK
+        );
+        let (_, found) = node.call(
+            "POST",
+            "/notes/_search",
+            Some(json!({"query": {"match": {"text": "rivers"}}, "size": 50})),
+        );
+        assert_eq!(found["hits"]["total"]["value"], json!(30), "{found}");
+        assert_eq!(found["_shards"]["total"], json!(3));
+        assert_eq!(found["_shards"]["failed"], json!(0));
+        let (_, count) = node.get("/notes/_count");
+        assert_eq!(count["count"], json!(31));
+        let (_, mget) = node.call(
+            "POST",
+            "/notes/_mget",
+            Some(json!({"ids": ["note-3", "note-4", "nope", "note-5"]})),
+        );
+        let found: Vec<bool> = mget["docs"]
+            .as_array()
+            .expect("docs")
+            .iter()
+            .map(|d| d["found"] == json!(true))
+            .collect();
+        assert_eq!(found, vec![true, true, false, true], "{mget}");
+    }
+    let spread: Vec<u64> = nodes.iter().map(|s| local_docs(s, "notes")).collect();
+    assert_eq!(
+        spread.iter().sum::<u64>(),
+        31,
+        "each document is on exactly one node: {spread:?}"
+    );
+    assert!(
+        spread.iter().all(|n| *n > 0),
+        "documents spread over every node: {spread:?}"
+    );
+
+    // The same documents in one standalone node answer every search the same.
+    let single = Server::start();
+    let docs = movies(1500);
+    bulk(nodes[0], "movies", &docs);
+    bulk(&single, "movies", &docs);
+    let queries = [
+        json!({"query": {"match": {"Title": "love story"}}, "size": 100}),
+        json!({"query": {"match": {"Cast": "John"}}, "size": 30, "from": 10}),
+        json!({"query": {"bool": {"must": {"match": {"Title": "the"}}, "filter": {"range": {"Year": {"gte": 1990}}}}}, "size": 50}),
+        json!({"query": {"query_string": {"query": "war OR peace"}}, "size": 40}),
+        json!({"query": {"match_all": {}}, "sort": [{"Year": "desc"}, {"id.keyword": "asc"}], "size": 25, "from": 5}),
+        json!({"query": {"match": {"Genre": "Drama"}}, "sort": [{"Runtime": "asc"}, {"id.keyword": "asc"}], "size": 20,
+               "search_after": [100.0, "movie-1"]}),
+        json!({"size": 0, "aggs": {
+            "genres": {"terms": {"field": "Genre.keyword", "size": 5}},
+            "years": {"histogram": {"field": "Year", "interval": 10}},
+            "runtime": {"avg": {"field": "Runtime"}},
+            "oscars": {"max": {"field": "Oscars"}},
+        }}),
+    ];
+    for query in &queries {
+        let (status, expected) = single.call("POST", "/movies/_search", Some(query.clone()));
+        assert_eq!(status, StatusCode::OK, "{expected}");
+        for node in &nodes {
+            let (status, got) = node.call("POST", "/movies/_search", Some(query.clone()));
+            assert_eq!(status, StatusCode::OK, "{got}");
+            assert_eq!(
+                got["hits"]["total"], expected["hits"]["total"],
+                "total of {query}"
+            );
+            same_ranking(&ranked(&got), &ranked(&expected), query);
+            assert_eq!(
+                got["aggregations"], expected["aggregations"],
+                "aggregations of {query}"
+            );
+        }
+    }
+    for query in [
+        json!({"query": {"match": {"Title": "night"}}}),
+        json!({"query": {"range": {"Year": {"lt": 1970}}}}),
+    ] {
+        let (_, expected) = single.call("POST", "/movies/_count", Some(query.clone()));
+        for node in &nodes {
+            let (_, got) = node.call("POST", "/movies/_count", Some(query.clone()));
+            assert_eq!(got["count"], expected["count"], "count of {query}");
+        }
+    }
+}
+
+#[test]
+fn bulk_through_one_node_spreads_evenly() {
+    let trio = Trio::start();
+    let nodes: Vec<&Server> = trio.nodes.iter().collect();
+    wait_until(Duration::from_secs(5), "3 nodes up", || all_up(&nodes, 3));
+    let docs: Vec<Value> = (0..10_000)
+        .map(|n| json!({"id": format!("doc-{n}"), "n": n, "text": format!("document {n}")}))
+        .collect();
+    bulk(nodes[1], "spread", &docs);
+    let counts: Vec<u64> = nodes.iter().map(|s| local_docs(s, "spread")).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 10_000, "{counts:?}");
+    for count in &counts {
+        let share = *count as f64 / 10_000.0;
+        assert!((share - 1.0 / 3.0).abs() <= 0.10, "shares {counts:?}");
+    }
+    eprintln!("10k docs spread as {counts:?}");
+    for node in &nodes {
+        assert_eq!(node.get("/spread/_count").1["count"], json!(10_000));
+    }
+}
+
+#[test]
+fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
+    let mut trio = Trio::start();
+    {
+        let nodes: Vec<&Server> = trio.nodes.iter().collect();
+        wait_until(Duration::from_secs(5), "3 nodes up", || all_up(&nodes, 3));
+    }
+    let docs: Vec<Value> = (0..300)
+        .map(|n| json!({"id": format!("k-{n}"), "text": "kill test"}))
+        .collect();
+    bulk(&trio.nodes[0], "kills", &docs);
+    let victim_id = node_id(&trio.nodes[2]);
+    let victim_docs = local_docs(&trio.nodes[2], "kills");
+    assert!(victim_docs > 0);
+    trio.nodes[2].kill();
+    let took = {
+        let survivors: Vec<&Server> = trio.nodes[..2].iter().collect();
+        wait_until(
+            Duration::from_secs(10),
+            "the killed node marked down",
+            || {
+                survivors
+                    .iter()
+                    .all(|s| states(s).get(&victim_id).map(String::as_str) == Some("down"))
+            },
+        )
+    };
+    eprintln!("marked down after {took:?}");
+    let (_, health) = trio.nodes[0].get("/_cluster/health");
+    assert_eq!(health["status"], json!("red"));
+
+    let (status, partial) = trio.nodes[1].call(
+        "POST",
+        "/kills/_search",
+        Some(json!({"query": {"match": {"text": "kill"}}, "size": 0})),
+    );
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert_eq!(partial["_shards"]["failed"], json!(1), "{partial}");
+    assert_eq!(partial["_shards"]["failures"][0]["node"], json!(victim_id));
+    assert_eq!(
+        partial["hits"]["total"]["value"],
+        json!(300 - victim_docs),
+        "{partial}"
+    );
+
+    // Writes owned by the dead node fail with a 503 that names it; the others succeed.
+    let mut refused = 0;
+    for n in 0..60 {
+        let (status, body) = trio.nodes[0].call(
+            "PUT",
+            &format!("/kills/_doc/new-{n}"),
+            Some(json!({"text": "late"})),
+        );
+        match status {
+            StatusCode::CREATED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                let reason = body["error"]["reason"].as_str().unwrap_or_default();
+                assert!(reason.contains(&victim_id), "{body}");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "some of 60 ids belong to the dead node");
+
+    trio.nodes[2].kill_and_restart();
+    let nodes: Vec<&Server> = trio.nodes.iter().collect();
+    wait_until(Duration::from_secs(10), "the node rejoins", || {
+        all_up(&nodes, 3)
+    });
+    assert_eq!(node_id(nodes[2]), victim_id, "same identity after restart");
+    assert_eq!(
+        local_docs(nodes[2], "kills"),
+        victim_docs,
+        "its data is back"
+    );
+    for node in &nodes {
+        let (_, all) = node.call(
+            "POST",
+            "/kills/_search",
+            Some(json!({"query": {"match": {"text": "kill"}}, "size": 0})),
+        );
+        assert_eq!(all["hits"]["total"]["value"], json!(300), "{all}");
+        assert_eq!(all["_shards"]["failed"], json!(0));
+    }
+}
