@@ -53,6 +53,9 @@ struct Args {
     /// Only the CameoDB text-all bulk loads (for profiling the ingest path).
     #[arg(long)]
     bulk_only: bool,
+    /// Only the cluster rows: one node against three local nodes.
+    #[arg(long)]
+    cluster_only: bool,
     /// With --bulk-only: seconds to keep sampling the node's memory after the loads.
     #[arg(long, default_value_t = 0)]
     hold_secs: u64,
@@ -95,7 +98,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn progress(what: &str) {
+pub(crate) fn progress(what: &str) {
     eprintln!("cameodb-bench: {what}");
 }
 
@@ -124,6 +127,19 @@ async fn run(args: Args) -> Result<(), String> {
         header: header(&args, &[&text, &movies]),
         ..Report::default()
     };
+
+    if args.cluster_only {
+        let (ingest, reads) = scenarios::cluster::run(
+            scratch.path(),
+            &text,
+            Arc::clone(&queries),
+            plan.row,
+            plan.open_rate,
+        )
+        .await?;
+        report.tables.extend([ingest, reads]);
+        return write_report(&report, &args.out);
+    }
 
     let mut ingest = Table::new(
         "Durable bulk ingest (until every document is searchable)",
@@ -181,15 +197,30 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
     report.tables.push(ratios(&report, &cameo));
+    if !plan.bulk_only {
+        let (ingest, reads) = scenarios::cluster::run(
+            scratch.path(),
+            &text,
+            Arc::clone(&queries),
+            plan.row,
+            plan.open_rate,
+        )
+        .await?;
+        report.tables.extend([ingest, reads]);
+    }
+    write_report(&report, &args.out)
+}
 
+/// Prints the report and saves it as markdown and JSON in `out`.
+fn write_report(report: &Report, out: &std::path::Path) -> Result<(), String> {
     let markdown = report.markdown();
     println!("{markdown}");
-    std::fs::write(args.out.join("report.md"), &markdown).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("report.md"), &markdown).map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
-    std::fs::write(args.out.join("report.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("report.json"), json).map_err(|e| e.to_string())?;
     progress(&format!(
         "wrote {}/report.md and report.json",
-        args.out.display()
+        out.display()
     ));
     Ok(())
 }

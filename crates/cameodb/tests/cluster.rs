@@ -251,6 +251,71 @@ fn three_nodes_converge_route_and_answer_like_one() {
             .collect();
         assert_eq!(found, vec![true, true, false, true], "{mget}");
     }
+    // Index metadata reaches every node: the explicit mapping at once, a dynamic field added
+    // by a write on its owner through gossip, and a deletion everywhere.
+    nodes[2].call(
+        "PUT",
+        "/notes/_doc/tagged?refresh=true",
+        Some(json!({"text": "x", "tag": "new-field"})),
+    );
+    wait_until(Duration::from_secs(5), "dynamic mapping everywhere", || {
+        nodes.iter().all(|node| {
+            let (_, mapping) = node.get("/notes/_mapping");
+            mapping["notes"]["mappings"]["properties"]["tag"]["type"] == json!("text")
+                && mapping["notes"]["mappings"]["properties"]["n"]["type"] == json!("long")
+        })
+    });
+    nodes[1].call("DELETE", "/notes/_doc/tagged?refresh=true", None);
+    nodes[0].call("PUT", "/scratch", None);
+    for node in &nodes {
+        assert_eq!(node.get("/scratch").0, StatusCode::OK);
+    }
+    assert_eq!(nodes[1].call("DELETE", "/scratch", None).0, StatusCode::OK);
+    wait_until(Duration::from_secs(5), "deleted everywhere", || {
+        nodes
+            .iter()
+            .all(|node| node.get("/scratch").0 == StatusCode::NOT_FOUND)
+    });
+
+    // Two nodes create one index at the same moment with different mappings: every node ends
+    // up with the same index (one uuid), and both mappings' fields.
+    std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            nodes[0].call(
+                "PUT",
+                "/race",
+                Some(json!({"mappings": {"properties": {"a": {"type": "keyword"}}}})),
+            )
+        });
+        let b = scope.spawn(|| {
+            nodes[1].call(
+                "PUT",
+                "/race",
+                Some(json!({"mappings": {"properties": {"b": {"type": "long"}}}})),
+            )
+        });
+        for result in [a.join(), b.join()] {
+            let (status, body) = result.expect("thread");
+            assert!(
+                status == StatusCode::OK
+                    || body["error"]["type"] == json!("resource_already_exists_exception"),
+                "{body}"
+            );
+        }
+    });
+    wait_until(Duration::from_secs(5), "one index everywhere", || {
+        let uuids: Vec<Value> = nodes
+            .iter()
+            .map(|node| node.get("/race").1["race"]["settings"]["index"]["uuid"].clone())
+            .collect();
+        let mappings_complete = nodes.iter().all(|node| {
+            let (_, m) = node.get("/race/_mapping");
+            m["race"]["mappings"]["properties"]["a"]["type"] == json!("keyword")
+                && m["race"]["mappings"]["properties"]["b"]["type"] == json!("long")
+        });
+        uuids[0].is_string() && uuids.iter().all(|u| *u == uuids[0]) && mappings_complete
+    });
+
     let spread: Vec<u64> = nodes.iter().map(|s| local_docs(s, "notes")).collect();
     assert_eq!(
         spread.iter().sum::<u64>(),
@@ -329,6 +394,8 @@ fn bulk_through_one_node_spreads_evenly() {
     eprintln!("10k docs spread as {counts:?}");
     for node in &nodes {
         assert_eq!(node.get("/spread/_count").1["count"], json!(10_000));
+        let (_, cat) = node.get("/_cat/indices/spread?format=json");
+        assert_eq!(cat[0]["docs.count"], json!("10000"), "{cat}");
     }
 }
 

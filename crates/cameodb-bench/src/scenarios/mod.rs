@@ -1,5 +1,6 @@
 //! What the suite measures on a CameoDB node, one file per row group of the report.
 
+pub mod cluster;
 pub mod ingest;
 pub mod lag;
 pub mod reads;

@@ -1,7 +1,7 @@
 //! Index metadata across the cluster. Creations, deletions and explicit mapping changes are
 //! pushed to every reachable node when they happen; a gossip-driven sync then repairs what a
 //! push missed (a node that was down, an index auto-created by a write, dynamic mapping
-//! growth). Each node gossips, per index, `index:<name>` = `<uuid> <mapped field count>`, or
+//! growth). Each node gossips, per index, `index:<name>` = `<uuid> <hash of its mapped fields>`, or
 //! `deleted <uuid>` once it deleted it.
 //!
 //! Conflicts resolve the same way on every node: two copies of one index name with different
@@ -40,8 +40,8 @@ pub struct IndexDescriptor {
 /// What a node gossips about one index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Gossiped {
-    /// It has the index with this uuid and this many mapped fields.
-    Live { uuid: String, fields: usize },
+    /// It has the index with this uuid, and a mapping whose field paths hash to `digest`.
+    Live { uuid: String, digest: u64 },
     /// It deleted the index with this uuid.
     Deleted { uuid: String },
 }
@@ -56,13 +56,13 @@ impl Gossiped {
         }
         Some(Gossiped::Live {
             uuid: head.to_string(),
-            fields: tail.parse().ok()?,
+            digest: u64::from_str_radix(tail, 16).ok()?,
         })
     }
 
     fn render(&self) -> String {
         match self {
-            Gossiped::Live { uuid, fields } => format!("{uuid} {fields}"),
+            Gossiped::Live { uuid, digest } => format!("{uuid} {digest:016x}"),
             Gossiped::Deleted { uuid } => format!("deleted {uuid}"),
         }
     }
@@ -200,6 +200,23 @@ pub async fn add_missing_fields(entry: &IndexEntry, mappings: &Value) -> Result<
     .await
 }
 
+/// A hash of the mapped paths and their types: equal on two nodes when their mappings hold
+/// the same fields.
+fn mapping_digest(mapping: &Mapping) -> u64 {
+    let mut text = String::new();
+    for (path, field) in &mapping.properties {
+        text.push_str(path);
+        text.push(':');
+        text.push_str(field.field_type.name());
+        for sub in field.fields.keys() {
+            text.push('+');
+            text.push_str(sub);
+        }
+        text.push('\n');
+    }
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
 /// What this node gossips for its indexes and tombstones.
 async fn local_gossip(state: &AppState) -> BTreeMap<String, Gossiped> {
     let mut out = BTreeMap::new();
@@ -207,14 +224,15 @@ async fn local_gossip(state: &AppState) -> BTreeMap<String, Gossiped> {
         out.insert(name, Gossiped::Deleted { uuid });
     }
     for entry in state.catalog.all().await {
-        let fields = crate::handlers::run(&entry.shard, |store| Ok(store.mapping().total_fields()))
-            .await
-            .unwrap_or(0);
+        let digest =
+            crate::handlers::run(&entry.shard, |store| Ok(mapping_digest(&store.mapping())))
+                .await
+                .unwrap_or(0);
         out.insert(
             entry.name.clone(),
             Gossiped::Live {
                 uuid: entry.meta.uuid.clone(),
-                fields,
+                digest,
             },
         );
     }
@@ -267,7 +285,7 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
             }
         }
         for (member, name, gossiped) in &peers {
-            let Gossiped::Live { uuid, fields } = gossiped else {
+            let Gossiped::Live { uuid, .. } = gossiped else {
                 continue;
             };
             if deleted.iter().any(|(_, d)| d == uuid)
@@ -281,12 +299,8 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
                 Some(entry) if entry.meta.uuid != *uuid => uuid < &entry.meta.uuid,
                 // Same index: pull its mapping when it changed there and differs from ours.
                 Some(_) => {
-                    let our_fields = match ours.get(name) {
-                        Some(Gossiped::Live { fields, .. }) => *fields,
-                        _ => 0,
-                    };
                     pulled.get(&(member.id.clone(), name.clone())) != Some(gossiped)
-                        && *fields != our_fields
+                        && ours.get(name) != Some(gossiped)
                 }
             };
             if !needs {

@@ -71,8 +71,10 @@ impl ClusterCtx {
         if member.is_self {
             return self.call_local(request).await;
         }
-        if member.state == MemberState::Down {
-            return Err(unavailable(member, "it is down"));
+        match member.state {
+            MemberState::Down => return Err(unavailable(member, "it is down")),
+            MemberState::Left => return Err(unavailable(member, "it left the cluster")),
+            MemberState::Joining | MemberState::Up => {}
         }
         self.cluster
             .request_with_timeout(&member.id, request, timeout)

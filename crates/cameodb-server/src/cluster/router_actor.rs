@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cameodb_cluster::{Member, MemberState};
+use cameodb_cluster::Member;
 use cameodb_ring::Ring;
 use kameo::Actor;
 use kameo::message::{Context, Message};
@@ -16,20 +16,17 @@ pub struct View {
     pub self_id: String,
     /// Every known member, self included, sorted by id.
     pub members: Vec<Member>,
-    /// The ring over every member that has not left: down members keep their token ranges
-    /// (there is no replication yet), so their documents fail loudly instead of moving.
+    /// The ring over every known member. Down and left members keep their token ranges:
+    /// nothing moves their documents elsewhere yet (no replication or rebalancing), so
+    /// requests for them fail loudly instead of landing on a node that would hide them once
+    /// the owner is back.
     pub ring: Ring,
 }
 
 impl View {
     /// A view of `members` (which include this node).
     pub fn new(self_id: String, members: Vec<Member>) -> View {
-        let ring = Ring::new(
-            members
-                .iter()
-                .filter(|m| m.state != MemberState::Left)
-                .map(|m| m.id.as_str()),
-        );
+        let ring = Ring::new(members.iter().map(|m| m.id.as_str()));
         View {
             self_id,
             members,

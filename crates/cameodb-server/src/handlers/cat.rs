@@ -3,6 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use super::{AppState, Params, flag};
@@ -12,7 +14,7 @@ use crate::respond;
 
 pub async fn indices(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let entries = state.catalog.all().await;
-    render(entries, &params).await
+    render(&state, entries, &params).await
 }
 
 pub async fn indices_for(
@@ -21,7 +23,7 @@ pub async fn indices_for(
     params: Params,
 ) -> Result<Response, ApiError> {
     let entries = state.catalog.resolve(&index).await?;
-    render(entries, &params).await
+    render(&state, entries, &params).await
 }
 
 const COLUMNS: [&str; 10] = [
@@ -37,17 +39,52 @@ const COLUMNS: [&str; 10] = [
     "pri.store.size",
 ];
 
+/// Documents and bytes per index over every node of the cluster, and whether every node
+/// answered; `None` on a node without peers.
+async fn cluster_sizes(state: &AppState) -> Option<(HashMap<String, (u64, u64)>, bool)> {
+    let ctx = state.cluster.as_ref()?;
+    let view = ctx.view().await;
+    if view.is_single() {
+        return None;
+    }
+    let answers =
+        crate::cluster::fan_out_json(ctx, &view, "GET", "/_cameo/node/stats", &Value::Null).await;
+    let mut sizes: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut complete = true;
+    for (_, answer) in answers {
+        let Ok((status, body)) = answer.as_ref().map(|(s, b)| (*s, b)) else {
+            complete = false;
+            continue;
+        };
+        if !status.is_success() {
+            complete = false;
+            continue;
+        }
+        for (name, stats) in body["indices"].as_object().into_iter().flatten() {
+            let size = sizes.entry(name.clone()).or_default();
+            size.0 += stats["docs"].as_u64().unwrap_or(0);
+            size.1 += stats["store_bytes"].as_u64().unwrap_or(0);
+        }
+    }
+    Some((sizes, complete))
+}
+
 async fn render(
+    state: &AppState,
     entries: Vec<std::sync::Arc<IndexEntry>>,
     params: &Params,
 ) -> Result<Response, ApiError> {
+    let cluster = cluster_sizes(state).await;
+    let health = match &cluster {
+        Some((_, false)) => "red",
+        _ => "green",
+    };
     let mut rows: Vec<Vec<String>> = Vec::new();
     for entry in entries {
-        let dir_size = |store: &cameodb_storage::Store| dir_bytes(store.dir());
-        let (count, bytes) = super::run(&entry.shard, move |store| {
-            Ok((store.doc_count()?, dir_size(store)))
-        })
-        .await?;
+        let (count, bytes) = match &cluster {
+            Some((sizes, _)) => sizes.get(&entry.name).copied().unwrap_or_default(),
+            None => local_size(&entry).await?,
+        };
         let setting = |k: &str| {
             entry
                 .meta
@@ -57,7 +94,7 @@ async fn render(
                 .unwrap_or_else(|| "1".into())
         };
         rows.push(vec![
-            "green".into(),
+            health.into(),
             "open".into(),
             entry.name.clone(),
             entry.meta.uuid.clone(),
@@ -118,6 +155,14 @@ pub fn table(
         HeaderValue::from_static("text/plain; charset=UTF-8"),
     );
     Ok(response)
+}
+
+/// Documents and bytes of one index on this node.
+pub async fn local_size(entry: &IndexEntry) -> Result<(u64, u64), ApiError> {
+    super::run(&entry.shard, |store| {
+        Ok((store.doc_count()?, dir_bytes(store.dir())))
+    })
+    .await
 }
 
 fn dir_bytes(path: &std::path::Path) -> u64 {

@@ -113,8 +113,9 @@ pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
     })))
 }
 
-/// Node counts and status for `/_cluster/health`: red when a data node is down (its documents
-/// are unavailable: there are no replicas yet), yellow while one is joining, else green.
+/// Node counts and status for `/_cluster/health`: red when a data node is down or gone (its
+/// documents are unavailable: there are no replicas yet), yellow while one is joining, else
+/// green.
 pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
     let members = members(state).await;
     if members.is_empty() {
@@ -126,7 +127,8 @@ pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
         .count();
     let down = members
         .iter()
-        .filter(|m| m.state == MemberState::Down)
+        // A node that left still owns its token ranges (nothing moved its documents).
+        .filter(|m| matches!(m.state, MemberState::Down | MemberState::Left))
         .count();
     let status = if down > 0 {
         "red"
@@ -138,13 +140,16 @@ pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
     (present, status, down)
 }
 
-/// `GET /_cameo/node/stats`: what this node itself holds — documents per index — whatever
-/// the cluster holds elsewhere (how the data is spread, for operators and tests).
+/// `GET /_cameo/node/stats`: what this node itself holds — documents and bytes per index —
+/// whatever the cluster holds elsewhere (how the data is spread, for operators and tests).
 pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut indices = serde_json::Map::new();
     for entry in state.catalog.all().await {
-        let docs = super::run(&entry.shard, |store| Ok(store.doc_count()?)).await?;
-        indices.insert(entry.name.clone(), json!({"docs": docs}));
+        let (docs, bytes) = super::cat::local_size(&entry).await?;
+        indices.insert(
+            entry.name.clone(),
+            json!({"docs": docs, "store_bytes": bytes}),
+        );
     }
     Ok(respond::ok(json!({
         "node_id": state.node_id,

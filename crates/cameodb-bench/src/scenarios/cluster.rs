@@ -1,0 +1,168 @@
+//! What the cluster costs: the same documents and reads on one node and on three local nodes
+//! (one machine, one client talking to the first node). Bulk goes through one node, which
+//! splits it by owner; every search makes two rounds to all three nodes (term statistics, then
+//! the query), so the difference in latency is the scatter-gather overhead.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::corpus::Corpus;
+use crate::http::Http;
+use crate::report::{Table, num};
+use crate::scenarios::{ingest, reads};
+use crate::server::Node;
+
+const INDEX: &str = "cluster-bench";
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Starts three nodes that form one cluster; returns them once each sees all three up.
+fn start_trio(scratch: &Path) -> Result<Vec<Node>, String> {
+    let seed = format!("127.0.0.1:{}", free_port()?);
+    // Node::start waits with a blocking client: off the async workers.
+    let start = |dir: &Path, args: &[&str]| {
+        tokio::task::block_in_place(|| Node::start(dir, args)).map(|(node, _)| node)
+    };
+    let mut nodes = vec![start(&scratch.join("node-a"), &["--cluster-addr", &seed])?];
+    for name in ["node-b", "node-c"] {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        nodes.push(start(
+            &scratch.join(name),
+            &["--cluster-addr", &addr, "--join", &seed],
+        )?);
+    }
+    Ok(nodes)
+}
+
+async fn wait_formed(nodes: &[Node]) -> Result<Duration, String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        let mut formed = 0;
+        for node in nodes {
+            let http = Http::new(&node.url(""))?;
+            let listed = http
+                .send(reqwest::Method::GET, "/_cat/nodes?format=json", None, "")
+                .await
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            if listed
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|rows| {
+                    rows.len() == nodes.len() && rows.iter().all(|r| r["state"] == json!("up"))
+                })
+            {
+                formed += 1;
+            }
+        }
+        if formed == nodes.len() {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            return Err("the three-node cluster did not form within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Bulk ingest and reads on one node, then on three; returns the two tables.
+pub async fn run(
+    scratch: &Path,
+    corpus: &Corpus,
+    queries: Arc<Vec<String>>,
+    row: Duration,
+    open_rate: f64,
+) -> Result<(Table, Table), String> {
+    let mut ingest_table = Table::new(
+        "Cluster: bulk ingest through one node (text-all, 5k-doc batches, 4 clients)",
+        &["system", "docs/s", "MB/s", "seconds"],
+    );
+    let mut reads_table = Table::new(
+        "Cluster: reads through one node, 1 node vs 3 local nodes (text-all)",
+        &[
+            "operation",
+            "load",
+            "1 node p50 ms",
+            "1 node p99 ms",
+            "3 nodes p50 ms",
+            "3 nodes p99 ms",
+            "p50 overhead ms",
+            "p99 overhead ms",
+        ],
+    );
+    let ids: Arc<Vec<String>> = Arc::new(corpus.docs.iter().map(|d| d.id.clone()).collect());
+    let mut measured = Vec::new();
+    {
+        let (single, _) =
+            tokio::task::block_in_place(|| Node::start(&scratch.join("single"), &[]))?;
+        let http = Http::new(&single.url(""))?;
+        crate::progress("cluster bench: bulk into one node");
+        let load = ingest::bulk(&http, corpus, INDEX, 5000, 4).await?;
+        ingest_table.row(load_cells("1 node", &load));
+        crate::progress("cluster bench: reads on one node");
+        let rows = reads::run(
+            &http,
+            INDEX,
+            Arc::clone(&ids),
+            Arc::clone(&queries),
+            row,
+            open_rate,
+        )
+        .await?;
+        measured.push(rows);
+    }
+    let trio = start_trio(scratch)?;
+    let formed = wait_formed(&trio).await?;
+    let http = Http::new(&trio[0].url(""))?;
+    crate::progress("cluster bench: bulk into node 1 of 3");
+    let load = ingest::bulk(&http, corpus, INDEX, 5000, 4).await?;
+    ingest_table.row(load_cells("3 local nodes, through node 1", &load));
+    crate::progress("cluster bench: reads through node 1 of 3");
+    let rows = reads::run(
+        &http,
+        INDEX,
+        Arc::clone(&ids),
+        Arc::clone(&queries),
+        row,
+        open_rate,
+    )
+    .await?;
+    measured.push(rows);
+    for (one, three) in measured[0].iter().zip(&measured[1]) {
+        let (p50, p99) = (one.summary.ms(0.50), one.summary.ms(0.99));
+        let (c50, c99) = (three.summary.ms(0.50), three.summary.ms(0.99));
+        reads_table.row(vec![
+            json!(one.op),
+            json!(one.load),
+            num(p50),
+            num(p99),
+            num(c50),
+            num(c99),
+            num(c50 - p50),
+            num(c99 - p99),
+        ]);
+    }
+    ingest_table.note(format!(
+        "All nodes on this one machine (they share its cores); the cluster formed {} ms after its last node answered HTTP. Timed until `_count` through the first node shows every document.",
+        formed.as_millis()
+    ));
+    reads_table.note("Searches on 3 nodes make two rounds (cluster-wide term statistics, then the query) to every node; GET by id is one hop to the owner (or none, for a third of the ids).");
+    Ok((ingest_table, reads_table))
+}
+
+fn load_cells(system: &str, load: &crate::peers::Load) -> Vec<Value> {
+    let seconds = load.elapsed.as_secs_f64();
+    vec![
+        json!(system),
+        num(load.docs as f64 / seconds),
+        num(load.bytes as f64 / 1e6 / seconds),
+        num(seconds),
+    ]
+}
