@@ -16,6 +16,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{
     self, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
 };
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
@@ -158,6 +159,21 @@ impl SwarmLoop {
                 event = self.swarm.select_next_some() => self.on_event(event, &response_tx),
                 command = commands.recv() => match command {
                     Some(Command::Request { peer, addrs, request, reply }) => {
+                        if !self.swarm.is_connected(&peer) {
+                            // Dial from a fresh port. libp2p's default dials from the listen
+                            // port, so every connection to one peer has the same TCP 4-tuple,
+                            // and a redial while the last one is still taken (TIME_WAIT after a
+                            // close, or a crossing dial) fails with "address already in use".
+                            // The behaviour's own dial for this request is then refused as a
+                            // duplicate, which it ignores, and the request waits for ours.
+                            let dial = DialOpts::peer_id(peer)
+                                .addresses(addrs.clone())
+                                .allocate_new_port()
+                                .build();
+                            if let Err(error) = self.swarm.dial(dial) {
+                                debug!(peer = %peer, error = %error, "dial not started");
+                            }
+                        }
                         let id = self
                             .swarm
                             .behaviour_mut()

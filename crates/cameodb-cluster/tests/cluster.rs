@@ -402,3 +402,39 @@ async fn published_values_are_gossiped() {
         cluster.shutdown().await;
     }
 }
+
+/// Nodes that have never talked dial each other at the same moment: every call succeeds. (Dials
+/// use fresh ports: with libp2p's default of dialing from the listen port, CI once saw a dial
+/// fail with "address already in use" — that 4-tuple was still taken, e.g. in TIME_WAIT. This
+/// test does not reproduce that race; it guards the crossing first calls around it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_first_calls_all_succeed() {
+    let a = node(9201, &[]).await;
+    let b = node(9202, &[&a]).await;
+    let c = node(9203, &[&a]).await;
+    let nodes = [a, b, c];
+    for cluster in &nodes {
+        wait_for(cluster, Duration::from_secs(5), "3 up members", |members| {
+            members.len() == 3 && members.iter().all(|m| m.state == MemberState::Up)
+        })
+        .await;
+    }
+    let mut calls = Vec::new();
+    for from in &nodes {
+        for to in &nodes {
+            if from.self_id() != to.self_id() {
+                let (from, to) = (from.clone(), to.self_id().to_string());
+                calls.push(tokio::spawn(async move {
+                    from.request(&to, get("/cross")).await
+                }));
+            }
+        }
+    }
+    for call in futures::future::join_all(calls).await {
+        let response = call.expect("task").expect("crossing call");
+        assert_eq!(header(&response, "x-uri"), Some("/cross"));
+    }
+    for cluster in &nodes {
+        cluster.shutdown().await;
+    }
+}

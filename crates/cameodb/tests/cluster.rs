@@ -413,6 +413,39 @@ fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
     let victim_id = node_id(&trio.nodes[2]);
     let victim_docs = local_docs(&trio.nodes[2], "kills");
     assert!(victim_docs > 0);
+
+    // A node that stops answering (SIGSTOP) is answered without once the search's timeout
+    // passes: partial results, never a hang.
+    let pid = trio.nodes[2].pid().expect("running").to_string();
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+    };
+    signal("-STOP");
+    let asked = Instant::now();
+    let (status, partial) = trio.nodes[0].call(
+        "POST",
+        "/kills/_search",
+        Some(json!({"query": {"match": {"text": "kill"}}, "size": 0, "timeout": "1s"})),
+    );
+    let waited = asked.elapsed();
+    signal("-CONT");
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert_eq!(partial["_shards"]["failed"], json!(1), "{partial}");
+    assert_eq!(partial["hits"]["total"]["value"], json!(300 - victim_docs));
+    assert!(
+        waited < Duration::from_secs(20),
+        "answered after {waited:?}"
+    );
+    eprintln!("search with a stopped node answered after {waited:?}");
+    {
+        let nodes: Vec<&Server> = trio.nodes.iter().collect();
+        wait_until(Duration::from_secs(10), "the stopped node is back", || {
+            all_up(&nodes, 3)
+        });
+    }
     trio.nodes[2].kill();
     let took = {
         let survivors: Vec<&Server> = trio.nodes[..2].iter().collect();

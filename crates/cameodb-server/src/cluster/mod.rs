@@ -76,10 +76,22 @@ impl ClusterCtx {
             MemberState::Left => return Err(unavailable(member, "it left the cluster")),
             MemberState::Joining | MemberState::Up => {}
         }
-        self.cluster
+        match self
+            .cluster
             .request_with_timeout(&member.id, request, timeout)
             .await
-            .map_err(|e| unavailable(member, &e.to_string()))
+        {
+            Ok(response) => Ok(response),
+            Err(err @ cameodb_cluster::ClusterError::Timeout { .. }) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_exception",
+                format!(
+                    "node [{}] ({}) did not answer in time: {err}",
+                    member.id, member.http_addr
+                ),
+            )),
+            Err(err) => Err(unavailable(member, &err.to_string())),
+        }
     }
 
     /// Runs `request` through this node's local handlers.
@@ -94,7 +106,17 @@ impl ClusterCtx {
         member: &Member,
         request: WireRequest,
     ) -> Result<(StatusCode, Value), ApiError> {
-        let response = self.call(member, request, CALL_TIMEOUT).await?;
+        self.call_json_within(member, request, CALL_TIMEOUT).await
+    }
+
+    /// [`ClusterCtx::call_json`] with its own deadline.
+    pub async fn call_json_within(
+        &self,
+        member: &Member,
+        request: WireRequest,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let response = self.call(member, request, timeout).await?;
         let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
         let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
             ApiError::internal(format!("node [{}] answered invalid json: {e}", member.id))

@@ -102,6 +102,7 @@ fn decode(
 async fn fan_out(
     ctx: &ClusterCtx,
     calls: Vec<(Member, ShardRequest)>,
+    timeout: Duration,
 ) -> Result<(Vec<Partial>, ShardReport, Vec<(Member, String)>), ApiError> {
     let answers = join_all(calls.into_iter().map(|(member, request)| async move {
         let indices = request.indices.clone();
@@ -110,7 +111,7 @@ async fn fan_out(
             .call(
                 &member,
                 json_request("POST", "/_cameo/internal/search".into(), &body),
-                super::CALL_TIMEOUT,
+                timeout,
             )
             .await
         {
@@ -135,6 +136,7 @@ async fn fan_out(
             }
             Err(err) => {
                 tracing::warn!(node = %member.id, reason = %err.reason, "node failed its part of a search");
+                report.timed_out |= err.kind == "timeout_exception";
                 for index in &indices {
                     report.total += 1;
                     report.failures.push(json!({
@@ -153,14 +155,16 @@ async fn gather_stats(
     ctx: &ClusterCtx,
     members: &[Member],
     request: &ShardRequest,
+    timeout: Duration,
 ) -> ClusterStats {
     let body = serde_json::to_value(request).unwrap_or_default();
     let answers = join_all(members.iter().map(|member| {
         let body = &body;
         async move {
-            ctx.call_json(
+            ctx.call_json_within(
                 member,
                 json_request("POST", "/_cameo/internal/dfs".into(), body),
+                timeout,
             )
             .await
         }
@@ -194,6 +198,7 @@ pub async fn search(
     keep_alive: Option<Duration>,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
+    let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
     let members: Vec<Member> = view.data_members().into_iter().cloned().collect();
     let mut request = ShardRequest {
         indices,
@@ -203,7 +208,7 @@ pub async fn search(
         pin: None,
     };
     if spec.uses_scores() {
-        request.stats = Some(gather_stats(ctx, &members, &request).await);
+        request.stats = Some(gather_stats(ctx, &members, &request, timeout).await);
     }
     let calls = members
         .iter()
@@ -215,7 +220,7 @@ pub async fn search(
             (m.clone(), request)
         })
         .collect();
-    let (partials, report, pins) = fan_out(ctx, calls).await?;
+    let (partials, report, pins) = fan_out(ctx, calls, timeout).await?;
     let mut out = render(partials, spec, report, started)?;
     if let Some(keep_alive) = keep_alive {
         let id = format!("{SCROLL_PREFIX}{}.{}", view.self_id, generate_id());
@@ -288,7 +293,8 @@ pub async fn scroll_page(
             .collect();
         (spec, calls)
     };
-    let (partials, report, _) = fan_out(ctx, calls).await?;
+    let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
+    let (partials, report, _) = fan_out(ctx, calls, timeout).await?;
     let mut out = render(partials, &spec, report, started)?;
     out["_scroll_id"] = json!(id);
     Ok(out)
@@ -425,7 +431,7 @@ pub async fn count(
         .into_iter()
         .map(|m| (m.clone(), request.clone()))
         .collect();
-    let (partials, report, _) = fan_out(ctx, calls).await?;
+    let (partials, report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
     let count: usize = partials.iter().map(|p| p.total).sum();
     Ok(json!({"count": count, "_shards": crate::handlers::search::shards_json(&report)}))
 }

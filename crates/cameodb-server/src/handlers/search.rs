@@ -50,6 +50,7 @@ const SEARCH_PARAMS: &[&str] = &[
     "request_cache",
     "batched_reduce_size",
     "ccs_minimize_roundtrips",
+    "timeout",
 ];
 
 /// A parsed search request.
@@ -78,6 +79,8 @@ pub struct SearchSpec {
     highlight: Option<highlight::HighlightSpec>,
     /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
     fields: Vec<String>,
+    /// `timeout`: how long a cluster search waits for each node before answering without it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -242,7 +245,16 @@ pub fn parse_spec(
             "[stored_fields] other than _none_ is not supported; use [fields]",
         ));
     }
+    let timeout = match params
+        .get("timeout")
+        .map(String::as_str)
+        .or_else(|| body.get("timeout").and_then(Value::as_str))
+    {
+        Some(text) => crate::catalog::parse_interval(text)?,
+        None => None,
+    };
     Ok(SearchSpec {
+        timeout,
         query,
         from,
         size,
@@ -502,6 +514,8 @@ pub struct ShardReport {
     pub successful: usize,
     /// Why the others did not (Elasticsearch's `_shards.failures` entries).
     pub failures: Vec<Value>,
+    /// A node missed the search's `timeout` (Elasticsearch's `timed_out`).
+    pub timed_out: bool,
 }
 
 /// Merges partial results (one per node) into Elasticsearch's search answer.
@@ -571,7 +585,7 @@ pub fn render(
     };
     let mut body = json!({
         "took": started.elapsed().as_millis() as u64,
-        "timed_out": false,
+        "timed_out": shards.timed_out,
         "_shards": shards_json(&shards),
         "hits": {"total": total_json, "max_score": max_score, "hits": page},
     });
@@ -619,6 +633,7 @@ pub async fn execute_on(
         total: partial.shards,
         successful: partial.shards,
         failures: Vec::new(),
+        timed_out: false,
     };
     Ok((render(vec![partial], spec, shards, started)?, used))
 }
