@@ -129,15 +129,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
 
     if args.cluster_only {
-        let (ingest, reads) = scenarios::cluster::run(
-            scratch.path(),
-            &text,
-            Arc::clone(&queries),
-            plan.row,
-            plan.open_rate,
-        )
-        .await?;
-        report.tables.extend([ingest, reads]);
+        cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
         return write_report(&report, &args.out);
     }
 
@@ -198,17 +190,24 @@ async fn run(args: Args) -> Result<(), String> {
     };
     report.tables.push(ratios(&report, &cameo));
     if !plan.bulk_only {
-        let (ingest, reads) = scenarios::cluster::run(
-            scratch.path(),
-            &text,
-            Arc::clone(&queries),
-            plan.row,
-            plan.open_rate,
-        )
-        .await?;
-        report.tables.extend([ingest, reads]);
+        cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
     }
     write_report(&report, &args.out)
+}
+
+/// The cluster tables: one node against three local nodes.
+async fn cluster_rows(
+    report: &mut Report,
+    plan: &Plan,
+    scratch: &std::path::Path,
+    text: &Corpus,
+    queries: &Arc<Vec<String>>,
+) -> Result<(), String> {
+    let (ingest, reads) =
+        scenarios::cluster::run(scratch, text, Arc::clone(queries), plan.row, plan.open_rate)
+            .await?;
+    report.tables.extend([ingest, reads]);
+    Ok(())
 }
 
 /// Prints the report and saves it as markdown and JSON in `out`.

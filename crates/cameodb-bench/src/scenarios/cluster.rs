@@ -98,16 +98,13 @@ pub async fn run(
         ],
     );
     let ids: Arc<Vec<String>> = Arc::new(corpus.docs.iter().map(|d| d.id.clone()).collect());
-    let mut measured = Vec::new();
-    {
-        let (single, _) =
-            tokio::task::block_in_place(|| Node::start(&scratch.join("single"), &[]))?;
-        let http = Http::new(&single.url(""))?;
-        crate::progress("cluster bench: bulk into one node");
+    // Bulk then reads through `http`: one ingest row, and the read rows.
+    let mut measure = async |http: Http, label: &str| -> Result<Vec<reads::ReadRow>, String> {
+        crate::progress(&format!("cluster bench: bulk, {label}"));
         let load = ingest::bulk(&http, corpus, INDEX, 5000, 4).await?;
-        ingest_table.row(load_cells("1 node", &load));
-        crate::progress("cluster bench: reads on one node");
-        let rows = reads::run(
+        ingest_table.row(load_cells(label, &load));
+        crate::progress(&format!("cluster bench: reads, {label}"));
+        reads::run(
             &http,
             INDEX,
             Arc::clone(&ids),
@@ -115,26 +112,15 @@ pub async fn run(
             row,
             open_rate,
         )
-        .await?;
-        measured.push(rows);
-    }
+        .await
+    };
+    let single = tokio::task::block_in_place(|| Node::start(&scratch.join("single"), &[]))?.0;
+    let mut measured = vec![measure(Http::new(&single.url(""))?, "1 node").await?];
+    drop(single);
     let trio = start_trio(scratch)?;
     let formed = wait_formed(&trio).await?;
     let http = Http::new(&trio[0].url(""))?;
-    crate::progress("cluster bench: bulk into node 1 of 3");
-    let load = ingest::bulk(&http, corpus, INDEX, 5000, 4).await?;
-    ingest_table.row(load_cells("3 local nodes, through node 1", &load));
-    crate::progress("cluster bench: reads through node 1 of 3");
-    let rows = reads::run(
-        &http,
-        INDEX,
-        Arc::clone(&ids),
-        Arc::clone(&queries),
-        row,
-        open_rate,
-    )
-    .await?;
-    measured.push(rows);
+    measured.push(measure(http, "3 local nodes, through node 1").await?);
     for (one, three) in measured[0].iter().zip(&measured[1]) {
         let (p50, p99) = (one.summary.ms(0.50), one.summary.ms(0.99));
         let (c50, c99) = (three.summary.ms(0.50), three.summary.ms(0.99));

@@ -16,19 +16,8 @@ use super::forward::{query_params, read_body};
 use super::router_actor::View;
 use super::{ClusterCtx, from_wire, ndjson_request};
 use crate::error::ApiError;
-use crate::handlers::{AppState, doc_key, generate_id, ndjson_lines};
+use crate::handlers::{ACTION_META_KEYS, AppState, generate_id, ndjson_lines};
 use crate::respond;
-
-/// Action-line keys the local bulk parser accepts (others fail the whole request there).
-const META_KEYS: &[&str] = &[
-    "_index",
-    "_id",
-    "routing",
-    "if_seq_no",
-    "if_primary_term",
-    "op_type",
-    "retry_on_conflict",
-];
 
 /// One item: what its answer names if its node fails, and where it goes.
 struct Planned {
@@ -68,7 +57,7 @@ fn split(
         let name = name.clone();
         let meta = meta.as_object_mut()?;
         if !["index", "create", "update", "delete"].contains(&name.as_str())
-            || meta.keys().any(|k| !META_KEYS.contains(&k.as_str()))
+            || meta.keys().any(|k| !ACTION_META_KEYS.contains(&k.as_str()))
         {
             return None;
         }
@@ -105,11 +94,7 @@ fn split(
             .get("routing")
             .and_then(Value::as_str)
             .or(params.get("routing").map(String::as_str));
-        let node = doc_key(&id, routing)
-            .ok()
-            .and_then(|key| view.ring.owner(key.token))
-            .unwrap_or(&view.self_id)
-            .to_string();
+        let node = view.owner_of(&id, routing);
         let out = bodies.entry(node.clone()).or_default();
         out.extend_from_slice(&serde_json::to_vec(&action).ok()?);
         out.push(b'\n');

@@ -13,7 +13,7 @@ use percent_encoding::percent_decode_str;
 
 use super::{CALL_TIMEOUT, ClusterCtx, from_wire};
 use crate::error::ApiError;
-use crate::handlers::{AppState, doc_key};
+use crate::handlers::AppState;
 
 /// What a request path addresses, for routing.
 enum Target {
@@ -173,17 +173,11 @@ async fn unicast(
     let params = query_params(&request);
     let view = ctx.view().await;
     // An invalid id or routing fails the same way on any node: let this one answer.
-    let owner = match doc_key(id, params.get("routing").map(String::as_str)) {
-        Ok(key) => view.owner(key.token).cloned(),
-        Err(_) => None,
-    };
-    let owner = match owner {
-        Some(owner) => owner,
-        None => match view.member(&view.self_id) {
-            Some(me) => me.clone(),
-            None => return Err(ApiError::internal("this node is missing from its own view")),
-        },
-    };
+    let owner_id = view.owner_of(id, params.get("routing").map(String::as_str));
+    let owner = view
+        .member(&owner_id)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("ring owner [{owner_id}] is not a member")))?;
     if write {
         super::metadata::ensure_index(state, ctx, index).await?;
     }

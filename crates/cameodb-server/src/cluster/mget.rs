@@ -13,7 +13,7 @@ use super::forward::{query_params, read_body};
 use super::router_actor::View;
 use super::{ClusterCtx, from_wire, json_request};
 use crate::error::ApiError;
-use crate::handlers::{AppState, doc_key};
+use crate::handlers::AppState;
 use crate::respond;
 
 /// The `docs` entries of an `_mget` body with their index filled in, or `None` when the body is
@@ -79,11 +79,7 @@ pub async fn route(
             .get("routing")
             .and_then(Value::as_str)
             .or(params.get("routing").map(String::as_str));
-        let node = doc_key(&id, routing)
-            .ok()
-            .and_then(|key| view.ring.owner(key.token))
-            .unwrap_or(&view.self_id)
-            .to_string();
+        let node = view.owner_of(&id, routing);
         groups.entry(node).or_default().push((n, entry));
     }
     let total: usize = groups.values().map(Vec::len).sum();

@@ -44,9 +44,14 @@ impl View {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// The member owning ring token `token`.
-    pub fn owner(&self, token: u64) -> Option<&Member> {
-        self.ring.owner(token).and_then(|id| self.member(id))
+    /// The id of the node owning document `id` (with `routing`); this node's own id when the
+    /// id or routing is invalid, so this node answers the error.
+    pub fn owner_of(&self, id: &str, routing: Option<&str>) -> String {
+        crate::handlers::doc_key(id, routing)
+            .ok()
+            .and_then(|key| self.ring.owner(key.token))
+            .unwrap_or(&self.self_id)
+            .to_string()
     }
 
     /// The members holding data: every member on the ring.

@@ -25,6 +25,17 @@ pub async fn bulk(
     handle(&state, index.map(|Path(index)| index), &params, &body).await
 }
 
+/// Keys an action line may carry; any other fails the whole request.
+pub const ACTION_META_KEYS: &[&str] = &[
+    "_index",
+    "_id",
+    "routing",
+    "if_seq_no",
+    "if_primary_term",
+    "op_type",
+    "retry_on_conflict",
+];
+
 /// One parsed item: where it goes and what it does, or why it failed to parse.
 struct Item {
     /// `index`, `create`, `update` or `delete`.
@@ -71,16 +82,10 @@ fn parse_items(
                 items.len() + 1
             )));
         }
-        const META_KEYS: &[&str] = &[
-            "_index",
-            "_id",
-            "routing",
-            "if_seq_no",
-            "if_primary_term",
-            "op_type",
-            "retry_on_conflict",
-        ];
-        if let Some(unknown) = meta.keys().find(|k| !META_KEYS.contains(&k.as_str())) {
+        if let Some(unknown) = meta
+            .keys()
+            .find(|k| !ACTION_META_KEYS.contains(&k.as_str()))
+        {
             return Err(ApiError::illegal_argument(format!(
                 "Action/metadata line [{}] contains an unknown parameter [{unknown}]",
                 items.len() + 1
