@@ -25,6 +25,12 @@ pub struct IndexMeta {
     /// Settings by full name (`index.number_of_shards` …) with string values, as Elasticsearch
     /// reports them.
     pub settings: BTreeMap<String, String>,
+    /// The cluster members whose ring places this index's documents, fixed when the index is
+    /// created: nothing moves documents yet (no rebalancing), so a node that joins later must
+    /// not become the owner of documents another node holds. Empty: the live ring (indexes of
+    /// a standalone node, and those created before placement was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
 }
 
 /// An open index.
@@ -35,6 +41,22 @@ pub struct IndexEntry {
     pub meta: IndexMeta,
     /// Its storage actor.
     pub shard: Shard,
+    /// The ring over `meta.placement`, built once; `None` routes by the live ring.
+    pub placement: Option<Arc<cameodb_ring::Ring>>,
+}
+
+impl IndexEntry {
+    /// An open index.
+    pub fn new(name: String, meta: IndexMeta, shard: Shard) -> IndexEntry {
+        let placement = (!meta.placement.is_empty())
+            .then(|| Arc::new(cameodb_ring::Ring::new(&meta.placement)));
+        IndexEntry {
+            name,
+            meta,
+            shard,
+            placement,
+        }
+    }
 }
 
 /// All indexes of this node.
@@ -54,6 +76,8 @@ pub struct Catalog {
     /// Indexes deleted since start, name -> uuid: the cluster gossips them, so a node that
     /// missed a deletion drops its copy instead of spreading it back.
     tombstones: std::sync::Mutex<BTreeMap<String, String>>,
+    /// The cluster's members (node ids), stamped as the placement of every index created here.
+    members: std::sync::RwLock<Vec<String>>,
 }
 
 const META_FILE: &str = "index.json";
@@ -208,6 +232,7 @@ impl Catalog {
             max_in_flight,
             supervisor,
             tombstones: std::sync::Mutex::default(),
+            members: std::sync::RwLock::default(),
         };
         let mut dir = tokio::fs::read_dir(&catalog.root)
             .await
@@ -230,7 +255,7 @@ impl Catalog {
                 .indices
                 .write()
                 .await
-                .insert(name.clone(), Arc::new(IndexEntry { name, meta, shard }));
+                .insert(name.clone(), Arc::new(IndexEntry::new(name, meta, shard)));
         }
         Ok(catalog)
     }
@@ -332,6 +357,7 @@ impl Catalog {
             uuid: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
             creation_date: now_millis(),
             settings,
+            placement: self.members.read().map(|m| m.clone()).unwrap_or_default(),
         };
         self.create_with(name, meta, mappings).await
     }
@@ -372,11 +398,7 @@ impl Catalog {
                 .run(move |store| store.put_mapping(mappings))
                 .await??;
         }
-        let entry = Arc::new(IndexEntry {
-            name: name.to_string(),
-            meta,
-            shard,
-        });
+        let entry = Arc::new(IndexEntry::new(name.to_string(), meta, shard));
         self.indices
             .write()
             .await
@@ -397,11 +419,11 @@ impl Catalog {
         tokio::fs::write(self.root.join(name).join(META_FILE), meta_json)
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let entry = Arc::new(IndexEntry {
-            name: name.to_string(),
+        let entry = Arc::new(IndexEntry::new(
+            name.to_string(),
             meta,
-            shard: existing.shard.clone(),
-        });
+            existing.shard.clone(),
+        ));
         self.indices.write().await.insert(name.to_string(), entry);
         info!(index = %name, "index identity adopted from the cluster");
         Ok(())
@@ -437,6 +459,13 @@ impl Catalog {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         info!(index = %name, "index deleted");
         Ok(())
+    }
+
+    /// Records the cluster's current members: the placement of indexes created from now on.
+    pub fn set_members(&self, ids: Vec<String>) {
+        if let Ok(mut members) = self.members.write() {
+            *members = ids;
+        }
     }
 
     /// Indexes deleted since start: name -> uuid.

@@ -123,6 +123,7 @@ pub async fn run(
     let ctx = match &config.cluster {
         Some(settings) => Some(
             start_cluster(
+                Arc::clone(&catalog),
                 keypair,
                 settings,
                 addr,
@@ -159,6 +160,7 @@ pub async fn run(
 
 /// Starts the libp2p transport and gossip, and the router actor that follows membership.
 async fn start_cluster(
+    catalog: Arc<catalog::Catalog>,
     keypair: cameodb_cluster::Keypair,
     settings: &ClusterSettings,
     http_addr: SocketAddr,
@@ -178,6 +180,7 @@ async fn start_cluster(
         membership.self_id().to_string(),
         membership.members(),
     ));
+    catalog.set_members(view.members.iter().map(|m| m.id.clone()).collect());
     let router = <cluster::router_actor::RouterActor as kameo::actor::Spawn>::spawn(view);
     let mut changes = membership.watch();
     let follower = router.clone();
@@ -185,6 +188,7 @@ async fn start_cluster(
         while changes.changed().await.is_ok() {
             let members = changes.borrow_and_update().clone();
             info!(members = members.len(), "cluster membership changed");
+            catalog.set_members(members.iter().map(|m| m.id.clone()).collect());
             if follower
                 .tell(cluster::router_actor::MembersChanged(members))
                 .await

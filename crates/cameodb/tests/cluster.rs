@@ -518,3 +518,56 @@ fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
         assert_eq!(all["_shards"]["failed"], json!(0));
     }
 }
+
+#[test]
+fn a_node_joining_later_leaves_existing_documents_in_place() {
+    let seed = format!("127.0.0.1:{}", free_port());
+    let a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
+    let b_addr = format!("127.0.0.2:{}", free_port());
+    let b = Server::start_on("127.0.0.2", &["--cluster-addr", &b_addr, "--join", &seed]);
+    wait_until(Duration::from_secs(5), "2 nodes up", || {
+        all_up(&[&a, &b], 2)
+    });
+    let docs: Vec<Value> = (0..200)
+        .map(|n| json!({"id": format!("early-{n}"), "v": 1}))
+        .collect();
+    bulk(&a, "early", &docs);
+
+    let c_addr = format!("127.0.0.3:{}", free_port());
+    let c = Server::start_on("127.0.0.3", &["--cluster-addr", &c_addr, "--join", &seed]);
+    let nodes = [&a, &b, &c];
+    wait_until(Duration::from_secs(5), "3 nodes up", || all_up(&nodes, 3));
+    wait_until(
+        Duration::from_secs(5),
+        "the index reaches the new node",
+        || c.get("/early").0 == StatusCode::OK,
+    );
+    // Every existing document is still found by id through the newcomer, and rewriting one
+    // updates it where it is instead of creating a second copy on the newcomer.
+    for n in (0..200).step_by(7) {
+        let (status, doc) = c.get(&format!("/early/_doc/early-{n}"));
+        assert_eq!(status, StatusCode::OK, "early-{n}: {doc}");
+    }
+    let (status, body) = c.call(
+        "PUT",
+        "/early/_doc/early-3?refresh=true",
+        Some(json!({"v": 2})),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], json!("updated"));
+    assert_eq!(c.get("/early/_count").1["count"], json!(200));
+    assert_eq!(
+        local_docs(&c, "early"),
+        0,
+        "the newcomer took over no documents"
+    );
+
+    // An index created now is spread over all three.
+    let later: Vec<Value> = (0..300)
+        .map(|n| json!({"id": format!("late-{n}")}))
+        .collect();
+    bulk(&c, "late", &later);
+    for node in nodes {
+        assert!(local_docs(node, "late") > 0);
+    }
+}

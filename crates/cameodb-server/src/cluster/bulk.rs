@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use axum::extract::Request;
 use axum::response::Response;
+use cameodb_ring::Ring;
 use futures::future::join_all;
 use serde_json::{Map, Value, json};
 
@@ -44,6 +45,7 @@ fn split(
     default_index: Option<&str>,
     params: &HashMap<String, String>,
     view: &View,
+    placements: &HashMap<String, Arc<Ring>>,
 ) -> Option<Plan> {
     let mut items = Vec::new();
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -94,7 +96,7 @@ fn split(
             .get("routing")
             .and_then(Value::as_str)
             .or(params.get("routing").map(String::as_str));
-        let node = view.owner_of(&id, routing);
+        let node = view.owner_of(placements.get(&index).map(|r| r.as_ref()), &id, routing);
         let out = bodies.entry(node.clone()).or_default();
         out.extend_from_slice(&serde_json::to_vec(&action).ok()?);
         out.push(b'\n');
@@ -126,10 +128,24 @@ pub async fn route(
     let path = request.uri().path().to_string();
     let body = read_body(ctx, request).await?;
     let split_view = Arc::clone(view);
+    // Each existing index's fixed placement; indexes this request creates get the live ring.
+    let placements: HashMap<String, Arc<Ring>> = state
+        .catalog
+        .all()
+        .await
+        .into_iter()
+        .filter_map(|e| Some((e.name.clone(), e.placement.clone()?)))
+        .collect();
     let (plan, body) = state
         .ingest
         .run(move || {
-            let plan = split(&body, default_index.as_deref(), &params, &split_view);
+            let plan = split(
+                &body,
+                default_index.as_deref(),
+                &params,
+                &split_view,
+                &placements,
+            );
             (plan, body)
         })
         .await?;

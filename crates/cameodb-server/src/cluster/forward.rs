@@ -173,7 +173,16 @@ async fn unicast(
     let params = query_params(&request);
     let view = ctx.view().await;
     // An invalid id or routing fails the same way on any node: let this one answer.
-    let owner_id = view.owner_of(id, params.get("routing").map(String::as_str));
+    let placement = state
+        .catalog
+        .get(index)
+        .await
+        .and_then(|e| e.placement.clone());
+    let owner_id = view.owner_of(
+        placement.as_deref(),
+        id,
+        params.get("routing").map(String::as_str),
+    );
     let owner = view
         .member(&owner_id)
         .cloned()

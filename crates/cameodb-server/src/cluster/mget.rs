@@ -50,7 +50,7 @@ type Positioned = (usize, Map<String, Value>);
 
 /// Handles `_mget` on a node of a multi-node cluster.
 pub async fn route(
-    _state: &AppState,
+    state: &AppState,
     ctx: &ClusterCtx,
     view: &Arc<View>,
     request: Request,
@@ -79,7 +79,13 @@ pub async fn route(
             .get("routing")
             .and_then(Value::as_str)
             .or(params.get("routing").map(String::as_str));
-        let node = view.owner_of(&id, routing);
+        let index = entry["_index"].as_str().unwrap_or_default();
+        let placement = state
+            .catalog
+            .get(index)
+            .await
+            .and_then(|e| e.placement.clone());
+        let node = view.owner_of(placement.as_deref(), &id, routing);
         groups.entry(node).or_default().push((n, entry));
     }
     let total: usize = groups.values().map(Vec::len).sum();

@@ -44,12 +44,14 @@ impl View {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// The id of the node owning document `id` (with `routing`); this node's own id when the
-    /// id or routing is invalid, so this node answers the error.
-    pub fn owner_of(&self, id: &str, routing: Option<&str>) -> String {
+    /// The id of the node owning document `id` (with `routing`) under `placement` (an
+    /// index's fixed ring; `None`: the live ring); this node's own id when the id or routing is
+    /// invalid, so this node answers the error.
+    pub fn owner_of(&self, placement: Option<&Ring>, id: &str, routing: Option<&str>) -> String {
+        let ring = placement.unwrap_or(&self.ring);
         crate::handlers::doc_key(id, routing)
             .ok()
-            .and_then(|key| self.ring.owner(key.token))
+            .and_then(|key| ring.owner(key.token))
             .unwrap_or(&self.self_id)
             .to_string()
     }
