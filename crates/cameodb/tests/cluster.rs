@@ -251,6 +251,101 @@ fn three_nodes_converge_route_and_answer_like_one() {
             .collect();
         assert_eq!(found, vec![true, true, false, true], "{mget}");
     }
+    // A routing key sends documents to its owner and a routed search only to that owner.
+    for n in 0..5 {
+        let (status, body) = nodes[1].call(
+            "PUT",
+            &format!("/notes/_doc/routed-{n}?routing=user-7&refresh=true"),
+            Some(json!({"text": "routed rivers"})),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, routed) = nodes[2].call(
+        "POST",
+        "/notes/_search?routing=user-7",
+        Some(json!({"query": {"match": {"text": "routed"}}})),
+    );
+    assert_eq!(
+        (
+            routed["hits"]["total"]["value"].as_u64(),
+            routed["_shards"]["total"].as_u64()
+        ),
+        (Some(5), Some(1)),
+        "{routed}"
+    );
+    assert_eq!(
+        nodes[0].get("/notes/_doc/routed-2?routing=user-7").0,
+        StatusCode::OK
+    );
+    let (_, routed_count) = nodes[0].call(
+        "POST",
+        "/notes/_count?routing=user-7",
+        Some(json!({"query": {"match": {"text": "routed"}}})),
+    );
+    assert_eq!(
+        (
+            routed_count["count"].as_u64(),
+            routed_count["_shards"]["total"].as_u64()
+        ),
+        (Some(5), Some(1)),
+        "{routed_count}"
+    );
+    for n in 0..5 {
+        nodes[0].call(
+            "DELETE",
+            &format!("/notes/_doc/routed-{n}?routing=user-7&refresh=true"),
+            None,
+        );
+    }
+
+    // Bad input through a cluster node fails whole, in Elasticsearch's shape, writing nothing.
+    let before = nodes[1].get("/notes/_count").1["count"].clone();
+    let bad_bulk =
+        b"{\"index\":{\"_index\":\"notes\",\"_id\":\"x1\"}}\n{\"text\":\"a\"}\n{not json\n{}\n"
+            .to_vec();
+    let (status, body) = nodes[1].raw("POST", "/_bulk", "application/x-ndjson", bad_bulk);
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("illegal_argument_exception")),
+        "{body}"
+    );
+    let (status, body) = nodes[1].raw(
+        "POST",
+        "/_bulk?refresh=soon",
+        "application/x-ndjson",
+        b"{\"delete\":{\"_index\":\"notes\",\"_id\":\"note-1\"}}\n".to_vec(),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let long_id = "x".repeat(600);
+    let (status, body) = nodes[2].call(
+        "PUT",
+        &format!("/notes/_doc/{long_id}"),
+        Some(json!({"text": "y"})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = nodes[0].call(
+        "POST",
+        "/notes/_search",
+        Some(json!({"query": {"no_such_query": {}}})),
+    );
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (StatusCode::BAD_REQUEST, Some(400)),
+        "{body}"
+    );
+    let (status, body) = nodes[0].call(
+        "POST",
+        "/notes/_mget",
+        Some(json!({"docs": [{"_index": "notes"}]})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    nodes[0].call("POST", "/notes/_refresh", None);
+    assert_eq!(
+        nodes[1].get("/notes/_count").1["count"],
+        before,
+        "nothing written"
+    );
+
     // Index metadata reaches every node: the explicit mapping at once, a dynamic field added
     // by a write on its owner through gossip, and a deletion everywhere.
     nodes[2].call(

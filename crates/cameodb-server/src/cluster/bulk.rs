@@ -124,6 +124,8 @@ pub async fn route(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let params = query_params(&request);
+    // Bad parameters fail the whole request, before anything is sent anywhere.
+    crate::handlers::check_bulk_params(&params)?;
     let query = request.uri().query().map(String::from);
     let path = request.uri().path().to_string();
     let body = read_body(ctx, request).await?;
@@ -153,8 +155,8 @@ pub async fn route(
         Some(q) => format!("{p}?{q}"),
         None => p.to_string(),
     };
-    let Some(plan) = plan else {
-        // Malformed: this node's parser answers the 400 (it fails before writing anything).
+    let Some(plan) = plan.filter(|p| !p.items.is_empty()) else {
+        // Malformed or empty: this node's parser answers the 400 (before writing anything).
         let response = ctx
             .call_local(ndjson_request("POST", with_query(&path), body))
             .await?;

@@ -5,7 +5,7 @@
 //! in time is reported in `_shards.failures`, never waited for beyond the call timeout.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cameodb_cluster::Member;
@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::router_actor::View;
 use super::{ClusterCtx, json_request};
+use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::handlers::dfs::ClusterStats;
 use crate::handlers::generate_id;
@@ -186,12 +187,47 @@ async fn gather_stats(
     total
 }
 
-/// A search over `indices` on every node, merged.
-#[allow(clippy::too_many_arguments)]
+/// The nodes a search asks: every data node, or with `routing` only the owners of the routing
+/// values (as Elasticsearch searches only the shards they route to).
+fn targets(
+    view: &View,
+    entries: &[Arc<IndexEntry>],
+    params: &HashMap<String, String>,
+) -> Vec<Member> {
+    let Some(routing) = params.get("routing") else {
+        return view.data_members().into_iter().cloned().collect();
+    };
+    let mut owners: Vec<String> = Vec::new();
+    for value in routing.split(',').filter(|v| !v.is_empty()) {
+        let token = cameodb_storage::routing_token(value);
+        let rings: Vec<&cameodb_ring::Ring> = if entries.is_empty() {
+            vec![&view.ring]
+        } else {
+            entries
+                .iter()
+                .map(|e| e.placement.as_deref().unwrap_or(&view.ring))
+                .collect()
+        };
+        for ring in rings {
+            if let Some(owner) = ring.owner(token)
+                && !owners.iter().any(|o| o == owner)
+            {
+                owners.push(owner.to_string());
+            }
+        }
+    }
+    view.data_members()
+        .into_iter()
+        .filter(|m| owners.contains(&m.id))
+        .cloned()
+        .collect()
+}
+
+/// A search over `entries` on every node (or the routing values' owners), merged.
 pub async fn search(
     ctx: &ClusterCtx,
     view: &View,
-    indices: Vec<String>,
+    entries: &[Arc<IndexEntry>],
     params: &HashMap<String, String>,
     body: &Map<String, Value>,
     spec: &SearchSpec,
@@ -199,9 +235,9 @@ pub async fn search(
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
     let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
-    let members: Vec<Member> = view.data_members().into_iter().cloned().collect();
+    let members = targets(view, entries, params);
     let mut request = ShardRequest {
-        indices,
+        indices: entries.iter().map(|e| e.name.clone()).collect(),
         params: node_params(params, spec),
         body: node_body(body),
         stats: None,
@@ -412,7 +448,7 @@ pub async fn clear_anywhere(ctx: &ClusterCtx, ids: &[String]) -> usize {
 pub async fn count(
     ctx: &ClusterCtx,
     view: &View,
-    indices: Vec<String>,
+    entries: &[Arc<IndexEntry>],
     params: &HashMap<String, String>,
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
@@ -420,16 +456,15 @@ pub async fn count(
     node_params.insert("size".into(), "0".into());
     node_params.insert("track_total_hits".into(), "true".into());
     let request = ShardRequest {
-        indices,
+        indices: entries.iter().map(|e| e.name.clone()).collect(),
         params: node_params,
         body: Value::Object(body.clone()),
         stats: None,
         pin: None,
     };
-    let calls = view
-        .data_members()
+    let calls = targets(view, entries, params)
         .into_iter()
-        .map(|m| (m.clone(), request.clone()))
+        .map(|m| (m, request.clone()))
         .collect();
     let (partials, report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
     let count: usize = partials.iter().map(|p| p.total).sum();

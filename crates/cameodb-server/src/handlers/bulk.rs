@@ -197,9 +197,7 @@ async fn handle(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    check_params(params, &["refresh", "routing", "require_alias"])?;
-    super::docs::reject_require_alias(params)?;
-    let refresh = refresh_param(params)?;
+    let refresh = check_bulk_params(params)?;
     // Parsing a large body is CPU work: off the async workers, at ingest priority.
     let (parse_params, parse_body) = (params.0.clone(), body.clone());
     let items = state
@@ -264,6 +262,14 @@ async fn handle(
         .ingest
         .run(move || render(heads, results, refresh, started))
         .await
+}
+
+/// Checks a bulk request's parameters (a bad one fails the whole request); returns its
+/// `refresh`.
+pub fn check_bulk_params(params: &HashMap<String, String>) -> Result<Refresh, ApiError> {
+    check_params(params, &["refresh", "routing", "require_alias"])?;
+    super::docs::reject_require_alias(params)?;
+    refresh_param(params)
 }
 
 /// What an item's answer names, kept while its write runs.

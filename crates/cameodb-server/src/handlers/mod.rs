@@ -182,7 +182,7 @@ pub fn node_name(node_id: &str) -> String {
     format!("cameodb-{}", node_id.get(tail..).unwrap_or(node_id))
 }
 
-pub use bulk::ACTION_META_KEYS;
+pub use bulk::{ACTION_META_KEYS, check_bulk_params};
 pub use docs::generate_id;
 
 /// The non-blank lines of an NDJSON body (`\r\n` tolerated).

@@ -659,9 +659,8 @@ pub async fn search_entries(
     if let Some(ctx) = &state.cluster {
         let view = ctx.view().await;
         if !view.is_single() {
-            let indices = entries.iter().map(|e| e.name.clone()).collect();
             return crate::cluster::scatter::search(
-                ctx, &view, indices, params, body, &spec, keep_alive,
+                ctx, &view, &entries, params, body, &spec, keep_alive,
             )
             .await;
         }
@@ -742,8 +741,7 @@ async fn count_entries(
     if let Some(ctx) = &state.cluster {
         let view = ctx.view().await;
         if !view.is_single() {
-            let indices = entries.iter().map(|e| e.name.clone()).collect();
-            let out = crate::cluster::scatter::count(ctx, &view, indices, params, &body).await?;
+            let out = crate::cluster::scatter::count(ctx, &view, &entries, params, &body).await?;
             return Ok(respond::ok(out));
         }
     }
