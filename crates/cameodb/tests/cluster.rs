@@ -372,9 +372,10 @@ fn three_nodes_converge_route_and_answer_like_one() {
             .all(|node| node.get("/scratch").0 == StatusCode::NOT_FOUND)
     });
 
-    // Two nodes create one index at the same moment with different mappings: every node ends
-    // up with the same index (one uuid), and both mappings' fields.
-    std::thread::scope(|scope| {
+    // Two nodes create one index at the same moment with different mappings: the index's
+    // metadata owner serialises the two, so exactly one succeeds (the other gets Elasticsearch's
+    // resource_already_exists_exception) and every node ends up with the winner's index.
+    let outcomes = std::thread::scope(|scope| {
         let a = scope.spawn(|| {
             nodes[0].call(
                 "PUT",
@@ -386,29 +387,32 @@ fn three_nodes_converge_route_and_answer_like_one() {
             nodes[1].call(
                 "PUT",
                 "/race",
-                Some(json!({"mappings": {"properties": {"b": {"type": "long"}}}})),
+                Some(json!({"mappings": {"properties": {"a": {"type": "long"}}}})),
             )
         });
-        for result in [a.join(), b.join()] {
-            let (status, body) = result.expect("thread");
-            assert!(
-                status == StatusCode::OK
-                    || body["error"]["type"] == json!("resource_already_exists_exception"),
-                "{body}"
-            );
-        }
+        [a.join().expect("thread"), b.join().expect("thread")]
     });
+    let winners: Vec<usize> = (0..2)
+        .filter(|i| outcomes[*i].0 == StatusCode::OK)
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let loser = &outcomes[1 - winners[0]].1;
+    assert_eq!(
+        loser["error"]["type"],
+        json!("resource_already_exists_exception"),
+        "{loser}"
+    );
+    let winning_type = if winners[0] == 0 { "keyword" } else { "long" };
     wait_until(Duration::from_secs(5), "one index everywhere", || {
         let uuids: Vec<Value> = nodes
             .iter()
             .map(|node| node.get("/race").1["race"]["settings"]["index"]["uuid"].clone())
             .collect();
-        let mappings_complete = nodes.iter().all(|node| {
-            let (_, m) = node.get("/race/_mapping");
-            m["race"]["mappings"]["properties"]["a"]["type"] == json!("keyword")
-                && m["race"]["mappings"]["properties"]["b"]["type"] == json!("long")
+        let same_mapping = nodes.iter().all(|node| {
+            node.get("/race/_mapping").1["race"]["mappings"]["properties"]["a"]["type"]
+                == json!(winning_type)
         });
-        uuids[0].is_string() && uuids.iter().all(|u| *u == uuids[0]) && mappings_complete
+        uuids[0].is_string() && uuids.iter().all(|u| *u == uuids[0]) && same_mapping
     });
 
     let spread: Vec<u64> = nodes.iter().map(|s| local_docs(s, "notes")).collect();

@@ -1,13 +1,16 @@
-//! Index metadata across the cluster. Creations, deletions and explicit mapping changes are
-//! pushed to every reachable node when they happen; a gossip-driven sync then repairs what a
-//! push missed (a node that was down, an index auto-created by a write, dynamic mapping
-//! growth). Each node gossips, per index, `index:<name>` = `<uuid> <hash of its mapped fields>`, or
-//! `deleted <uuid>` once it deleted it.
+//! Index metadata across the cluster. Creations and explicit mapping changes go to the index's
+//! metadata owner (the ring owner of its name, when up), which applies them one at a time —
+//! of two concurrent conflicting changes the second fails, as in Elasticsearch — and pushes
+//! them to every reachable node before answering; deletions are pushed from where they happen.
+//! A gossip-driven sync then repairs what a push missed (a node that was down, dynamic mapping
+//! growth). Each node gossips, per index, `index:<name>` = `<uuid> <hash of its mapped
+//! fields>`, or `deleted <uuid>` once it deleted it.
 //!
-//! Conflicts resolve the same way on every node: two copies of one index name with different
-//! uuids (created concurrently on two nodes) settle on the smaller uuid, whose settings the
-//! other copy adopts while keeping its documents; mappings converge by adding, on every node,
-//! the fields it lacks (a field mapped with two different types keeps each node's own type).
+//! What still conflicts resolves the same way on every node: two copies of one index name with
+//! different uuids (created on two nodes while the metadata owner was down) settle on the
+//! smaller uuid, whose settings the other copy adopts while keeping its documents; mappings
+//! converge by adding, on every node, the fields it lacks (a field dynamically mapped with two
+//! different types on two nodes keeps each node's own type: a known gap).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,12 +83,45 @@ pub async fn describe(entry: &IndexEntry) -> Result<IndexDescriptor, ApiError> {
     })
 }
 
+/// The node that serialises index `name`'s metadata changes: the ring owner of the name's
+/// token, if it is up.
+pub fn metadata_owner<'a>(view: &'a super::router_actor::View, name: &str) -> Option<&'a Member> {
+    let id = view.ring.owner(cameodb_storage::routing_token(name))?;
+    view.member(id).filter(|m| m.state == MemberState::Up)
+}
+
 /// Makes sure index `name` exists here and tells the other nodes about it (a write's
 /// auto-create, done by the coordinator before any owner sees the write, so every node gets
 /// the same uuid).
 pub async fn ensure_index(state: &AppState, ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
     if state.catalog.get(name).await.is_some() {
         return Ok(());
+    }
+    // The name's metadata owner creates it (so concurrent auto-creates meet there) and pushes
+    // it here before answering.
+    let view = ctx.view().await;
+    if let Some(owner) = metadata_owner(&view, name).filter(|m| !m.is_self) {
+        let uri = format!("/_cameo/internal/create/{name}");
+        match ctx
+            .call_json(owner, json_request("PUT", uri, &serde_json::json!({})))
+            .await
+        {
+            Ok((status, _)) if status.is_success() => {}
+            Ok((_, body)) if body["error"]["type"] == "resource_already_exists_exception" => {}
+            Ok((_, body)) => {
+                let reason = body["error"]["reason"].as_str().unwrap_or("refused");
+                return Err(ApiError::bad_request(
+                    body["error"]["type"].as_str().unwrap_or("exception"),
+                    reason,
+                ));
+            }
+            Err(err) => {
+                warn!(index = %name, reason = %err.reason, "metadata owner unreachable; creating here")
+            }
+        }
+        if state.catalog.get(name).await.is_some() {
+            return Ok(());
+        }
     }
     let entry = state.catalog.get_or_create(name).await?;
     push_create(ctx, &entry).await;

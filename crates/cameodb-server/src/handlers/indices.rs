@@ -16,7 +16,68 @@ pub async fn create(
     Path(index): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = parse_object_body(&body)?.unwrap_or_default();
+    let uri = format!("/_cameo/internal/create/{index}");
+    if let Some(answer) = to_metadata_owner(&state, &index, &uri, &body).await? {
+        return Ok(answer);
+    }
+    create_here(&state, state.cluster.as_deref(), &index, &body).await
+}
+
+/// `PUT /_cameo/internal/create/{index}`: this node is the index's metadata owner; it creates
+/// the index and tells every other node.
+pub async fn create_as_owner(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create_here(
+        &state,
+        state.coordinator.get().map(|c| c.as_ref()),
+        &index,
+        &body,
+    )
+    .await
+}
+
+/// Sends an index-metadata change to the node that serialises that index's changes (the ring
+/// owner of its name), so concurrent conflicting changes meet in one place and the second one
+/// fails as in Elasticsearch. `None`: this node is that owner, the owner is not up (then this
+/// node decides, and the cluster's uuid rule settles any conflict), or there is no cluster.
+async fn to_metadata_owner(
+    state: &AppState,
+    index: &str,
+    uri: &str,
+    body: &Bytes,
+) -> Result<Option<Response>, ApiError> {
+    let Some(ctx) = &state.cluster else {
+        return Ok(None);
+    };
+    let view = ctx.view().await;
+    if view.is_single() {
+        return Ok(None);
+    }
+    let Some(owner) = crate::cluster::metadata::metadata_owner(&view, index) else {
+        return Ok(None);
+    };
+    if owner.is_self {
+        return Ok(None);
+    }
+    let mut request = crate::cluster::json_request("PUT", uri.to_string(), &Value::Null);
+    request.body = body.to_vec();
+    let answer = ctx
+        .call(owner, request, crate::cluster::CALL_TIMEOUT)
+        .await?;
+    Ok(Some(crate::cluster::from_wire(answer)))
+}
+
+/// Creates an index on this node and, with a cluster context, on every other node.
+async fn create_here(
+    state: &AppState,
+    cluster: Option<&crate::cluster::ClusterCtx>,
+    index: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(body)?.unwrap_or_default();
     if let Some(key) = body
         .keys()
         .find(|k| !["settings", "mappings", "aliases"].contains(&k.as_str()))
@@ -34,8 +95,8 @@ pub async fn create(
     }
     let settings = parse_settings(body.get("settings"))?;
     let mappings = body.get("mappings").cloned();
-    let entry = state.catalog.create(&index, settings, mappings).await?;
-    if let Some(ctx) = &state.cluster {
+    let entry = state.catalog.create(index, settings, mappings).await?;
+    if let Some(ctx) = cluster {
         crate::cluster::metadata::push_create(ctx, &entry).await;
     }
     Ok(respond::ok(
@@ -110,17 +171,50 @@ pub async fn put_mapping(
     Path(index): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = parse_object_body(&body)?.ok_or_else(|| {
+    // One concrete index: its metadata owner applies the change (see `to_metadata_owner`).
+    if !index.contains(['*', ',']) && index != "_all" {
+        let uri = format!("/_cameo/internal/mapping/{index}");
+        if let Some(answer) = to_metadata_owner(&state, &index, &uri, &body).await? {
+            return Ok(answer);
+        }
+    }
+    put_mapping_here(&state, state.cluster.as_deref(), &index, &body).await
+}
+
+/// `PUT /_cameo/internal/mapping/{index}`: this node is the index's metadata owner; it applies
+/// the change and tells every other node.
+pub async fn put_mapping_as_owner(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    put_mapping_here(
+        &state,
+        state.coordinator.get().map(|c| c.as_ref()),
+        &index,
+        &body,
+    )
+    .await
+}
+
+/// Applies a mapping change on this node and, with a cluster context, on every other node.
+async fn put_mapping_here(
+    state: &AppState,
+    cluster: Option<&crate::cluster::ClusterCtx>,
+    index: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(body)?.ok_or_else(|| {
         ApiError::bad_request(
             "action_request_validation_exception",
             "Validation Failed: 1: mapping source is missing;",
         )
     })?;
     let body = Value::Object(body);
-    for entry in state.catalog.resolve(&index).await? {
+    for entry in state.catalog.resolve(index).await? {
         let mapping = body.clone();
         super::run(&entry.shard, move |store| Ok(store.put_mapping(mapping)?)).await?;
-        if let Some(ctx) = &state.cluster {
+        if let Some(ctx) = cluster {
             let uri = format!("/{}/_mapping", entry.name);
             crate::cluster::metadata::broadcast(ctx, "PUT", &uri, &body).await;
         }

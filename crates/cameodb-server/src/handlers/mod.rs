@@ -166,6 +166,14 @@ pub fn local_router(state: AppState) -> Router {
             post(internal::scroll_page).delete(internal::clear_scroll),
         )
         .route(
+            "/_cameo/internal/create/{index}",
+            put(indices::create_as_owner),
+        )
+        .route(
+            "/_cameo/internal/mapping/{index}",
+            put(indices::put_mapping_as_owner),
+        )
+        .route(
             "/_cameo/internal/index/{name}",
             get(internal::get_index)
                 .put(internal::put_index)
