@@ -177,7 +177,7 @@ pub async fn route(
                     ctx.call_json(member, ndjson_request("POST", uri, body))
                         .await
                 }
-                None => Err(ApiError::internal(format!("node [{node}] is not a member"))),
+                None => Err(super::forgotten(&node)),
             };
             (node, answer)
         }

@@ -186,7 +186,7 @@ async fn unicast(
     let owner = view
         .member(&owner_id)
         .cloned()
-        .ok_or_else(|| ApiError::internal(format!("ring owner [{owner_id}] is not a member")))?;
+        .ok_or_else(|| super::forgotten(&owner_id))?;
     if write {
         super::metadata::ensure_index(state, ctx, index).await?;
     }

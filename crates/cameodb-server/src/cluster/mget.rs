@@ -98,7 +98,7 @@ pub async fn route(
                     ctx.call_json(member, json_request("POST", uri, &json!({"docs": docs})))
                         .await
                 }
-                None => Err(ApiError::internal(format!("node [{node}] is not a member"))),
+                None => Err(super::forgotten(&node)),
             };
             (positions, docs, answer)
         }

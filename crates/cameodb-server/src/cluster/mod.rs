@@ -125,6 +125,15 @@ impl ClusterCtx {
     }
 }
 
+/// The 503 for a ring owner the cluster no longer knows.
+pub fn forgotten(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable_shards_exception",
+        format!("node [{id}] owns this document but is no longer in the cluster"),
+    )
+}
+
 /// The 503 for a node that cannot serve.
 pub fn unavailable(member: &Member, why: &str) -> ApiError {
     ApiError::new(

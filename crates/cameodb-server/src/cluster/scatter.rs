@@ -223,6 +223,36 @@ fn targets(
         .collect()
 }
 
+/// Reports as failed shards the nodes an index was placed on that the cluster no longer knows
+/// (gone longer than gossip remembers a dead node): their documents are missing from the answer.
+fn report_forgotten(
+    view: &View,
+    entries: &[Arc<IndexEntry>],
+    params: &HashMap<String, String>,
+    report: &mut ShardReport,
+) {
+    if params.contains_key("routing") {
+        return;
+    }
+    for entry in entries {
+        for id in entry
+            .meta
+            .placement
+            .iter()
+            .filter(|id| view.member(id).is_none())
+        {
+            report.total += 1;
+            report.failures.push(json!({
+                "shard": 0, "index": entry.name, "node": id,
+                "reason": {
+                    "type": "unavailable_shards_exception",
+                    "reason": format!("node [{id}] holds part of this index but is no longer in the cluster"),
+                },
+            }));
+        }
+    }
+}
+
 /// A search over `entries` on every node (or the routing values' owners), merged.
 pub async fn search(
     ctx: &ClusterCtx,
@@ -256,7 +286,8 @@ pub async fn search(
             (m.clone(), request)
         })
         .collect();
-    let (partials, report, pins) = fan_out(ctx, calls, timeout).await?;
+    let (partials, mut report, pins) = fan_out(ctx, calls, timeout).await?;
+    report_forgotten(view, entries, params, &mut report);
     let mut out = render(partials, spec, report, started)?;
     if let Some(keep_alive) = keep_alive {
         let id = format!("{SCROLL_PREFIX}{}.{}", view.self_id, generate_id());
@@ -466,7 +497,8 @@ pub async fn count(
         .into_iter()
         .map(|m| (m, request.clone()))
         .collect();
-    let (partials, report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
+    let (partials, mut report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
+    report_forgotten(view, entries, params, &mut report);
     let count: usize = partials.iter().map(|p| p.total).sum();
     Ok(json!({"count": count, "_shards": crate::handlers::search::shards_json(&report)}))
 }
