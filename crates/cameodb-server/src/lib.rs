@@ -73,6 +73,9 @@ pub enum ServerError {
     /// Opening the data directory or an index failed.
     #[error("failed to open data directory: {0}")]
     Open(String),
+    /// The cluster layer (libp2p transport or gossip) could not start.
+    #[error("cannot start the cluster layer: {0}")]
+    Cluster(String),
     /// The HTTP server failed.
     #[error("http server failed: {0}")]
     Http(#[from] std::io::Error),
@@ -175,7 +178,7 @@ async fn start_cluster(
     });
     let membership = cameodb_cluster::Cluster::start(config, inbound)
         .await
-        .map_err(|e| ServerError::Open(format!("cannot start the cluster layer: {e}")))?;
+        .map_err(|e| ServerError::Cluster(e.to_string()))?;
     let view = Arc::new(cluster::router_actor::View::new(
         membership.self_id().to_string(),
         membership.members(),
