@@ -415,6 +415,46 @@ fn three_nodes_converge_route_and_answer_like_one() {
         uuids[0].is_string() && uuids.iter().all(|u| *u == uuids[0]) && same_mapping
     });
 
+    // A field mapped dynamically by a write on one node holds on every node: a later document
+    // that maps it differently on another node fails there, as on a single node.
+    let (_, ring) = nodes[0].get("/_cameo/ring");
+    let owner_of = |id: &str| {
+        let token = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+        ring["ranges"]
+            .as_array()
+            .expect("ranges")
+            .iter()
+            .find(|r| r["start"].as_u64() <= Some(token) && Some(token) <= r["end"].as_u64())
+            .map(|r| r["owner"].as_str().unwrap_or_default().to_string())
+            .expect("a range holds every token")
+    };
+    let first = "typed-0".to_string();
+    let second = (1..100)
+        .map(|n| format!("typed-{n}"))
+        .find(|id| owner_of(id) != owner_of(&first))
+        .expect("an id on another node");
+    let (status, body) = nodes[0].call(
+        "PUT",
+        &format!("/notes/_doc/{first}"),
+        Some(json!({"level": 5})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = nodes[0].call(
+        "PUT",
+        &format!("/notes/_doc/{second}"),
+        Some(json!({"level": "high"})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    for node in &nodes {
+        let (_, mapping) = node.get("/notes/_mapping");
+        assert_eq!(
+            mapping["notes"]["mappings"]["properties"]["level"]["type"],
+            json!("long"),
+            "{mapping}"
+        );
+    }
+    nodes[0].call("DELETE", &format!("/notes/_doc/{first}?refresh=true"), None);
+
     let spread: Vec<u64> = nodes.iter().map(|s| local_docs(s, "notes")).collect();
     assert_eq!(
         spread.iter().sum::<u64>(),

@@ -2,15 +2,16 @@
 //! metadata owner (the ring owner of its name, when up), which applies them one at a time —
 //! of two concurrent conflicting changes the second fails, as in Elasticsearch — and pushes
 //! them to every reachable node before answering; deletions are pushed from where they happen.
-//! A gossip-driven sync then repairs what a push missed (a node that was down, dynamic mapping
-//! growth). Each node gossips, per index, `index:<name>` = `<uuid> <hash of its mapped
-//! fields>`, or `deleted <uuid>` once it deleted it.
+//! Fields a write would map dynamically are registered the same way before the write (see
+//! [`register_new_fields`]). A gossip-driven sync then repairs what a push missed (a node that
+//! was down or unreachable). Each node gossips, per index, `index:<name>` = `<uuid> <hash of
+//! its mapped fields>`, or `deleted <uuid>` once it deleted it.
 //!
-//! What still conflicts resolves the same way on every node: two copies of one index name with
-//! different uuids (created on two nodes while the metadata owner was down) settle on the
-//! smaller uuid, whose settings the other copy adopts while keeping its documents; mappings
-//! converge by adding, on every node, the fields it lacks (a field dynamically mapped with two
-//! different types on two nodes keeps each node's own type: a known gap).
+//! What still conflicts (changes made while the metadata owner was down) resolves the same way
+//! on every node: two copies of one index name with different uuids settle on the smaller uuid,
+//! whose settings the other copy adopts while keeping its documents; mappings converge by adding,
+//! on every node, the fields it lacks (a field two nodes mapped differently meanwhile keeps each
+//! node's own type).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use cameodb_cluster::{Member, MemberState};
 use cameodb_storage::mapping::Mapping;
+use cameodb_storage::{OpKind, WriteOp};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -81,6 +83,98 @@ pub async fn describe(entry: &IndexEntry) -> Result<IndexDescriptor, ApiError> {
         meta: entry.meta.clone(),
         mappings,
     })
+}
+
+/// Before documents are written on this node of a cluster, the fields they would add to the
+/// mapping dynamically are first registered through the index's metadata owner, which applies
+/// them and pushes them to every node. Two nodes mapping one new field differently at once thus
+/// meet there: the second registration fails, this node receives the first one's type, and its
+/// documents that disagree fail like any document that does not fit its mapping — as in
+/// Elasticsearch. Documents whose every path is already mapped cost one walk over their keys.
+/// (Partial updates compute their document inside the store and are not checked here.)
+pub async fn register_new_fields(
+    state: &AppState,
+    entry: &IndexEntry,
+    ops: Vec<WriteOp>,
+) -> Vec<WriteOp> {
+    let Some(ctx) = state
+        .cluster
+        .as_deref()
+        .or(state.coordinator.get().map(|c| c.as_ref()))
+    else {
+        return ops;
+    };
+    if ctx.view().await.is_single() {
+        return ops;
+    }
+    let shared = Arc::new(ops);
+    let job_ops = Arc::clone(&shared);
+    let additions =
+        crate::handlers::run(&entry.shard, move |store| Ok(new_fields(store, &job_ops)))
+            .await
+            .ok()
+            .flatten();
+    // The job has dropped its handle by the time it answered (or was never run).
+    let ops = Arc::try_unwrap(shared).unwrap_or_else(|ops| ops.as_ref().clone());
+    let Some(additions) = additions else {
+        return ops;
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&additions).unwrap_or_default());
+    let view = ctx.view().await;
+    let result = match metadata_owner(&view, &entry.name).filter(|m| !m.is_self) {
+        Some(owner) => {
+            let mut request = json_request(
+                "PUT",
+                format!("/_cameo/internal/mapping/{}", entry.name),
+                &Value::Null,
+            );
+            request.body = body.to_vec();
+            ctx.call_json(owner, request).await.map(drop)
+        }
+        None => crate::handlers::put_mapping_for_cluster(state, ctx, &entry.name, &body)
+            .await
+            .map(drop),
+    };
+    if let Err(err) = result {
+        // A conflict means another node mapped a field first; the writes below then fail
+        // (or fit) against that mapping.
+        debug!(index = %entry.name, reason = %err.reason, "dynamic fields not registered");
+    }
+    ops
+}
+
+/// The mapping additions (as an Elasticsearch mapping body) that writing `ops` would make.
+fn new_fields(store: &cameodb_storage::Store, ops: &[WriteOp]) -> Option<Value> {
+    let mapping = store.mapping();
+    let mut grown: Option<Mapping> = None;
+    for op in ops {
+        let OpKind::Index { source, .. } = &op.kind else {
+            continue;
+        };
+        let current = grown.as_ref().unwrap_or(&mapping);
+        if current.covers(source.as_map()) {
+            continue;
+        }
+        if let Ok((_, Some(updated))) = cameodb_storage::mapping::to_index_doc(
+            current,
+            &op.key,
+            source.as_map(),
+            store.fields(),
+        ) {
+            grown = Some(updated);
+        }
+    }
+    let grown = grown?;
+    let mut added = Mapping {
+        dynamic: mapping.dynamic,
+        ..Mapping::default()
+    };
+    for (path, field) in grown.properties {
+        if !mapping.properties.contains_key(&path) {
+            added.properties.insert(path, field);
+        }
+    }
+    (!added.properties.is_empty()).then(|| added.to_es_json())
 }
 
 /// The node that serialises index `name`'s metadata changes: the ring owner of the name's

@@ -197,6 +197,16 @@ pub async fn put_mapping_as_owner(
     .await
 }
 
+/// Applies a mapping change here, as the index's metadata owner, and on every other node.
+pub async fn put_mapping_for_cluster(
+    state: &AppState,
+    cluster: &crate::cluster::ClusterCtx,
+    index: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    put_mapping_here(state, Some(cluster), index, body).await
+}
+
 /// Applies a mapping change on this node and, with a cluster context, on every other node.
 async fn put_mapping_here(
     state: &AppState,

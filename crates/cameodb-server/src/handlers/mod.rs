@@ -192,6 +192,7 @@ pub fn node_name(node_id: &str) -> String {
 
 pub use bulk::{ACTION_META_KEYS, check_bulk_params};
 pub use docs::generate_id;
+pub use indices::put_mapping_for_cluster;
 
 /// The non-blank lines of an NDJSON body (`\r\n` tolerated).
 pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {

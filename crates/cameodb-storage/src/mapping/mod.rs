@@ -219,6 +219,43 @@ impl Mapping {
         })
     }
 
+    /// True when indexing `source` cannot add a field: every path in it is mapped, or sits
+    /// under an object whose dynamic setting adds nothing. Walks keys only, so it is cheap; it
+    /// may answer false for a document that adds nothing (null values, say), never true for
+    /// one that adds a field.
+    pub fn covers(&self, source: &serde_json::Map<String, serde_json::Value>) -> bool {
+        self.covers_under("", source)
+    }
+
+    fn covers_under(
+        &self,
+        prefix: &str,
+        object: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        use serde_json::Value;
+        object.iter().all(|(key, value)| {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            if !self.properties.contains_key(&path)
+                && !value.is_null()
+                && self.dynamic_for(prefix) == Dynamic::True
+            {
+                return false;
+            }
+            match value {
+                Value::Object(inner) => self.covers_under(&path, inner),
+                Value::Array(items) => items.iter().all(|item| match item {
+                    Value::Object(inner) => self.covers_under(&path, inner),
+                    _ => true,
+                }),
+                _ => true,
+            }
+        })
+    }
+
     /// The dynamic setting in force for new children of `parent` ("" = root).
     pub fn dynamic_for(&self, parent: &str) -> Dynamic {
         let mut current = parent;
@@ -318,6 +355,22 @@ fn assign_slot(next_slot: &mut u16, field: &mut FieldMapping) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn covers_only_documents_whose_every_path_is_mapped() {
+        let mapping = Mapping::from_es_json(&json!({"properties": {
+            "title": {"type": "text"},
+            "user": {"properties": {"name": {"type": "keyword"}}},
+            "free": {"type": "object", "dynamic": false},
+        }}))
+        .unwrap();
+        let doc = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        assert!(mapping.covers(&doc(json!({"title": "a", "user": {"name": "b"}}))));
+        assert!(mapping.covers(&doc(json!({"user": [{"name": "b"}], "free": {"x": 1}}))));
+        assert!(mapping.covers(&doc(json!({"title": null, "unset": null}))));
+        assert!(!mapping.covers(&doc(json!({"title": "a", "year": 1990}))));
+        assert!(!mapping.covers(&doc(json!({"user": {"name": "b", "age": 3}}))));
+    }
 
     #[test]
     fn parses_nested_properties_and_renders_them_back() {
