@@ -616,6 +616,27 @@ fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
         "{partial}"
     );
 
+    // A scroll opened while it is down reports it on every page and reads the rest.
+    let (_, mut page) = trio.nodes[1].call(
+        "POST",
+        "/kills/_search?scroll=1m",
+        Some(json!({"size": 70, "query": {"match_all": {}}})),
+    );
+    let mut scrolled = 0;
+    while let Some(hits) = page["hits"]["hits"].as_array().filter(|h| !h.is_empty()) {
+        scrolled += hits.len() as u64;
+        assert_eq!(page["_shards"]["failed"], json!(1), "{}", page["_shards"]);
+        let id = page["_scroll_id"].as_str().expect("scroll id").to_string();
+        page = trio.nodes[0]
+            .call(
+                "POST",
+                "/_search/scroll",
+                Some(json!({"scroll_id": id, "scroll": "1m"})),
+            )
+            .1;
+    }
+    assert_eq!(scrolled, 300 - victim_docs);
+
     // Writes owned by the dead node fail with a 503 that names it; the others succeed.
     let mut refused = 0;
     for n in 0..60 {

@@ -36,6 +36,9 @@ struct ClusterScroll {
     request: ShardRequest,
     /// Each node's snapshot id.
     pins: Vec<(Member, String)>,
+    /// The shards that failed the first page: they hold no snapshot, so every later page is
+    /// missing them too and says so.
+    missing: Vec<Value>,
     /// Keep-alive without a read.
     keep_alive: Duration,
     /// When it expires.
@@ -288,6 +291,7 @@ pub async fn search(
         .collect();
     let (partials, mut report, pins) = fan_out(ctx, calls, timeout).await?;
     report_forgotten(view, entries, params, &mut report);
+    let missing = report.failures.clone();
     let mut out = render(partials, spec, report, started)?;
     if let Some(keep_alive) = keep_alive {
         let id = format!("{SCROLL_PREFIX}{}.{}", view.self_id, generate_id());
@@ -303,6 +307,7 @@ pub async fn search(
                         spec: next,
                         request,
                         pins,
+                        missing,
                         keep_alive,
                         expires: now + keep_alive,
                     },
@@ -328,7 +333,7 @@ pub async fn scroll_page(
             format!("No search context found for id [{id}]"),
         )
     };
-    let (spec, calls) = {
+    let (spec, missing, calls) = {
         let mut contexts = ctx
             .scrolls
             .contexts
@@ -343,6 +348,7 @@ pub async fn scroll_page(
         }
         context.expires = Instant::now() + context.keep_alive;
         let spec = context.spec.clone();
+        let missing = context.missing.clone();
         context.spec.from += context.spec.size;
         let keep_alive_ms = Some(context.keep_alive.as_millis() as u64);
         let calls: Vec<(Member, ShardRequest)> = context
@@ -358,10 +364,12 @@ pub async fn scroll_page(
                 (member.clone(), request)
             })
             .collect();
-        (spec, calls)
+        (spec, missing, calls)
     };
     let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
-    let (partials, report, _) = fan_out(ctx, calls, timeout).await?;
+    let (partials, mut report, _) = fan_out(ctx, calls, timeout).await?;
+    report.total += missing.len();
+    report.failures.extend(missing);
     let mut out = render(partials, &spec, report, started)?;
     out["_scroll_id"] = json!(id);
     Ok(out)
