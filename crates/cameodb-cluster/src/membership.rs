@@ -246,6 +246,16 @@ impl Membership {
     }
 
     /// A receiver notified on every change of the member list.
+    /// The state and cluster address of member `id`, read in place (a request's hot path:
+    /// no copy of the member list).
+    pub(crate) fn lookup(&self, id: &str) -> Option<(MemberState, std::net::SocketAddr)> {
+        self.members_tx
+            .borrow()
+            .iter()
+            .find(|member| member.id == id)
+            .map(|member| (member.state, member.cluster_addr))
+    }
+
     pub(crate) fn subscribe(&self) -> watch::Receiver<Vec<Member>> {
         self.members_tx.subscribe()
     }
@@ -265,10 +275,7 @@ impl Membership {
             snapshot(&chitchat)
         };
         let members = {
-            let mut tracker = self
-                .tracker
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut tracker = crate::lock(&self.tracker);
             derive_members(
                 &self.self_id,
                 views,

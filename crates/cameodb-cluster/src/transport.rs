@@ -16,8 +16,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{
     self, OutboundFailure, OutboundRequestId, ProtocolSupport, ResponseChannel,
 };
+use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -74,7 +74,7 @@ pub(crate) fn build_swarm(
     bind_addr: SocketAddr,
     stream_timeout: Duration,
 ) -> Result<Swarm<Behaviour>, ClusterError> {
-    let codec = WireCodec::default();
+    let codec = WireCodec;
     let config = request_response::Config::default()
         .with_request_timeout(stream_timeout)
         .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
@@ -225,9 +225,9 @@ impl SwarmLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, error = %error, "outgoing connection failed");
-                // A refused duplicate dial says nothing about reachability.
-                let duplicate = matches!(error, DialError::DialPeerConditionFalse(_));
-                if let (Some(peer), false) = (peer_id, duplicate) {
+                // (A refused duplicate dial never gets here: `Swarm::dial` returns it, and the
+                // swarm drops it for dials a behaviour asks for.)
+                if let Some(peer) = peer_id {
                     self.dial_errors.insert(peer, error.to_string());
                 }
             }

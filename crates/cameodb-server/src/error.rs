@@ -63,6 +63,16 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", reason)
     }
 
+    /// The error another node answered with: its status and Elasticsearch error body (`fallback`
+    /// is the reason when the body carries none).
+    pub fn from_remote(status: StatusCode, body: &Value, fallback: &str) -> ApiError {
+        ApiError::new(
+            status,
+            body["error"]["type"].as_str().unwrap_or("exception"),
+            body["error"]["reason"].as_str().unwrap_or(fallback),
+        )
+    }
+
     pub fn with_index(mut self, index: &str) -> ApiError {
         self.index = Some(index.to_string());
         self

@@ -207,13 +207,9 @@ pub async fn route(
             None => {
                 let err = match answer {
                     Some(Err(err)) => err.clone(),
-                    Some(Ok((status, body))) => ApiError::new(
-                        *status,
-                        body["error"]["type"].as_str().unwrap_or("exception"),
-                        body["error"]["reason"]
-                            .as_str()
-                            .unwrap_or("sub-batch failed"),
-                    ),
+                    Some(Ok((status, body))) => {
+                        ApiError::from_remote(*status, body, "sub-batch failed")
+                    }
                     None => ApiError::internal("bulk item was not executed"),
                 };
                 json!({ item.action.clone(): {

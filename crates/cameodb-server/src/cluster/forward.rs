@@ -8,9 +8,9 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cameodb_cluster::WireRequest;
 use percent_encoding::percent_decode_str;
 
+use super::router_actor::View;
 use super::{CALL_TIMEOUT, ClusterCtx, from_wire};
 use crate::error::ApiError;
 use crate::handlers::AppState;
@@ -85,23 +85,6 @@ pub async fn read_body(ctx: &ClusterCtx, request: Request) -> Result<Vec<u8>, Ap
         })
 }
 
-/// The wire form of `request` with `uri` and `body`.
-fn wire(
-    request_method: &Method,
-    uri: String,
-    content_type: Option<String>,
-    body: Vec<u8>,
-) -> WireRequest {
-    WireRequest {
-        method: request_method.to_string(),
-        uri,
-        headers: content_type
-            .map(|ct| vec![("content-type".to_string(), ct)])
-            .unwrap_or_default(),
-        body,
-    }
-}
-
 /// Routes document requests to their owners; everything else goes on to the handlers.
 pub async fn route(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(ctx) = state.cluster.clone() else {
@@ -117,7 +100,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
     }
     let result = match target {
         Target::Doc { index, id, write } => {
-            unicast(&state, &ctx, request, &index, &id, write).await
+            unicast(&state, &ctx, &view, request, &index, &id, write).await
         }
         Target::AutoId { index } => {
             let id = crate::handlers::generate_id();
@@ -148,6 +131,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
             unicast(
                 &state,
                 &ctx,
+                &view,
                 Request::from_parts(parts, body),
                 &index,
                 &id,
@@ -165,13 +149,13 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
 async fn unicast(
     state: &AppState,
     ctx: &ClusterCtx,
+    view: &View,
     request: Request,
     index: &str,
     id: &str,
     write: bool,
 ) -> Result<Response, ApiError> {
     let params = query_params(&request);
-    let view = ctx.view().await;
     // An invalid id or routing fails the same way on any node: let this one answer.
     let placement = state
         .catalog
@@ -203,7 +187,11 @@ async fn unicast(
         .map(String::from);
     let body = read_body(ctx, request).await?;
     let response = ctx
-        .call(&owner, wire(&method, uri, content_type, body), CALL_TIMEOUT)
+        .call(
+            &owner,
+            super::wire_request(method.as_str(), uri, content_type.as_deref(), body),
+            CALL_TIMEOUT,
+        )
         .await?;
     Ok(from_wire(response))
 }

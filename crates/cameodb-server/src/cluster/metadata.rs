@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use cameodb_cluster::{Member, MemberState};
 use cameodb_storage::mapping::Mapping;
 use cameodb_storage::{OpKind, WriteOp};
@@ -123,13 +124,10 @@ pub async fn register_new_fields(
     let view = ctx.view().await;
     let result = match metadata_owner(&view, &entry.name).filter(|m| !m.is_self) {
         Some(owner) => {
-            let mut request = json_request(
-                "PUT",
-                format!("/_cameo/internal/mapping/{}", entry.name),
-                &Value::Null,
-            );
-            request.body = body.to_vec();
-            ctx.call_json(owner, request).await.map(drop)
+            let uri = format!("/_cameo/internal/mapping/{}", entry.name);
+            ctx.call_json(owner, json_request("PUT", uri, &additions))
+                .await
+                .map(drop)
         }
         None => crate::handlers::put_mapping_for_cluster(state, ctx, &entry.name, &body)
             .await
@@ -203,10 +201,10 @@ pub async fn ensure_index(state: &AppState, ctx: &ClusterCtx, name: &str) -> Res
             Ok((status, _)) if status.is_success() => {}
             Ok((_, body)) if body["error"]["type"] == "resource_already_exists_exception" => {}
             Ok((_, body)) => {
-                let reason = body["error"]["reason"].as_str().unwrap_or("refused");
-                return Err(ApiError::bad_request(
-                    body["error"]["type"].as_str().unwrap_or("exception"),
-                    reason,
+                return Err(ApiError::from_remote(
+                    StatusCode::BAD_REQUEST,
+                    &body,
+                    "refused",
                 ));
             }
             Err(err) => {
@@ -389,13 +387,13 @@ fn peer_gossip(members: &[Member]) -> Vec<(&Member, String, Gossiped)> {
 
 /// Runs the metadata sync until the node stops.
 pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
+    // What this node gossiped last round: also what it compares peers with.
     let mut published: BTreeMap<String, Gossiped> = BTreeMap::new();
     // (node, index) -> what it gossiped when we last pulled from it, so we pull once per change.
     let mut pulled: BTreeMap<(String, String), Gossiped> = BTreeMap::new();
     loop {
         tokio::time::sleep(SYNC_INTERVAL).await;
         let view = ctx.view().await;
-        let ours = local_gossip(&state).await;
         let peers = peer_gossip(&view.members);
         let deleted: Vec<(String, String)> = peers
             .iter()
@@ -414,13 +412,12 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
                 }
             }
         }
+        let tombstones = state.catalog.tombstones();
         for (member, name, gossiped) in &peers {
             let Gossiped::Live { uuid, .. } = gossiped else {
                 continue;
             };
-            if deleted.iter().any(|(_, d)| d == uuid)
-                || state.catalog.tombstones().values().any(|d| d == uuid)
-            {
+            if deleted.iter().any(|(_, d)| d == uuid) || tombstones.values().any(|d| d == uuid) {
                 continue;
             }
             let local = state.catalog.get(name).await;
@@ -430,7 +427,7 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
                 // Same index: pull its mapping when it changed there and differs from ours.
                 Some(_) => {
                     pulled.get(&(member.id.clone(), name.clone())) != Some(gossiped)
-                        && ours.get(name) != Some(gossiped)
+                        && published.get(name) != Some(gossiped)
                 }
             };
             if !needs {

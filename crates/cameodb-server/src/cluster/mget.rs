@@ -65,8 +65,12 @@ pub async fn route(
     let path = request.uri().path().to_string();
     let body = read_body(ctx, request).await?;
     let Some(entries) = entries(&body, default_index.as_deref()) else {
-        let mut wire = json_request("POST", format!("{path}{query}"), &Value::Null);
-        wire.body = body;
+        let wire = super::wire_request(
+            "POST",
+            format!("{path}{query}"),
+            Some("application/json"),
+            body,
+        );
         return Ok(from_wire(ctx.call_local(wire).await?));
     };
     let mut groups: BTreeMap<String, Vec<Positioned>> = BTreeMap::new();
@@ -109,13 +113,7 @@ pub async fn route(
             Ok((status, body)) if status.is_success() => {
                 Ok(body["docs"].as_array().cloned().unwrap_or_default())
             }
-            Ok((status, body)) => Err(ApiError::new(
-                status,
-                body["error"]["type"].as_str().unwrap_or("exception"),
-                body["error"]["reason"]
-                    .as_str()
-                    .unwrap_or("sub-request failed"),
-            )),
+            Ok((status, body)) => Err(ApiError::from_remote(status, &body, "sub-request failed")),
             Err(err) => Err(err),
         };
         match answered {

@@ -99,8 +99,8 @@ impl ClusterCtx {
         run_local(&self.local, request).await
     }
 
-    /// Calls `member` and parses a JSON answer, turning an error answer into the error it
-    /// carries.
+    /// Calls `member` and parses its JSON answer; the status says whether it is an error
+    /// (`ApiError::from_remote` reads one).
     pub async fn call_json(
         &self,
         member: &Member,
@@ -146,24 +146,32 @@ pub fn unavailable(member: &Member, why: &str) -> ApiError {
     )
 }
 
-/// A JSON request for another node.
-pub fn json_request(method: &str, uri: String, body: &Value) -> WireRequest {
+/// A request for another node: `body` as sent, with its content type when it has one.
+pub fn wire_request(
+    method: &str,
+    uri: String,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> WireRequest {
     WireRequest {
         method: method.to_string(),
         uri,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(body).unwrap_or_default(),
+        headers: content_type
+            .map(|ct| vec![("content-type".to_string(), ct.to_string())])
+            .unwrap_or_default(),
+        body,
     }
+}
+
+/// A JSON request for another node, `body` serialized once, straight to bytes.
+pub fn json_request(method: &str, uri: String, body: &impl serde::Serialize) -> WireRequest {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    wire_request(method, uri, Some("application/json"), bytes)
 }
 
 /// An NDJSON request for another node.
 pub fn ndjson_request(method: &str, uri: String, body: Vec<u8>) -> WireRequest {
-    WireRequest {
-        method: method.to_string(),
-        uri,
-        headers: vec![("content-type".into(), "application/x-ndjson".into())],
-        body,
-    }
+    wire_request(method, uri, Some("application/x-ndjson"), body)
 }
 
 /// Runs `request` through `router` in-process.

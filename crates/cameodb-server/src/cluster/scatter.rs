@@ -5,7 +5,7 @@
 //! in time is reported in `_shards.failures`, never waited for beyond the call timeout.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cameodb_cluster::Member;
@@ -19,17 +19,15 @@ use crate::error::ApiError;
 use crate::handlers::dfs::ClusterStats;
 use crate::handlers::generate_id;
 use crate::handlers::internal::{Pin, ScrollCall, ShardAnswer, ShardRequest};
+use crate::handlers::scroll::Contexts;
 use crate::handlers::search::{Partial, SearchSpec, ShardReport, render};
-
-/// Most open cluster scrolls on one coordinator.
-const MAX_OPEN: usize = 500;
 
 /// Prefix of a cluster scroll id: `c.<coordinator node id>.<id>`, so any node can send a
 /// scroll request on to the coordinator that holds it.
 const SCROLL_PREFIX: &str = "c.";
 
 /// One open scroll on its coordinator.
-struct ClusterScroll {
+pub struct ClusterScroll {
     /// The search, with `from` at the next page.
     spec: SearchSpec,
     /// What every node is asked (its `pin` is set per node).
@@ -39,18 +37,10 @@ struct ClusterScroll {
     /// The shards that failed the first page: they hold no snapshot, so every later page is
     /// missing them too and says so.
     missing: Vec<Value>,
-    /// Keep-alive without a read.
-    keep_alive: Duration,
-    /// When it expires.
-    expires: Instant,
 }
 
 /// The cluster scrolls this node coordinates.
-#[derive(Default)]
-pub struct ClusterScrolls {
-    /// Open scrolls by id.
-    contexts: Mutex<HashMap<String, ClusterScroll>>,
-}
+pub type ClusterScrolls = Contexts<ClusterScroll>;
 
 /// The node that coordinates scroll `id`, if it is a cluster scroll.
 pub fn scroll_owner(id: &str) -> Option<&str> {
@@ -85,13 +75,7 @@ fn decode(
     let body: Value = serde_json::from_slice(&response.body).unwrap_or_default();
     let status = axum::http::StatusCode::from_u16(response.status)
         .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
-    let mut err = ApiError::new(
-        status,
-        body["error"]["type"].as_str().unwrap_or("exception"),
-        body["error"]["reason"]
-            .as_str()
-            .unwrap_or("shard search failed"),
-    );
+    let mut err = ApiError::from_remote(status, &body, "shard search failed");
     if let Some(index) = body["error"]["index"].as_str() {
         err = err.with_index(index);
     }
@@ -110,11 +94,10 @@ async fn fan_out(
 ) -> Result<(Vec<Partial>, ShardReport, Vec<(Member, String)>), ApiError> {
     let answers = join_all(calls.into_iter().map(|(member, request)| async move {
         let indices = request.indices.clone();
-        let body = serde_json::to_value(&request).unwrap_or_default();
         let answer = match ctx
             .call(
                 &member,
-                json_request("POST", "/_cameo/internal/search".into(), &body),
+                json_request("POST", "/_cameo/internal/search".into(), &request),
                 timeout,
             )
             .await
@@ -161,17 +144,13 @@ async fn gather_stats(
     request: &ShardRequest,
     timeout: Duration,
 ) -> ClusterStats {
-    let body = serde_json::to_value(request).unwrap_or_default();
-    let answers = join_all(members.iter().map(|member| {
-        let body = &body;
-        async move {
-            ctx.call_json_within(
-                member,
-                json_request("POST", "/_cameo/internal/dfs".into(), body),
-                timeout,
-            )
-            .await
-        }
+    let answers = join_all(members.iter().map(|member| async move {
+        ctx.call_json_within(
+            member,
+            json_request("POST", "/_cameo/internal/dfs".into(), request),
+            timeout,
+        )
+        .await
     }))
     .await;
     let mut total = ClusterStats::new();
@@ -297,23 +276,13 @@ pub async fn search(
         let id = format!("{SCROLL_PREFIX}{}.{}", view.self_id, generate_id());
         let mut next = spec.clone();
         next.from += next.size;
-        if let Ok(mut contexts) = ctx.scrolls.contexts.lock() {
-            let now = Instant::now();
-            contexts.retain(|_, c| c.expires > now);
-            if contexts.len() < MAX_OPEN {
-                contexts.insert(
-                    id.clone(),
-                    ClusterScroll {
-                        spec: next,
-                        request,
-                        pins,
-                        missing,
-                        keep_alive,
-                        expires: now + keep_alive,
-                    },
-                );
-            }
-        }
+        let scroll = ClusterScroll {
+            spec: next,
+            request,
+            pins,
+            missing,
+        };
+        ctx.scrolls.insert(id.clone(), scroll, keep_alive);
         out["_scroll_id"] = json!(id);
     }
     Ok(out)
@@ -326,31 +295,10 @@ pub async fn scroll_page(
     keep_alive: Option<Duration>,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
-    let missing = || {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "search_context_missing_exception",
-            format!("No search context found for id [{id}]"),
-        )
-    };
-    let (spec, missing, calls) = {
-        let mut contexts = ctx
-            .scrolls
-            .contexts
-            .lock()
-            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
-        let context = contexts
-            .get_mut(id)
-            .filter(|c| c.expires > Instant::now())
-            .ok_or_else(missing)?;
-        if let Some(keep_alive) = keep_alive {
-            context.keep_alive = keep_alive;
-        }
-        context.expires = Instant::now() + context.keep_alive;
+    let (spec, missing, calls) = ctx.scrolls.read(id, keep_alive, |context, keep_alive| {
         let spec = context.spec.clone();
-        let missing = context.missing.clone();
         context.spec.from += context.spec.size;
-        let keep_alive_ms = Some(context.keep_alive.as_millis() as u64);
+        let keep_alive_ms = Some(keep_alive.as_millis() as u64);
         let calls: Vec<(Member, ShardRequest)> = context
             .pins
             .iter()
@@ -364,8 +312,8 @@ pub async fn scroll_page(
                 (member.clone(), request)
             })
             .collect();
-        (spec, missing, calls)
-    };
+        (spec, context.missing.clone(), calls)
+    })?;
     let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
     let (partials, mut report, _) = fan_out(ctx, calls, timeout).await?;
     report.total += missing.len();
@@ -378,18 +326,7 @@ pub async fn scroll_page(
 /// Frees cluster scrolls this node coordinates, and their snapshots on every node; returns
 /// how many scrolls it freed.
 pub async fn clear_scrolls(ctx: &ClusterCtx, ids: &[String]) -> usize {
-    let freed: Vec<ClusterScroll> = {
-        let Ok(mut contexts) = ctx.scrolls.contexts.lock() else {
-            return 0;
-        };
-        if ids.iter().any(|id| id == "_all") {
-            contexts.drain().map(|(_, c)| c).collect()
-        } else {
-            ids.iter()
-                .filter_map(|id| contexts.remove(id.as_str()))
-                .collect()
-        }
-    };
+    let freed = ctx.scrolls.remove(ids);
     let mut pins: HashMap<String, (Member, Vec<String>)> = HashMap::new();
     for context in &freed {
         for (member, pin) in &context.pins {
@@ -429,11 +366,10 @@ pub async fn forward_page(
             format!("No search context found for id [{id}]: node [{owner}] is not a member"),
         )
     })?;
-    let body = serde_json::to_value(ScrollCall {
+    let body = ScrollCall {
         ids: vec![id.to_string()],
         keep_alive_ms: keep_alive.map(|k| k.as_millis() as u64),
-    })
-    .unwrap_or_default();
+    };
     let (status, page) = ctx
         .call_json(
             member,
@@ -443,11 +379,7 @@ pub async fn forward_page(
     if status.is_success() {
         Ok(page)
     } else {
-        Err(ApiError::new(
-            status,
-            page["error"]["type"].as_str().unwrap_or("exception"),
-            page["error"]["reason"].as_str().unwrap_or("scroll failed"),
-        ))
+        Err(ApiError::from_remote(status, &page, "scroll failed"))
     }
 }
 
@@ -465,11 +397,10 @@ pub async fn clear_anywhere(ctx: &ClusterCtx, ids: &[String]) -> usize {
         let Some(member) = view.member(owner) else {
             continue;
         };
-        let body = serde_json::to_value(ScrollCall {
+        let body = ScrollCall {
             ids,
             keep_alive_ms: None,
-        })
-        .unwrap_or_default();
+        };
         if let Ok((_, answer)) = ctx
             .call_json(
                 member,

@@ -255,9 +255,7 @@ async fn handle(
                         total.failures.extend(part["failures"].as_array().cloned().unwrap_or_default());
                     }
                     Ok((status, part)) if status.is_client_error() => {
-                        let reason = part["error"]["reason"].as_str().unwrap_or("request failed").to_string();
-                        let kind = part["error"]["type"].as_str().unwrap_or("exception").to_string();
-                        return Err(ApiError::new(status, &kind, reason));
+                        return Err(ApiError::from_remote(status, &part, "request failed"));
                     }
                     Ok((status, part)) => total.failures.push(json!({"node": member.id, "status": status.as_u16(), "cause": part["error"]})),
                     Err(err) => total.failures.push(json!({"node": member.id, "status": err.status.as_u16(), "cause": err.cause()})),

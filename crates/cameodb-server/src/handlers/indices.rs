@@ -62,8 +62,12 @@ async fn to_metadata_owner(
     if owner.is_self {
         return Ok(None);
     }
-    let mut request = crate::cluster::json_request("PUT", uri.to_string(), &Value::Null);
-    request.body = body.to_vec();
+    let request = crate::cluster::wire_request(
+        "PUT",
+        uri.to_string(),
+        Some("application/json"),
+        body.to_vec(),
+    );
     let answer = ctx
         .call(owner, request, crate::cluster::CALL_TIMEOUT)
         .await?;

@@ -21,22 +21,107 @@ use crate::respond;
 /// Most open scroll contexts (Elasticsearch's `search.max_open_scroll_context`).
 const MAX_OPEN: usize = 500;
 
-/// One open scroll.
-struct Context {
-    /// The search, with `from` at the next page.
-    spec: SearchSpec,
-    /// The snapshot of each index.
-    targets: Vec<(Arc<IndexEntry>, Searcher)>,
+/// Contexts that expire after their keep-alive without a read: this node's scrolls and, on a
+/// coordinator, its cluster scrolls.
+pub struct Contexts<T> {
+    /// Open contexts by id.
+    entries: Mutex<HashMap<String, Kept<T>>>,
+}
+
+/// A context with its lease.
+struct Kept<T> {
+    value: T,
     /// How long it lives without a read.
     keep_alive: Duration,
     /// When it expires.
     expires: Instant,
 }
 
+impl<T> Default for Contexts<T> {
+    fn default() -> Self {
+        Contexts {
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl<T> Contexts<T> {
+    /// Keeps `value` under `id` for `keep_alive`; expired contexts go first, and beyond
+    /// [`MAX_OPEN`] nothing more is kept (its id then answers 404, as an expired one does).
+    pub fn insert(&self, id: String, value: T, keep_alive: Duration) {
+        if let Ok(mut entries) = self.entries.lock() {
+            let now = Instant::now();
+            entries.retain(|_, kept| kept.expires > now);
+            if entries.len() < MAX_OPEN {
+                let expires = now + keep_alive;
+                entries.insert(
+                    id,
+                    Kept {
+                        value,
+                        keep_alive,
+                        expires,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs `read` on the live context `id` (with the keep-alive in force, `keep_alive` when
+    /// given) and pushes its expiry back; 404 when it is gone.
+    pub fn read<R>(
+        &self,
+        id: &str,
+        keep_alive: Option<Duration>,
+        read: impl FnOnce(&mut T, Duration) -> R,
+    ) -> Result<R, ApiError> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
+        let kept = entries
+            .get_mut(id)
+            .filter(|kept| kept.expires > Instant::now())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "search_context_missing_exception",
+                    format!("No search context found for id [{id}]"),
+                )
+            })?;
+        if let Some(keep_alive) = keep_alive {
+            kept.keep_alive = keep_alive;
+        }
+        kept.expires = Instant::now() + kept.keep_alive;
+        Ok(read(&mut kept.value, kept.keep_alive))
+    }
+
+    /// Removes the contexts `ids` (`_all`: every one) and returns them.
+    pub fn remove(&self, ids: &[String]) -> Vec<T> {
+        let Ok(mut entries) = self.entries.lock() else {
+            return Vec::new();
+        };
+        if ids.iter().any(|id| id == "_all") {
+            return entries.drain().map(|(_, kept)| kept.value).collect();
+        }
+        ids.iter()
+            .filter_map(|id| entries.remove(id.as_str()))
+            .map(|kept| kept.value)
+            .collect()
+    }
+}
+
+/// One open scroll.
+struct Context {
+    /// The search, with `from` at the next page.
+    spec: SearchSpec,
+    /// The snapshot of each index.
+    targets: Vec<(Arc<IndexEntry>, Searcher)>,
+}
+
 /// The node's open scrolls.
 #[derive(Default)]
 pub struct Scrolls {
-    contexts: Mutex<HashMap<String, Context>>,
+    contexts: Contexts<Context>,
 }
 
 impl Scrolls {
@@ -49,19 +134,8 @@ impl Scrolls {
     ) -> String {
         let id = super::docs::generate_id();
         spec.from += spec.size;
-        let context = Context {
-            spec,
-            targets,
-            keep_alive,
-            expires: Instant::now() + keep_alive,
-        };
-        if let Ok(mut contexts) = self.contexts.lock() {
-            let now = Instant::now();
-            contexts.retain(|_, c| c.expires > now);
-            if contexts.len() < MAX_OPEN {
-                contexts.insert(id.clone(), context);
-            }
-        }
+        self.contexts
+            .insert(id.clone(), Context { spec, targets }, keep_alive);
         id
     }
 
@@ -70,33 +144,16 @@ impl Scrolls {
         id: &str,
         keep_alive: Option<Duration>,
     ) -> Result<(SearchSpec, Vec<Target>), ApiError> {
-        let missing = || {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "search_context_missing_exception",
-                format!("No search context found for id [{id}]"),
-            )
-        };
-        let mut contexts = self
-            .contexts
-            .lock()
-            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
-        let context = contexts
-            .get_mut(id)
-            .filter(|c| c.expires > Instant::now())
-            .ok_or_else(missing)?;
-        if let Some(keep_alive) = keep_alive {
-            context.keep_alive = keep_alive;
-        }
-        context.expires = Instant::now() + context.keep_alive;
-        let spec = context.spec.clone();
-        context.spec.from += context.spec.size;
-        let targets = context
-            .targets
-            .iter()
-            .map(|(e, s)| (Arc::clone(e), Some(s.clone())))
-            .collect();
-        Ok((spec, targets))
+        self.contexts.read(id, keep_alive, |context, _| {
+            let spec = context.spec.clone();
+            context.spec.from += context.spec.size;
+            let targets = context
+                .targets
+                .iter()
+                .map(|(e, s)| (Arc::clone(e), Some(s.clone())))
+                .collect();
+            (spec, targets)
+        })
     }
 
     /// The snapshot kept under `id`, with its expiry pushed back (a cluster scroll's node side:
@@ -111,17 +168,7 @@ impl Scrolls {
     }
 
     pub fn clear(&self, ids: &[String]) -> usize {
-        let Ok(mut contexts) = self.contexts.lock() else {
-            return 0;
-        };
-        if ids.iter().any(|id| id == "_all") {
-            let n = contexts.len();
-            contexts.clear();
-            return n;
-        }
-        ids.iter()
-            .filter(|id| contexts.remove(id.as_str()).is_some())
-            .count()
+        self.contexts.remove(ids).len()
     }
 }
 
