@@ -10,7 +10,10 @@ use tantivy::query::{
 use tantivy::schema::{IndexRecordOption, Term};
 
 use crate::error::{QueryError, parsing};
-use crate::fields::{QueryContext, Target, exact_term, exact_value, raw_text_term, text_terms};
+use crate::fields::{
+    QueryContext, Target, bound_term, exact_term, exact_value, raw_text_term, text_terms,
+};
+use crate::limits::check_terms_count;
 use crate::query_string::query_string;
 use crate::term_level;
 
@@ -18,6 +21,9 @@ type Boxed = Box<dyn Query>;
 
 /// Translates one Elasticsearch query clause (the value of `"query"`).
 pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    // Every clause is a level of nesting and counts against the clause limit.
+    let _level = ctx.budget.enter()?;
+    ctx.budget.clauses(1)?;
     let obj = query
         .as_object()
         .ok_or_else(|| parsing("query must be an object"))?;
@@ -90,10 +96,36 @@ fn check_params(
 fn boost_of(params: Option<&Map<String, Value>>) -> Result<Option<f32>, QueryError> {
     match params.and_then(|p| p.get("boost")) {
         None => Ok(None),
+        Some(v) => {
+            let boost = v
+                .as_f64()
+                .ok_or_else(|| parsing("[boost] must be a number"))?;
+            // As in Elasticsearch; and a boost beyond f32 would make every score infinite.
+            if !(0.0..=f64::from(f32::MAX)).contains(&boost) {
+                return Err(parsing(format!(
+                    "[boost] must be a non-negative number no larger than {}, got [{v}]",
+                    f32::MAX
+                )));
+            }
+            Ok(Some(boost as f32))
+        }
+    }
+}
+
+/// A non-negative integer parameter that must fit in `u32` (slop, max_expansions, …).
+fn u32_param(params: Option<&Map<String, Value>>, name: &str) -> Result<Option<u32>, QueryError> {
+    match params.and_then(|p| p.get(name)) {
+        None => Ok(None),
         Some(v) => v
-            .as_f64()
-            .map(|b| Some(b as f32))
-            .ok_or_else(|| parsing("[boost] must be a number")),
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                parsing(format!(
+                    "[{name}] must be a non-negative integer no larger than {}, got [{v}]",
+                    u32::MAX
+                ))
+            }),
     }
 }
 
@@ -131,7 +163,7 @@ fn term_of(
         Target::Exact { path, mapping } => Some(exact_term(
             &ctx.exact_prefix(path),
             &exact_value(path, mapping, value)?,
-        )),
+        )?),
     })
 }
 
@@ -183,7 +215,9 @@ fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError
         Target::Text { .. } => {
             let text = scalar_text(text, "match")?;
             let fuzz = params.and_then(|p| p.get("fuzziness"));
-            let terms: Vec<Boxed> = text_terms(&target, &text)
+            let analyzed = text_terms(&target, &text);
+            ctx.budget.clauses(analyzed.len())?;
+            let terms: Vec<Boxed> = analyzed
                 .into_iter()
                 .map(|(_, term)| -> Result<Boxed, QueryError> {
                     Ok(match fuzz {
@@ -250,14 +284,12 @@ fn match_phrase(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryErro
         }
         value => (value, None),
     };
-    let slop = params
-        .and_then(|p| p.get("slop"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as u32;
+    let slop = u32_param(params, "slop")?.unwrap_or(0);
     let target = ctx.target(field);
     let query: Boxed = match &target {
         Target::Text { .. } => {
             let terms = text_terms(&target, &scalar_text(text, "match_phrase")?);
+            ctx.budget.clauses(terms.len())?;
             match terms.len() {
                 0 => Box::new(EmptyQuery),
                 1 => term_query_for(terms.into_iter().next().map(|(_, t)| t)),
@@ -296,6 +328,7 @@ fn terms_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError
     let values = values
         .as_array()
         .ok_or_else(|| parsing("[terms] query requires an array of values"))?;
+    check_terms_count("terms", values.len())?;
     let target = ctx.target(field);
     let mut terms = Vec::new();
     for value in values {
@@ -317,6 +350,7 @@ fn ids_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> 
         .get("values")
         .and_then(Value::as_array)
         .ok_or_else(|| parsing("[ids] query requires [values]"))?;
+    check_terms_count("ids", values.len())?;
     let terms = values
         .iter()
         .map(|v| {
@@ -382,10 +416,10 @@ fn range_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError
     let bound = |inclusive: &str, exclusive: &str| -> Result<Bound<Term>, QueryError> {
         Ok(match (params.get(inclusive), params.get(exclusive)) {
             (Some(v), _) if !v.is_null() => {
-                Bound::Included(exact_term(&prefix, &exact_value(&path, &mapping, v)?))
+                Bound::Included(bound_term(&prefix, &exact_value(&path, &mapping, v)?))
             }
             (_, Some(v)) if !v.is_null() => {
-                Bound::Excluded(exact_term(&prefix, &exact_value(&path, &mapping, v)?))
+                Bound::Excluded(bound_term(&prefix, &exact_value(&path, &mapping, v)?))
             }
             _ => Bound::Unbounded,
         })
@@ -545,13 +579,17 @@ fn minimum_should_match(value: Option<&Value>, clauses: usize) -> Result<usize, 
         Some(Value::String(s)) => match s.strip_suffix('%') {
             Some(pct) => {
                 let pct: i64 = pct.trim().parse().map_err(|_| bad())?;
-                n * pct / 100
+                n.saturating_mul(pct.clamp(-100, 100)) / 100
             }
             None => s.trim().parse().map_err(|_| bad())?,
         },
         Some(_) => return Err(bad()),
     };
-    let wanted = if wanted < 0 { n + wanted } else { wanted };
+    let wanted = if wanted < 0 {
+        n.saturating_add(wanted)
+    } else {
+        wanted
+    };
     Ok(wanted.clamp(0, n) as usize)
 }
 
@@ -640,12 +678,10 @@ fn match_phrase_prefix(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, Qu
                     )?
                 }
                 _ => {
+                    ctx.budget.clauses(terms.len())?;
                     let mut query = tantivy::query::PhrasePrefixQuery::new_with_offset(terms);
-                    if let Some(max) = params
-                        .and_then(|p| p.get("max_expansions"))
-                        .and_then(Value::as_u64)
-                    {
-                        query.set_max_expansions(max as u32);
+                    if let Some(max) = u32_param(params, "max_expansions")? {
+                        query.set_max_expansions(max);
                     }
                     Box::new(query)
                 }
@@ -793,6 +829,7 @@ fn simple_query_string(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, Qu
     let lucene = text.replace('|', " OR ");
     let query = match query_string(&lucene, fields.as_deref(), and, ctx) {
         Ok(query) => query,
+        Err(limit @ QueryError::Limit(_)) => return Err(limit),
         Err(_) => {
             let words: String = text
                 .chars()

@@ -10,6 +10,10 @@ pub enum QueryError {
     /// (Elasticsearch `query_shard_exception`).
     #[error("{0}")]
     Shard(String),
+    /// The query is too large or too deep for a named limit (`indices.query.bool.*`,
+    /// `index.max_terms_count`, date ranges).
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl QueryError {
@@ -18,6 +22,7 @@ impl QueryError {
         match self {
             QueryError::Parsing(_) => "parsing_exception",
             QueryError::Shard(_) => "query_shard_exception",
+            QueryError::Limit(_) => "illegal_argument_exception",
         }
     }
 }

@@ -8,15 +8,18 @@ use tantivy::schema::{DATE_TIME_PRECISION_INDEXED, Field, Term};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use crate::error::QueryError;
+use crate::limits::Budget;
 
-/// What translation needs to know about the index.
+/// What translation needs to know about the index, and the running limits of one translation.
 pub struct QueryContext<'a> {
     /// The index mapping.
-    pub mapping: &'a Mapping,
+    pub(crate) mapping: &'a Mapping,
     /// Schema field handles.
-    pub fields: &'a Fields,
+    pub(crate) fields: &'a Fields,
     /// The index's analyzers (registered per text slot).
-    pub tokenizers: &'a TokenizerManager,
+    pub(crate) tokenizers: &'a TokenizerManager,
+    /// Nesting depth and clause count so far, checked against the named limits.
+    pub(crate) budget: Budget,
 }
 
 /// How a path is indexed.
@@ -31,6 +34,23 @@ pub(crate) enum Target {
     Exact { path: String, mapping: FieldMapping },
     /// Not mapped (or an object): matches nothing, as in Elasticsearch.
     Unmapped,
+}
+
+impl<'a> QueryContext<'a> {
+    /// A context for translating one query against `mapping` (use a new one per query: it
+    /// counts the query's clauses).
+    pub fn new(
+        mapping: &'a Mapping,
+        fields: &'a Fields,
+        tokenizers: &'a TokenizerManager,
+    ) -> QueryContext<'a> {
+        QueryContext {
+            mapping,
+            fields,
+            tokenizers,
+            budget: Budget::default(),
+        }
+    }
 }
 
 impl QueryContext<'_> {
@@ -142,7 +162,8 @@ pub(crate) enum ExactValue {
     I64(i64),
     F64(f64),
     Bool(bool),
-    Date(DateTime),
+    /// Epoch milliseconds, possibly outside what the index can hold (see [`exact_term`]).
+    Date(i64),
 }
 
 /// Coerces a query value to the field's type, as Elasticsearch does at query time.
@@ -196,26 +217,38 @@ pub(crate) fn exact_value(
             Value::String(s) if s == "false" => false,
             _ => return Err(err()),
         }),
-        FieldType::Date => {
-            let millis = match value.as_str().and_then(date_math) {
-                Some(millis) => millis,
-                None => date::parse_value(value, mapping.format.as_deref()).ok_or_else(err)?,
-            };
-            ExactValue::Date(DateTime::from_timestamp_millis(millis))
-        }
+        FieldType::Date => ExactValue::Date(match value.as_str().and_then(date_math) {
+            Some(millis) => millis,
+            None => date::parse_value(value, mapping.format.as_deref()).ok_or_else(err)?,
+        }),
     })
 }
 
-/// The exact-field term for `value` at `path`.
-pub(crate) fn exact_term(prefix: &Term, value: &ExactValue) -> Term {
+/// The exact-field term for `value` at `path`. A date the index cannot hold is refused: no
+/// document can have it.
+pub(crate) fn exact_term(prefix: &Term, value: &ExactValue) -> Result<Term, QueryError> {
+    if let ExactValue::Date(millis) = value
+        && date::index_datetime(*millis).is_none()
+    {
+        return Err(QueryError::Shard(date::out_of_range(&millis.to_string())));
+    }
+    Ok(bound_term(prefix, value))
+}
+
+/// The exact-field term for a range bound at `path`. A date beyond what the index can hold is
+/// clamped to its range, which every stored date lies within, so the range selects the same
+/// documents.
+pub(crate) fn bound_term(prefix: &Term, value: &ExactValue) -> Term {
     let mut term = prefix.clone();
     match value {
         ExactValue::Str(s) => term.append_type_and_str(s),
         ExactValue::I64(n) => term.append_type_and_fast_value(*n),
         ExactValue::F64(f) => term.append_type_and_fast_value(*f),
         ExactValue::Bool(b) => term.append_type_and_fast_value(*b),
-        ExactValue::Date(d) => {
-            term.append_type_and_fast_value(d.truncate(DATE_TIME_PRECISION_INDEXED))
+        ExactValue::Date(millis) => {
+            let clamped = (*millis).clamp(date::MIN_MILLIS, date::MAX_MILLIS);
+            let datetime = DateTime::from_timestamp_millis(clamped);
+            term.append_type_and_fast_value(datetime.truncate(DATE_TIME_PRECISION_INDEXED))
         }
     }
     term
@@ -223,14 +256,14 @@ pub(crate) fn exact_term(prefix: &Term, value: &ExactValue) -> Term {
 
 /// Elasticsearch date math anchored at `now`: `now`, `now-1d`, `now+2h/d`, … (units y, M, w,
 /// d, h, H, m, s; months and years are taken as 30 and 365 days). `None` when `text` is not date
-/// math.
+/// math, or when its arithmetic leaves the 64-bit millisecond range.
 pub(crate) fn date_math(text: &str) -> Option<i64> {
     let rest = text.strip_prefix("now")?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
-        .as_millis() as i64;
-    date_math_from(now, rest)
+        .as_millis();
+    date_math_from(i64::try_from(now).ok()?, rest)
 }
 
 fn unit_millis(unit: char) -> Option<i64> {
@@ -246,30 +279,34 @@ fn unit_millis(unit: char) -> Option<i64> {
     })
 }
 
-pub(crate) fn date_math_from(mut millis: i64, mut rest: &str) -> Option<i64> {
-    while !rest.is_empty() {
-        let op = rest.chars().next()?;
-        rest = &rest[1..];
+/// Applies the operations of date math (`-1d/d`, …) to `millis`, checked: any overflow is
+/// `None`, never a wrapped date.
+pub(crate) fn date_math_from(mut millis: i64, rest: &str) -> Option<i64> {
+    let mut chars = rest.chars().peekable();
+    while let Some(op) = chars.next() {
         if op == '/' {
-            let unit = unit_millis(rest.chars().next()?)?;
-            millis = millis.div_euclid(unit) * unit;
-            rest = &rest[1..];
+            let unit = unit_millis(chars.next()?)?;
+            millis = millis.div_euclid(unit).checked_mul(unit)?;
             continue;
         }
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        let amount: i64 = if digits == 0 {
-            1
-        } else {
-            rest[..digits].parse().ok()?
-        };
-        rest = &rest[digits..];
-        let unit = unit_millis(rest.chars().next()?)?;
-        rest = &rest[1..];
-        match op {
-            '+' => millis += amount * unit,
-            '-' => millis -= amount * unit,
-            _ => return None,
+        let mut amount: Option<i64> = None;
+        while let Some(digit) = chars.peek().and_then(|c| c.to_digit(10)) {
+            chars.next();
+            amount = Some(
+                amount
+                    .unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(i64::from(digit))?,
+            );
         }
+        let delta = amount
+            .unwrap_or(1)
+            .checked_mul(unit_millis(chars.next()?)?)?;
+        millis = match op {
+            '+' => millis.checked_add(delta)?,
+            '-' => millis.checked_sub(delta)?,
+            _ => return None,
+        };
     }
     Some(millis)
 }
@@ -288,5 +325,28 @@ mod tests {
         assert_eq!(date_math_from(0, "-1x"), None);
         assert!(date_math("now-1d").is_some());
         assert!(date_math("2020-01-01").is_none());
+    }
+
+    #[test]
+    fn hostile_date_math_is_refused_not_wrapped_or_panicking() {
+        for text in [
+            "now\u{e9}",
+            "now+\u{e9}",
+            "now/\u{e9}",
+            "now+1\u{e9}",
+            "now+9999999999y",
+            "now-9999999999y",
+            "now+99999999999999999999d",
+            "now+",
+            "now/",
+            "now-1",
+        ] {
+            assert_eq!(date_math(text), None, "{text}");
+        }
+        assert_eq!(
+            date_math_from(i64::MAX - 5, "/y"),
+            Some((i64::MAX - 5).div_euclid(365 * 86_400_000) * 365 * 86_400_000)
+        );
+        assert_eq!(date_math_from(i64::MIN, "/y"), None);
     }
 }

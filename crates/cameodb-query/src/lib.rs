@@ -5,10 +5,12 @@ mod boosting;
 mod dsl;
 mod error;
 mod fields;
+mod limits;
 mod query_string;
 mod term_level;
 
 pub use dsl::translate;
 pub use error::QueryError;
 pub use fields::QueryContext;
+pub use limits::{MAX_CLAUSE_COUNT, MAX_NESTED_DEPTH, MAX_TERMS_COUNT};
 pub use query_string::query_string;

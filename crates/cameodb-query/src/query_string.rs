@@ -14,7 +14,8 @@ use tantivy_query_grammar::{
 };
 
 use crate::error::{QueryError, parsing};
-use crate::fields::{QueryContext, Target, exact_term, exact_value, text_terms};
+use crate::fields::{QueryContext, Target, bound_term, exact_term, exact_value, text_terms};
+use crate::limits::{MAX_NESTED_DEPTH, lucene_nesting, too_deep};
 
 type Boxed = Box<dyn Query>;
 
@@ -26,6 +27,11 @@ pub fn query_string(
     default_and: bool,
     ctx: &QueryContext<'_>,
 ) -> Result<Boxed, QueryError> {
+    // tantivy's grammar recurses once per group without a limit of its own: refuse deep input
+    // before it runs.
+    if lucene_nesting(text) > MAX_NESTED_DEPTH {
+        return Err(too_deep());
+    }
     let ast = tantivy_query_grammar::parse_query(text)
         .map_err(|_| parsing(format!("Failed to parse query [{text}]")))?;
     let defaults = match fields {
@@ -48,6 +54,8 @@ struct Translator<'a> {
 
 impl Translator<'_> {
     fn ast(&self, ast: &UserInputAst) -> Result<Boxed, QueryError> {
+        let _level = self.ctx.budget.enter()?;
+        self.ctx.budget.clauses(1)?;
         match ast {
             UserInputAst::Clause(items) => {
                 let mut parts = Vec::with_capacity(items.len());
@@ -74,7 +82,8 @@ impl Translator<'_> {
     }
 
     /// The fields a leaf applies to: its own, or the defaults. Errors on the defaults are
-    /// skipped (a word is not a number), errors on a named field are reported.
+    /// skipped (a word is not a number), errors on a named field are reported; a limit is
+    /// reported either way.
     fn per_field(
         &self,
         field: Option<&String>,
@@ -85,8 +94,11 @@ impl Translator<'_> {
         }
         let mut parts: Vec<(Occur, Boxed)> = Vec::new();
         for field in &self.defaults {
-            if let Ok(query) = build(field) {
-                parts.push((Occur::Should, query));
+            self.ctx.budget.clauses(1)?;
+            match build(field) {
+                Ok(query) => parts.push((Occur::Should, query)),
+                Err(limit @ QueryError::Limit(_)) => return Err(limit),
+                Err(_) => {}
             }
         }
         Ok(match parts.len() {
@@ -112,6 +124,7 @@ impl Translator<'_> {
                 upper,
             } => self.per_field(field.as_ref(), |field| self.range(field, lower, upper)),
             UserInputLeaf::Set { field, elements } => self.per_field(field.as_ref(), |field| {
+                crate::limits::check_terms_count("query_string", elements.len())?;
                 let terms = elements
                     .iter()
                     .map(|e| self.exact_or_raw(field, e))
@@ -151,6 +164,7 @@ impl Translator<'_> {
         match &target {
             Target::Text { .. } => {
                 let terms = text_terms(&target, &literal.phrase);
+                self.ctx.budget.clauses(terms.len())?;
                 let quoted = matches!(literal.delimiter, Delimiter::DoubleQuotes);
                 Ok(match terms.len() {
                     0 => Box::new(EmptyQuery),
@@ -194,7 +208,7 @@ impl Translator<'_> {
         match self.ctx.target(field) {
             Target::Exact { path, mapping } => {
                 let value = exact_value(&path, &mapping, &Value::String(text.to_string()))?;
-                Ok(Some(exact_term(&self.ctx.exact_prefix(&path), &value)))
+                Ok(Some(exact_term(&self.ctx.exact_prefix(&path), &value)?))
             }
             target @ Target::Text { .. } => {
                 Ok(text_terms(&target, text).into_iter().next().map(|(_, t)| t))
@@ -222,7 +236,7 @@ impl Translator<'_> {
         let bound = |b: &UserInputBound| -> Result<Bound<Term>, QueryError> {
             let term = |s: &str| {
                 exact_value(&path, &mapping, &Value::String(s.to_string()))
-                    .map(|v| exact_term(&prefix, &v))
+                    .map(|v| bound_term(&prefix, &v))
             };
             Ok(match b {
                 UserInputBound::Inclusive(s) if s == "*" => Bound::Unbounded,

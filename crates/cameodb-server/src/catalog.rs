@@ -122,6 +122,13 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
     if let Some(c) = name.chars().find(|c| r#"\/*?"<>| ,#:"#.contains(*c)) {
         return invalid(&format!("must not contain the following characters [{c}]"));
     }
+    // A name is a directory on disk: NUL and other control characters cannot be part of one.
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return invalid(&format!(
+            "must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        ));
+    }
     Ok(())
 }
 
@@ -181,7 +188,7 @@ pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, Strin
         }
     }
     if let Some(v) = out.get("index.refresh_interval") {
-        parse_interval(v)?;
+        refresh_interval(v)?;
     }
     out.entry("index.number_of_shards".into())
         .or_insert_with(|| "1".into());
@@ -190,26 +197,9 @@ pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, Strin
     Ok(out)
 }
 
-/// Parses an Elasticsearch time value (`100ms`, `1s`, `-1`); `None` means disabled.
-pub fn parse_interval(text: &str) -> Result<Option<Duration>, ApiError> {
-    let bad = || {
-        ApiError::illegal_argument(format!(
-            "failed to parse setting [index.refresh_interval] with value [{text}] as a time value"
-        ))
-    };
-    if text == "-1" {
-        return Ok(None);
-    }
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let millis = match unit {
-        "ms" => number,
-        "s" => number * 1000,
-        "m" => number * 60_000,
-        _ => return Err(bad()),
-    };
-    Ok(Some(Duration::from_millis(millis)))
+/// The refresh interval an index setting asks for; `None` means disabled (`-1`).
+pub fn refresh_interval(text: &str) -> Result<Option<Duration>, ApiError> {
+    Ok(crate::units::time_value("index.refresh_interval", text)?)
 }
 
 impl Catalog {
@@ -265,7 +255,7 @@ impl Catalog {
         if let Some(Ok(interval)) = meta
             .settings
             .get("index.refresh_interval")
-            .map(|v| parse_interval(v))
+            .map(|v| refresh_interval(v))
         {
             config.refresh_interval = interval;
             // As in Elasticsearch, an explicit interval is honoured even when nobody searches.
@@ -534,7 +524,11 @@ mod tests {
     #[test]
     fn names_and_wildcards() {
         assert!(validate_name("books").is_ok());
-        for bad in ["", "Books", "_x", "a b", "a*", "a/b", ".."] {
+        let long = "a".repeat(256);
+        for bad in [
+            "", "Books", "_x", "a b", "a*", "a/b", "a\\b", ".", "..", "\0x", "a\nb", "\u{7f}",
+            &long,
+        ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
         assert!(wildcard_match("log*", "logs-1"));
@@ -553,8 +547,10 @@ mod tests {
         assert_eq!(s["index.number_of_shards"], "2");
         assert_eq!(s["index.refresh_interval"], "1s");
         assert!(parse_settings(Some(&serde_json::json!({"bogus": 1}))).is_err());
-        assert!(parse_interval("100ms").unwrap() == Some(Duration::from_millis(100)));
-        assert!(parse_interval("-1").unwrap().is_none());
-        assert!(parse_interval("soon").is_err());
+        assert!(refresh_interval("100ms").unwrap() == Some(Duration::from_millis(100)));
+        assert!(refresh_interval("1h").unwrap() == Some(Duration::from_secs(3600)));
+        assert!(refresh_interval("-1").unwrap().is_none());
+        assert!(refresh_interval("soon").is_err());
+        assert!(refresh_interval("2305843009213693952s").is_err());
     }
 }

@@ -159,6 +159,12 @@ impl From<QueryError> for ApiError {
     }
 }
 
+impl From<crate::units::UnitError> for ApiError {
+    fn from(err: crate::units::UnitError) -> ApiError {
+        ApiError::illegal_argument(err.to_string())
+    }
+}
+
 impl From<tantivy::TantivyError> for ApiError {
     fn from(err: tantivy::TantivyError) -> ApiError {
         StoreError::from(err).into()

@@ -11,6 +11,7 @@ mod handlers;
 mod ingest_pool;
 mod respond;
 mod shard;
+pub mod units;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 pub use error::ApiError;
+pub use handlers::scroll::ScrollLimits;
 
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
@@ -39,6 +41,8 @@ pub struct ServerConfig {
     /// Joins or forms a cluster when set; `None` runs a standalone node without the libp2p and
     /// gossip ports (embedding and in-process tests).
     pub cluster: Option<ClusterSettings>,
+    /// Scroll context limits: `search.max_open_scroll_context` and `search.max_keep_alive`.
+    pub scroll: ScrollLimits,
     /// Enables `POST /_cameo/fault/{index}/panic`, which panics a job of that index's store
     /// actor, so tests can check the actor recovers. Off unless `CAMEODB_FAULT_INJECTION=1`.
     pub fault_injection: bool,
@@ -53,6 +57,7 @@ impl ServerConfig {
             store: StoreConfig::default(),
             max_in_flight_per_index: 512,
             cluster: None,
+            scroll: ScrollLimits::default(),
             fault_injection: false,
         }
     }
@@ -109,7 +114,7 @@ pub async fn run(
         cluster: None,
         coordinator: Arc::default(),
         fault_injection: config.fault_injection,
-        scrolls: Arc::default(),
+        scrolls: Arc::new(handlers::scroll::Scrolls::new(config.scroll)),
         ingest: Arc::new(
             IngestPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -132,6 +137,7 @@ pub async fn run(
                 addr,
                 with_layers(handlers::local_router(local_state.clone())),
                 config.max_body_bytes,
+                config.scroll,
             )
             .await?,
         ),
@@ -169,6 +175,7 @@ async fn start_cluster(
     http_addr: SocketAddr,
     local: axum::Router,
     max_body_bytes: usize,
+    scroll_limits: ScrollLimits,
 ) -> Result<Arc<cluster::ClusterCtx>, ServerError> {
     let mut config =
         cameodb_cluster::ClusterConfig::new(keypair, settings.cluster_addr, http_addr.to_string());
@@ -207,6 +214,6 @@ async fn start_cluster(
         router,
         local,
         max_body_bytes,
-        scrolls: cluster::scatter::ClusterScrolls::default(),
+        scrolls: cluster::scatter::ClusterScrolls::new(scroll_limits),
     }))
 }

@@ -103,16 +103,8 @@ impl Message<Exec> for IndexActor {
             let _ = me.tell(Restart).try_send();
             return;
         }
-        let task = tokio::task::spawn_blocking(move || job(&store));
-        tokio::spawn(async move {
-            if let Err(err) = task.await
-                && err.is_panic()
-            {
-                // A panicking request job (a query bug, say) fails only that request: the store's
-                // state lives in its own threads and is untouched.
-                error!("an index request panicked; answering 500");
-            }
-        });
+        // Jobs catch their own panics (see `Shard::run`), so nothing here can unwind.
+        drop(tokio::task::spawn_blocking(move || job(&store)));
     }
 }
 
@@ -226,7 +218,10 @@ impl Shard {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |store: &Store| {
             let _permit = permit;
-            let _ = tx.send(job(store));
+            // A panic is a bug; it must fail this request only, and say so. The store's state
+            // lives in its own threads, which a request job's unwinding cannot touch.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(store)));
+            let _ = tx.send(result);
         });
         match self.actor.tell(Exec(job)).try_send() {
             Ok(()) => {}
@@ -248,8 +243,21 @@ impl Shard {
                 )));
             }
         }
-        rx.await
-            .map_err(|_| ApiError::internal("the index job failed; the store is being recovered"))
+        match rx.await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_panic)) => {
+                error!("an index request panicked; answering 500");
+                Err(ApiError::internal(
+                    "the request failed on an internal error (a bug) and was abandoned; the index and its data are unaffected",
+                ))
+            }
+            // The job never ran: the actor stopped (the store is restarting or closed).
+            Err(_) => Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable_shards_exception",
+                "the index store stopped before running this request; retry",
+            )),
+        }
     }
 
     /// Fails the actor, as if its store had died: the supervisor restarts it (tests only).

@@ -52,7 +52,7 @@ fn node_params(params: &HashMap<String, String>, spec: &SearchSpec) -> HashMap<S
     let mut out = params.clone();
     out.remove("scroll");
     out.insert("from".into(), "0".into());
-    out.insert("size".into(), (spec.from + spec.size).to_string());
+    out.insert("size".into(), spec.window().to_string());
     out
 }
 
@@ -111,9 +111,11 @@ async fn fan_out(
     let mut partials = Vec::new();
     let mut report = ShardReport::default();
     let mut pins = Vec::new();
+    let mut refused = None;
     for (member, indices, answer) in answers {
-        match answer? {
-            Ok(answer) => {
+        match answer {
+            Err(err) => refused = Some(err),
+            Ok(Ok(answer)) => {
                 report.total += answer.partial.shards;
                 report.successful += answer.partial.shards;
                 if let Some(pin) = answer.pin {
@@ -121,7 +123,7 @@ async fn fan_out(
                 }
                 partials.push(answer.partial);
             }
-            Err(err) => {
+            Ok(Err(err)) => {
                 tracing::warn!(node = %member.id, reason = %err.reason, "node failed its part of a search");
                 report.timed_out |= err.kind == "timeout_exception";
                 for index in &indices {
@@ -133,6 +135,12 @@ async fn fan_out(
                 }
             }
         }
+    }
+    if let Some(err) = refused {
+        // The request itself was refused (a 4xx, as on one node): the snapshots the other
+        // nodes kept for it would otherwise stay pinned until their keep-alive ran out.
+        release_pins(ctx, pins).await;
+        return Err(err);
     }
     Ok((partials, report, pins))
 }
@@ -275,14 +283,18 @@ pub async fn search(
     if let Some(keep_alive) = keep_alive {
         let id = format!("{SCROLL_PREFIX}{}.{}", view.self_id, generate_id());
         let mut next = spec.clone();
-        next.from += next.size;
+        next.from = next.window();
         let scroll = ClusterScroll {
             spec: next,
             request,
             pins,
             missing,
         };
-        ctx.scrolls.insert(id.clone(), scroll, keep_alive);
+        let pins = scroll.pins.clone();
+        if let Err(err) = ctx.scrolls.insert(id.clone(), scroll, keep_alive) {
+            release_pins(ctx, pins).await;
+            return Err(err);
+        }
         out["_scroll_id"] = json!(id);
     }
     Ok(out)
@@ -297,7 +309,7 @@ pub async fn scroll_page(
     let started = Instant::now();
     let (spec, missing, calls) = ctx.scrolls.read(id, keep_alive, |context, keep_alive| {
         let spec = context.spec.clone();
-        context.spec.from += context.spec.size;
+        context.spec.from = context.spec.window();
         let keep_alive_ms = Some(keep_alive.as_millis() as u64);
         let calls: Vec<(Member, ShardRequest)> = context
             .pins
@@ -327,16 +339,22 @@ pub async fn scroll_page(
 /// how many scrolls it freed.
 pub async fn clear_scrolls(ctx: &ClusterCtx, ids: &[String]) -> usize {
     let freed = ctx.scrolls.remove(ids);
-    let mut pins: HashMap<String, (Member, Vec<String>)> = HashMap::new();
-    for context in &freed {
-        for (member, pin) in &context.pins {
-            pins.entry(member.id.clone())
-                .or_insert_with(|| (member.clone(), Vec::new()))
-                .1
-                .push(pin.clone());
-        }
+    let count = freed.len();
+    release_pins(ctx, freed.into_iter().flat_map(|c| c.pins).collect()).await;
+    count
+}
+
+/// Frees the snapshots `pins` on their nodes.
+async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Member, String)>) {
+    let mut by_node: HashMap<String, (Member, Vec<String>)> = HashMap::new();
+    for (member, pin) in pins {
+        by_node
+            .entry(member.id.clone())
+            .or_insert_with(|| (member, Vec::new()))
+            .1
+            .push(pin);
     }
-    join_all(pins.into_values().map(|(member, pins)| async move {
+    join_all(by_node.into_values().map(|(member, pins)| async move {
         let body = json!({"scroll_id": pins});
         // Best effort: a snapshot not freed here expires with its keep-alive.
         let _ = ctx
@@ -348,7 +366,6 @@ pub async fn clear_scrolls(ctx: &ClusterCtx, ids: &[String]) -> usize {
             .await;
     }))
     .await;
-    freed.len()
 }
 
 /// Asks the coordinator of scroll `id` (another node) for its next page.

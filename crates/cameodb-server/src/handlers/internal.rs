@@ -113,7 +113,7 @@ pub async fn shard_search(
             spec,
             used,
             Duration::from_millis(keep_alive_ms),
-        )),
+        )?),
         Some(Pin::Use { id, .. }) => Some(id),
         None => None,
     };

@@ -14,18 +14,37 @@ use tantivy::Searcher;
 
 use super::search::{SearchSpec, Target, execute_on};
 use super::{AppState, Params, parse_object_body};
-use crate::catalog::{IndexEntry, parse_interval};
+use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
 
-/// Most open scroll contexts (Elasticsearch's `search.max_open_scroll_context`).
-const MAX_OPEN: usize = 500;
+/// Scroll limits, as Elasticsearch names them.
+#[derive(Clone, Copy, Debug)]
+pub struct ScrollLimits {
+    /// `search.max_open_scroll_context`: most open contexts; a new scroll beyond it is refused
+    /// (429), while the contexts already handed out keep working.
+    pub max_open: usize,
+    /// `search.max_keep_alive`: the longest keep-alive a scroll may ask for (400 beyond it).
+    pub max_keep_alive: Duration,
+}
+
+impl Default for ScrollLimits {
+    /// Elasticsearch's defaults: 500 contexts, 24 hours.
+    fn default() -> Self {
+        ScrollLimits {
+            max_open: 500,
+            max_keep_alive: Duration::from_secs(24 * 3600),
+        }
+    }
+}
 
 /// Contexts that expire after their keep-alive without a read: this node's scrolls and, on a
 /// coordinator, its cluster scrolls.
 pub struct Contexts<T> {
     /// Open contexts by id.
     entries: Mutex<HashMap<String, Kept<T>>>,
+    /// How many may be open and for how long.
+    limits: ScrollLimits,
 }
 
 /// A context with its lease.
@@ -37,33 +56,65 @@ struct Kept<T> {
     expires: Instant,
 }
 
-impl<T> Default for Contexts<T> {
-    fn default() -> Self {
+impl<T> Contexts<T> {
+    /// An empty registry under `limits`.
+    pub fn new(limits: ScrollLimits) -> Contexts<T> {
         Contexts {
             entries: Mutex::default(),
+            limits,
         }
     }
-}
 
-impl<T> Contexts<T> {
-    /// Keeps `value` under `id` for `keep_alive`; expired contexts go first, and beyond
-    /// [`MAX_OPEN`] nothing more is kept (its id then answers 404, as an expired one does).
-    pub fn insert(&self, id: String, value: T, keep_alive: Duration) {
-        if let Ok(mut entries) = self.entries.lock() {
-            let now = Instant::now();
-            entries.retain(|_, kept| kept.expires > now);
-            if entries.len() < MAX_OPEN {
-                let expires = now + keep_alive;
-                entries.insert(
-                    id,
-                    Kept {
-                        value,
-                        keep_alive,
-                        expires,
-                    },
-                );
-            }
+    /// Refuses a keep-alive above `search.max_keep_alive` (checked before any work is done).
+    pub fn check_keep_alive(&self, keep_alive: Duration) -> Result<(), ApiError> {
+        if keep_alive > self.limits.max_keep_alive {
+            return Err(ApiError::illegal_argument(format!(
+                "Keep alive for request ({}) is too large. It must be less than ({}). This limit can be set by changing the [search.max_keep_alive] cluster level setting.",
+                format_duration(keep_alive),
+                format_duration(self.limits.max_keep_alive)
+            )));
         }
+        Ok(())
+    }
+
+    /// Refuses a new context when `search.max_open_scroll_context` are open (expired ones are
+    /// dropped first). Checked before a scroll's first search runs; [`Contexts::insert`]
+    /// checks again.
+    pub fn check_room(&self) -> Result<(), ApiError> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
+        let now = Instant::now();
+        entries.retain(|_, kept| kept.expires > now);
+        if entries.len() >= self.limits.max_open {
+            return Err(too_many_contexts(self.limits.max_open));
+        }
+        Ok(())
+    }
+
+    /// Keeps `value` under `id` for `keep_alive`; refused (and `value` dropped) beyond
+    /// `search.max_keep_alive` or when `search.max_open_scroll_context` contexts are open.
+    pub fn insert(&self, id: String, value: T, keep_alive: Duration) -> Result<(), ApiError> {
+        self.check_keep_alive(keep_alive)?;
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
+        let now = Instant::now();
+        entries.retain(|_, kept| kept.expires > now);
+        if entries.len() >= self.limits.max_open {
+            return Err(too_many_contexts(self.limits.max_open));
+        }
+        entries.insert(
+            id,
+            Kept {
+                value,
+                keep_alive,
+                expires: now + keep_alive,
+            },
+        );
+        Ok(())
     }
 
     /// Runs `read` on the live context `id` (with the keep-alive in force, `keep_alive` when
@@ -74,6 +125,9 @@ impl<T> Contexts<T> {
         keep_alive: Option<Duration>,
         read: impl FnOnce(&mut T, Duration) -> R,
     ) -> Result<R, ApiError> {
+        if let Some(keep_alive) = keep_alive {
+            self.check_keep_alive(keep_alive)?;
+        }
         let mut entries = self
             .entries
             .lock()
@@ -110,6 +164,33 @@ impl<T> Contexts<T> {
     }
 }
 
+/// The 429 for a scroll beyond `search.max_open_scroll_context`, as Elasticsearch words it.
+fn too_many_contexts(max_open: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_scroll_contexts_exception",
+        format!(
+            "Trying to create too many scroll contexts. Must be less than or equal to: [{max_open}]. This limit can be set by changing the [search.max_open_scroll_context] setting."
+        ),
+    )
+}
+
+/// A keep-alive as Elasticsearch prints time values (`1d`, `90m`, `1500ms`).
+fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis >= per && millis.is_multiple_of(per) {
+            return format!("{}{unit}", millis / per);
+        }
+    }
+    format!("{millis}ms")
+}
+
 /// One open scroll.
 struct Context {
     /// The search, with `from` at the next page.
@@ -119,24 +200,38 @@ struct Context {
 }
 
 /// The node's open scrolls.
-#[derive(Default)]
 pub struct Scrolls {
+    /// The contexts, under the node's scroll limits.
     contexts: Contexts<Context>,
 }
 
 impl Scrolls {
+    /// No scrolls yet, under `limits`.
+    pub fn new(limits: ScrollLimits) -> Scrolls {
+        Scrolls {
+            contexts: Contexts::new(limits),
+        }
+    }
+
+    /// Refuses, before the first page is searched, a scroll that [`Scrolls::open`] would
+    /// refuse: its keep-alive is too long or no context is free.
+    pub fn check_open(&self, keep_alive: Duration) -> Result<(), ApiError> {
+        self.contexts.check_keep_alive(keep_alive)?;
+        self.contexts.check_room()
+    }
+
     /// Opens a scroll positioned after the page just returned; returns its id.
     pub fn open(
         &self,
         mut spec: SearchSpec,
         targets: Vec<(Arc<IndexEntry>, Searcher)>,
         keep_alive: Duration,
-    ) -> String {
+    ) -> Result<String, ApiError> {
         let id = super::docs::generate_id();
-        spec.from += spec.size;
+        spec.from = spec.window();
         self.contexts
-            .insert(id.clone(), Context { spec, targets }, keep_alive);
-        id
+            .insert(id.clone(), Context { spec, targets }, keep_alive)?;
+        Ok(id)
     }
 
     fn take_page(
@@ -146,7 +241,7 @@ impl Scrolls {
     ) -> Result<(SearchSpec, Vec<Target>), ApiError> {
         self.contexts.read(id, keep_alive, |context, _| {
             let spec = context.spec.clone();
-            context.spec.from += context.spec.size;
+            context.spec.from = context.spec.window();
             let targets = context
                 .targets
                 .iter()
@@ -197,7 +292,7 @@ fn scroll_request(
         .map(String::from)
         .or_else(|| params.get("scroll").cloned())
     {
-        Some(v) => parse_interval(&v)?,
+        Some(v) => Some(crate::units::required_time_value("scroll", &v)?),
         None => None,
     };
     Ok((id, keep_alive))

@@ -155,11 +155,14 @@ pub fn parse_spec(
             )));
         }
     }
-    if from + size > MAX_RESULT_WINDOW {
-        return Err(ApiError::illegal_argument(format!(
-            "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets.",
-            from + size
-        )));
+    match from.checked_add(size) {
+        Some(window) if window <= MAX_RESULT_WINDOW => {}
+        window => {
+            let shown = window.map_or_else(|| format!("{from} + {size}"), |w| w.to_string());
+            return Err(ApiError::illegal_argument(format!(
+                "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{shown}]. See the scroll api for a more efficient way to request large data sets."
+            )));
+        }
     }
     let sort = match (params.get("sort"), body.get("sort")) {
         (Some(s), _) => sorting::parse(&Value::Array(
@@ -250,7 +253,7 @@ pub fn parse_spec(
         .map(String::as_str)
         .or_else(|| body.get("timeout").and_then(Value::as_str))
     {
-        Some(text) => crate::catalog::parse_interval(text)?,
+        Some(text) => crate::units::time_value("timeout", text)?,
         None => None,
     };
     Ok(SearchSpec {
@@ -336,11 +339,7 @@ pub struct Partial {
 
 pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, ApiError> {
     let mapping = store.mapping();
-    let ctx = QueryContext {
-        mapping: &mapping,
-        fields: store.fields(),
-        tokenizers: store.index().tokenizers(),
-    };
+    let ctx = QueryContext::new(&mapping, store.fields(), store.index().tokenizers());
     Ok(match spec {
         QuerySpec::All => Box::new(AllQuery),
         QuerySpec::Dsl(dsl) => translate(dsl, &ctx)?,
@@ -388,7 +387,7 @@ fn search_store(
         }
         None => None,
     };
-    let limit = spec.from + spec.size;
+    let limit = spec.window();
     type Ranked = (f32, Option<(Value, RankKey)>, DocAddress);
     let by_fields = !sorting::by_score_only(&spec.sort) || spec.search_after.is_some();
     let (total, ranked): (usize, Vec<Ranked>) = match () {
@@ -639,10 +638,15 @@ pub async fn execute_on(
 }
 
 impl SearchSpec {
+    /// `from + size`: how many hits each index must rank (a scroll's `from` grows page by
+    /// page, so this saturates rather than wraps).
+    pub fn window(&self) -> usize {
+        self.from.saturating_add(self.size)
+    }
+
     /// True when hits are ranked or reported by score, so cluster-wide term statistics matter.
     pub fn uses_scores(&self) -> bool {
-        self.from + self.size > 0
-            && (self.sort.is_empty() || self.sort.iter().any(|k| k.field == "_score"))
+        self.window() > 0 && (self.sort.is_empty() || self.sort.iter().any(|k| k.field == "_score"))
     }
 }
 
@@ -668,7 +672,7 @@ pub async fn search_entries(
     let targets = entries.into_iter().map(|e| (e, None)).collect();
     let (mut out, used) = execute_on(targets, &spec).await?;
     if let Some(keep_alive) = keep_alive {
-        out["_scroll_id"] = json!(state.scrolls.open(spec, used, keep_alive));
+        out["_scroll_id"] = json!(state.scrolls.open(spec, used, keep_alive)?);
     }
     Ok(out)
 }
@@ -684,9 +688,15 @@ async fn respond_search(
     let spec = parse_spec(params, Some(body.clone()))?;
     let keep_alive = params
         .get("scroll")
-        .map(|v| crate::catalog::parse_interval(v))
-        .transpose()?
-        .flatten();
+        .map(|v| crate::units::required_time_value("scroll", v))
+        .transpose()?;
+    if let Some(keep_alive) = keep_alive {
+        // Refused before any search runs: a scroll that could not be kept.
+        state.scrolls.check_open(keep_alive)?;
+        if let Some(ctx) = &state.cluster {
+            ctx.scrolls.check_room()?;
+        }
+    }
     let out = search_entries(state, entries, params, &body, spec, keep_alive).await?;
     Ok(respond::ok(out))
 }

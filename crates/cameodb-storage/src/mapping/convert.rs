@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
+use tantivy::TantivyDocument;
 use tantivy::schema::OwnedValue;
-use tantivy::{DateTime, TantivyDocument};
 
 use super::{DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date};
 use crate::error::{Result, StoreError};
@@ -360,12 +360,11 @@ impl<'a> Converter<'a> {
                             ),
                         )
                     })?;
+                let datetime = date::index_datetime(millis).ok_or_else(|| {
+                    mapper_error(path, type_name, date::out_of_range(&value.to_string()))
+                })?;
                 self.bytes += 8;
-                push(
-                    &mut self.exact,
-                    path,
-                    OwnedValue::Date(DateTime::from_timestamp_millis(millis)),
-                );
+                push(&mut self.exact, path, OwnedValue::Date(datetime));
             }
             FieldType::Object => {
                 return Err(mapper_error(path, type_name, "found a concrete value"));

@@ -6,6 +6,27 @@ use serde_json::Value;
 
 use crate::error::{Result, StoreError};
 
+/// The earliest date the index can hold, epoch milliseconds: tantivy keeps dates as signed
+/// 64-bit nanoseconds, so 1677-09-21T00:12:43.146Z.
+pub const MIN_MILLIS: i64 = i64::MIN / 1_000_000 + 1;
+/// The latest date the index can hold, epoch milliseconds: 2262-04-11T23:47:16.854Z.
+pub const MAX_MILLIS: i64 = i64::MAX / 1_000_000;
+
+/// The index's value for a date of `millis`, or `None` when it lies outside
+/// [`MIN_MILLIS`]..=[`MAX_MILLIS`] (it would wrap around in nanoseconds).
+pub fn index_datetime(millis: i64) -> Option<tantivy::DateTime> {
+    (MIN_MILLIS..=MAX_MILLIS)
+        .contains(&millis)
+        .then(|| tantivy::DateTime::from_timestamp_millis(millis))
+}
+
+/// Why a date is refused: it lies outside what the index can hold.
+pub fn out_of_range(text: &str) -> String {
+    format!(
+        "date [{text}] is outside the supported range [1677-09-21T00:12:43.146Z, 2262-04-11T23:47:16.854Z]"
+    )
+}
+
 /// Formats used when a date field names none, as in Elasticsearch.
 pub const DEFAULT_FORMATS: &str = "strict_date_optional_time||epoch_millis";
 
@@ -246,6 +267,19 @@ mod tests {
         assert_eq!(parse_str("2015-13-01", "strict_date_optional_time"), None);
         assert_eq!(parse_str("hello", DEFAULT_FORMATS), None);
         assert_eq!(parse_value(&json!(day), None), Some(day));
+    }
+
+    #[test]
+    fn dates_beyond_the_index_range_are_refused() {
+        let far = parse_str("9999-12-31", DEFAULT_FORMATS).expect("parses");
+        assert!(index_datetime(far).is_none());
+        assert!(index_datetime(MAX_MILLIS).is_some());
+        assert!(index_datetime(MIN_MILLIS).is_some());
+        assert!(index_datetime(MIN_MILLIS - 1).is_none());
+        assert_eq!(
+            index_datetime(0).map(|d| d.into_timestamp_millis()),
+            Some(0)
+        );
     }
 
     #[test]
