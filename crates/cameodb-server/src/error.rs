@@ -18,6 +18,9 @@ pub struct ApiError {
     pub reason: String,
     /// The index concerned, when there is one (Elasticsearch adds `index` to the error).
     pub index: Option<String>,
+    /// Further fields of the error object, as some Elasticsearch errors carry them
+    /// (`bytes_wanted`, `bytes_limit` and `durability` of a `circuit_breaking_exception`).
+    pub details: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             kind: kind.to_string(),
             reason: reason.into(),
             index: None,
+            details: None,
         }
     }
 
@@ -83,6 +87,9 @@ impl ApiError {
         let mut cause = json!({"type": self.kind, "reason": self.reason});
         if let Some(index) = &self.index {
             cause["index"] = json!(index);
+        }
+        if let (Some(details), Some(object)) = (&self.details, cause.as_object_mut()) {
+            object.extend(details.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         cause
     }
@@ -148,6 +155,7 @@ impl From<StoreError> for ApiError {
             StoreError::Storage(_) | StoreError::Index(_) | StoreError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "exception")
             }
+            StoreError::Breaker(breaker) => return breaker.clone().into(),
         };
         ApiError::new(status, kind, reason)
     }
@@ -156,6 +164,34 @@ impl From<StoreError> for ApiError {
 impl From<QueryError> for ApiError {
     fn from(err: QueryError) -> ApiError {
         ApiError::bad_request(err.es_type(), err.to_string())
+    }
+}
+
+impl From<cameodb_memory::BreakerError> for ApiError {
+    /// Elasticsearch's `circuit_breaking_exception`: a 429 the client may retry later.
+    fn from(err: cameodb_memory::BreakerError) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "circuit_breaking_exception",
+            err.to_string(),
+        );
+        let mut details = serde_json::Map::new();
+        details.insert("bytes_wanted".into(), json!(err.wanted));
+        details.insert("bytes_limit".into(), json!(err.limit));
+        details.insert("durability".into(), json!("TRANSIENT"));
+        error.details = Some(Box::new(details));
+        error
+    }
+}
+
+impl From<cameodb_memory::json::JsonError> for ApiError {
+    fn from(err: cameodb_memory::json::JsonError) -> ApiError {
+        match err {
+            cameodb_memory::json::JsonError::Breaker(breaker) => breaker.into(),
+            cameodb_memory::json::JsonError::Syntax(e) => {
+                ApiError::parse(format!("request body is not valid JSON: {e}"))
+            }
+        }
     }
 }
 

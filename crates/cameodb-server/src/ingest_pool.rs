@@ -43,8 +43,13 @@ impl IngestPool {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        // What the work allocates on the pool's thread is the request's.
+        let account = cameodb_memory::current();
         let job: Job = Box::new(move || {
-            let _ = reply.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
+            let outcome = cameodb_memory::run_in(account.as_ref(), || {
+                std::panic::catch_unwind(AssertUnwindSafe(work))
+            });
+            let _ = reply.send(outcome);
         });
         self.jobs
             .send(job)

@@ -3,11 +3,13 @@
 //! [`run`] serves on a listener until `shutdown` resolves, then stops accepting, lets in-flight
 //! requests finish, and closes every index (committing it).
 
+mod body;
 mod catalog;
 mod cluster;
 mod compat;
 mod error;
 mod handlers;
+mod http_server;
 mod ingest_pool;
 mod respond;
 mod shard;
@@ -26,6 +28,8 @@ use tracing::info;
 
 pub use error::ApiError;
 pub use handlers::scroll::ScrollLimits;
+pub use body::BreakerLimits;
+pub use http_server::HttpLimits;
 
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
@@ -43,6 +47,10 @@ pub struct ServerConfig {
     pub cluster: Option<ClusterSettings>,
     /// Scroll context limits: `search.max_open_scroll_context` and `search.max_keep_alive`.
     pub scroll: ScrollLimits,
+    /// Client connection limits and timeouts of the HTTP listener.
+    pub http: HttpLimits,
+    /// Memory budgets of requests, node-wide and per request (the circuit breaker).
+    pub breaker: BreakerLimits,
     /// Enables `POST /_cameo/fault/{index}/panic`, which panics a job of that index's store
     /// actor, so tests can check the actor recovers. Off unless `CAMEODB_FAULT_INJECTION=1`.
     pub fault_injection: bool,
@@ -58,6 +66,8 @@ impl ServerConfig {
             max_in_flight_per_index: 512,
             cluster: None,
             scroll: ScrollLimits::default(),
+            http: HttpLimits::default(),
+            breaker: BreakerLimits::default(),
             fault_injection: false,
         }
     }
@@ -123,9 +133,24 @@ pub async fn run(
             .map_err(|e| ServerError::Open(format!("cannot start ingest threads: {e}")))?,
         ),
     };
+    let body_state = body::BodyState {
+        limits: body::BodyLimits {
+            max_bytes: config.max_body_bytes,
+            stall: config.http.body_timeout,
+            min_rate: config.http.body_min_rate,
+        },
+        memory: cameodb_memory::NodeBudget::new(config.breaker.total),
+        request_memory: config.breaker.request,
+    };
     let with_layers = |router: axum::Router| {
         router
+            .layer(axum::middleware::from_fn_with_state(
+                body_state.clone(),
+                body::buffer,
+            ))
             .layer(axum::middleware::from_fn(compat::elasticsearch_compat))
+            // The body is already read (and bounded) by `body::buffer`; this only lifts axum's
+            // own 2 MB default for the extractors that read it again.
             .layer(DefaultBodyLimit::max(config.max_body_bytes))
     };
     let ctx = match &config.cluster {
@@ -155,9 +180,7 @@ pub async fn run(
         axum::middleware::from_fn_with_state(state, cluster::forward::route),
     ));
     info!(%addr, node_id = %node_id, data_dir = %config.data_dir.display(), "cameodb listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    http_server::serve(listener, app, config.http, shutdown).await?;
     info!("http server stopped; closing indexes");
     if let Some(ctx) = &ctx {
         ctx.cluster.shutdown().await;

@@ -22,8 +22,3 @@ pub fn json(status: StatusCode, body: Value) -> Response {
 pub fn ok(body: Value) -> Response {
     json(StatusCode::OK, body)
 }
-
-/// The `_shards` block of a single-shard operation.
-pub fn shards_one() -> Value {
-    serde_json::json!({"total": 1, "successful": 1, "failed": 0})
-}

@@ -216,8 +216,11 @@ impl Shard {
                 ApiError::rejected("rejected execution: too many requests in flight for this index")
             })?;
         let (tx, rx) = oneshot::channel();
+        // The job runs on a blocking thread; what it allocates is the request's.
+        let account = cameodb_memory::current();
         let job: Job = Box::new(move |store: &Store| {
             let _permit = permit;
+            let _entered = account.as_ref().map(|account| account.enter());
             // A panic is a bug; it must fail this request only, and say so. The store's state
             // lives in its own threads, which a request job's unwinding cannot touch.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(store)));

@@ -114,22 +114,6 @@ pub fn byte_size(name: &str, value: &str) -> Result<u64, UnitError> {
         .ok_or_else(|| err("the size is too large"))
 }
 
-/// Renders a byte count as Elasticsearch does in breaker messages (`512mb`, `1.5gb`, `100b`).
-pub fn human_bytes(bytes: u64) -> String {
-    let mut unit = 0;
-    let mut value = bytes as f64;
-    while value >= 1024.0 && unit + 1 < BYTE_UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let name = BYTE_UNITS[unit].0;
-    if value.fract() == 0.0 {
-        format!("{value}{name}")
-    } else {
-        format!("{value:.1}{name}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,8 +163,5 @@ mod tests {
         for bad in ["", "mb", "1.5gb", "1xb", "99999999pb", "-1"] {
             assert!(byte_size("b", bad).is_err(), "{bad}");
         }
-        assert_eq!(human_bytes(512 << 20), "512mb");
-        assert_eq!(human_bytes(100), "100b");
-        assert_eq!(human_bytes(1536 << 20), "1.5gb");
     }
 }

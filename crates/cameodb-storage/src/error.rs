@@ -18,6 +18,9 @@ pub enum StoreError {
     /// The document body is not valid JSON (this includes invalid UTF-8).
     #[error("failed to parse document: {reason}")]
     InvalidJson { reason: String },
+    /// Parsing the document would pass the request's memory budget.
+    #[error(transparent)]
+    Breaker(#[from] cameodb_memory::BreakerError),
     /// The document body is JSON but not an object.
     #[error("document must be a json object, found {found}")]
     NotAnObject { found: &'static str },

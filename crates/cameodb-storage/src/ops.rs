@@ -17,10 +17,14 @@ pub struct Source {
 }
 
 impl Source {
-    /// Parses raw bytes; invalid UTF-8, invalid JSON and non-objects are errors.
+    /// Parses raw bytes; invalid UTF-8, invalid JSON and non-objects are errors, and so is a
+    /// parse that passes the memory budget of the request it runs for.
     pub fn from_slice(bytes: &[u8]) -> Result<Source> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidJson {
-            reason: e.to_string(),
+        let value = cameodb_memory::json::from_slice(bytes).map_err(|e| match e {
+            cameodb_memory::json::JsonError::Breaker(err) => StoreError::Breaker(err),
+            cameodb_memory::json::JsonError::Syntax(e) => StoreError::InvalidJson {
+                reason: e.to_string(),
+            },
         })?;
         let mut source = Source::from_value(value)?;
         source.raw = Some(bytes.to_vec());

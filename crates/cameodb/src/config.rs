@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cameodb_server::ServerConfig;
+use cameodb_server::{ServerConfig, units};
 use clap::Args;
 use serde::Deserialize;
 
@@ -39,6 +39,33 @@ pub struct ServeArgs {
     /// Nice value (0-19) of background ingest threads, so reads keep the CPU; 0 turns it off [default: 10]
     #[arg(long, env = "CAMEODB_BACKGROUND_NICE", value_parser = clap::value_parser!(i32).range(0..=19))]
     background_nice: Option<i32>,
+    /// Most open HTTP client connections; more are answered 503 and closed [default: 4096]
+    #[arg(long, env = "CAMEODB_HTTP_MAX_CONNECTIONS")]
+    http_max_connections: Option<usize>,
+    /// Longest time a request's headers may take to arrive [default: 30s]
+    #[arg(long, env = "CAMEODB_HTTP_HEADER_TIMEOUT")]
+    http_header_timeout: Option<String>,
+    /// Longest time a kept-alive connection may wait for its next request [default: 60s]
+    #[arg(long, env = "CAMEODB_HTTP_IDLE_TIMEOUT")]
+    http_idle_timeout: Option<String>,
+    /// Longest stall of a request body, and the grace before its minimum rate applies [default: 30s]
+    #[arg(long, env = "CAMEODB_HTTP_BODY_TIMEOUT")]
+    http_body_timeout: Option<String>,
+    /// Slowest average rate, per second, of a request body after the grace [default: 64kb]
+    #[arg(long, env = "CAMEODB_HTTP_BODY_MIN_RATE")]
+    http_body_min_rate: Option<String>,
+    /// Longest keep-alive a scroll may ask for (search.max_keep_alive) [default: 24h]
+    #[arg(long, env = "CAMEODB_SEARCH_MAX_KEEP_ALIVE")]
+    search_max_keep_alive: Option<String>,
+    /// Most open scroll contexts (search.max_open_scroll_context) [default: 500]
+    #[arg(long, env = "CAMEODB_SEARCH_MAX_OPEN_SCROLL_CONTEXT")]
+    search_max_open_scroll_context: Option<usize>,
+    /// Memory all requests together may hold (indices.breaker.total.limit) [default: 4gb]
+    #[arg(long, env = "CAMEODB_BREAKER_TOTAL_LIMIT")]
+    breaker_total_limit: Option<String>,
+    /// Memory one request may hold (indices.breaker.request.limit) [default: 1gb]
+    #[arg(long, env = "CAMEODB_BREAKER_REQUEST_LIMIT")]
+    breaker_request_limit: Option<String>,
     /// Enable the fault-injection endpoint (tests only)
     #[arg(long, env = "CAMEODB_FAULT_INJECTION", hide = true)]
     fault_injection: bool,
@@ -56,6 +83,15 @@ struct FileConfig {
     refresh_interval_ms: Option<u64>,
     max_in_flight_per_index: Option<usize>,
     background_nice: Option<i32>,
+    http_max_connections: Option<usize>,
+    http_header_timeout: Option<String>,
+    http_idle_timeout: Option<String>,
+    http_body_timeout: Option<String>,
+    http_body_min_rate: Option<String>,
+    search_max_keep_alive: Option<String>,
+    search_max_open_scroll_context: Option<usize>,
+    breaker_total_limit: Option<String>,
+    breaker_request_limit: Option<String>,
 }
 
 /// The resolved configuration.
@@ -115,7 +151,79 @@ impl Settings {
             }
             server.store.background_nice = nice;
         }
+        let http = &mut server.http;
+        if let Some(n) = args.http_max_connections.or(file.http_max_connections) {
+            http.max_connections = positive("http_max_connections", n)?;
+        }
+        let timeouts = [
+            (
+                "http_header_timeout",
+                args.http_header_timeout.or(file.http_header_timeout),
+                &mut http.header_timeout,
+            ),
+            (
+                "http_idle_timeout",
+                args.http_idle_timeout.or(file.http_idle_timeout),
+                &mut http.idle_timeout,
+            ),
+            (
+                "http_body_timeout",
+                args.http_body_timeout.or(file.http_body_timeout),
+                &mut http.body_timeout,
+            ),
+            (
+                "search_max_keep_alive",
+                args.search_max_keep_alive.or(file.search_max_keep_alive),
+                &mut server.scroll.max_keep_alive,
+            ),
+        ];
+        for (name, value, target) in timeouts {
+            if let Some(value) = value {
+                *target = units::required_time_value(name, &value).map_err(|e| e.to_string())?;
+            }
+        }
+        let sizes = [
+            (
+                "breaker_total_limit",
+                args.breaker_total_limit.or(file.breaker_total_limit),
+                &mut server.breaker.total,
+            ),
+            (
+                "breaker_request_limit",
+                args.breaker_request_limit.or(file.breaker_request_limit),
+                &mut server.breaker.request,
+            ),
+        ];
+        for (name, value, target) in sizes {
+            if let Some(value) = value {
+                *target = units::byte_size(name, &value).map_err(|e| e.to_string())?;
+            }
+        }
+        if server.breaker.request > server.breaker.total {
+            return Err(format!(
+                "breaker_request_limit ({}) cannot exceed breaker_total_limit ({})",
+                server.breaker.request, server.breaker.total
+            ));
+        }
+        if let Some(rate) = args.http_body_min_rate.or(file.http_body_min_rate) {
+            server.http.body_min_rate =
+                units::byte_size("http_body_min_rate", &rate).map_err(|e| e.to_string())?;
+        }
+        if let Some(n) = args
+            .search_max_open_scroll_context
+            .or(file.search_max_open_scroll_context)
+        {
+            server.scroll.max_open = n;
+        }
         server.fault_injection = args.fault_injection;
         Ok(Settings { http_addr, server })
     }
+}
+
+/// A count that must be at least one.
+fn positive(name: &str, n: usize) -> Result<usize, String> {
+    if n == 0 {
+        return Err(format!("{name} must be at least 1"));
+    }
+    Ok(n)
 }

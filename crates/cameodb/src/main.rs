@@ -5,9 +5,11 @@ mod config;
 
 /// mimalloc instead of glibc malloc: after a bulk load glibc kept over a gigabyte of freed
 /// indexing buffers resident (fragmented per-thread arenas it never trims); mimalloc hands
-/// freed pages back to the OS (see `release_freed_memory_at_once`).
+/// freed pages back to the OS (see `release_freed_memory_at_once`). Wrapped by the memory
+/// breaker's counter, which charges what each request allocates to its account.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: cameodb_memory::CountingAlloc<mimalloc::MiMalloc> =
+    cameodb_memory::CountingAlloc(mimalloc::MiMalloc);
 
 /// mimalloc option `purge_delay`: the bindings do not name it; in the bundled mimalloc.h it is
 /// the entry just before `mi_option_use_numa_nodes`, which they do name.

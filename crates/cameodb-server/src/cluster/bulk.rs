@@ -51,6 +51,11 @@ fn split(
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut lines = ndjson_lines(body);
     while let Some(line) = lines.next() {
+        // Over the memory budget: the strict parser then answers with the breaker's error
+        // (the request's account stays tripped).
+        if cameodb_memory::tripped() {
+            return None;
+        }
         let mut action: Map<String, Value> = serde_json::from_slice(line).ok()?;
         if action.len() != 1 {
             return None;

@@ -12,6 +12,7 @@ use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResult
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::Query;
 
 use crate::error::ApiError;
@@ -33,18 +34,31 @@ const SUPPORTED: &[&str] = &[
     "extended_stats",
 ];
 
+/// `search.max_buckets`: most buckets one aggregation request may return (Elasticsearch's
+/// default).
+pub const MAX_BUCKETS: u32 = 65_536;
+
+/// `search.max_aggregation_depth`: deepest nesting of sub-aggregations. Each level multiplies
+/// the buckets collected; the memory breaker bounds what that costs, this bounds the recursion.
+pub const MAX_AGGREGATION_DEPTH: usize = 16;
+
 fn parsing(reason: String) -> ApiError {
     ApiError::bad_request("parsing_exception", reason)
 }
 
 /// Rewrites an Elasticsearch `aggs` object for this index's columns and parses it.
 pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, ApiError> {
-    let rewritten = rewrite_level(aggs, mapping)?;
+    let rewritten = rewrite_level(aggs, mapping, 1)?;
     serde_json::from_value(rewritten)
         .map_err(|e| parsing(format!("failed to parse aggregations: {e}")))
 }
 
-fn rewrite_level(aggs: &Value, mapping: &Mapping) -> Result<Value, ApiError> {
+fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value, ApiError> {
+    if depth > MAX_AGGREGATION_DEPTH {
+        return Err(ApiError::illegal_argument(format!(
+            "aggregations nest deeper than [{MAX_AGGREGATION_DEPTH}] levels, the maximum set by [search.max_aggregation_depth]"
+        )));
+    }
     let aggs = aggs
         .as_object()
         .ok_or_else(|| parsing("[aggs] must be an object".into()))?;
@@ -57,7 +71,7 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping) -> Result<Value, ApiError> {
         for (key, value) in spec {
             match key.as_str() {
                 "aggs" | "aggregations" => {
-                    rewritten.insert("aggs".into(), rewrite_level(value, mapping)?);
+                    rewritten.insert("aggs".into(), rewrite_level(value, mapping, depth + 1)?);
                 }
                 "meta" => {
                     rewritten.insert(key.clone(), value.clone());
@@ -129,6 +143,14 @@ fn rewrite_body(
     Ok(Value::Object(body))
 }
 
+/// The limits tantivy checks during an aggregation: its own estimate of the memory held (the
+/// request's breaker limit) and `search.max_buckets`. The breaker, which measures instead of
+/// estimating, is checked as well (see [`Bounded`]).
+fn limits() -> AggregationLimitsGuard {
+    let memory = cameodb_memory::current().map(|account| account.limit());
+    AggregationLimitsGuard::new(memory, Some(MAX_BUCKETS))
+}
+
 /// Runs `aggs` over the documents matching `query`, giving the mergeable intermediate result.
 pub fn collect(
     searcher: &Searcher,
@@ -136,11 +158,104 @@ pub fn collect(
     aggs: Aggregations,
     tokenizers: &tantivy::tokenizer::TokenizerManager,
 ) -> Result<IntermediateAggregationResults, ApiError> {
-    let context = AggContextParams::new(AggregationLimitsGuard::default(), tokenizers.clone());
-    let collector = DistributedAggregationCollector::from_aggs(aggs, context);
-    searcher
-        .search(query, &collector)
-        .map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))
+    let context = AggContextParams::new(limits(), tokenizers.clone());
+    let collector = Bounded(DistributedAggregationCollector::from_aggs(aggs, context));
+    let result = searcher.search(query, &collector);
+    // A collection the breaker stopped is the breaker's error, whatever tantivy made of it.
+    cameodb_memory::check()?;
+    result.map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))
+}
+
+/// A collector that stops feeding documents to `C` once the request's memory account has
+/// tripped: aggregations grow with every document collected, and tantivy has no way to be
+/// interrupted from outside.
+struct Bounded<C>(C);
+
+/// Documents collected between two breaker checks. One document can add a bucket at every
+/// level of a nested aggregation, each with the collectors of the levels below it, so checks
+/// must be close together: blocks of 64 are fed in pieces of this size.
+const CHECK_EVERY: usize = 8;
+
+impl<C: Collector> Collector for Bounded<C> {
+    type Fruit = C::Fruit;
+    type Child = BoundedSegment<C::Child>;
+
+    fn for_segment(
+        &self,
+        segment: tantivy::SegmentOrdinal,
+        reader: &tantivy::SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(BoundedSegment {
+            inner: self.0.for_segment(segment, reader)?,
+            until_check: 0,
+            stopped: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.0.requires_scoring()
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<Option<<C::Child as SegmentCollector>::Fruit>>,
+    ) -> tantivy::Result<Self::Fruit> {
+        let fruits: Option<Vec<_>> = fruits.into_iter().collect();
+        match fruits {
+            Some(fruits) => self.0.merge_fruits(fruits),
+            None => Err(tantivy::TantivyError::InternalError(
+                "aggregation stopped by the memory breaker".into(),
+            )),
+        }
+    }
+}
+
+/// One segment's side of [`Bounded`]: its fruit is `None` when it stopped early.
+struct BoundedSegment<S> {
+    inner: S,
+    /// Documents left before the next check.
+    until_check: usize,
+    /// The breaker tripped: nothing more is collected.
+    stopped: bool,
+}
+
+impl<S: SegmentCollector> BoundedSegment<S> {
+    /// True when collection must stop; checks the breaker every [`CHECK_EVERY`] documents.
+    fn must_stop(&mut self, docs: usize) -> bool {
+        if self.stopped {
+            return true;
+        }
+        if self.until_check <= docs {
+            self.until_check = CHECK_EVERY;
+            self.stopped = cameodb_memory::tripped();
+        } else {
+            self.until_check -= docs;
+        }
+        self.stopped
+    }
+}
+
+impl<S: SegmentCollector> SegmentCollector for BoundedSegment<S> {
+    type Fruit = Option<S::Fruit>;
+
+    fn collect(&mut self, doc: tantivy::DocId, score: tantivy::Score) {
+        if !self.must_stop(1) {
+            self.inner.collect(doc, score);
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[tantivy::DocId]) {
+        for piece in docs.chunks(CHECK_EVERY) {
+            if self.must_stop(piece.len()) {
+                return;
+            }
+            self.inner.collect_block(piece);
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        (!self.stopped).then(|| self.inner.harvest())
+    }
 }
 
 /// Merges per-index results and renders the final JSON.
@@ -157,8 +272,9 @@ pub fn finish(
             .merge_fruits(part)
             .map_err(|e| ApiError::internal(format!("merging aggregations failed: {e}")))?;
     }
-    let result = merged
-        .into_final_result(request, AggregationLimitsGuard::default())
+    let result = merged.into_final_result(request, limits());
+    cameodb_memory::check()?;
+    let result = result
         .map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))?;
     serde_json::to_value(result).map_err(|e| ApiError::internal(e.to_string()))
 }

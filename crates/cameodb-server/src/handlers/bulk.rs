@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cameodb_storage::{OpKind, Source, WriteOp};
 use serde_json::{Map, Value, json};
 
-use super::docs::{check_params, generate_id, outcome_json, outcome_status, update_op};
+use super::docs::{WriteAnswer, check_params, generate_id, outcome_status, update_op};
 use super::{AppState, Params, Refresh, apply_refresh, doc_key, refresh_param, run};
 use crate::error::ApiError;
 use crate::respond;
@@ -56,6 +56,8 @@ fn parse_items(
     let mut items = Vec::new();
     let mut lines = super::ndjson_lines(body);
     while let Some(line) = lines.next() {
+        // Decoded items grow with the body: stop when the request's memory account trips.
+        cameodb_memory::check()?;
         // A malformed action line makes the rest unparseable, as in Elasticsearch: 400.
         let action: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
             ApiError::illegal_argument(format!(
@@ -262,7 +264,7 @@ async fn handle(
     state
         .ingest
         .run(move || render(heads, results, refresh, started))
-        .await
+        .await?
 }
 
 /// Checks a bulk request's parameters (a bad one fails the whole request); returns its
@@ -280,37 +282,39 @@ struct ItemHead {
     id: String,
 }
 
+/// Writes the bulk answer straight into bytes: one small value per item, never the whole list
+/// as JSON values.
 fn render(
     heads: Vec<ItemHead>,
     results: Vec<Option<Result<cameodb_storage::WriteOutcome, ApiError>>>,
     refresh: Refresh,
     started: Instant,
-) -> Response {
-    let mut errors = false;
-    let rendered: Vec<Value> = heads
-        .into_iter()
-        .zip(results)
-        .map(|(item, result)| {
-            let body = match result.unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))) {
-                Ok(outcome) => {
-                    let mut body = outcome_json(&item.index, &outcome, refresh == Refresh::Now);
-                    if refresh != Refresh::Now
-                        && let Some(obj) = body.as_object_mut()
-                    {
-                        obj.remove("forced_refresh");
-                    }
-                    body["status"] = json!(outcome_status(&outcome).as_u16());
-                    body
-                }
-                Err(err) => {
-                    errors = true;
-                    json!({"_index": item.index, "_id": item.id, "status": err.status.as_u16(), "error": err.with_index(&item.index).cause()})
-                }
-            };
-            json!({ item.action: body })
-        })
-        .collect();
-    respond::ok(
-        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": rendered}),
-    )
+) -> Result<Response, ApiError> {
+    let errors = results.iter().any(|r| !matches!(r, Some(Ok(_))));
+    let took = started.elapsed().as_millis();
+    let mut out = Vec::with_capacity(heads.len().saturating_mul(180).saturating_add(64));
+    out.extend_from_slice(format!(r#"{{"took":{took},"errors":{errors},"items":["#).as_bytes());
+    let encoding = |e: serde_json::Error| ApiError::internal(format!("encoding the bulk answer: {e}"));
+    for (n, (item, result)) in heads.into_iter().zip(results).enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        serde_json::to_writer(&mut out, &item.action).map_err(encoding)?;
+        out.push(b':');
+        match result.unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))) {
+            Ok(outcome) => {
+                let answer = WriteAnswer::new(&item.index, &outcome, refresh == Refresh::Now)
+                    .with_status(outcome_status(&outcome));
+                serde_json::to_writer(&mut out, &answer).map_err(encoding)?;
+            }
+            Err(err) => {
+                let failed = json!({"_index": item.index, "_id": item.id, "status": err.status.as_u16(), "error": err.with_index(&item.index).cause()});
+                serde_json::to_writer(&mut out, &failed).map_err(encoding)?;
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    Ok((respond::json_headers(), out).into_response())
 }

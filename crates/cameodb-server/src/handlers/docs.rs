@@ -67,21 +67,64 @@ pub fn condition(params: &HashMap<String, String>) -> Result<Option<u64>, ApiErr
     }
 }
 
+/// What Elasticsearch answers for a write, serialized straight to bytes where many are
+/// rendered at once (a bulk of 200k items as `Value`s held about 2 KB each).
+#[derive(serde::Serialize)]
+pub struct WriteAnswer<'a> {
+    _index: &'a str,
+    _id: &'a str,
+    _version: u64,
+    result: &'static str,
+    _shards: ShardCounts,
+    _seq_no: u64,
+    _primary_term: u64,
+    /// `true` when the write refreshed the index (`refresh=true`), absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forced_refresh: Option<bool>,
+    /// The item's HTTP status, inside bulk answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+}
+
+/// The `_shards` object of a write.
+#[derive(serde::Serialize)]
+struct ShardCounts {
+    total: u32,
+    successful: u32,
+    failed: u32,
+}
+
+impl<'a> WriteAnswer<'a> {
+    /// The answer for `outcome` in `index`; `forced_refresh` when the write refreshed.
+    pub fn new(index: &'a str, outcome: &'a WriteOutcome, forced_refresh: bool) -> WriteAnswer<'a> {
+        let copies = u32::from(outcome.result != WriteResult::Noop);
+        WriteAnswer {
+            _index: index,
+            _id: outcome.key.id.as_str(),
+            _version: outcome.version.unwrap_or(1),
+            result: outcome.result.as_str(),
+            _shards: ShardCounts {
+                total: copies,
+                successful: copies,
+                failed: 0,
+            },
+            _seq_no: outcome.seq_no.unwrap_or(0),
+            _primary_term: PRIMARY_TERM,
+            forced_refresh: forced_refresh.then_some(true),
+            status: None,
+        }
+    }
+
+    /// With the item status, as bulk answers carry it.
+    pub fn with_status(mut self, status: StatusCode) -> WriteAnswer<'a> {
+        self.status = Some(status.as_u16());
+        self
+    }
+}
+
 /// The JSON Elasticsearch returns for a write.
 pub fn outcome_json(index: &str, outcome: &WriteOutcome, forced_refresh: bool) -> Value {
-    let mut body = json!({
-        "_index": index,
-        "_id": outcome.key.id.as_str(),
-        "_version": outcome.version.unwrap_or(1),
-        "result": outcome.result.as_str(),
-        "_shards": if outcome.result == WriteResult::Noop { json!({"total": 0, "successful": 0, "failed": 0}) } else { respond::shards_one() },
-        "_seq_no": outcome.seq_no.unwrap_or(0),
-        "_primary_term": PRIMARY_TERM,
-    });
-    if forced_refresh {
-        body["forced_refresh"] = json!(true);
-    }
-    body
+    serde_json::to_value(WriteAnswer::new(index, outcome, forced_refresh)).unwrap_or_default()
 }
 
 /// The HTTP status of a write outcome.

@@ -201,14 +201,13 @@ pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
 }
 
-/// Parses a JSON body; an empty body is `None`.
+/// Parses a JSON body; an empty body is `None`. The parse is counted to the request's memory
+/// account and stops when it trips (429).
 pub fn parse_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| ApiError::parse(format!("request body is not valid JSON: {e}")))
+    Ok(Some(cameodb_memory::json::from_slice(body)?))
 }
 
 /// Parses a JSON body that must be an object (or empty).

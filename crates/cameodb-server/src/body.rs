@@ -1,0 +1,194 @@
+//! Request bodies, read once before any handler runs: within the node's size limit, within the
+//! stall timeout and minimum rate of the HTTP limits (a client trickling a body must not hold a
+//! request open), and reserved in the request's memory account, which then counts everything
+//! the request's handlers allocate (see `cameodb-memory`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cameodb_memory::{Account, Accounted, NodeBudget};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+
+/// The memory budgets of requests (`indices.breaker.*`).
+#[derive(Clone, Copy, Debug)]
+pub struct BreakerLimits {
+    /// `indices.breaker.total.limit`: what all requests of the node may hold together.
+    pub total: u64,
+    /// `indices.breaker.request.limit`: what one request may hold: its body, what is decoded
+    /// from it, aggregation buckets, results being rendered.
+    pub request: u64,
+}
+
+impl Default for BreakerLimits {
+    /// Sized for a 2-core, 24 GiB node: requests together may hold 4 GiB, one request 1 GiB
+    /// (a 100 MB bulk decodes into a few hundred MB; two cores rarely run more than a few heavy
+    /// requests at once), leaving most of the memory to the page cache the indexes read from.
+    fn default() -> Self {
+        BreakerLimits {
+            total: 4 << 30,
+            request: 1 << 30,
+        }
+    }
+}
+
+/// What the body layer needs: the limits, and the node budget requests are accounted in.
+#[derive(Clone, Debug)]
+pub struct BodyState {
+    /// Size and timing limits.
+    pub limits: BodyLimits,
+    /// The node-wide memory budget.
+    pub memory: Arc<NodeBudget>,
+    /// Each request's own memory limit.
+    pub request_memory: u64,
+}
+
+/// What a request body may be.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// `http.max_content_length`: largest body accepted (413 beyond).
+    pub max_bytes: usize,
+    /// `http.body_timeout`: longest wait for the next bytes of a body, and the grace before
+    /// `min_rate` applies.
+    pub stall: Duration,
+    /// `http.body_min_rate`: bytes per second a body must average once the grace is over.
+    pub min_rate: u64,
+}
+
+/// Reads the whole body of `request` under the limits, reserving it in a new memory account
+/// for the request, then runs the handlers counted to that account.
+pub async fn buffer(State(state): State<BodyState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let account = state
+        .memory
+        .account("<http_request>", state.request_memory);
+    match read(body, declared, &state.limits, &account).await {
+        Ok(bytes) => {
+            let handlers = next.run(Request::from_parts(parts, Body::from(bytes)));
+            Accounted::new(account, handlers).await
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The 413 for a body over the limit.
+pub fn too_large(max_bytes: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "content_too_long_exception",
+        format!(
+            "request body is too large: the limit is [{max_bytes}] bytes ([http.max_content_length])"
+        ),
+    )
+}
+
+async fn read(
+    body: Body,
+    declared: Option<u64>,
+    limits: &BodyLimits,
+    account: &Arc<Account>,
+) -> Result<Vec<u8>, ApiError> {
+    if declared.is_some_and(|len| len > limits.max_bytes as u64) {
+        return Err(too_large(limits.max_bytes));
+    }
+    let capacity = declared
+        .map_or(0, |len| usize::try_from(len).unwrap_or(0))
+        .min(limits.max_bytes);
+    // The body is held for the whole request: reserve it before reading it.
+    let mut reserved = capacity;
+    account.reserve(reserved as u64)?;
+    let mut bytes = Vec::with_capacity(capacity);
+    let mut stream = body.into_data_stream();
+    let start = Instant::now();
+    let mut last = start;
+    loop {
+        let deadline = next_deadline(start, last, bytes.len(), limits);
+        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => return Ok(bytes),
+            Ok(Some(Err(err))) => {
+                return Err(ApiError::bad_request(
+                    "parse_exception",
+                    format!("failed to read the request body: {err}"),
+                ));
+            }
+            Err(_) => return Err(stalled(bytes.len(), start.elapsed(), limits)),
+        };
+        let len = bytes.len().saturating_add(chunk.len());
+        if len > limits.max_bytes {
+            return Err(too_large(limits.max_bytes));
+        }
+        if len > reserved {
+            account.reserve((len - reserved) as u64)?;
+            reserved = len;
+        }
+        bytes.extend_from_slice(&chunk);
+        last = Instant::now();
+    }
+}
+
+/// When the next bytes must have arrived: within the stall timeout of the last ones, and soon
+/// enough that the body averages `min_rate` after the grace.
+fn next_deadline(start: Instant, last: Instant, received: usize, limits: &BodyLimits) -> Instant {
+    let stall = last + limits.stall;
+    if limits.min_rate == 0 {
+        return stall;
+    }
+    let earned = Duration::from_secs_f64(received as f64 / limits.min_rate as f64);
+    stall.min(start + limits.stall + earned)
+}
+
+fn stalled(received: usize, elapsed: Duration, limits: &BodyLimits) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout_exception",
+        format!(
+            "the request body arrived too slowly ({received} bytes in {:.1}s): a body may stall at most [{}s] ([http.body_timeout]) and must then average at least [{}] bytes/s ([http.body_min_rate])",
+            elapsed.as_secs_f64(),
+            limits.stall.as_secs(),
+            limits.min_rate
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_follow_the_stall_timeout_and_the_minimum_rate() {
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            stall: Duration::from_secs(30),
+            min_rate: 1000,
+        };
+        let start = Instant::now();
+        // Nothing yet: the grace.
+        assert_eq!(next_deadline(start, start, 0, &limits), start + limits.stall);
+        // 10 kB at t=1s: stalls are cut 30 s after the last bytes, rate allows 30 + 10 s.
+        let last = start + Duration::from_secs(1);
+        assert_eq!(
+            next_deadline(start, last, 10_000, &limits),
+            last + limits.stall
+        );
+        // A trickle: 2 kB by t=29s allows only until 30 + 2 s.
+        let last = start + Duration::from_secs(29);
+        assert_eq!(
+            next_deadline(start, last, 2_000, &limits),
+            start + Duration::from_secs(32)
+        );
+    }
+}
