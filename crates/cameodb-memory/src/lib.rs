@@ -91,13 +91,20 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     }
 }
 
-/// The node-wide budget all accounts draw from (`indices.breaker.total.limit`).
+/// The node-wide budget all accounts draw from (`indices.breaker.total.limit`). It is passed
+/// when the live accounts together hold more than its limit, or — once
+/// [`NodeBudget::watch_process_memory`] runs — when the whole process's anonymous resident
+/// memory does (Elasticsearch's "real memory" parent breaker): what accounts count is live
+/// bytes, while the process also holds allocator overhead, freed-but-resident pages and
+/// memory no request owns (indexing buffers, caches).
 #[derive(Debug)]
 pub struct NodeBudget {
     /// Limit in bytes.
     limit: u64,
     /// Bytes charged by live accounts.
     used: AtomicI64,
+    /// The process's anonymous resident memory at the last sample, bytes (0: not sampled).
+    resident: AtomicI64,
     /// How many accounts tripped on this budget or their own limit (for metrics and tests).
     trips: AtomicU64,
 }
@@ -108,8 +115,49 @@ impl NodeBudget {
         Arc::new(NodeBudget {
             limit,
             used: AtomicI64::new(0),
+            resident: AtomicI64::new(0),
             trips: AtomicU64::new(0),
         })
+    }
+
+    /// Samples the process's anonymous resident memory (`RssAnon`) every `interval` on a
+    /// thread of its own, for as long as the budget lives; the node limit then applies to it
+    /// too. Does nothing where `/proc/self/status` cannot be read.
+    pub fn watch_process_memory(self: &Arc<Self>, interval: std::time::Duration) {
+        if resident_anon_bytes().is_none() {
+            return;
+        }
+        let budget = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("cameodb-memory-watch".into())
+            .spawn(move || {
+                while let Some(budget) = budget.upgrade() {
+                    if let Some(bytes) = resident_anon_bytes() {
+                        budget
+                            .resident
+                            .store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+                    }
+                    drop(budget);
+                    std::thread::sleep(interval);
+                }
+            });
+        // Without the thread the breaker still counts requests; nothing else depends on it.
+        drop(spawned);
+    }
+
+    /// The process's anonymous resident memory at the last sample, bytes.
+    pub fn resident(&self) -> u64 {
+        u64::try_from(self.resident.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// The larger of what live accounts hold and what the process holds, when over the limit.
+    fn over_by(&self) -> Option<i64> {
+        let limit = i64::try_from(self.limit).unwrap_or(i64::MAX);
+        let held = self
+            .used
+            .load(Ordering::Relaxed)
+            .max(self.resident.load(Ordering::Relaxed));
+        (held > limit).then_some(held)
     }
 
     /// The limit, bytes.
@@ -194,10 +242,12 @@ impl Account {
             return Err(self.error(Breaker::Request, wanted));
         }
         let node_wanted = self.node.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if node_wanted > i64::try_from(self.node.limit).unwrap_or(i64::MAX) {
+        let resident = self.node.resident.load(Ordering::Relaxed).saturating_add(bytes);
+        let node_held = node_wanted.max(resident);
+        if node_held > i64::try_from(self.node.limit).unwrap_or(i64::MAX) {
             self.node.used.fetch_sub(bytes, Ordering::Relaxed);
             self.node.trips.fetch_add(1, Ordering::Relaxed);
-            return Err(self.error(Breaker::Node, node_wanted));
+            return Err(self.error(Breaker::Node, node_held));
         }
         self.reserved.fetch_add(bytes, Ordering::Relaxed);
         self.charged.fetch_add(bytes, Ordering::Relaxed);
@@ -258,11 +308,10 @@ impl Account {
             return;
         }
         let held = used.saturating_add(self.reserved.load(Ordering::Relaxed));
-        let node_used = self.node.used.load(Ordering::Relaxed);
         let (tripped, at) = if held > i64::try_from(self.limit).unwrap_or(i64::MAX) {
             (TRIPPED_REQUEST, held)
-        } else if node_used > i64::try_from(self.node.limit).unwrap_or(i64::MAX) {
-            (TRIPPED_NODE, node_used)
+        } else if let Some(node_held) = self.node.over_by() {
+            (TRIPPED_NODE, node_held)
         } else {
             return;
         };
@@ -359,6 +408,21 @@ impl BreakerError {
             Breaker::Node => "indices.breaker.total.limit",
         }
     }
+}
+
+/// `RssAnon` of `/proc/self/status`: the process's private resident memory, without the
+/// page cache of mapped index files.
+fn resident_anon_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kb: u64 = line
+        .trim_start_matches("RssAnon:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
 }
 
 /// Bytes as Elasticsearch prints them in breaker messages (`512mb`, `1.5gb`).

@@ -135,3 +135,28 @@ fn a_json_parse_stops_at_the_limit() {
         .expect("within the limit");
     assert_eq!(value.as_array().map(Vec::len), Some((1 << 20) + 1));
 }
+
+#[test]
+fn the_node_limit_also_applies_to_the_process_resident_memory() {
+    // Far below what any process holds: once sampled, every allocating account trips.
+    let node = NodeBudget::new(MB);
+    node.watch_process_memory(std::time::Duration::from_millis(5));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while node.resident() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(node.resident() > MB, "sampled {}", node.resident());
+    let account = node.account("<test>", 512 * MB);
+    let err = account
+        .run(|| {
+            let _small = vec![0u8; 64];
+            check()
+        })
+        .expect_err("the process is over the node limit");
+    assert_eq!(err.breaker, Breaker::Node);
+    assert!(err.wanted >= node.resident() / 2);
+    assert_eq!(
+        node.account("<test>", 512 * MB).reserve(1).map_err(|e| e.breaker),
+        Err(Breaker::Node)
+    );
+}

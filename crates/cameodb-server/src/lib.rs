@@ -31,6 +31,10 @@ pub use handlers::scroll::ScrollLimits;
 pub use body::BreakerLimits;
 pub use http_server::HttpLimits;
 
+/// How often the process's resident memory is sampled for the node-wide breaker: short enough
+/// that a request allocating at full speed passes the limit by little before it trips.
+const MEMORY_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -139,7 +143,11 @@ pub async fn run(
             stall: config.http.body_timeout,
             min_rate: config.http.body_min_rate,
         },
-        memory: cameodb_memory::NodeBudget::new(config.breaker.total),
+        memory: {
+            let memory = cameodb_memory::NodeBudget::new(config.breaker.total);
+            memory.watch_process_memory(MEMORY_SAMPLE_INTERVAL);
+            memory
+        },
         request_memory: config.breaker.request,
     };
     let with_layers = |router: axum::Router| {
