@@ -171,10 +171,13 @@ pub fn collect(
 /// interrupted from outside.
 struct Bounded<C>(C);
 
-/// Documents collected between two breaker checks. One document can add a bucket at every
-/// level of a nested aggregation, each with the collectors of the levels below it, so checks
-/// must be close together: blocks of 64 are fed in pieces of this size.
-const CHECK_EVERY: usize = 8;
+/// Most documents collected between two breaker checks.
+const MAX_STEP: usize = 64;
+
+/// Growth of the request's memory over one step above which the next steps are one document
+/// long: one document can add a bucket at every level of a nested aggregation, with all the
+/// collectors of the levels below it (tens of megabytes seen at 16 levels).
+const FAST_GROWTH: i64 = 1 << 20;
 
 impl<C: Collector> Collector for Bounded<C> {
     type Fruit = C::Fruit;
@@ -185,9 +188,13 @@ impl<C: Collector> Collector for Bounded<C> {
         segment: tantivy::SegmentOrdinal,
         reader: &tantivy::SegmentReader,
     ) -> tantivy::Result<Self::Child> {
+        let account = cameodb_memory::current();
+        let held = account.as_ref().map_or(0, |a| a.total());
         Ok(BoundedSegment {
             inner: self.0.for_segment(segment, reader)?,
-            until_check: 0,
+            account,
+            held,
+            step: 1,
             stopped: false,
         })
     }
@@ -213,25 +220,31 @@ impl<C: Collector> Collector for Bounded<C> {
 /// One segment's side of [`Bounded`]: its fruit is `None` when it stopped early.
 struct BoundedSegment<S> {
     inner: S,
-    /// Documents left before the next check.
-    until_check: usize,
+    /// The request's memory account (none outside a request: nothing is checked).
+    account: Option<std::sync::Arc<cameodb_memory::Account>>,
+    /// What the account held at the last check.
+    held: i64,
+    /// Documents fed between checks: one while memory grows fast, up to [`MAX_STEP`].
+    step: usize,
     /// The breaker tripped: nothing more is collected.
     stopped: bool,
 }
 
 impl<S: SegmentCollector> BoundedSegment<S> {
-    /// True when collection must stop; checks the breaker every [`CHECK_EVERY`] documents.
-    fn must_stop(&mut self, docs: usize) -> bool {
-        if self.stopped {
-            return true;
-        }
-        if self.until_check <= docs {
-            self.until_check = CHECK_EVERY;
-            self.stopped = cameodb_memory::tripped();
+    /// Checks the breaker after a step, and sizes the next step by how fast memory grew.
+    fn after_step(&mut self) {
+        let Some(account) = &self.account else {
+            self.step = MAX_STEP;
+            return;
+        };
+        self.stopped = account.check().is_err();
+        let held = account.total();
+        self.step = if held - self.held > FAST_GROWTH {
+            1
         } else {
-            self.until_check -= docs;
-        }
-        self.stopped
+            (self.step * 2).min(MAX_STEP)
+        };
+        self.held = held;
     }
 }
 
@@ -239,17 +252,18 @@ impl<S: SegmentCollector> SegmentCollector for BoundedSegment<S> {
     type Fruit = Option<S::Fruit>;
 
     fn collect(&mut self, doc: tantivy::DocId, score: tantivy::Score) {
-        if !self.must_stop(1) {
+        if !self.stopped {
             self.inner.collect(doc, score);
+            self.after_step();
         }
     }
 
-    fn collect_block(&mut self, docs: &[tantivy::DocId]) {
-        for piece in docs.chunks(CHECK_EVERY) {
-            if self.must_stop(piece.len()) {
-                return;
-            }
+    fn collect_block(&mut self, mut docs: &[tantivy::DocId]) {
+        while !self.stopped && !docs.is_empty() {
+            let (piece, rest) = docs.split_at(self.step.min(docs.len()));
             self.inner.collect_block(piece);
+            self.after_step();
+            docs = rest;
         }
     }
 
