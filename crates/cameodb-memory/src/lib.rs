@@ -277,6 +277,39 @@ impl Account {
             .saturating_add(self.reserved.load(Ordering::Relaxed))
     }
 
+    /// Trips the account unless `bytes` more would still fit, in its own limit and the node's:
+    /// for work about to take a step it cannot be stopped in (a vector that doubles, a
+    /// conversion of everything collected so far).
+    pub fn ensure_headroom(&self, bytes: i64) -> Result<(), BreakerError> {
+        self.check()?;
+        let bytes = bytes.max(0);
+        let held = self.total().saturating_add(bytes);
+        let trip = if held > i64::try_from(self.limit).unwrap_or(i64::MAX) {
+            Some((TRIPPED_REQUEST, held))
+        } else {
+            let node = self
+                .node
+                .used
+                .load(Ordering::Relaxed)
+                .max(self.node.resident.load(Ordering::Relaxed))
+                .saturating_add(bytes);
+            (node > i64::try_from(self.node.limit).unwrap_or(i64::MAX))
+                .then_some((TRIPPED_NODE, node))
+        };
+        if let Some((tripped, at)) = trip {
+            self.tripped_at.store(at, Ordering::Relaxed);
+            if self
+                .tripped
+                .compare_exchange(NOT_TRIPPED, tripped, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.node.trips.fetch_add(1, Ordering::Relaxed);
+            }
+            return self.check();
+        }
+        Ok(())
+    }
+
     /// The error to give up with, once this account has tripped.
     pub fn check(&self) -> Result<(), BreakerError> {
         let at = self.tripped_at.load(Ordering::Relaxed);

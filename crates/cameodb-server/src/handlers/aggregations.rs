@@ -176,8 +176,14 @@ const MAX_STEP: usize = 64;
 
 /// Growth of the request's memory over one step above which the next steps are one document
 /// long: one document can add a bucket at every level of a nested aggregation, with all the
-/// collectors of the levels below it (tens of megabytes seen at 16 levels).
+/// collectors of the levels below it.
 const FAST_GROWTH: i64 = 1 << 20;
+
+/// How much more than collection holds the conversion of a segment's collectors into
+/// mergeable results may take (`harvest`, which cannot be interrupted). Measured on 8,000
+/// movies, six nested terms aggregations of size 100: 103 MB collected, 506 MB held after the
+/// conversion, 820 MB resident at its peak.
+const HARVEST_GROWTH: i64 = 6;
 
 impl<C: Collector> Collector for Bounded<C> {
     type Fruit = C::Fruit;
@@ -237,8 +243,10 @@ impl<S: SegmentCollector> BoundedSegment<S> {
             self.step = MAX_STEP;
             return;
         };
-        self.stopped = account.check().is_err();
         let held = account.total();
+        // tantivy grows its per-bucket vectors by doubling, inside a step: what is held may be
+        // needed again before the next check.
+        self.stopped = account.ensure_headroom(held).is_err();
         self.step = if held - self.held > FAST_GROWTH {
             1
         } else {
@@ -268,7 +276,17 @@ impl<S: SegmentCollector> SegmentCollector for BoundedSegment<S> {
     }
 
     fn harvest(self) -> Self::Fruit {
-        (!self.stopped).then(|| self.inner.harvest())
+        if self.stopped {
+            return None;
+        }
+        if let Some(account) = &self.account
+            && account
+                .ensure_headroom(account.total().saturating_mul(HARVEST_GROWTH))
+                .is_err()
+        {
+            return None;
+        }
+        Some(self.inner.harvest())
     }
 }
 
