@@ -1,6 +1,7 @@
 //! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
 
 mod aggregations;
+mod bucket_budget;
 mod bulk;
 mod by_query;
 mod cat;

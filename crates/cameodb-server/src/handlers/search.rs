@@ -377,6 +377,9 @@ fn search_store(
     let aggs = match &spec.aggs {
         Some(request) => {
             let prepared = aggregations::prepare(request, &store.mapping())?;
+            if let Some(account) = cameodb_memory::current() {
+                super::bucket_budget::check(searcher, query.as_ref(), request, account.limit())?;
+            }
             let part = aggregations::collect(
                 searcher,
                 query.as_ref(),
