@@ -3,7 +3,7 @@
 //! value (`[1,1,1,…]` is 2 bytes of input and 32+ bytes of `Value` per element) stops at the
 //! limit instead of after it.
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::BreakerError;
@@ -95,9 +95,15 @@ impl<'de> Visitor<'de> for CheckedValue {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
+        let mut items: Vec<Value> = Vec::new();
         loop {
             checked::<A::Error>()?;
+            if items.len() == items.capacity() {
+                // The next push doubles the array in one allocation: it must fit first.
+                let growth = items.capacity().max(4).saturating_mul(size_of::<Value>());
+                crate::ensure_headroom(i64::try_from(growth).unwrap_or(i64::MAX))
+                    .map_err(|_| A::Error::custom("the memory limit was reached"))?;
+            }
             match seq.next_element_seed(CheckedValue)? {
                 Some(item) => items.push(item),
                 None => return Ok(Value::Array(items)),
@@ -135,7 +141,10 @@ mod tests {
             assert_eq!(ours, theirs);
         }
         for bad in ["", "{", "[1,]", "{} {}", &"[".repeat(200)] {
-            assert!(matches!(from_slice(bad.as_bytes()), Err(JsonError::Syntax(_))), "{bad}");
+            assert!(
+                matches!(from_slice(bad.as_bytes()), Err(JsonError::Syntax(_))),
+                "{bad}"
+            );
         }
     }
 }

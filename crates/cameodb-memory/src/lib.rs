@@ -242,7 +242,11 @@ impl Account {
             return Err(self.error(Breaker::Request, wanted));
         }
         let node_wanted = self.node.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let resident = self.node.resident.load(Ordering::Relaxed).saturating_add(bytes);
+        let resident = self
+            .node
+            .resident
+            .load(Ordering::Relaxed)
+            .saturating_add(bytes);
         let node_held = node_wanted.max(resident);
         if node_held > i64::try_from(self.node.limit).unwrap_or(i64::MAX) {
             self.node.used.fetch_sub(bytes, Ordering::Relaxed);
@@ -323,7 +327,10 @@ impl Account {
     /// Counts an allocation (`delta` > 0) or a free. Called from the allocator: no allocation,
     /// no panic.
     fn charge(&self, delta: i64) {
-        let used = self.used.fetch_add(delta, Ordering::Relaxed).saturating_add(delta);
+        let used = self
+            .used
+            .fetch_add(delta, Ordering::Relaxed)
+            .saturating_add(delta);
         let rounded = used.max(0).saturating_add(CHUNK - 1) / CHUNK * CHUNK;
         let target = rounded.saturating_add(self.reserved.load(Ordering::Relaxed));
         let charged = self.charged.load(Ordering::Relaxed);
@@ -484,6 +491,17 @@ pub fn check() -> Result<(), BreakerError> {
     // SAFETY: as in `count`: non-null only while an `Entered` guard on this thread keeps the
     // account alive.
     unsafe { (*current).check() }
+}
+
+/// [`Account::ensure_headroom`] on the account the current thread counts to (`Ok` when none).
+pub fn ensure_headroom(bytes: i64) -> Result<(), BreakerError> {
+    let current = CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null());
+    if current.is_null() {
+        return Ok(());
+    }
+    // SAFETY: as in `count`: non-null only while an `Entered` guard on this thread keeps the
+    // account alive.
+    unsafe { (*current).ensure_headroom(bytes) }
 }
 
 /// True when the current thread counts to a tripped account.

@@ -46,7 +46,10 @@ fn the_request_limit_trips_the_account_and_check_reports_it() {
     });
     assert_eq!(err.breaker, Breaker::Request);
     assert_eq!(err.label, "<agg>");
-    assert!(err.to_string().contains("[request] Data too large, data for [<agg>]"));
+    assert!(
+        err.to_string()
+            .contains("[request] Data too large, data for [<agg>]")
+    );
     assert!(err.to_string().contains("indices.breaker.request.limit"));
     assert!(account.check().is_err(), "tripping is sticky");
     assert_eq!(node.trips(), 1);
@@ -79,10 +82,20 @@ fn reservations_are_checked_up_front_and_released() {
     let node = NodeBudget::new(100 * MB);
     let a = node.account("<http_request>", 60 * MB);
     assert!(a.reserve(50 * MB).is_ok());
-    assert_eq!(a.reserve(20 * MB).map_err(|e| e.breaker), Err(Breaker::Request));
+    assert_eq!(
+        a.reserve(20 * MB).map_err(|e| e.breaker),
+        Err(Breaker::Request)
+    );
     let b = node.account("<http_request>", 60 * MB);
-    assert_eq!(b.reserve(60 * MB).map_err(|e| e.breaker), Err(Breaker::Node));
-    assert_eq!(node.used(), 50 * MB, "a refused reservation reserves nothing");
+    assert_eq!(
+        b.reserve(60 * MB).map_err(|e| e.breaker),
+        Err(Breaker::Node)
+    );
+    assert_eq!(
+        node.used(),
+        50 * MB,
+        "a refused reservation reserves nothing"
+    );
     a.release(50 * MB);
     assert!(b.reserve(60 * MB).is_ok());
     drop(b);
@@ -101,7 +114,11 @@ fn nested_accounts_restore_the_outer_one_and_threads_are_separate() {
         (a, b)
     });
     assert!(inner.total() >= 4 * MB as i64);
-    assert!((2 * MB as i64..4 * MB as i64).contains(&outer.total()), "{}", outer.total());
+    assert!(
+        (2 * MB as i64..4 * MB as i64).contains(&outer.total()),
+        "{}",
+        outer.total()
+    );
     let other = Arc::clone(&outer);
     let c = std::thread::spawn(move || other.run(|| vec![0u8; 8 * MB as usize]))
         .join()
@@ -156,7 +173,9 @@ fn the_node_limit_also_applies_to_the_process_resident_memory() {
     assert_eq!(err.breaker, Breaker::Node);
     assert!(err.wanted >= node.resident() / 2);
     assert_eq!(
-        node.account("<test>", 512 * MB).reserve(1).map_err(|e| e.breaker),
+        node.account("<test>", 512 * MB)
+            .reserve(1)
+            .map_err(|e| e.breaker),
         Err(Breaker::Node)
     );
 }

@@ -72,9 +72,7 @@ pub async fn buffer(State(state): State<BodyState>, request: Request, next: Next
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let account = state
-        .memory
-        .account("<http_request>", state.request_memory);
+    let account = state.memory.account("<http_request>", state.request_memory);
     match read(body, declared, &state.limits, &account).await {
         Ok(bytes) => {
             let handlers = next.run(Request::from_parts(parts, Body::from(bytes)));
@@ -177,7 +175,10 @@ mod tests {
         };
         let start = Instant::now();
         // Nothing yet: the grace.
-        assert_eq!(next_deadline(start, start, 0, &limits), start + limits.stall);
+        assert_eq!(
+            next_deadline(start, start, 0, &limits),
+            start + limits.stall
+        );
         // 10 kB at t=1s: stalls are cut 30 s after the last bytes, rate allows 30 + 10 s.
         let last = start + Duration::from_secs(1);
         assert_eq!(

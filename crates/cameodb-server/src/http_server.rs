@@ -353,7 +353,11 @@ impl AsyncRead for Watched {
 
 impl Watched {
     /// Records a write's progress, or parks the writer so the watchdog can end its wait.
-    fn after_write(&self, poll: Poll<io::Result<usize>>, cx: &Context<'_>) -> Poll<io::Result<usize>> {
+    fn after_write(
+        &self,
+        poll: Poll<io::Result<usize>>,
+        cx: &Context<'_>,
+    ) -> Poll<io::Result<usize>> {
         match poll {
             Poll::Ready(Ok(written)) => {
                 self.activity.wrote(written);

@@ -26,9 +26,9 @@ use ingest_pool::IngestPool;
 use tokio::net::TcpListener;
 use tracing::info;
 
+pub use body::BreakerLimits;
 pub use error::ApiError;
 pub use handlers::scroll::ScrollLimits;
-pub use body::BreakerLimits;
 pub use http_server::HttpLimits;
 
 /// How often the process's resident memory is sampled for the node-wide breaker: short enough

@@ -17,8 +17,11 @@ use tantivy::{DocId, Score, Searcher, SegmentOrdinal, SegmentReader};
 
 use crate::error::ApiError;
 
-/// Bytes one bucket with bucket sub-aggregations costs tantivy, measured: it sizes the limit
-/// on such buckets from the request's memory limit.
+/// Bytes one counted bucket may cost tantivy at its peak, rounded up from measurements on
+/// 8,000 movies (peak resident memory over counted buckets): `Cast > Cast > Cast` 2.9 GB for
+/// 2.78 M (1.05 KB), `Cast > Writer > Director` of size 10,000 829 MB for 323 k (2.6 KB),
+/// six single-valued levels 125 MB for 126 k (1.0 KB). It sizes the limit on such buckets from
+/// the request's memory limit: 262,144 at the default 1 GB.
 pub const BYTES_PER_PARENT_BUCKET: u64 = 4096;
 
 /// Aggregation kinds that open buckets.
@@ -50,7 +53,9 @@ fn walk(aggs: &Value, parent: Option<usize>, out: &mut Vec<Level>) {
     };
     for spec in aggs.values().filter_map(Value::as_object) {
         let subs = spec.get("aggs").or_else(|| spec.get("aggregations"));
-        let Some((kind, body)) = spec.iter().find(|(k, _)| BUCKET_KINDS.contains(&k.as_str()))
+        let Some((kind, body)) = spec
+            .iter()
+            .find(|(k, _)| BUCKET_KINDS.contains(&k.as_str()))
         else {
             continue;
         };
@@ -97,7 +102,11 @@ pub fn check(
             "too_many_buckets_exception",
             format!(
                 "Trying to create too many buckets: the nested aggregation would open up to [{}] buckets that carry sub-aggregations, more than the [{allowed}] one request's memory allows ([indices.breaker.request.limit] at about {BYTES_PER_PARENT_BUCKET} bytes each). Nest fewer bucket aggregations, or aggregate fewer documents.",
-                if counted == u64::MAX { "unbounded".to_string() } else { counted.to_string() }
+                if counted == u64::MAX {
+                    "unbounded".to_string()
+                } else {
+                    counted.to_string()
+                }
             ),
         ));
     }
@@ -185,9 +194,7 @@ impl SegmentCollector for SegmentBucketCounter {
                 .map(|index| u64::try_from(index.value_row_ids(doc).len()).unwrap_or(u64::MAX))
                 .sum();
             let above = level.parent.map_or(1, |p| self.products[p]);
-            let opened = above
-                .saturating_mul(values)
-                .saturating_mul(level.per_value);
+            let opened = above.saturating_mul(values).saturating_mul(level.per_value);
             self.products[i] = opened;
             if level.counted {
                 self.total = self.total.saturating_add(opened);

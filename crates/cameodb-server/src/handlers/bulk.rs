@@ -294,7 +294,8 @@ fn render(
     let took = started.elapsed().as_millis();
     let mut out = Vec::with_capacity(heads.len().saturating_mul(180).saturating_add(64));
     out.extend_from_slice(format!(r#"{{"took":{took},"errors":{errors},"items":["#).as_bytes());
-    let encoding = |e: serde_json::Error| ApiError::internal(format!("encoding the bulk answer: {e}"));
+    let encoding =
+        |e: serde_json::Error| ApiError::internal(format!("encoding the bulk answer: {e}"));
     for (n, (item, result)) in heads.into_iter().zip(results).enumerate() {
         if n > 0 {
             out.push(b',');
