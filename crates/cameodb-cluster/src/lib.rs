@@ -15,6 +15,8 @@ mod codec;
 mod error;
 mod identity;
 mod membership;
+mod sealed;
+mod secret;
 mod transport;
 mod wire;
 
@@ -38,6 +40,8 @@ use tracing::{debug, info, warn};
 pub use crate::error::ClusterError;
 pub use crate::identity::{NODE_KEY_FILE, load_or_create_identity};
 pub use crate::membership::{Member, MemberState};
+pub use crate::sealed::MAX_AGE as MAX_GOSSIP_CLOCK_SKEW;
+pub use crate::secret::{ClusterSecret, MIN_SECRET_BYTES};
 pub use crate::wire::{MAX_MESSAGE_BYTES, RPC_PROTOCOL, WireRequest, WireResponse};
 /// The node identity type, re-exported so callers need no libp2p dependency of their own.
 pub use libp2p::identity::Keypair;
@@ -84,6 +88,10 @@ pub struct ClusterConfig {
     /// Phi-accrual threshold: a peer is down after about `phi_threshold` × its mean heartbeat
     /// interval of silence. Higher means slower but less flappy detection.
     pub phi_threshold: f64,
+    /// The cluster secret. With it, libp2p connections from peers without it fail their noise
+    /// handshake and gossip datagrams not sealed with it are dropped; without it (loopback-only
+    /// clusters) any process that can reach the port may join.
+    pub secret: Option<ClusterSecret>,
 }
 
 impl ClusterConfig {
@@ -105,6 +113,7 @@ impl ClusterConfig {
             request_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(3),
             phi_threshold: DEFAULT_PHI_THRESHOLD,
+            secret: None,
         }
     }
 }
@@ -195,7 +204,12 @@ impl Cluster {
         let advertise_addr = advertise_addr(config, bind_addr);
 
         let stream_timeout = TRANSPORT_STREAM_TIMEOUT.max(config.request_timeout);
-        let swarm = transport::build_swarm(config.keypair.clone(), bind_addr, stream_timeout)?;
+        let swarm = transport::build_swarm(
+            config.keypair.clone(),
+            bind_addr,
+            stream_timeout,
+            config.secret.as_ref().map(|s| *s.noise_prologue()),
+        )?;
 
         let seeds: Vec<String> = config
             .seeds
@@ -242,7 +256,17 @@ impl Cluster {
             (KEY_HTTP_ADDR.to_string(), config.http_addr.clone()),
             (KEY_STATUS.to_string(), initial_status.as_str().to_string()),
         ];
-        let chitchat = spawn_chitchat(chitchat_config, initial_key_values, &UdpTransport)
+        let sealed;
+        let gossip_transport: &dyn chitchat::transport::Transport = match &config.secret {
+            Some(secret) => {
+                sealed = sealed::SealedTransport {
+                    key: *secret.gossip_key(),
+                };
+                &sealed
+            }
+            None => &UdpTransport,
+        };
+        let chitchat = spawn_chitchat(chitchat_config, initial_key_values, gossip_transport)
             .await
             .map_err(|error| ClusterError::Bind {
                 addr: bind_addr,
@@ -258,7 +282,12 @@ impl Cluster {
         membership.refresh().await;
         let refresh_task = tokio::spawn(refresh_loop(membership.clone(), config.gossip_interval));
 
-        let (commands, swarm_task) = transport::spawn(swarm, handler.clone(), stream_timeout);
+        let (commands, swarm_task) = transport::spawn(
+            swarm,
+            handler.clone(),
+            Arc::clone(&membership),
+            stream_timeout,
+        );
 
         info!(
             peer_id = %self_id,
@@ -267,6 +296,7 @@ impl Cluster {
             http_addr = %config.http_addr,
             seeds = ?seeds,
             status = %initial_status,
+            secret = config.secret.is_some(),
             "cluster layer started"
         );
         Ok(Cluster {
@@ -459,6 +489,13 @@ fn validate(config: &ClusterConfig) -> Result<(), ClusterError> {
         return Err(ClusterError::InvalidConfig(
             "request_timeout must be positive".to_string(),
         ));
+    }
+    let ip = config.cluster_addr.ip();
+    if config.secret.is_none() && !ip.is_loopback() {
+        return Err(ClusterError::InvalidConfig(format!(
+            "the cluster address {} is not a loopback address, so a cluster secret is required: without one any process that can reach the port could join",
+            config.cluster_addr
+        )));
     }
     if !(config.phi_threshold.is_finite() && config.phi_threshold > 0.0) {
         return Err(ClusterError::InvalidConfig(format!(

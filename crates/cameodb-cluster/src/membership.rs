@@ -260,6 +260,17 @@ impl Membership {
         self.members_tx.subscribe()
     }
 
+    /// Whether node `id` is a current member: gossip knows it (with a cluster secret, gossip
+    /// only takes sealed datagrams, so only secret holders get there) and it has not left.
+    /// Read from gossip's own state, so a node that just joined is admitted before the
+    /// member list is next recomputed.
+    pub(crate) async fn admits(&self, id: &str) -> bool {
+        let chitchat = self.chitchat.lock().await;
+        chitchat.node_states().iter().any(|(node, state)| {
+            &*node.node_id == id && state.get(KEY_STATUS) != Some(MemberState::Left.as_str())
+        })
+    }
+
     /// Sets a key of this node's gossip state and republishes the member list.
     pub(crate) async fn set_self_key(&self, key: &str, value: &str) {
         self.chitchat.lock().await.self_node_state().set(key, value);

@@ -25,6 +25,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use crate::RequestHandler;
 use crate::codec::WireCodec;
+use crate::membership::Membership;
 use crate::error::ClusterError;
 use crate::wire::{RPC_PROTOCOL, WireRequest, WireResponse};
 
@@ -69,10 +70,13 @@ pub(crate) fn tcp_multiaddr(addr: SocketAddr) -> Multiaddr {
 
 /// Builds the swarm and binds its TCP listener on `bind_addr` (synchronously, so a taken port
 /// is reported here as [`ClusterError::Bind`]).
+/// With `prologue` (derived from the cluster secret), a peer that does not mix the same bytes
+/// into its noise handshake fails it: no connection, no request.
 pub(crate) fn build_swarm(
     keypair: Keypair,
     bind_addr: SocketAddr,
     stream_timeout: Duration,
+    prologue: Option<[u8; 32]>,
 ) -> Result<Swarm<Behaviour>, ClusterError> {
     let codec = WireCodec;
     let config = request_response::Config::default()
@@ -87,7 +91,13 @@ pub(crate) fn build_swarm(
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
-            noise::Config::new,
+            |key: &Keypair| {
+                let config = noise::Config::new(key)?;
+                Ok::<_, noise::Error>(match prologue {
+                    Some(prologue) => config.with_prologue(prologue.to_vec()),
+                    None => config,
+                })
+            },
             || {
                 let mut config = yamux::Config::default();
                 config.set_max_num_streams(MAX_STREAMS_PER_CONNECTION);
@@ -116,6 +126,7 @@ pub(crate) fn build_swarm(
 pub(crate) fn spawn(
     swarm: Swarm<Behaviour>,
     handler: Arc<dyn RequestHandler>,
+    membership: Arc<Membership>,
     stream_timeout: Duration,
 ) -> (mpsc::Sender<Command>, JoinHandle<()>) {
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
@@ -123,6 +134,7 @@ pub(crate) fn spawn(
         SwarmLoop {
             swarm,
             handler,
+            membership,
             stream_timeout,
             pending: HashMap::new(),
             dial_errors: HashMap::new(),
@@ -144,6 +156,8 @@ type Outgoing = (PeerId, ResponseChannel<WireResponse>, WireResponse);
 struct SwarmLoop {
     swarm: Swarm<Behaviour>,
     handler: Arc<dyn RequestHandler>,
+    /// Who may call: only members are served.
+    membership: Arc<Membership>,
     stream_timeout: Duration,
     pending: HashMap<OutboundRequestId, Pending>,
     /// Last dial error per peer, so a request's dial failure can say why.
@@ -300,9 +314,16 @@ impl SwarmLoop {
         response_tx: mpsc::UnboundedSender<Outgoing>,
     ) {
         let handler = self.handler.clone();
+        let membership = Arc::clone(&self.membership);
         tokio::spawn(async move {
             let from = peer.to_base58();
             trace!(peer = %from, method = %request.method, uri = %request.uri, "inbound request");
+            if !membership.admits(&from).await {
+                warn!(peer = %from, uri = %request.uri, "refused a request from a node that is not a member");
+                let refused = WireResponse::forbidden("only members of this cluster may call it");
+                let _ = response_tx.send((peer, channel, refused));
+                return;
+            }
             let handled = AssertUnwindSafe(async move { handler.handle(from, request).await })
                 .catch_unwind()
                 .await;

@@ -39,6 +39,18 @@ pub struct WireResponse {
 }
 
 impl WireResponse {
+    /// A 403 for a caller that may not call this node, in Elasticsearch's error shape.
+    pub fn forbidden(reason: &str) -> Self {
+        let body = format!(
+            r#"{{"error":{{"root_cause":[{{"type":"security_exception","reason":"{reason}"}}],"type":"security_exception","reason":"{reason}"}},"status":403}}"#
+        );
+        WireResponse {
+            status: 403,
+            headers: vec![("content-type".to_string(), "application/json".to_string())],
+            body: body.into_bytes(),
+        }
+    }
+
     /// A plain-text 500 response, used when the local handler fails without producing one, so
     /// the caller gets an HTTP answer instead of a dropped stream.
     pub fn internal_error(message: &str) -> Self {

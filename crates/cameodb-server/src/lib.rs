@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 pub use body::BreakerLimits;
+pub use cameodb_cluster::MIN_SECRET_BYTES;
 pub use error::ApiError;
 pub use handlers::scroll::ScrollLimits;
 pub use http_server::HttpLimits;
@@ -84,6 +85,8 @@ pub struct ClusterSettings {
     pub cluster_addr: SocketAddr,
     /// Other nodes' cluster addresses to join through; empty forms a cluster of one.
     pub seeds: Vec<String>,
+    /// The secret every member holds; required unless the cluster address is loopback.
+    pub secret: Option<String>,
 }
 
 /// Why the server could not run.
@@ -211,6 +214,12 @@ async fn start_cluster(
     let mut config =
         cameodb_cluster::ClusterConfig::new(keypair, settings.cluster_addr, http_addr.to_string());
     config.seeds = settings.seeds.clone();
+    config.secret = settings
+        .secret
+        .as_deref()
+        .map(|secret| cameodb_cluster::ClusterSecret::derive(secret, &config.cluster_id))
+        .transpose()
+        .map_err(|e| ServerError::Cluster(e.to_string()))?;
     let inbound = Arc::new(cluster::inbound::Inbound {
         local: local.clone(),
     });

@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// Another node's cluster address to join through (repeatable; none forms a cluster of one)
     #[arg(long = "join", env = "CAMEODB_JOIN", value_delimiter = ',')]
     join: Vec<String>,
+    /// Secret shared by every node of the cluster; required unless the cluster address is loopback
+    #[arg(long, env = "CAMEODB_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
     /// TOML configuration file
     #[arg(long, env = "CAMEODB_CONFIG")]
     config: Option<PathBuf>,
@@ -79,6 +82,7 @@ struct FileConfig {
     http_addr: Option<SocketAddr>,
     cluster_addr: Option<SocketAddr>,
     join: Option<Vec<String>>,
+    cluster_secret: Option<String>,
     max_body_bytes: Option<usize>,
     refresh_interval_ms: Option<u64>,
     max_in_flight_per_index: Option<usize>,
@@ -128,10 +132,30 @@ impl Settings {
         } else {
             args.join
         };
+        let secret = args
+            .cluster_secret
+            .or(file.cluster_secret)
+            .filter(|s| !s.is_empty());
+        if secret
+            .as_ref()
+            .is_some_and(|s| s.len() < cameodb_server::MIN_SECRET_BYTES)
+        {
+            return Err(format!(
+                "the cluster secret must be at least {} bytes long; generate one with `openssl rand -hex 32`",
+                cameodb_server::MIN_SECRET_BYTES
+            ));
+        }
+        if secret.is_none() && !cluster_addr.ip().is_loopback() {
+            return Err(format!(
+                "the cluster address {cluster_addr} is not a loopback address, so this node needs the cluster secret that every node of its cluster shares: set --cluster-secret, CAMEODB_CLUSTER_SECRET or cluster_secret in the config file (at least {} bytes; generate one with `openssl rand -hex 32`)",
+                cameodb_server::MIN_SECRET_BYTES
+            ));
+        }
         let mut server = ServerConfig::new(data_dir);
         server.cluster = Some(cameodb_server::ClusterSettings {
             cluster_addr,
             seeds,
+            secret,
         });
         if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
             server.max_body_bytes = bytes;

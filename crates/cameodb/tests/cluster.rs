@@ -5,116 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, ndjson};
+use common::cluster::{Trio, all_up, bulk, local_docs, movies, node_id, states, wait_until};
+use common::{Server, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Three nodes: the first forms the cluster, the others join through it.
-struct Trio {
-    nodes: Vec<Server>,
-}
-
-impl Trio {
-    fn start() -> Trio {
-        let seed_port = free_port();
-        let seed = format!("127.0.0.1:{seed_port}");
-        let first = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
-        let mut nodes = vec![first];
-        for host in ["127.0.0.2", "127.0.0.3"] {
-            let addr = format!("{host}:{}", free_port());
-            nodes.push(Server::start_on(
-                host,
-                &["--cluster-addr", &addr, "--join", &seed],
-            ));
-        }
-        Trio { nodes }
-    }
-}
-
-/// Each node's view: node id -> state, from `_cat/nodes`.
-fn states(server: &Server) -> BTreeMap<String, String> {
-    let (status, body) = server.get("/_cat/nodes?format=json");
-    if status != StatusCode::OK {
-        return BTreeMap::new();
-    }
-    body.as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r["id"].as_str().unwrap_or_default().to_string(),
-                        r["state"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn node_id(server: &Server) -> String {
-    server.get("/").1["node_id"]
-        .as_str()
-        .expect("node id")
-        .to_string()
-}
-
-/// Polls until `check` holds on every listed node, or panics after `limit`.
-fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check() {
-            return started.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what}: not within {limit:?}");
-}
-
-fn all_up(nodes: &[&Server], n: usize) -> bool {
-    nodes.iter().all(|s| {
-        let view = states(s);
-        view.len() == n && view.values().all(|state| state == "up")
-    })
-}
-
-fn bulk(server: &Server, index: &str, docs: &[Value]) {
-    for chunk in docs.chunks(2000) {
-        let mut lines = Vec::new();
-        for doc in chunk {
-            lines.push(json!({"index": {"_index": index, "_id": doc["id"]}}));
-            lines.push(doc.clone());
-        }
-        let (status, body) = server.raw("POST", "/_bulk", "application/x-ndjson", ndjson(&lines));
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["errors"], json!(false), "{}", body["items"][0]);
-        assert_eq!(body["items"].as_array().map(Vec::len), Some(chunk.len()));
-    }
-    let (status, body) = server.call("POST", &format!("/{index}/_refresh"), None);
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-fn movies(n: usize) -> Vec<Value> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/movies.jsonl.gz");
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    BufReader::new(flate2::read::GzDecoder::new(file))
-        .lines()
-        .take(n)
-        .map(|l| serde_json::from_str(&l.expect("line")).expect("json"))
-        .collect()
-}
-
-/// Local document count of `index` on one node.
-fn local_docs(server: &Server, index: &str) -> u64 {
-    server.get("/_cameo/node/stats").1["indices"][index]["docs"]
-        .as_u64()
-        .unwrap_or(0)
-}
 
 /// Hits as (score, id) ordered by score then id, so ties that two topologies may order
 /// differently compare equal; sort values stand in for scores when sorting by fields.

@@ -29,15 +29,22 @@ pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Resul
         "master_timeout",
         "wait_for_active_shards",
     ];
-    match params
+    if let Some(unknown) = params
         .keys()
         .find(|k| !allowed.contains(&k.as_str()) && !ALWAYS.contains(&k.as_str()))
     {
-        Some(unknown) => Err(ApiError::illegal_argument(format!(
+        return Err(ApiError::illegal_argument(format!(
             "request contains unrecognized parameter: [{unknown}]"
-        ))),
-        None => Ok(()),
+        )));
     }
+    // Accepted everywhere, so checked here: a malformed time value is refused as
+    // Elasticsearch refuses it, even where this node has no use for it.
+    for name in ["timeout", "master_timeout"] {
+        if let Some(value) = params.get(name) {
+            crate::units::time_value(name, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// `require_alias=true` demands the target be an alias; this node has none.
