@@ -173,7 +173,10 @@ impl Socket for SealedSocket {
         };
         let sealed = seal(&self.key, &self.buf[..len], now_ms());
         if sealed.len() > MAX_DATAGRAM {
-            warn!(bytes = sealed.len(), "gossip message too large for one datagram; not sent");
+            warn!(
+                bytes = sealed.len(),
+                "gossip message too large for one datagram; not sent"
+            );
             return Ok(SendOutcome { num_bytes_sent: 0 });
         }
         match self.public.send_to(&sealed, to).await {

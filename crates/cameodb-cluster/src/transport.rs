@@ -25,8 +25,8 @@ use tracing::{debug, error, info, trace, warn};
 
 use crate::RequestHandler;
 use crate::codec::WireCodec;
-use crate::membership::Membership;
 use crate::error::ClusterError;
+use crate::membership::Membership;
 use crate::wire::{RPC_PROTOCOL, WireRequest, WireResponse};
 
 /// The swarm's behaviour: request-response with CBOR-encoded wire messages.

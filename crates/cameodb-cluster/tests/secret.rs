@@ -41,7 +41,9 @@ async fn node(secret: Option<&str>, cluster_id: &str, seeds: &[&Cluster]) -> Clu
     config.cluster_id = cluster_id.to_string();
     config.secret = secret.map(|s| ClusterSecret::derive(s, cluster_id).expect("secret"));
     config.seeds = seeds.iter().map(|s| s.cluster_addr().to_string()).collect();
-    Cluster::start(config, Arc::new(Ok200)).await.expect("start")
+    Cluster::start(config, Arc::new(Ok200))
+        .await
+        .expect("start")
 }
 
 fn ids(cluster: &Cluster) -> Vec<String> {
@@ -75,7 +77,10 @@ async fn only_holders_of_the_secret_join_and_call() {
     let b = node(Some(SECRET), "cameodb", &[&a]).await;
     wait_members(&a, 2).await;
     wait_members(&b, 2).await;
-    let answer = b.request(a.self_id(), get()).await.expect("members call each other");
+    let answer = b
+        .request(a.self_id(), get())
+        .await
+        .expect("members call each other");
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, b.self_id().as_bytes());
 
@@ -145,12 +150,15 @@ async fn connections_need_the_secret_and_requests_need_membership() {
     let a = node(Some(SECRET), "cameodb", &[]).await;
     wait_members(&a, 1).await;
     let secret = ClusterSecret::derive(SECRET, "cameodb").expect("secret");
-    let other = ClusterSecret::derive("another secret, not this cluster's", "cameodb")
-        .expect("secret");
+    let other =
+        ClusterSecret::derive("another secret, not this cluster's", "cameodb").expect("secret");
     // Without the secret the handshake fails: no connection, no request.
     for prologue in [None, Some(*other.noise_prologue())] {
         let refused = raw_call(prologue, &a).await;
-        assert!(refused.is_err(), "a peer without the secret got {refused:?}");
+        assert!(
+            refused.is_err(),
+            "a peer without the secret got {refused:?}"
+        );
     }
     // With it, the connection is made, but the caller is not a member: refused by the node.
     let answer = raw_call(Some(*secret.noise_prologue()), &a)

@@ -13,6 +13,8 @@ use super::{Server, free_port, ndjson};
 /// Three nodes: the first forms the cluster, the others join through it.
 pub struct Trio {
     pub nodes: Vec<Server>,
+    /// The first node's cluster address, which the others joined through.
+    seed: String,
 }
 
 impl Trio {
@@ -33,7 +35,12 @@ impl Trio {
                 &[&["--cluster-addr", &addr, "--join", &seed], extra].concat(),
             ));
         }
-        Trio { nodes }
+        Trio { nodes, seed }
+    }
+
+    /// The cluster address to join through.
+    pub fn seed_addr(&self) -> String {
+        self.seed.clone()
     }
 
     /// The nodes, borrowed.
@@ -121,4 +128,3 @@ pub fn local_docs(server: &Server, index: &str) -> u64 {
         .as_u64()
         .unwrap_or(0)
 }
-
