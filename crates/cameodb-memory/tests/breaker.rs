@@ -166,7 +166,7 @@ fn the_node_limit_also_applies_to_the_process_resident_memory() {
     let account = node.account("<test>", 512 * MB);
     let err = account
         .run(|| {
-            let _small = vec![0u8; 64];
+            let _small: Vec<u8> = Vec::with_capacity(64);
             check()
         })
         .expect_err("the process is over the node limit");

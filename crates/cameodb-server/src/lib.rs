@@ -32,6 +32,19 @@ pub use error::ApiError;
 pub use handlers::scroll::ScrollLimits;
 pub use http_server::HttpLimits;
 
+/// Entry points for the fuzz targets (`crates/cameodb-fuzz`): the request parsers alone, with
+/// no effect on any store.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Parses a `_bulk` body as the node does (default index `fuzz`); returns how many items it
+    /// read, or `None` when the whole request is refused.
+    pub fn bulk(body: &[u8]) -> Option<usize> {
+        crate::handlers::bulk::parse_items(Some("fuzz"), &Default::default(), body)
+            .ok()
+            .map(|items| items.len())
+    }
+}
+
 /// How often the process's resident memory is sampled for the node-wide breaker: short enough
 /// that a request allocating at full speed passes the limit by little before it trips.
 const MEMORY_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);

@@ -37,7 +37,7 @@ pub const ACTION_META_KEYS: &[&str] = &[
 ];
 
 /// One parsed item: where it goes and what it does, or why it failed to parse.
-struct Item {
+pub(crate) struct Item {
     /// `index`, `create`, `update` or `delete`.
     action: String,
     /// Target index.
@@ -48,7 +48,7 @@ struct Item {
     op: Result<WriteOp, ApiError>,
 }
 
-fn parse_items(
+pub(crate) fn parse_items(
     default_index: Option<&str>,
     params: &HashMap<String, String>,
     body: &[u8],

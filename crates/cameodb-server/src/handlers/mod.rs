@@ -2,7 +2,7 @@
 
 mod aggregations;
 mod bucket_budget;
-mod bulk;
+pub(crate) mod bulk;
 mod by_query;
 mod cat;
 pub mod dfs;
