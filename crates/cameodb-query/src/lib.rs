@@ -2,9 +2,11 @@
 //! schema's field handles and builds query objects; it never touches an index or a file.
 
 mod boosting;
+mod compound;
 mod dsl;
 mod error;
 mod fields;
+mod full_text;
 mod limits;
 mod query_string;
 mod term_level;

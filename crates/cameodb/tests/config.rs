@@ -101,3 +101,95 @@ fn flags_beat_environment_beat_file() {
         .unwrap();
     assert_eq!(status.code(), Some(2), "an invalid config file is refused");
 }
+
+/// Runs `cameodb serve` with `args` (and a throwaway data directory) expecting it to refuse to
+/// start; returns its exit code and what it logged.
+fn refuses(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cameodb"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--http-addr", &free_addr()])
+        .args(args)
+        .env_remove("CAMEODB_CLUSTER_SECRET")
+        .env_remove("CAMEODB_CLUSTER_ADDR")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_cluster_address_off_loopback_needs_a_secret() {
+    for (args, env) in [
+        (vec!["--cluster-addr", "0.0.0.0:0"], vec![]),
+        (vec![], vec![("CAMEODB_CLUSTER_ADDR", "0.0.0.0:0")]),
+    ] {
+        let (code, log) = refuses(&args, &env);
+        assert_eq!(code, Some(2), "{log}");
+        assert!(log.contains("--cluster-secret"), "{log}");
+        assert!(log.contains("CAMEODB_CLUSTER_SECRET"), "{log}");
+    }
+    let (code, log) = refuses(
+        &["--cluster-addr", "127.0.0.1:0", "--cluster-secret", "short"],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("at least 16 bytes"), "{log}");
+    // With a secret the node starts (and is killed here).
+    let addr = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Killed(
+        Command::new(env!("CARGO_BIN_EXE_cameodb"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--http-addr", &addr, "--cluster-addr", "0.0.0.0:0"])
+            .env(
+                "CAMEODB_CLUSTER_SECRET",
+                "a secret long enough for this node",
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(answers(&addr), "a node with a secret starts off loopback");
+    drop(node);
+}
+
+#[test]
+fn bad_limits_are_refused_by_name() {
+    for (flag, value) in [
+        ("--http-header-timeout", "soon"),
+        ("--http-idle-timeout", "-1"),
+        ("--search-max-keep-alive", "99999999999999999999d"),
+        ("--breaker-total-limit", "lots"),
+        ("--http-body-min-rate", "1.5mb"),
+    ] {
+        let (code, log) = refuses(&[flag, value, "--cluster-addr", "127.0.0.1:0"], &[]);
+        assert_eq!(code, Some(2), "{flag} {value}: {log}");
+        let name = flag.trim_start_matches("--").replace('-', "_");
+        assert!(
+            log.contains(&name),
+            "{flag}: the error should name it: {log}"
+        );
+    }
+    let (code, log) = refuses(
+        &[
+            "--breaker-total-limit",
+            "1gb",
+            "--breaker-request-limit",
+            "2gb",
+            "--cluster-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("breaker_request_limit"), "{log}");
+}

@@ -215,17 +215,21 @@ impl Highlighter {
                 let mut rendered = String::new();
                 let mut at = 0;
                 for range in tantivy::snippet::collapse_overlapped_ranges(snippet.highlighted()) {
-                    rendered.push_str(&fragment[at..range.start]);
+                    rendered.push_str(part(fragment, at..range.start));
                     rendered.push_str(&opts.pre);
-                    rendered.push_str(&fragment[range.clone()]);
+                    rendered.push_str(part(fragment, range.clone()));
                     rendered.push_str(&opts.post);
                     at = range.end;
                 }
-                rendered.push_str(&fragment[at..]);
+                rendered.push_str(part(fragment, at..fragment.len()));
                 if opts.fragments == 0 {
                     // Whole-value mode: put back what the fragment trimmed off either end.
                     let range = snippet.fragment_range();
-                    rendered = format!("{}{rendered}{}", &text[..range.start], &text[range.end..]);
+                    rendered = format!(
+                        "{}{rendered}{}",
+                        part(text, 0..range.start),
+                        part(text, range.end..text.len())
+                    );
                 }
                 fragments.push(Value::String(rendered));
                 if opts.fragments > 0 && fragments.len() >= opts.fragments {
@@ -238,4 +242,10 @@ impl Highlighter {
         }
         (!out.is_empty()).then_some(Value::Object(out))
     }
+}
+
+/// `text[range]`, or nothing when the range is not on character boundaries: the ranges are an
+/// analyzer's byte offsets, and a request's text must never make them a panic.
+fn part(text: &str, range: std::ops::Range<usize>) -> &str {
+    text.get(range).unwrap_or("")
 }

@@ -1,0 +1,401 @@
+//! Full-text clauses of the query DSL: `match` and its phrase forms, `multi_match`, and the
+//! `query_string` / `simple_query_string` clauses over Lucene syntax.
+
+use serde_json::{Map, Value};
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
+
+use crate::dsl::{
+    apply_boost, as_object, boost_of, check_params, single_field, single_value, term_of,
+    term_query_for, u32_param,
+};
+use crate::error::{QueryError, parsing};
+use crate::fields::{QueryContext, Target, text_terms};
+use crate::query_string::query_string;
+use crate::term_level;
+
+type Boxed = Box<dyn Query>;
+
+pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, spec) = single_field(body, "match")?;
+    let (text, params) = match spec {
+        Value::Object(params) => {
+            check_params(
+                params,
+                "match",
+                &[
+                    "query",
+                    "operator",
+                    "boost",
+                    "_name",
+                    "fuzziness",
+                    "minimum_should_match",
+                    "prefix_length",
+                    "max_expansions",
+                ],
+            )?;
+            (
+                params
+                    .get("query")
+                    .ok_or_else(|| parsing("[match] query requires [query]"))?,
+                Some(params),
+            )
+        }
+        value => (value, None),
+    };
+    let operator_and = match params
+        .and_then(|p| p.get("operator"))
+        .map(|v| v.as_str().map(str::to_ascii_lowercase))
+    {
+        None => false,
+        Some(Some(op)) if op == "and" => true,
+        Some(Some(op)) if op == "or" => false,
+        Some(_) => return Err(parsing("[match] operator must be [and] or [or]")),
+    };
+    let target = ctx.target(field);
+    let query: Boxed = match &target {
+        Target::Text { .. } => {
+            let text = scalar_text(text, "match")?;
+            let fuzz = params.and_then(|p| p.get("fuzziness"));
+            let analyzed = text_terms(&target, &text);
+            ctx.budget.clauses(analyzed.len())?;
+            let terms: Vec<Boxed> = analyzed
+                .into_iter()
+                .map(|(_, term)| -> Result<Boxed, QueryError> {
+                    Ok(match fuzz {
+                        Some(f) => {
+                            let len = term.value().as_str().map_or(0, |s| s.chars().count());
+                            term_level::fuzzy_term(term, term_level::fuzziness(f, len)?, false)
+                        }
+                        None => Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let minimum = minimum_should_match(
+                params.and_then(|p| p.get("minimum_should_match")),
+                terms.len(),
+            )?;
+            if terms.is_empty() {
+                Box::new(EmptyQuery)
+            } else if operator_and {
+                Box::new(BooleanQuery::new(
+                    terms.into_iter().map(|q| (Occur::Must, q)).collect(),
+                ))
+            } else if minimum > 1 {
+                Box::new(BooleanQuery::with_minimum_required_clauses(
+                    terms.into_iter().map(|q| (Occur::Should, q)).collect(),
+                    minimum,
+                ))
+            } else {
+                Box::new(BooleanQuery::new(
+                    terms.into_iter().map(|q| (Occur::Should, q)).collect(),
+                ))
+            }
+        }
+        _ => term_query_for(term_of(&target, text, ctx)?),
+    };
+    Ok(apply_boost(query, boost_of(params)?))
+}
+
+pub(crate) fn scalar_text(value: &Value, clause: &str) -> Result<String, QueryError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(parsing(format!(
+            "[{clause}] query text must be a string, number or boolean"
+        ))),
+    }
+}
+
+pub(crate) fn match_phrase(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, spec) = single_field(body, "match_phrase")?;
+    let (text, params) = match spec {
+        Value::Object(params) => {
+            check_params(
+                params,
+                "match_phrase",
+                &["query", "slop", "boost", "_name", "analyzer"],
+            )?;
+            (
+                params
+                    .get("query")
+                    .ok_or_else(|| parsing("[match_phrase] requires [query]"))?,
+                Some(params),
+            )
+        }
+        value => (value, None),
+    };
+    let slop = u32_param(params, "slop")?.unwrap_or(0);
+    let target = ctx.target(field);
+    let query: Boxed = match &target {
+        Target::Text { .. } => {
+            let terms = text_terms(&target, &scalar_text(text, "match_phrase")?);
+            ctx.budget.clauses(terms.len())?;
+            match terms.len() {
+                0 => Box::new(EmptyQuery),
+                1 => term_query_for(terms.into_iter().next().map(|(_, t)| t)),
+                _ => Box::new(PhraseQuery::new_with_offset_and_slop(terms, slop)),
+            }
+        }
+        _ => term_query_for(term_of(&target, text, ctx)?),
+    };
+    Ok(apply_boost(query, boost_of(params)?))
+}
+
+pub(crate) fn match_phrase_prefix(
+    body: &Value,
+    ctx: &QueryContext<'_>,
+) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        "match_phrase_prefix",
+        "query",
+        &["query", "boost", "_name", "max_expansions"],
+    )?;
+    let text = scalar_text(value, "match_phrase_prefix")?;
+    let target = ctx.target(field);
+    let query: Boxed = match &target {
+        Target::Text { .. } => {
+            let mut terms = text_terms(&target, &text);
+            match terms.len() {
+                0 => Box::new(EmptyQuery),
+                1 => {
+                    let (_, last) = terms.remove(0);
+                    let token = last.value().as_str().unwrap_or_default().to_string();
+                    term_level::regex_on(
+                        ctx,
+                        field,
+                        &format!("{}.*", term_level::escape(&token)),
+                        "match_phrase_prefix",
+                    )?
+                }
+                _ => {
+                    ctx.budget.clauses(terms.len())?;
+                    let mut query = tantivy::query::PhrasePrefixQuery::new_with_offset(terms);
+                    if let Some(max) = u32_param(params, "max_expansions")? {
+                        query.set_max_expansions(max);
+                    }
+                    Box::new(query)
+                }
+            }
+        }
+        _ => term_level::regex_on(
+            ctx,
+            field,
+            &format!("{}.*", term_level::escape(&text)),
+            "match_phrase_prefix",
+        )?,
+    };
+    Ok(apply_boost(query, boost_of(params)?))
+}
+
+fn field_and_boost(spec: &str) -> Result<(String, Option<f32>), QueryError> {
+    match spec.split_once('^') {
+        Some((field, boost)) => {
+            let boost = boost
+                .parse()
+                .map_err(|_| parsing(format!("invalid boost in field [{spec}]")))?;
+            Ok((field.to_string(), Some(boost)))
+        }
+        None => Ok((spec.to_string(), None)),
+    }
+}
+
+pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "multi_match")?;
+    check_params(
+        params,
+        "multi_match",
+        &[
+            "query",
+            "fields",
+            "type",
+            "operator",
+            "tie_breaker",
+            "boost",
+            "_name",
+            "fuzziness",
+            "minimum_should_match",
+        ],
+    )?;
+    let query = params
+        .get("query")
+        .ok_or_else(|| parsing("[multi_match] requires [query]"))?;
+    let fields: Vec<String> = match params.get("fields") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        None => ctx.all_fields(),
+        Some(_) => return Err(parsing("[multi_match] fields must be an array of strings")),
+    };
+    let kind = params
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("best_fields");
+    let mut per_field = Vec::new();
+    for spec in fields {
+        let (field, boost) = field_and_boost(&spec)?;
+        let mut inner = Map::new();
+        inner.insert("query".into(), query.clone());
+        for key in ["operator", "fuzziness", "minimum_should_match"] {
+            if let Some(v) = params.get(key) {
+                inner.insert(key.into(), v.clone());
+            }
+        }
+        let mut clause = Map::new();
+        clause.insert(field, Value::Object(inner));
+        per_field.push(apply_boost(
+            match_query(&Value::Object(clause), ctx)?,
+            boost,
+        ));
+    }
+    let combined: Boxed = match kind {
+        "best_fields" => {
+            let tie = params
+                .get("tie_breaker")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0) as f32;
+            Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
+                per_field, tie,
+            ))
+        }
+        "most_fields" => Box::new(BooleanQuery::new(
+            per_field.into_iter().map(|q| (Occur::Should, q)).collect(),
+        )),
+        other => {
+            return Err(parsing(format!(
+                "[multi_match] type [{other}] is not supported"
+            )));
+        }
+    };
+    Ok(apply_boost(combined, boost_of(Some(params))?))
+}
+
+pub(crate) fn query_string_clause(
+    body: &Value,
+    ctx: &QueryContext<'_>,
+) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "query_string")?;
+    check_params(
+        params,
+        "query_string",
+        &[
+            "query",
+            "default_field",
+            "fields",
+            "default_operator",
+            "boost",
+            "_name",
+            "lenient",
+        ],
+    )?;
+    let text = params
+        .get("query")
+        .and_then(Value::as_str)
+        .ok_or_else(|| parsing("[query_string] requires [query]"))?;
+    let mut fields: Vec<String> = match params.get("fields") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        Some(_) => return Err(parsing("[query_string] fields must be an array")),
+        None => Vec::new(),
+    };
+    if let Some(default) = params.get("default_field").and_then(Value::as_str) {
+        fields.push(default.to_string());
+    }
+    let and = match params
+        .get("default_operator")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+    {
+        None => false,
+        Some(op) if op == "and" => true,
+        Some(op) if op == "or" => false,
+        Some(op) => {
+            return Err(parsing(format!(
+                "[query_string] unknown default_operator [{op}]"
+            )));
+        }
+    };
+    let fields = (!fields.is_empty() && fields != ["*"]).then_some(fields);
+    let query = query_string(text, fields.as_deref(), and, ctx)?;
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+pub(crate) fn simple_query_string(
+    body: &Value,
+    ctx: &QueryContext<'_>,
+) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "simple_query_string")?;
+    check_params(
+        params,
+        "simple_query_string",
+        &["query", "fields", "default_operator", "boost", "_name"],
+    )?;
+    let text = params
+        .get("query")
+        .and_then(Value::as_str)
+        .ok_or_else(|| parsing("[simple_query_string] requires [query]"))?;
+    let fields: Option<Vec<String>> = match params.get("fields") {
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|f| field_and_boost(f).map(|(f, _)| f))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => None,
+    };
+    let and = params
+        .get("default_operator")
+        .and_then(Value::as_str)
+        .is_some_and(|op| op.eq_ignore_ascii_case("and"));
+    // The simple syntax writes OR as `|` and never fails: unparsable input is searched as words.
+    let lucene = text.replace('|', " OR ");
+    let query = match query_string(&lucene, fields.as_deref(), and, ctx) {
+        Ok(query) => query,
+        Err(limit @ QueryError::Limit(_)) => return Err(limit),
+        Err(_) => {
+            let words: String = text
+                .chars()
+                .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+                .collect();
+            query_string(&words, fields.as_deref(), and, ctx)?
+        }
+    };
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+/// Elasticsearch's `minimum_should_match`: a count, a negative count, or a (negative) percentage
+/// of `clauses`; absent means 1.
+pub(crate) fn minimum_should_match(
+    value: Option<&Value>,
+    clauses: usize,
+) -> Result<usize, QueryError> {
+    let bad = || parsing("[minimum_should_match] must be an integer or a percentage");
+    let n = clauses as i64;
+    let wanted: i64 = match value {
+        None => return Ok(1.min(clauses)),
+        Some(Value::Number(v)) => v.as_i64().ok_or_else(bad)?,
+        Some(Value::String(s)) => match s.strip_suffix('%') {
+            Some(pct) => {
+                let pct: i64 = pct.trim().parse().map_err(|_| bad())?;
+                n.saturating_mul(pct.clamp(-100, 100)) / 100
+            }
+            None => s.trim().parse().map_err(|_| bad())?,
+        },
+        Some(_) => return Err(bad()),
+    };
+    let wanted = if wanted < 0 {
+        n.saturating_add(wanted)
+    } else {
+        wanted
+    };
+    Ok(wanted.clamp(0, n) as usize)
+}
