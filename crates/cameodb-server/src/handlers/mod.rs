@@ -18,6 +18,7 @@ mod root;
 mod script;
 pub mod scroll;
 pub mod search;
+mod search_spec;
 mod sorting;
 mod source_filter;
 

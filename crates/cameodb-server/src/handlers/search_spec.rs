@@ -1,0 +1,263 @@
+//! A `_search` request parsed once into a [`SearchSpec`]: parameters and body checked (unknown
+//! keys, types, limits) before any index is touched.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::docs::check_params;
+use super::sorting::{self, SortKey};
+use super::source_filter::SourceFilter;
+use super::{highlight, number};
+use crate::error::ApiError;
+
+/// Elasticsearch's default `index.max_result_window`.
+const MAX_RESULT_WINDOW: usize = 10_000;
+
+const SEARCH_PARAMS: &[&str] = &[
+    "scroll",
+    "q",
+    "df",
+    "default_operator",
+    "from",
+    "size",
+    "sort",
+    "_source",
+    "_source_includes",
+    "_source_excludes",
+    "track_total_hits",
+    "rest_total_hits_as_int",
+    "ignore_unavailable",
+    "allow_no_indices",
+    "expand_wildcards",
+    "preference",
+    "routing",
+    "search_type",
+    "typed_keys",
+    "request_cache",
+    "batched_reduce_size",
+    "ccs_minimize_roundtrips",
+    "timeout",
+];
+
+/// A parsed search request.
+#[derive(Clone, Debug)]
+pub struct SearchSpec {
+    /// The query DSL (or a `q=` string).
+    pub query: QuerySpec,
+    pub from: usize,
+    pub size: usize,
+    pub(crate) sort: Vec<SortKey>,
+    /// `search_after` cursor values.
+    pub(crate) search_after: Option<Value>,
+    /// `track_total_hits`: `None` = don't report, `Some(n)` = exact up to `n`.
+    pub(crate) track_total: Option<usize>,
+    pub(crate) source: SourceFilter,
+    pub(crate) rest_total_as_int: bool,
+    /// `typed_keys=true`: aggregation names carry their type.
+    pub(crate) typed_keys: bool,
+    /// The `aggs` request, as sent.
+    pub(crate) aggs: Option<Value>,
+    /// `version: true`: hits carry `_version`.
+    pub(crate) version: bool,
+    /// `seq_no_primary_term: true`: hits carry `_seq_no` and `_primary_term`.
+    pub(crate) seq_no: bool,
+    /// The `highlight` request.
+    pub(crate) highlight: Option<highlight::HighlightSpec>,
+    /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
+    pub(crate) fields: Vec<String>,
+    /// `timeout`: how long a cluster search waits for each node before answering without it.
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub enum QuerySpec {
+    All,
+    Dsl(Value),
+    Lucene {
+        text: String,
+        default_field: Option<String>,
+        and: bool,
+    },
+}
+
+/// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
+pub fn query_spec(params: &HashMap<String, String>, body: &Map<String, Value>) -> QuerySpec {
+    if let Some(q) = params.get("q") {
+        let and = params
+            .get("default_operator")
+            .is_some_and(|op| op.eq_ignore_ascii_case("and"));
+        return QuerySpec::Lucene {
+            text: q.clone(),
+            default_field: params.get("df").cloned(),
+            and,
+        };
+    }
+    body.get("query")
+        .cloned()
+        .map_or(QuerySpec::All, QuerySpec::Dsl)
+}
+
+pub fn parse_spec(
+    params: &HashMap<String, String>,
+    body: Option<Map<String, Value>>,
+) -> Result<SearchSpec, ApiError> {
+    check_params(params, SEARCH_PARAMS)?;
+    let body = body.unwrap_or_default();
+    const BODY_KEYS: &[&str] = &[
+        "query",
+        "from",
+        "size",
+        "sort",
+        "_source",
+        "track_total_hits",
+        "search_after",
+        "highlight",
+        "fields",
+        "docvalue_fields",
+        "stored_fields",
+        "timeout",
+        "aggs",
+        "aggregations",
+        "version",
+        "seq_no_primary_term",
+    ];
+    if let Some(unknown) = body.keys().find(|k| !BODY_KEYS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "parsing_exception",
+            format!("Unknown key for a START_OBJECT in [{unknown}]."),
+        ));
+    }
+    let query = query_spec(params, &body);
+    let from = number::<usize>(params, "from")?
+        .or(body.get("from").and_then(Value::as_u64).map(|v| v as usize))
+        .unwrap_or(0);
+    let size = number::<usize>(params, "size")?
+        .or(body.get("size").and_then(Value::as_u64).map(|v| v as usize))
+        .unwrap_or(10);
+    for key in ["from", "size"] {
+        if body.get(key).is_some_and(|v| !v.is_u64()) {
+            return Err(ApiError::parse(format!(
+                "[{key}] must be a non-negative integer"
+            )));
+        }
+    }
+    match from.checked_add(size) {
+        Some(window) if window <= MAX_RESULT_WINDOW => {}
+        window => {
+            let shown = window.map_or_else(|| format!("{from} + {size}"), |w| w.to_string());
+            return Err(ApiError::illegal_argument(format!(
+                "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{shown}]. See the scroll api for a more efficient way to request large data sets."
+            )));
+        }
+    }
+    let sort = match (params.get("sort"), body.get("sort")) {
+        (Some(s), _) => sorting::parse(&Value::Array(
+            s.split(',').map(|k| Value::String(k.to_string())).collect(),
+        ))?,
+        (None, Some(v)) => sorting::parse(v)?,
+        (None, None) => Vec::new(),
+    };
+    let source = SourceFilter::from_params(params).with_body(body.get("_source"))?;
+    let rest_total_as_int = super::flag(params, "rest_total_hits_as_int")?.unwrap_or(false);
+    let aggs = body
+        .get("aggs")
+        .or_else(|| body.get("aggregations"))
+        .cloned();
+    let version = body
+        .get("version")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let seq_no = body
+        .get("seq_no_primary_term")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let search_after = body.get("search_after").cloned();
+    if search_after.is_some() && from > 0 {
+        return Err(ApiError::bad_request(
+            "illegal_argument_exception",
+            "[from] parameter must be set to 0 when [search_after] is used",
+        ));
+    }
+    let track_total =
+        match (params.get("track_total_hits"), body.get("track_total_hits")) {
+            (Some(v), _) if v == "false" => None,
+            (Some(v), _) if v == "true" => Some(usize::MAX),
+            (Some(v), _) => Some(v.parse::<usize>().map_err(|_| {
+                ApiError::illegal_argument(format!("invalid track_total_hits [{v}]"))
+            })?),
+            (None, Some(Value::Bool(false))) => None,
+            (None, Some(Value::Bool(true))) => Some(usize::MAX),
+            (None, Some(Value::Number(n))) => Some(n.as_u64().ok_or_else(|| {
+                ApiError::parse("[track_total_hits] must be a boolean or a non-negative integer")
+            })? as usize),
+            (None, Some(_)) => {
+                return Err(ApiError::parse(
+                    "[track_total_hits] must be a boolean or an integer",
+                ));
+            }
+            (None, None) => Some(10_000),
+        };
+    let highlight = body.get("highlight").map(highlight::parse).transpose()?;
+    let typed_keys = super::flag(params, "typed_keys")?.unwrap_or(false);
+    let mut fields = Vec::new();
+    for key in ["fields", "docvalue_fields"] {
+        match body.get(key) {
+            None => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    match item {
+                        Value::String(path) => fields.push(path.clone()),
+                        Value::Object(spec) => match spec.get("field").and_then(Value::as_str) {
+                            Some(path) => fields.push(path.to_string()),
+                            None => {
+                                return Err(ApiError::parse(format!(
+                                    "[{key}] entries need a [field]"
+                                )));
+                            }
+                        },
+                        _ => {
+                            return Err(ApiError::parse(format!(
+                                "[{key}] entries must be strings or objects"
+                            )));
+                        }
+                    }
+                }
+            }
+            Some(_) => return Err(ApiError::parse(format!("[{key}] must be an array"))),
+        }
+    }
+    if body
+        .get("stored_fields")
+        .is_some_and(|v| v != &json!("_none_"))
+    {
+        return Err(ApiError::parse(
+            "[stored_fields] other than _none_ is not supported; use [fields]",
+        ));
+    }
+    let timeout = match params
+        .get("timeout")
+        .map(String::as_str)
+        .or_else(|| body.get("timeout").and_then(Value::as_str))
+    {
+        Some(text) => crate::units::time_value("timeout", text)?,
+        None => None,
+    };
+    Ok(SearchSpec {
+        timeout,
+        query,
+        from,
+        size,
+        sort,
+        search_after,
+        track_total,
+        source,
+        rest_total_as_int,
+        typed_keys,
+        aggs,
+        version,
+        seq_no,
+        highlight,
+        fields,
+    })
+}
