@@ -39,7 +39,7 @@ fn fixture() -> &'static Fixture {
                 json!({"free": "dynamic text", "nested": {"x": 3}}),
             ];
             for (i, doc) in docs.iter().enumerate() {
-                let Ok(key) = DocId::new(&i.to_string()).and_then(|id| DocKey::new(id, None))
+                let Ok(key) = DocId::new(i.to_string()).and_then(|id| DocKey::new(id, None))
                 else {
                     continue;
                 };
