@@ -16,6 +16,8 @@ use tantivy::{Index, TantivyDocument};
 /// documents, built once.
 struct Fixture {
     index: Index,
+    /// One searcher for every input (a reader per input would pile up their threads).
+    searcher: tantivy::Searcher,
     mapping: Mapping,
     fields: schema::Fields,
 }
@@ -53,8 +55,13 @@ fn fixture() -> &'static Fixture {
             }
             let _ = writer.commit();
         }
+        let searcher = match index.reader() {
+            Ok(reader) => reader.searcher(),
+            Err(err) => panic!("the fuzz fixture's index cannot be read: {err}"),
+        };
         Fixture {
             index,
+            searcher,
             mapping,
             fields,
         }
@@ -63,14 +70,10 @@ fn fixture() -> &'static Fixture {
 
 /// Runs `query` on the fixture's documents, reading the ids of its hits.
 fn run(query: &dyn tantivy::query::Query) {
-    let fixture = fixture();
-    let Ok(reader) = fixture.index.reader() else {
-        return;
-    };
-    let searcher = reader.searcher();
+    let searcher = &fixture().searcher;
     if let Ok(top) = searcher.search(query, &TopDocs::with_limit(10).order_by_score()) {
         let addresses: Vec<_> = top.into_iter().map(|(_, a)| a).collect();
-        let _ = hit_keys(&searcher, &addresses);
+        let _ = hit_keys(searcher, &addresses);
     }
 }
 
