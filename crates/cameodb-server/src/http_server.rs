@@ -161,6 +161,8 @@ async fn watch(connection: impl Future, activity: Arc<Activity>, limits: HttpLim
         let deadline = activity.deadline(&limits);
         tokio::select! {
             _ = &mut connection => return,
+            // A request began or ended: the deadline that applies has changed.
+            () = activity.changed.notified() => {}
             () = tokio::time::sleep_until(deadline) => {
                 if activity.deadline(&limits) <= Instant::now() {
                     debug!("closing an idle or stalled http connection");
@@ -184,6 +186,8 @@ struct Activity {
     last_progress: AtomicU64,
     /// Set by the watchdog: reads end, so hyper closes the connection.
     closed: std::sync::atomic::AtomicBool,
+    /// Wakes the watchdog when a request's headers start arriving or a request ends.
+    changed: tokio::sync::Notify,
     /// The reader and the writer to wake when `closed` is set (a client that stops reading
     /// leaves a write pending forever otherwise).
     wakers: Mutex<[Option<Waker>; 2]>,
@@ -206,6 +210,7 @@ impl Activity {
             head_started: AtomicU64::new(0),
             last_progress: AtomicU64::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
             wakers: Mutex::new([None, None]),
         }
     }
@@ -240,12 +245,13 @@ impl Activity {
         self.last_progress.store(now, Ordering::Release);
         if self.in_flight.load(Ordering::Acquire) == 0 {
             // The first byte of the next request: its headers are now on the clock.
-            let _ = self.head_started.compare_exchange(
-                NOT_STARTED,
-                now,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            if self
+                .head_started
+                .compare_exchange(NOT_STARTED, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.changed.notify_one();
+            }
         }
     }
 
@@ -291,6 +297,7 @@ impl Drop for RequestGuard {
             .last_progress
             .store(activity.now_ms(), Ordering::Release);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        activity.changed.notify_one();
     }
 }
 

@@ -46,28 +46,36 @@ pub struct ServeArgs {
     #[arg(long, env = "CAMEODB_HTTP_MAX_CONNECTIONS")]
     http_max_connections: Option<usize>,
     /// Longest time a request's headers may take to arrive [default: 30s]
-    #[arg(long, env = "CAMEODB_HTTP_HEADER_TIMEOUT")]
+    #[arg(long, env = "CAMEODB_HTTP_HEADER_TIMEOUT", allow_hyphen_values = true)]
     http_header_timeout: Option<String>,
     /// Longest time a kept-alive connection may wait for its next request [default: 60s]
-    #[arg(long, env = "CAMEODB_HTTP_IDLE_TIMEOUT")]
+    #[arg(long, env = "CAMEODB_HTTP_IDLE_TIMEOUT", allow_hyphen_values = true)]
     http_idle_timeout: Option<String>,
     /// Longest stall of a request body, and the grace before its minimum rate applies [default: 30s]
-    #[arg(long, env = "CAMEODB_HTTP_BODY_TIMEOUT")]
+    #[arg(long, env = "CAMEODB_HTTP_BODY_TIMEOUT", allow_hyphen_values = true)]
     http_body_timeout: Option<String>,
     /// Slowest average rate, per second, of a request body after the grace [default: 64kb]
-    #[arg(long, env = "CAMEODB_HTTP_BODY_MIN_RATE")]
+    #[arg(long, env = "CAMEODB_HTTP_BODY_MIN_RATE", allow_hyphen_values = true)]
     http_body_min_rate: Option<String>,
     /// Longest keep-alive a scroll may ask for (search.max_keep_alive) [default: 24h]
-    #[arg(long, env = "CAMEODB_SEARCH_MAX_KEEP_ALIVE")]
+    #[arg(
+        long,
+        env = "CAMEODB_SEARCH_MAX_KEEP_ALIVE",
+        allow_hyphen_values = true
+    )]
     search_max_keep_alive: Option<String>,
     /// Most open scroll contexts (search.max_open_scroll_context) [default: 500]
     #[arg(long, env = "CAMEODB_SEARCH_MAX_OPEN_SCROLL_CONTEXT")]
     search_max_open_scroll_context: Option<usize>,
     /// Memory all requests together may hold (indices.breaker.total.limit) [default: 4gb]
-    #[arg(long, env = "CAMEODB_BREAKER_TOTAL_LIMIT")]
+    #[arg(long, env = "CAMEODB_BREAKER_TOTAL_LIMIT", allow_hyphen_values = true)]
     breaker_total_limit: Option<String>,
     /// Memory one request may hold (indices.breaker.request.limit) [default: 1gb]
-    #[arg(long, env = "CAMEODB_BREAKER_REQUEST_LIMIT")]
+    #[arg(
+        long,
+        env = "CAMEODB_BREAKER_REQUEST_LIMIT",
+        allow_hyphen_values = true
+    )]
     breaker_request_limit: Option<String>,
     /// Enable the fault-injection endpoint (tests only)
     #[arg(long, env = "CAMEODB_FAULT_INJECTION", hide = true)]
