@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -114,7 +114,13 @@ async fn read(
     let mut last = start;
     loop {
         let deadline = next_deadline(start, last, bytes.len(), limits);
-        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+        // Bytes already received need no timer (arming one per request wakes the runtime's
+        // timer thread; most bodies are in by the time the handler runs).
+        let next = match stream.next().now_or_never() {
+            Some(next) => Ok(next),
+            None => tokio::time::timeout_at(deadline, stream.next()).await,
+        };
+        let chunk = match next {
             Ok(Some(Ok(chunk))) => chunk,
             Ok(None) => return Ok(bytes),
             Ok(Some(Err(err))) => {
