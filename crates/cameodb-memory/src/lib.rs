@@ -301,14 +301,7 @@ impl Account {
                 .then_some((TRIPPED_NODE, node))
         };
         if let Some((tripped, at)) = trip {
-            self.tripped_at.store(at, Ordering::Relaxed);
-            if self
-                .tripped
-                .compare_exchange(NOT_TRIPPED, tripped, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.node.trips.fetch_add(1, Ordering::Relaxed);
-            }
+            self.trip(tripped, at);
             return self.check();
         }
         Ok(())
@@ -355,6 +348,12 @@ impl Account {
         } else {
             return;
         };
+        self.trip(tripped, at);
+    }
+
+    /// Marks the account tripped by `tripped` (the first trip wins) at `at` bytes held.
+    /// Called from the allocator: no allocation, no panic.
+    fn trip(&self, tripped: u8, at: i64) {
         self.tripped_at.store(at, Ordering::Relaxed);
         if self
             .tripped

@@ -81,6 +81,11 @@ impl<T> Contexts<T> {
     /// dropped first). Checked before a scroll's first search runs; [`Contexts::insert`]
     /// checks again.
     pub fn check_room(&self) -> Result<(), ApiError> {
+        self.with_room().map(drop)
+    }
+
+    /// The registry, locked, with expired contexts dropped; refused when it is full.
+    fn with_room(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Kept<T>>>, ApiError> {
         let mut entries = self
             .entries
             .lock()
@@ -90,22 +95,15 @@ impl<T> Contexts<T> {
         if entries.len() >= self.limits.max_open {
             return Err(too_many_contexts(self.limits.max_open));
         }
-        Ok(())
+        Ok(entries)
     }
 
     /// Keeps `value` under `id` for `keep_alive`; refused (and `value` dropped) beyond
     /// `search.max_keep_alive` or when `search.max_open_scroll_context` contexts are open.
     pub fn insert(&self, id: String, value: T, keep_alive: Duration) -> Result<(), ApiError> {
         self.check_keep_alive(keep_alive)?;
-        let mut entries = self
-            .entries
-            .lock()
-            .map_err(|_| ApiError::internal("scroll registry poisoned"))?;
+        let mut entries = self.with_room()?;
         let now = Instant::now();
-        entries.retain(|_, kept| kept.expires > now);
-        if entries.len() >= self.limits.max_open {
-            return Err(too_many_contexts(self.limits.max_open));
-        }
         entries.insert(
             id,
             Kept {
