@@ -5,14 +5,14 @@ use serde_json::{Map, Value};
 use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 
-use crate::dsl::{
-    apply_boost, as_object, boost_of, check_params, single_field, single_value, term_of,
-    term_query_for, u32_param,
-};
 use crate::error::{QueryError, parsing};
 use crate::fields::{QueryContext, Target, text_terms};
+use crate::params::{
+    apply_boost, as_object, boost_of, check_params, minimum_should_match, scalar_text,
+    single_field, single_value, u32_param,
+};
 use crate::query_string::query_string;
-use crate::term_level;
+use crate::term_level::{self, term_of, term_query_for};
 
 type Boxed = Box<dyn Query>;
 
@@ -95,17 +95,6 @@ pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
         _ => term_query_for(term_of(&target, text, ctx)?),
     };
     Ok(apply_boost(query, boost_of(params)?))
-}
-
-pub(crate) fn scalar_text(value: &Value, clause: &str) -> Result<String, QueryError> {
-    match value {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(parsing(format!(
-            "[{clause}] query text must be a string, number or boolean"
-        ))),
-    }
 }
 
 pub(crate) fn match_phrase(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
@@ -370,32 +359,4 @@ pub(crate) fn simple_query_string(
         }
     };
     Ok(apply_boost(query, boost_of(Some(params))?))
-}
-
-/// Elasticsearch's `minimum_should_match`: a count, a negative count, or a (negative) percentage
-/// of `clauses`; absent means 1.
-pub(crate) fn minimum_should_match(
-    value: Option<&Value>,
-    clauses: usize,
-) -> Result<usize, QueryError> {
-    let bad = || parsing("[minimum_should_match] must be an integer or a percentage");
-    let n = clauses as i64;
-    let wanted: i64 = match value {
-        None => return Ok(1.min(clauses)),
-        Some(Value::Number(v)) => v.as_i64().ok_or_else(bad)?,
-        Some(Value::String(s)) => match s.strip_suffix('%') {
-            Some(pct) => {
-                let pct: i64 = pct.trim().parse().map_err(|_| bad())?;
-                n.saturating_mul(pct.clamp(-100, 100)) / 100
-            }
-            None => s.trim().parse().map_err(|_| bad())?,
-        },
-        Some(_) => return Err(bad()),
-    };
-    let wanted = if wanted < 0 {
-        n.saturating_add(wanted)
-    } else {
-        wanted
-    };
-    Ok(wanted.clamp(0, n) as usize)
 }

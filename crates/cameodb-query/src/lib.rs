@@ -2,12 +2,12 @@
 //! schema's field handles and builds query objects; it never touches an index or a file.
 
 mod boosting;
-mod compound;
 mod dsl;
 mod error;
 mod fields;
 mod full_text;
 mod limits;
+mod params;
 mod query_string;
 mod term_level;
 

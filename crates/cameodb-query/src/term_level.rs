@@ -1,16 +1,26 @@
-//! Term-level pattern queries — prefix, wildcard, regexp, fuzzy — on text tokens and keywords.
+//! Term-level clauses — term, terms, ids, exists, range, and the patterns prefix, wildcard,
+//! regexp and fuzzy — on text tokens and keywords.
 //!
 //! Keywords live as terms of the `_exact` JSON field, whose bytes are the path (segments joined
 //! by 0x01), a 0x00, a type byte (`s` for strings) and the value; a pattern on a keyword is
 //! therefore a regex over those bytes with the path part fixed.
 
+use std::ops::Bound;
+
 use cameodb_storage::mapping::FieldType;
 use serde_json::Value;
-use tantivy::query::{EmptyQuery, FuzzyTermQuery, Query, RegexQuery};
-use tantivy::schema::{Field, Term};
+use tantivy::query::{
+    ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Query, RangeQuery, RegexQuery, TermQuery,
+    TermSetQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Term};
 
 use crate::error::{QueryError, parsing};
-use crate::fields::{QueryContext, Target, raw_text_term};
+use crate::fields::{QueryContext, Target, bound_term, exact_term, exact_value, raw_text_term};
+use crate::limits::check_terms_count;
+use crate::params::{
+    apply_boost, as_object, boost_of, check_params, scalar_text, single_field, single_value,
+};
 
 type Boxed = Box<dyn Query>;
 
@@ -156,5 +166,210 @@ pub(crate) fn fuzzy_on(
     Ok(term.map_or_else(
         || Box::new(EmptyQuery) as Boxed,
         |t| fuzzy_term(t, distance, false),
+    ))
+}
+
+pub(crate) fn term_of(
+    target: &Target,
+    value: &Value,
+    ctx: &QueryContext<'_>,
+) -> Result<Option<Term>, QueryError> {
+    Ok(match target {
+        Target::Unmapped => None,
+        Target::Text { .. } => {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(parsing("[term] value must be a string, number or boolean")),
+            };
+            raw_text_term(target, &text)
+        }
+        Target::Exact { path, mapping } => Some(exact_term(
+            &ctx.exact_prefix(path),
+            &exact_value(path, mapping, value)?,
+        )?),
+    })
+}
+
+pub(crate) fn term_query_for(term: Option<Term>) -> Boxed {
+    match term {
+        Some(term) => Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+        None => Box::new(EmptyQuery),
+    }
+}
+
+pub(crate) fn term_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, spec) = single_field(body, "term")?;
+    let (value, params) = match spec {
+        Value::Object(params) => {
+            check_params(
+                params,
+                "term",
+                &["value", "boost", "_name", "case_insensitive"],
+            )?;
+            (
+                params
+                    .get("value")
+                    .ok_or_else(|| parsing("[term] query requires [value]"))?,
+                Some(params),
+            )
+        }
+        value => (value, None),
+    };
+    let query = term_query_for(term_of(&ctx.target(field), value, ctx)?);
+    Ok(apply_boost(query, boost_of(params)?))
+}
+
+pub(crate) fn terms_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, values) = single_field(body, "terms")?;
+    let values = values
+        .as_array()
+        .ok_or_else(|| parsing("[terms] query requires an array of values"))?;
+    check_terms_count("terms", values.len())?;
+    let target = ctx.target(field);
+    let mut terms = Vec::new();
+    for value in values {
+        if let Some(term) = term_of(&target, value, ctx)? {
+            terms.push(term);
+        }
+    }
+    let query: Boxed = Box::new(ConstScoreQuery::new(
+        Box::new(TermSetQuery::new(terms)),
+        1.0,
+    ));
+    Ok(apply_boost(query, boost_of(body.as_object())?))
+}
+
+pub(crate) fn ids_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "ids")?;
+    check_params(params, "ids", &["values", "boost", "_name"])?;
+    let values = params
+        .get("values")
+        .and_then(Value::as_array)
+        .ok_or_else(|| parsing("[ids] query requires [values]"))?;
+    check_terms_count("ids", values.len())?;
+    let terms = values
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(|id| Term::from_field_text(ctx.fields.id, id))
+                .ok_or_else(|| parsing("[ids] values must be strings"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let query: Boxed = Box::new(ConstScoreQuery::new(
+        Box::new(TermSetQuery::new(terms)),
+        1.0,
+    ));
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+pub(crate) fn exists_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let params = as_object(body, "exists")?;
+    check_params(params, "exists", &["field", "boost", "_name"])?;
+    let field = params
+        .get("field")
+        .and_then(Value::as_str)
+        .ok_or_else(|| parsing("[exists] query requires [field]"))?;
+    let term = Term::from_field_text(ctx.fields.field_names, field);
+    Ok(Box::new(ConstScoreQuery::new(
+        Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        1.0,
+    )))
+}
+
+pub(crate) fn range_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, spec) = single_field(body, "range")?;
+    let params = spec
+        .as_object()
+        .ok_or_else(|| parsing("[range] query malformed"))?;
+    check_params(
+        params,
+        "range",
+        &[
+            "gt",
+            "gte",
+            "lt",
+            "lte",
+            "boost",
+            "_name",
+            "format",
+            "time_zone",
+        ],
+    )?;
+    let (path, mapping) = match ctx.target(field) {
+        Target::Exact { path, mapping } => (path, mapping),
+        Target::Unmapped => return Ok(Box::new(EmptyQuery)),
+        Target::Text { .. } => {
+            return Err(QueryError::Shard(format!(
+                "range queries on text field [{field}] are not supported; use a keyword field"
+            )));
+        }
+    };
+    let mut mapping = mapping;
+    if let Some(format) = params.get("format").and_then(Value::as_str) {
+        mapping.format = Some(format.to_string());
+    }
+    let prefix = ctx.exact_prefix(&path);
+    let bound = |inclusive: &str, exclusive: &str| -> Result<Bound<Term>, QueryError> {
+        Ok(match (params.get(inclusive), params.get(exclusive)) {
+            (Some(v), _) if !v.is_null() => {
+                Bound::Included(bound_term(&prefix, &exact_value(&path, &mapping, v)?))
+            }
+            (_, Some(v)) if !v.is_null() => {
+                Bound::Excluded(bound_term(&prefix, &exact_value(&path, &mapping, v)?))
+            }
+            _ => Bound::Unbounded,
+        })
+    };
+    let lower = bound("gte", "gt")?;
+    let upper = bound("lte", "lt")?;
+    let query: Boxed = Box::new(ConstScoreQuery::new(
+        Box::new(RangeQuery::new(lower, upper)),
+        1.0,
+    ));
+    Ok(apply_boost(query, boost_of(Some(params))?))
+}
+
+pub(crate) fn pattern_query(
+    body: &Value,
+    ctx: &QueryContext<'_>,
+    clause: &str,
+) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        clause,
+        "value",
+        &["value", "boost", "_name", "rewrite"],
+    )?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| parsing(format!("[{clause}] value must be a string")))?;
+    let regex = match clause {
+        "prefix" => format!("{}.*", escape(text)),
+        "wildcard" => wildcard_to_regex(text),
+        _ => text.to_string(),
+    };
+    Ok(apply_boost(
+        regex_on(ctx, field, &regex, clause)?,
+        boost_of(params)?,
+    ))
+}
+
+pub(crate) fn fuzzy_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        "fuzzy",
+        "value",
+        &["value", "fuzziness", "boost", "_name"],
+    )?;
+    let text = scalar_text(value, "fuzzy")?;
+    let fuzz = params
+        .and_then(|p| p.get("fuzziness"))
+        .cloned()
+        .unwrap_or(Value::String("AUTO".into()));
+    Ok(apply_boost(
+        fuzzy_on(ctx, field, &text, &fuzz)?,
+        boost_of(params)?,
     ))
 }
