@@ -6,8 +6,10 @@
 use std::sync::OnceLock;
 
 use cameodb_query::{QueryContext, query_string, translate};
-use cameodb_storage::mapping::{Mapping, date, to_index_doc};
-use cameodb_storage::{DocId, DocKey, hit_keys, register_analyzers, schema};
+use cameodb_schema::mapping::{Mapping, date};
+use cameodb_schema::{fields as schema, register_analyzers};
+use cameodb_storage::to_index_doc;
+use cameodb_storage::{DocId, DocKey, hit_keys};
 use serde_json::{Value, json};
 use tantivy::collector::TopDocs;
 use tantivy::{Index, TantivyDocument};

@@ -1,7 +1,7 @@
 //! Resolving a field path to the tantivy field(s) and terms that index it.
 
-use cameodb_storage::mapping::{FieldMapping, FieldType, Mapping, date};
-use cameodb_storage::schema::{Fields, OVERFLOW_TOKENIZER, slot_tokenizer};
+use cameodb_schema::fields::{Fields, OVERFLOW_TOKENIZER, slot_tokenizer};
+use cameodb_schema::mapping::{FieldMapping, FieldType, Mapping, date};
 use serde_json::Value;
 use tantivy::DateTime;
 use tantivy::schema::{DATE_TIME_PRECISION_INDEXED, Field, Term};
@@ -83,7 +83,7 @@ impl QueryContext<'_> {
     fn analyzer(&self, name: &str) -> TextAnalyzer {
         self.tokenizers
             .get(name)
-            .unwrap_or_else(|| cameodb_storage::analyzer("standard"))
+            .unwrap_or_else(|| cameodb_schema::analyzer("standard"))
     }
 
     /// Every mapped leaf path that a query over "all fields" should search: text fields and

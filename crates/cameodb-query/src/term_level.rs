@@ -7,7 +7,7 @@
 
 use std::ops::Bound;
 
-use cameodb_storage::mapping::FieldType;
+use cameodb_schema::mapping::FieldType;
 use serde_json::Value;
 use tantivy::query::{
     ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Query, RangeQuery, RegexQuery, TermQuery,

@@ -371,7 +371,7 @@ impl Catalog {
         }
         if let Some(mappings) = &mappings {
             // Validate before anything touches the disk.
-            cameodb_storage::mapping::Mapping::from_es_json(mappings)?;
+            cameodb_schema::mapping::Mapping::from_es_json(mappings)?;
         }
         let dir = self.root.join(name);
         let meta_json =

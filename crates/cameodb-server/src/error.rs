@@ -116,6 +116,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<cameodb_schema::SchemaError> for ApiError {
+    /// A mapping error reads the same whether a store or the catalog found it.
+    fn from(err: cameodb_schema::SchemaError) -> ApiError {
+        ApiError::from(StoreError::from(err))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         let reason = err.to_string();

@@ -15,8 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cameodb_storage::mapping::{Mapping, to_index_doc};
-use cameodb_storage::{DocId, DocKey, Source, Store, StoreConfig, WriteOp, schema};
+use cameodb_schema::fields as schema;
+use cameodb_schema::mapping::Mapping;
+use cameodb_storage::to_index_doc;
+use cameodb_storage::{DocId, DocKey, Source, Store, StoreConfig, WriteOp};
 use hdrhistogram::Histogram;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
@@ -101,7 +103,7 @@ fn bulk_raw_tantivy(docs: &[(String, Vec<u8>)]) -> Rate {
     let (schema, fields) = schema::build();
     let index = Index::create_in_dir(dir.path(), schema).expect("index");
     let mut mapping = Mapping::default();
-    cameodb_storage::register_analyzers(index.tokenizers(), &mapping);
+    cameodb_schema::register_analyzers(index.tokenizers(), &mapping);
     let config = StoreConfig::default();
     let mut writer: IndexWriter<TantivyDocument> = index
         .writer_with_num_threads(config.indexer_threads, config.writer_memory_bytes)

@@ -129,3 +129,33 @@ impl From<tantivy::TantivyError> for StoreError {
     }
 }
 from_display!(Io: std::io::Error);
+
+impl From<cameodb_schema::SchemaError> for StoreError {
+    fn from(err: cameodb_schema::SchemaError) -> Self {
+        use cameodb_schema::SchemaError;
+        match err {
+            SchemaError::MapperParsing {
+                field,
+                field_type,
+                reason,
+            } => StoreError::MapperParsing {
+                field,
+                field_type,
+                reason,
+            },
+            SchemaError::InvalidMapping { reason } => StoreError::InvalidMapping { reason },
+            SchemaError::MappingConflict {
+                field,
+                existing,
+                requested,
+            } => StoreError::MappingConflict {
+                field,
+                existing,
+                requested,
+            },
+            SchemaError::StrictDynamic { field, parent } => {
+                StoreError::StrictDynamic { field, parent }
+            }
+        }
+    }
+}

@@ -11,10 +11,11 @@ use tantivy::schema::Term;
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument};
 use tracing::{debug, error, warn};
 
-use crate::analysis;
+use crate::convert::IndexDoc;
 use crate::error::{Result, StoreError};
-use crate::mapping::{IndexDoc, Mapping};
-use crate::schema::Fields;
+use cameodb_schema::analysis;
+use cameodb_schema::fields::Fields;
+use cameodb_schema::mapping::Mapping;
 
 /// One operation for the index.
 pub(crate) enum IndexOp {

@@ -5,23 +5,21 @@
 //! no network.
 
 mod activity;
-mod analysis;
 mod config;
+mod convert;
 mod error;
 mod id;
 mod indexer;
 mod kv;
-pub mod mapping;
 mod ops;
 pub mod priority;
 mod recovery;
-pub mod schema;
 mod search;
 mod store;
 mod writer;
 
-pub use analysis::{ANALYZERS, analyzer, register as register_analyzers};
 pub use config::StoreConfig;
+pub use convert::{IndexDoc, to_index_doc};
 pub use error::{Result, StoreError};
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};
 pub use kv::StoredDoc;

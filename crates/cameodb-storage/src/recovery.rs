@@ -10,14 +10,15 @@ use tantivy::schema::{Schema, Term};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 use tracing::{info, warn};
 
-use crate::analysis;
 use crate::config::StoreConfig;
+use crate::convert::to_index_doc;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{commit_with_payload, payload_next_seq};
 use crate::kv::{self, DELETES, DOCS, LOG, META, META_MAPPING, META_NEXT_SEQ};
-use crate::mapping::{Mapping, to_index_doc};
-use crate::schema::Fields;
+use cameodb_schema::analysis;
+use cameodb_schema::fields::Fields;
+use cameodb_schema::mapping::Mapping;
 
 /// File name of the redb database inside a store directory.
 pub const DB_FILE: &str = "docs.redb";

@@ -7,8 +7,8 @@ use tantivy::{DocAddress, Searcher};
 use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
 use crate::kv::StoredDoc;
-use crate::schema::{ID_FIELD, TOKEN_FIELD};
 use crate::store::Store;
+use cameodb_schema::fields::{ID_FIELD, TOKEN_FIELD};
 
 /// One hit.
 #[derive(Clone, Debug)]

@@ -20,11 +20,11 @@ use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
 use crate::indexer::{Indexer, IndexerMsg, Visibility};
 use crate::kv::{self, DELETES, DOCS, LOG, StoredDoc};
-use crate::mapping::Mapping;
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::recovery::{self, RecoveryReport};
-use crate::schema::{self, Fields};
 use crate::writer::{Writer, WriterMsg};
+use cameodb_schema::fields::{self as schema, Fields};
+use cameodb_schema::mapping::Mapping;
 
 /// One shard: a durable document store and its search index, kept in sync.
 ///

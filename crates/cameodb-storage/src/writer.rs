@@ -10,13 +10,14 @@ use redb::{Database, Table};
 use serde_json::Value;
 use tracing::{debug, error};
 
+use crate::convert::to_index_doc;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
 use crate::kv::{self, DELETES, DOCS, DocPointer, LOG, META, META_MAPPING, META_NEXT_SEQ};
-use crate::mapping::{Mapping, to_index_doc};
 use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
-use crate::schema::Fields;
+use cameodb_schema::fields::Fields;
+use cameodb_schema::mapping::Mapping;
 
 /// Replies to one write request: one result per operation, in order.
 pub(crate) type BatchReply = Vec<Result<WriteOutcome>>;

@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cameodb_storage::mapping::{Mapping, to_index_doc};
-use cameodb_storage::{DocId, DocKey, Source, StoreConfig, schema};
+use cameodb_schema::fields as schema;
+use cameodb_schema::mapping::Mapping;
+use cameodb_storage::to_index_doc;
+use cameodb_storage::{DocId, DocKey, Source, StoreConfig};
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
 use super::Load;
@@ -15,7 +17,7 @@ pub fn bulk(corpus: &Corpus, dir: &Path) -> Result<Load, String> {
     let (schema, fields) = schema::build();
     let index = Index::create_in_dir(dir, schema).map_err(|e| e.to_string())?;
     let mut mapping = Mapping::default();
-    cameodb_storage::register_analyzers(index.tokenizers(), &mapping);
+    cameodb_schema::register_analyzers(index.tokenizers(), &mapping);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let budget = StoreConfig::default()
         .writer_memory_bytes

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use cameodb_cluster::{Member, MemberState};
-use cameodb_storage::mapping::Mapping;
+use cameodb_schema::mapping::Mapping;
 use cameodb_storage::{OpKind, WriteOp};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -153,12 +153,9 @@ fn new_fields(store: &cameodb_storage::Store, ops: &[WriteOp]) -> Option<Value> 
         if current.covers(source.as_map()) {
             continue;
         }
-        if let Ok((_, Some(updated))) = cameodb_storage::mapping::to_index_doc(
-            current,
-            &op.key,
-            source.as_map(),
-            store.fields(),
-        ) {
+        if let Ok((_, Some(updated))) =
+            cameodb_storage::to_index_doc(current, &op.key, source.as_map(), store.fields())
+        {
             grown = Some(updated);
         }
     }

@@ -3,8 +3,8 @@
 //! and response JSON follow Elasticsearch's). Per-index intermediate results are merged before
 //! the final result, so several indexes aggregate as one.
 
-use cameodb_storage::mapping::{FieldType, Mapping};
-use cameodb_storage::schema::EXACT_FIELD;
+use cameodb_schema::fields::EXACT_FIELD;
+use cameodb_schema::mapping::{FieldType, Mapping};
 use serde_json::{Map, Value};
 use tantivy::Searcher;
 use tantivy::aggregation::agg_req::Aggregations;

@@ -8,7 +8,7 @@
 //! buckets it creates (a document with several values opens a bucket per value, and a bucket
 //! per value again under each of them); more than the request's memory allows is refused.
 
-use cameodb_storage::schema::EXACT_FIELD;
+use cameodb_schema::fields::EXACT_FIELD;
 use serde_json::Value;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{ColumnIndex, DynamicColumn};

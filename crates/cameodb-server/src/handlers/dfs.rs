@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use cameodb_schema::mapping::Mapping;
 use cameodb_storage::Store;
-use cameodb_storage::mapping::Mapping;
 use serde::{Deserialize, Serialize};
 use tantivy::query::{Bm25StatisticsProvider, Query};
 use tantivy::schema::Field;

@@ -1,8 +1,8 @@
 //! Highlighting: fragments of text fields around the query's terms, wrapped in tags. Built with
 //! tantivy's snippet generator from the document's `_source` (text is not stored in the index).
 
+use cameodb_schema::mapping::FieldType;
 use cameodb_storage::Store;
-use cameodb_storage::mapping::FieldType;
 use serde_json::{Map, Value};
 use tantivy::Searcher;
 use tantivy::query::Query;

@@ -8,8 +8,8 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use cameodb_storage::mapping::{FieldType, Mapping};
-use cameodb_storage::schema::EXACT_FIELD;
+use cameodb_schema::fields::EXACT_FIELD;
+use cameodb_schema::mapping::{FieldType, Mapping};
 use serde_json::{Value, json};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};

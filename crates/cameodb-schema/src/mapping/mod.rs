@@ -4,7 +4,6 @@
 //! fixed tantivy field a value lands in and how it is coerced. That is what lets fields be added
 //! — explicitly or dynamically — to a live index without rebuilding it.
 
-mod convert;
 pub mod date;
 mod es_json;
 
@@ -12,8 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StoreError};
-pub use convert::{IndexDoc, to_index_doc};
+use crate::error::{Result, SchemaError};
 
 /// Elasticsearch's default cap on the number of mapped fields, which also bounds what hostile
 /// documents with thousands of random keys can do to the mapping.
@@ -274,12 +272,12 @@ impl Mapping {
     /// slots. Errors if the type conflicts or limits are exceeded.
     pub fn add_field(&mut self, path: &str, mut field: FieldMapping) -> Result<()> {
         if path.is_empty() || path.split('.').any(str::is_empty) {
-            return Err(StoreError::InvalidMapping {
+            return Err(SchemaError::InvalidMapping {
                 reason: format!("field name [{path}] is not valid: empty path segment"),
             });
         }
         if path.split('.').count() > DEPTH_LIMIT {
-            return Err(StoreError::InvalidMapping {
+            return Err(SchemaError::InvalidMapping {
                 reason: format!(
                     "Limit of mapping depth [{DEPTH_LIMIT}] has been exceeded by [{path}]"
                 ),
@@ -288,7 +286,7 @@ impl Mapping {
         if let Some((parent, _)) = path.rsplit_once('.') {
             match self.properties.get(parent) {
                 Some(p) if p.field_type != FieldType::Object => {
-                    return Err(StoreError::MappingConflict {
+                    return Err(SchemaError::MappingConflict {
                         field: parent.to_string(),
                         existing: p.field_type.name().to_string(),
                         requested: "object".to_string(),
@@ -301,7 +299,7 @@ impl Mapping {
         match self.properties.get_mut(path) {
             Some(existing) => {
                 if existing.field_type != field.field_type {
-                    return Err(StoreError::MappingConflict {
+                    return Err(SchemaError::MappingConflict {
                         field: path.to_string(),
                         existing: existing.field_type.name().to_string(),
                         requested: field.field_type.name().to_string(),
@@ -333,7 +331,7 @@ impl Mapping {
             }
         }
         if self.total_fields() > TOTAL_FIELDS_LIMIT {
-            return Err(StoreError::InvalidMapping {
+            return Err(SchemaError::InvalidMapping {
                 reason: format!("Limit of total fields [{TOTAL_FIELDS_LIMIT}] has been exceeded"),
             });
         }
@@ -344,7 +342,7 @@ impl Mapping {
 fn assign_slot(next_slot: &mut u16, field: &mut FieldMapping) {
     if field.field_type == FieldType::Text
         && field.slot.is_none()
-        && usize::from(*next_slot) < crate::schema::TEXT_SLOTS
+        && usize::from(*next_slot) < crate::fields::TEXT_SLOTS
     {
         field.slot = Some(*next_slot);
         *next_slot += 1;
@@ -397,7 +395,7 @@ mod tests {
         let err = mapping
             .merge_es_json(&json!({"properties": {"m": {"type": "long"}, "n": {"type": "text"}}}))
             .unwrap_err();
-        assert!(matches!(err, StoreError::MappingConflict { .. }));
+        assert!(matches!(err, SchemaError::MappingConflict { .. }));
         assert_eq!(mapping, before);
     }
 

@@ -8,10 +8,13 @@ use serde_json::{Map, Value};
 use tantivy::TantivyDocument;
 use tantivy::schema::OwnedValue;
 
-use super::{DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date};
+use cameodb_schema::fields::Fields;
+use cameodb_schema::mapping::{
+    DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date,
+};
+
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
-use crate::schema::Fields;
 
 /// A document ready for the tantivy writer.
 pub struct IndexDoc {
@@ -65,6 +68,12 @@ enum Outcome {
 impl From<StoreError> for Outcome {
     fn from(err: StoreError) -> Self {
         Outcome::Failed(err)
+    }
+}
+
+impl From<cameodb_schema::SchemaError> for Outcome {
+    fn from(err: cameodb_schema::SchemaError) -> Self {
+        Outcome::Failed(err.into())
     }
 }
 
@@ -477,7 +486,7 @@ fn float_to_i64(f: f64) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::id::DocId;
-    use crate::schema;
+    use cameodb_schema::fields as schema;
     use serde_json::json;
 
     fn convert(mapping: &Mapping, doc: Value) -> Result<(IndexDoc, Option<Mapping>)> {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Dynamic, FieldMapping, FieldType, Mapping};
 use crate::analysis::ANALYZERS;
-use crate::error::{Result, StoreError};
+use crate::error::{Result, SchemaError};
 
 /// A parsed mapping body, flattened: parents come before their children.
 pub(super) struct Parsed {
@@ -16,8 +16,8 @@ pub(super) struct Parsed {
     pub properties: Vec<(String, FieldMapping)>,
 }
 
-fn invalid(reason: String) -> StoreError {
-    StoreError::InvalidMapping { reason }
+fn invalid(reason: String) -> SchemaError {
+    SchemaError::InvalidMapping { reason }
 }
 
 /// Parses `{"dynamic": …, "properties": {…}}`.

@@ -19,7 +19,7 @@ const RAW: &str = "raw";
 
 /// Name of the document id field: indexed for `ids` queries, fast for reading ids of hits.
 pub const ID_FIELD: &str = "_id";
-/// Name of the field holding the encoded [`crate::DocKey`]: the unique term deletes target.
+/// Name of the field holding the encoded document key (see the storage crate): the unique term deletes target.
 pub const KEY_FIELD: &str = "_key";
 /// Name of the ring token field: fast, for token-range filters in the cluster.
 pub const TOKEN_FIELD: &str = "_token";

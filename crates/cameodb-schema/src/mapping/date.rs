@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Result, SchemaError};
 
 /// The earliest date the index can hold, epoch milliseconds: tantivy keeps dates as signed
 /// 64-bit nanoseconds, so 1677-09-21T00:12:43.146Z.
@@ -34,7 +34,7 @@ pub const DEFAULT_FORMATS: &str = "strict_date_optional_time||epoch_millis";
 pub fn validate_formats(formats: &str) -> Result<()> {
     for format in formats.split("||") {
         if named_parser(format).is_none() && java_to_chrono(format).is_none() {
-            return Err(StoreError::InvalidMapping {
+            return Err(SchemaError::InvalidMapping {
                 reason: format!("Invalid format: [{format}]: unsupported date format"),
             });
         }

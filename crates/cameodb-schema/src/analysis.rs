@@ -5,8 +5,8 @@ use tantivy::tokenizer::{
     StopWordFilter, TextAnalyzer, TokenizerManager, WhitespaceTokenizer,
 };
 
+use crate::fields::{OVERFLOW_TOKENIZER, TEXT_SLOTS, slot_tokenizer};
 use crate::mapping::{FieldType, Mapping};
-use crate::schema::{OVERFLOW_TOKENIZER, TEXT_SLOTS, slot_tokenizer};
 
 /// Analyzer names a text field may use.
 pub const ANALYZERS: &[&str] = &["standard", "english", "whitespace", "simple", "keyword"];
