@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cameodb_search::wildcard_match;
 use cameodb_storage::StoreConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -495,34 +496,12 @@ impl Catalog {
     }
 }
 
-/// `*` wildcard matching for index expressions.
-pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = match parts.split_first() {
-        Some(split) => split,
-        None => return pattern == name,
-    };
-    let Some(mut remaining) = name.strip_prefix(first) else {
-        return false;
-    };
-    for (i, part) in rest.iter().enumerate() {
-        if i == rest.len() - 1 {
-            return remaining.ends_with(part);
-        }
-        match remaining.find(part) {
-            Some(pos) => remaining = &remaining[pos + part.len()..],
-            None => return false,
-        }
-    }
-    remaining.is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_and_wildcards() {
+    fn names_follow_elasticsearch_rules() {
         assert!(validate_name("books").is_ok());
         let long = "a".repeat(256);
         for bad in [
@@ -531,11 +510,6 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
-        assert!(wildcard_match("log*", "logs-1"));
-        assert!(wildcard_match("*-1", "logs-1"));
-        assert!(wildcard_match("l*s*1", "logs-1"));
-        assert!(!wildcard_match("x*", "logs"));
-        assert!(wildcard_match("*", "anything"));
     }
 
     #[test]

@@ -168,6 +168,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<cameodb_search::SearchError> for ApiError {
+    fn from(err: cameodb_search::SearchError) -> ApiError {
+        use cameodb_search::SearchError;
+        match err {
+            SearchError::Parsing(reason) => ApiError::parse(reason),
+            SearchError::IllegalArgument(reason) => ApiError::illegal_argument(reason),
+            SearchError::Refused { kind, reason } => ApiError::bad_request(kind, reason),
+            SearchError::Breaker(err) => ApiError::from(err),
+            SearchError::Internal(reason) => ApiError::internal(reason),
+        }
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(err: QueryError) -> ApiError {
         ApiError::bad_request(err.es_type(), err.to_string())

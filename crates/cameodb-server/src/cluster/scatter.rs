@@ -16,11 +16,11 @@ use super::router_actor::View;
 use super::{ClusterCtx, json_request};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
-use crate::handlers::dfs::ClusterStats;
 use crate::handlers::generate_id;
 use crate::handlers::internal::{Pin, ScrollCall, ShardAnswer, ShardRequest};
 use crate::handlers::scroll::Contexts;
 use crate::handlers::search::{Partial, SearchSpec, ShardReport, render};
+use cameodb_search::dfs::ClusterStats;
 
 /// Prefix of a cluster scroll id: `c.<coordinator node id>.<id>`, so any node can send a
 /// scroll request on to the coordinator that holds it.

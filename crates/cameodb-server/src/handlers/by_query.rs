@@ -81,7 +81,10 @@ fn run_on_store(
         Some(doc) => Some(Source::from_value(doc.clone())?),
         None => None,
     };
-    let script = body.get("script").map(super::script::parse).transpose()?;
+    let script = body
+        .get("script")
+        .map(cameodb_search::script::parse)
+        .transpose()?;
     let mut tally = Tally {
         total: keys.len() as u64,
         ..Tally::default()

@@ -9,12 +9,12 @@ use bytes::Bytes;
 use cameodb_storage::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
 use serde_json::{Value, json};
 
-use super::source_filter::SourceFilter;
 use super::{
     AppState, Params, apply_refresh, doc_key, number, parse_object_body, refresh_param, run,
 };
 use crate::error::ApiError;
 use crate::respond;
+use cameodb_search::source_filter::SourceFilter;
 
 /// Elasticsearch's primary term; a single-copy shard never changes it.
 pub const PRIMARY_TERM: u64 = 1;
@@ -467,7 +467,7 @@ async fn scripted_update(
             format!("[UpdateRequest] [{unknown}] cannot be combined with [script]"),
         ));
     }
-    let script = super::script::parse(script)?;
+    let script = cameodb_search::script::parse(script)?;
     let upsert = body
         .get("upsert")
         .cloned()

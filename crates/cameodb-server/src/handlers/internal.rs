@@ -13,13 +13,13 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::dfs::{ClusterStats, IndexStats};
 use super::search::{Partial, Target, build_query, collect, parse_spec};
 use super::{AppState, Params, run};
 use crate::catalog::IndexEntry;
 use crate::cluster::metadata::{IndexDescriptor, apply, describe};
 use crate::error::ApiError;
 use crate::respond;
+use cameodb_search::dfs::{ClusterStats, IndexStats};
 
 /// A search, as a coordinator sends it to each node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -133,7 +133,11 @@ pub async fn shard_stats(State(state): State<AppState>, body: Bytes) -> Result<R
         let stats: IndexStats = run(&entry.shard, move |store| {
             let searcher = store.searcher();
             let query = build_query(store, &query)?;
-            super::dfs::collect(store, &searcher, query.as_ref())
+            Ok(cameodb_search::dfs::collect(
+                store,
+                &searcher,
+                query.as_ref(),
+            )?)
         })
         .await
         .map_err(|e| e.with_index(&entry.name))?;

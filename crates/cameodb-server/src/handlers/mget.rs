@@ -5,10 +5,10 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::source_filter::SourceFilter;
 use super::{AppState, Params, doc_key, parse_object_body, run};
 use crate::error::ApiError;
 use crate::respond;
+use cameodb_search::source_filter::SourceFilter;
 
 /// `/_mget` and `/{index}/_mget` (the path's index is the default for lines that name none).
 pub async fn mget(

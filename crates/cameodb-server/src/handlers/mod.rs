@@ -1,26 +1,19 @@
 //! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
 
-mod aggregations;
-mod bucket_budget;
 pub(crate) mod bulk;
 mod by_query;
 mod cat;
-pub mod dfs;
 mod docs;
 mod fault;
-mod highlight;
 mod indices;
 pub mod internal;
 mod mget;
 mod msearch;
 mod nodes;
 mod root;
-mod script;
 pub mod scroll;
 pub mod search;
 mod search_spec;
-mod sorting;
-mod source_filter;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -17,12 +17,12 @@ use tantivy::{DocAddress, Searcher};
 
 use super::docs::check_params;
 pub use super::search_spec::{QuerySpec, SearchSpec, parse_spec, query_spec};
-use super::sorting::{self, RankKey};
 use super::{AppState, Params, parse_object_body, run};
-use super::{aggregations, highlight};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
+use cameodb_search::sorting::{self, RankKey};
+use cameodb_search::{aggregations, highlight};
 
 /// One hit from one index, before merging. Serializable: a node of a cluster answers the
 /// coordinator with its top hits.
@@ -45,7 +45,7 @@ pub struct Hit {
 fn field_values(source: &Value, paths: &[String]) -> Value {
     let mut out = Map::new();
     for path in paths {
-        let nodes = super::source_filter::values_at(source, path);
+        let nodes = cameodb_search::source_filter::values_at(source, path);
         let mut values = Vec::new();
         for node in nodes {
             match node {
@@ -112,13 +112,13 @@ fn search_store(
     searcher: &Searcher,
     index: &str,
     spec: &SearchSpec,
-    stats: Option<&super::dfs::IndexStats>,
+    stats: Option<&cameodb_search::dfs::IndexStats>,
 ) -> Result<(usize, Vec<Hit>, Option<AggPart>), ApiError> {
     let query = build_query(store, &spec.query)?;
-    let scoring = stats.map(|stats| super::dfs::GlobalScoring {
+    let scoring = stats.map(|stats| cameodb_search::dfs::GlobalScoring {
         stats,
         local: searcher,
-        keys: super::dfs::FieldKeys::new(store, &store.mapping()),
+        keys: cameodb_search::dfs::FieldKeys::new(store, &store.mapping()),
     });
     let provider = scoring
         .as_ref()
@@ -127,7 +127,12 @@ fn search_store(
         Some(request) => {
             let prepared = aggregations::prepare(request, &store.mapping())?;
             if let Some(account) = cameodb_memory::current() {
-                super::bucket_budget::check(searcher, query.as_ref(), request, account.limit())?;
+                cameodb_search::bucket_budget::check(
+                    searcher,
+                    query.as_ref(),
+                    request,
+                    account.limit(),
+                )?;
             }
             let part = aggregations::collect(
                 searcher,
@@ -229,7 +234,7 @@ pub type Target = (Arc<IndexEntry>, Option<Searcher>);
 pub async fn collect(
     targets: Vec<Target>,
     spec: &SearchSpec,
-    stats: Option<&super::dfs::ClusterStats>,
+    stats: Option<&cameodb_search::dfs::ClusterStats>,
 ) -> Result<(Partial, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
     let mut partial = Partial {
         shards: targets.len(),

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::docs::check_params;
-use super::sorting::{self, SortKey};
-use super::source_filter::SourceFilter;
-use super::{highlight, number};
+use super::number;
 use crate::error::ApiError;
+use cameodb_search::highlight;
+use cameodb_search::sorting::{self, SortKey};
+use cameodb_search::source_filter::SourceFilter;
 
 /// Elasticsearch's default `index.max_result_window`.
 const MAX_RESULT_WINDOW: usize = 10_000;

@@ -15,7 +15,7 @@ use tantivy::aggregation::{
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::Query;
 
-use crate::error::ApiError;
+use crate::error::SearchError;
 
 /// Aggregation types this node runs.
 const SUPPORTED: &[&str] = &[
@@ -42,20 +42,20 @@ pub const MAX_BUCKETS: u32 = 65_536;
 /// the buckets collected; the memory breaker bounds what that costs, this bounds the recursion.
 pub const MAX_AGGREGATION_DEPTH: usize = 16;
 
-fn parsing(reason: String) -> ApiError {
-    ApiError::bad_request("parsing_exception", reason)
+fn parsing(reason: String) -> SearchError {
+    SearchError::bad_request("parsing_exception", reason)
 }
 
 /// Rewrites an Elasticsearch `aggs` object for this index's columns and parses it.
-pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, ApiError> {
+pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, SearchError> {
     let rewritten = rewrite_level(aggs, mapping, 1)?;
     serde_json::from_value(rewritten)
         .map_err(|e| parsing(format!("failed to parse aggregations: {e}")))
 }
 
-fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value, ApiError> {
+fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value, SearchError> {
     if depth > MAX_AGGREGATION_DEPTH {
-        return Err(ApiError::illegal_argument(format!(
+        return Err(SearchError::illegal_argument(format!(
             "aggregations nest deeper than [{MAX_AGGREGATION_DEPTH}] levels, the maximum set by [search.max_aggregation_depth]"
         )));
     }
@@ -96,7 +96,7 @@ fn rewrite_body(
     kind: &str,
     body: &Value,
     mapping: &Mapping,
-) -> Result<Value, ApiError> {
+) -> Result<Value, SearchError> {
     let mut body = body
         .as_object()
         .cloned()
@@ -113,19 +113,19 @@ fn rewrite_body(
     };
     match mapping.lookup(&field).map(|f| f.field_type) {
         Some(FieldType::Text) => {
-            return Err(ApiError::illegal_argument(format!(
+            return Err(SearchError::illegal_argument(format!(
                 "Fielddata is disabled on [{field}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead."
             )));
         }
         Some(FieldType::Object) => {
-            return Err(ApiError::illegal_argument(format!(
+            return Err(SearchError::illegal_argument(format!(
                 "cannot aggregate on object field [{field}]"
             )));
         }
         Some(FieldType::Keyword)
             if kind != "terms" && kind != "cardinality" && kind != "value_count" =>
         {
-            return Err(ApiError::illegal_argument(format!(
+            return Err(SearchError::illegal_argument(format!(
                 "Field [{field}] of type [keyword] is not supported for aggregation [{kind}]"
             )));
         }
@@ -157,13 +157,13 @@ pub fn collect(
     query: &dyn Query,
     aggs: Aggregations,
     tokenizers: &tantivy::tokenizer::TokenizerManager,
-) -> Result<IntermediateAggregationResults, ApiError> {
+) -> Result<IntermediateAggregationResults, SearchError> {
     let context = AggContextParams::new(limits(), tokenizers.clone());
     let collector = Bounded(DistributedAggregationCollector::from_aggs(aggs, context));
     let result = searcher.search(query, &collector);
     // A collection the breaker stopped is the breaker's error, whatever tantivy made of it.
     cameodb_memory::check()?;
-    result.map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))
+    result.map_err(|e| SearchError::bad_request("aggregation_execution_exception", e.to_string()))
 }
 
 /// A collector that stops feeding documents to `C` once the request's memory account has
@@ -294,7 +294,7 @@ impl<S: SegmentCollector> SegmentCollector for BoundedSegment<S> {
 pub fn finish(
     parts: Vec<IntermediateAggregationResults>,
     request: Aggregations,
-) -> Result<Value, ApiError> {
+) -> Result<Value, SearchError> {
     let mut parts = parts.into_iter();
     let Some(mut merged) = parts.next() else {
         return Ok(Value::Object(Map::new()));
@@ -302,13 +302,13 @@ pub fn finish(
     for part in parts {
         merged
             .merge_fruits(part)
-            .map_err(|e| ApiError::internal(format!("merging aggregations failed: {e}")))?;
+            .map_err(|e| SearchError::internal(format!("merging aggregations failed: {e}")))?;
     }
     let result = merged.into_final_result(request, limits());
     cameodb_memory::check()?;
     let result = result
-        .map_err(|e| ApiError::bad_request("aggregation_execution_exception", e.to_string()))?;
-    serde_json::to_value(result).map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| SearchError::bad_request("aggregation_execution_exception", e.to_string()))?;
+    serde_json::to_value(result).map_err(|e| SearchError::internal(e.to_string()))
 }
 
 /// Calendar intervals of fixed length in UTC become fixed intervals (weeks start on Monday, as
@@ -318,7 +318,7 @@ fn calendar_to_fixed(
     name: &str,
     calendar: &Value,
     body: &mut Map<String, Value>,
-) -> Result<(), ApiError> {
+) -> Result<(), SearchError> {
     let unit = calendar.as_str().unwrap_or_default();
     let fixed = match unit {
         "second" | "1s" => "1s",

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::catalog::wildcard_match;
-use crate::error::ApiError;
+use crate::error::SearchError;
+use crate::wildcard_match;
 
 /// Which parts of `_source` a response shows.
 #[derive(Clone, Debug, Default)]
@@ -26,7 +26,7 @@ fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn strings(value: &Value) -> Result<Vec<String>, ApiError> {
+fn strings(value: &Value) -> Result<Vec<String>, SearchError> {
     match value {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(items) => items
@@ -34,10 +34,10 @@ fn strings(value: &Value) -> Result<Vec<String>, ApiError> {
             .map(|v| {
                 v.as_str()
                     .map(String::from)
-                    .ok_or_else(|| ApiError::parse("[_source] entries must be strings"))
+                    .ok_or_else(|| SearchError::parse("[_source] entries must be strings"))
             })
             .collect(),
-        _ => Err(ApiError::parse(
+        _ => Err(SearchError::parse(
             "[_source] must be a boolean, a string, an array or an object",
         )),
     }
@@ -62,7 +62,7 @@ impl SourceFilter {
     }
 
     /// From a `_source` value in a request body, on top of `self` (from the parameters).
-    pub fn with_body(mut self, value: Option<&Value>) -> Result<SourceFilter, ApiError> {
+    pub fn with_body(mut self, value: Option<&Value>) -> Result<SourceFilter, SearchError> {
         match value {
             None => {}
             Some(Value::Bool(enabled)) => self.disabled = !enabled,
@@ -72,7 +72,7 @@ impl SourceFilter {
                         "includes" | "include" => self.includes = strings(v)?,
                         "excludes" | "exclude" => self.excludes = strings(v)?,
                         other => {
-                            return Err(ApiError::parse(format!(
+                            return Err(SearchError::parse(format!(
                                 "unknown key [{other}] in [_source]"
                             )));
                         }

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::error::ApiError;
+use crate::error::SearchError;
 
 /// One assignment.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,8 +27,8 @@ pub struct Script {
     statements: Vec<Statement>,
 }
 
-fn unsupported(what: &str) -> ApiError {
-    ApiError::bad_request(
+fn unsupported(what: &str) -> SearchError {
+    SearchError::bad_request(
         "script_exception",
         format!(
             "unsupported script [{what}]: only `ctx._source.<field> (=|+=|-=) <value>` and `ctx._source.<field>++/--` statements are supported"
@@ -36,11 +36,11 @@ fn unsupported(what: &str) -> ApiError {
     )
 }
 
-fn literal(text: &str, params: &Map<String, Value>) -> Result<Value, ApiError> {
+fn literal(text: &str, params: &Map<String, Value>) -> Result<Value, SearchError> {
     let text = text.trim();
     if let Some(name) = text.strip_prefix("params.") {
         return params.get(name).cloned().ok_or_else(|| {
-            ApiError::bad_request(
+            SearchError::bad_request(
                 "script_exception",
                 format!("missing script parameter [{name}]"),
             )
@@ -68,14 +68,14 @@ fn literal(text: &str, params: &Map<String, Value>) -> Result<Value, ApiError> {
 }
 
 /// Parses `{"source": "...", "params": {...}, "lang": "painless"}` (or a bare string).
-pub fn parse(script: &Value) -> Result<Script, ApiError> {
+pub fn parse(script: &Value) -> Result<Script, SearchError> {
     let (source, params) = match script {
         Value::String(s) => (s.clone(), Map::new()),
         Value::Object(spec) => {
             if let Some(lang) = spec.get("lang").and_then(Value::as_str)
                 && lang != "painless"
             {
-                return Err(ApiError::bad_request(
+                return Err(SearchError::bad_request(
                     "script_exception",
                     format!("script lang [{lang}] is not supported"),
                 ));
@@ -84,13 +84,13 @@ pub fn parse(script: &Value) -> Result<Script, ApiError> {
                 .keys()
                 .find(|k| !["source", "params", "lang"].contains(&k.as_str()))
             {
-                return Err(ApiError::bad_request(
+                return Err(SearchError::bad_request(
                     "script_exception",
                     format!("script option [{unknown}] is not supported"),
                 ));
             }
             let source = spec.get("source").and_then(Value::as_str).ok_or_else(|| {
-                ApiError::bad_request("script_exception", "script requires [source]")
+                SearchError::bad_request("script_exception", "script requires [source]")
             })?;
             (
                 source.to_string(),
@@ -101,7 +101,7 @@ pub fn parse(script: &Value) -> Result<Script, ApiError> {
             )
         }
         _ => {
-            return Err(ApiError::bad_request(
+            return Err(SearchError::bad_request(
                 "script_exception",
                 "script must be a string or an object",
             ));
@@ -153,9 +153,9 @@ fn arithmetic(
     delta: &Value,
     sign: f64,
     path: &str,
-) -> Result<Value, ApiError> {
+) -> Result<Value, SearchError> {
     let fail = || {
-        ApiError::bad_request(
+        SearchError::bad_request(
             "script_exception",
             format!(
                 "cannot add [{delta}] to [{}] at [{path}]",
@@ -188,7 +188,7 @@ fn arithmetic(
 
 impl Script {
     /// Runs the script on a source document.
-    pub fn apply(&self, source: &mut Map<String, Value>) -> Result<(), ApiError> {
+    pub fn apply(&self, source: &mut Map<String, Value>) -> Result<(), SearchError> {
         for statement in &self.statements {
             let (last, parents) = statement
                 .path
@@ -200,7 +200,7 @@ impl Script {
                     .entry(segment.clone())
                     .or_insert_with(|| Value::Object(Map::new()));
                 node = entry.as_object_mut().ok_or_else(|| {
-                    ApiError::bad_request(
+                    SearchError::bad_request(
                         "script_exception",
                         format!("[{segment}] is not an object"),
                     )
@@ -223,7 +223,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn run(script: Value, doc: Value) -> Result<Value, ApiError> {
+    fn run(script: Value, doc: Value) -> Result<Value, SearchError> {
         let Value::Object(mut map) = doc else {
             unreachable!()
         };

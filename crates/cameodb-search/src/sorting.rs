@@ -16,7 +16,7 @@ use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 use tantivy::query::Query;
 use tantivy::{DateTime, DocAddress, DocId, Score, Searcher, SegmentReader};
 
-use crate::error::ApiError;
+use crate::error::SearchError;
 
 /// One requested sort key.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ pub struct SortKey {
 }
 
 /// Parses Elasticsearch's `sort` (a string, `field:order`, an object or an array of them).
-pub fn parse(value: &Value) -> Result<Vec<SortKey>, ApiError> {
+pub fn parse(value: &Value) -> Result<Vec<SortKey>, SearchError> {
     let items: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -38,19 +38,23 @@ pub fn parse(value: &Value) -> Result<Vec<SortKey>, ApiError> {
     items.into_iter().map(parse_one).collect()
 }
 
-fn key(field: &str, order: Option<&str>, missing: Option<&Value>) -> Result<SortKey, ApiError> {
+fn key(field: &str, order: Option<&str>, missing: Option<&Value>) -> Result<SortKey, SearchError> {
     let descending = match order {
         None => field == "_score",
         Some("asc") => false,
         Some("desc") => true,
-        Some(other) => return Err(ApiError::parse(format!("[sort] unknown order [{other}]"))),
+        Some(other) => {
+            return Err(SearchError::parse(format!(
+                "[sort] unknown order [{other}]"
+            )));
+        }
     };
     let missing_first = match missing {
         None => false,
         Some(Value::String(s)) if s == "_last" => false,
         Some(Value::String(s)) if s == "_first" => true,
         Some(other) => {
-            return Err(ApiError::parse(format!(
+            return Err(SearchError::parse(format!(
                 "[sort] missing must be _first or _last, got [{other}]"
             )));
         }
@@ -62,7 +66,7 @@ fn key(field: &str, order: Option<&str>, missing: Option<&Value>) -> Result<Sort
     })
 }
 
-fn parse_one(item: &Value) -> Result<SortKey, ApiError> {
+fn parse_one(item: &Value) -> Result<SortKey, SearchError> {
     match item {
         Value::String(s) => match s.split_once(':') {
             Some((field, order)) => key(field, Some(order), None),
@@ -72,7 +76,7 @@ fn parse_one(item: &Value) -> Result<SortKey, ApiError> {
             let (field, spec) = map
                 .iter()
                 .next()
-                .ok_or_else(|| ApiError::parse("[sort] is empty"))?;
+                .ok_or_else(|| SearchError::parse("[sort] is empty"))?;
             match spec {
                 Value::String(order) => key(field, Some(order), None),
                 Value::Object(opts) => {
@@ -80,7 +84,7 @@ fn parse_one(item: &Value) -> Result<SortKey, ApiError> {
                         .keys()
                         .find(|k| !["order", "missing", "unmapped_type"].contains(&k.as_str()))
                     {
-                        return Err(ApiError::parse(format!(
+                        return Err(SearchError::parse(format!(
                             "[sort] option [{unknown}] is not supported"
                         )));
                     }
@@ -90,10 +94,10 @@ fn parse_one(item: &Value) -> Result<SortKey, ApiError> {
                         opts.get("missing"),
                     )
                 }
-                _ => Err(ApiError::parse("[sort] malformed")),
+                _ => Err(SearchError::parse("[sort] malformed")),
             }
         }
-        _ => Err(ApiError::parse("[sort] malformed")),
+        _ => Err(SearchError::parse("[sort] malformed")),
     }
 }
 
@@ -209,7 +213,7 @@ pub fn plan(
     keys: &[SortKey],
     mapping: &Mapping,
     search_after: Option<&Value>,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, SearchError> {
     let mut sources = Vec::new();
     let mut integral = Vec::new();
     for key in keys {
@@ -230,12 +234,12 @@ pub fn plan(
                     ) => (Source::Number(column), true),
                     Some(FieldType::Double | FieldType::Float) => (Source::Number(column), false),
                     Some(FieldType::Text) => {
-                        return Err(ApiError::illegal_argument(format!(
+                        return Err(SearchError::illegal_argument(format!(
                             "Fielddata is disabled on [{field}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead."
                         )));
                     }
                     _ => {
-                        return Err(ApiError::bad_request(
+                        return Err(SearchError::bad_request(
                             "query_shard_exception",
                             format!("No mapping found for [{field}] in order to sort on"),
                         ));
@@ -271,7 +275,7 @@ pub fn plan(
                 .collect(),
         ),
         Some(_) => {
-            return Err(ApiError::parse(format!(
+            return Err(SearchError::parse(format!(
                 "search_after must be an array of {} values, one per sort key",
                 keys.len()
             )));
@@ -345,7 +349,7 @@ pub fn top(
     plan: &Plan,
     limit: usize,
     stats: Option<&dyn tantivy::query::Bm25StatisticsProvider>,
-) -> Result<(usize, Vec<(RankKey, DocAddress)>), ApiError> {
+) -> Result<(usize, Vec<(RankKey, DocAddress)>), SearchError> {
     let sources = plan.sources.clone();
     let dirs = Arc::clone(&plan.dirs);
     let cursor = plan.after.clone().map(|values| RankKey {

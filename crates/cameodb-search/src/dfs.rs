@@ -15,7 +15,7 @@ use tantivy::query::{Bm25StatisticsProvider, Query};
 use tantivy::schema::Field;
 use tantivy::{Searcher, Term};
 
-use crate::error::ApiError;
+use crate::error::SearchError;
 
 /// One index's statistics, summed over the nodes that answered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -100,7 +100,7 @@ pub fn collect(
     store: &Store,
     searcher: &Searcher,
     query: &dyn Query,
-) -> Result<IndexStats, ApiError> {
+) -> Result<IndexStats, SearchError> {
     let keys = FieldKeys::new(store, &store.mapping());
     let mut terms: Vec<Term> = Vec::new();
     query.query_terms(&mut |term, _| terms.push(term.clone()));

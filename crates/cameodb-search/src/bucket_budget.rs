@@ -15,7 +15,7 @@ use tantivy::columnar::{ColumnIndex, DynamicColumn};
 use tantivy::query::Query;
 use tantivy::{DocId, Score, Searcher, SegmentOrdinal, SegmentReader};
 
-use crate::error::ApiError;
+use crate::error::SearchError;
 
 /// Bytes one counted bucket may cost tantivy at its peak, rounded up from measurements on
 /// 8,000 movies (peak resident memory over counted buckets): `Cast > Cast > Cast` 2.9 GB for
@@ -90,7 +90,7 @@ pub fn check(
     query: &dyn Query,
     aggs: &Value,
     memory_limit: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), SearchError> {
     let levels = levels(aggs);
     if !levels.iter().any(|l| l.counted) {
         return Ok(());
@@ -98,7 +98,7 @@ pub fn check(
     let allowed = (memory_limit / BYTES_PER_PARENT_BUCKET).max(1);
     let counted = searcher.search(query, &BucketCounter { levels, allowed })?;
     if counted > allowed {
-        return Err(ApiError::bad_request(
+        return Err(SearchError::bad_request(
             "too_many_buckets_exception",
             format!(
                 "Trying to create too many buckets: the nested aggregation would open up to [{}] buckets that carry sub-aggregations, more than the [{allowed}] one request's memory allows ([indices.breaker.request.limit] at about {BYTES_PER_PARENT_BUCKET} bytes each). Nest fewer bucket aggregations, or aggregate fewer documents.",

@@ -8,7 +8,7 @@ use tantivy::Searcher;
 use tantivy::query::Query;
 use tantivy::snippet::SnippetGenerator;
 
-use crate::error::ApiError;
+use crate::error::SearchError;
 
 /// Options of one highlighted field.
 #[derive(Clone, Debug)]
@@ -40,16 +40,16 @@ fn options(
     defaults: Option<&FieldOptions>,
     spec: &Map<String, Value>,
     path: &str,
-) -> Result<FieldOptions, ApiError> {
+) -> Result<FieldOptions, SearchError> {
     if let Some(unknown) = spec
         .keys()
         .find(|k| !OPTIONS.contains(&k.as_str()) && k.as_str() != "fields")
     {
-        return Err(ApiError::parse(format!(
+        return Err(SearchError::parse(format!(
             "[highlight] option [{unknown}] is not supported"
         )));
     }
-    let tag = |key: &str, default: &str| -> Result<String, ApiError> {
+    let tag = |key: &str, default: &str| -> Result<String, SearchError> {
         match spec.get(key) {
             None => Ok(default.to_string()),
             Some(Value::Array(items)) => Ok(items
@@ -58,16 +58,16 @@ fn options(
                 .unwrap_or(default)
                 .to_string()),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ApiError::parse(format!(
+            Some(_) => Err(SearchError::parse(format!(
                 "[highlight] [{key}] must be an array of strings"
             ))),
         }
     };
-    let number = |key: &str, default: usize| -> Result<usize, ApiError> {
+    let number = |key: &str, default: usize| -> Result<usize, SearchError> {
         match spec.get(key) {
             None => Ok(default),
             Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
-                ApiError::parse(format!(
+                SearchError::parse(format!(
                     "[highlight] [{key}] must be a non-negative integer"
                 ))
             }),
@@ -76,7 +76,7 @@ fn options(
     if let Some(kind) = spec.get("type").and_then(Value::as_str)
         && !["unified", "plain"].contains(&kind)
     {
-        return Err(ApiError::parse(format!(
+        return Err(SearchError::parse(format!(
             "[highlight] type [{kind}] is not supported"
         )));
     }
@@ -97,13 +97,13 @@ fn options(
 }
 
 /// Parses the `highlight` object of a search body.
-pub fn parse(value: &Value) -> Result<HighlightSpec, ApiError> {
+pub fn parse(value: &Value) -> Result<HighlightSpec, SearchError> {
     let spec = value
         .as_object()
-        .ok_or_else(|| ApiError::parse("[highlight] must be an object"))?;
+        .ok_or_else(|| SearchError::parse("[highlight] must be an object"))?;
     let defaults = options(None, spec, "")?;
     let mut fields = Vec::new();
-    let mut add = |path: &str, opts: &Value| -> Result<(), ApiError> {
+    let mut add = |path: &str, opts: &Value| -> Result<(), SearchError> {
         let opts = opts.as_object().cloned().unwrap_or_default();
         fields.push(options(Some(&defaults), &opts, path)?);
         Ok(())
@@ -116,22 +116,21 @@ pub fn parse(value: &Value) -> Result<HighlightSpec, ApiError> {
         }
         Some(Value::Array(items)) => {
             for item in items {
-                for (path, opts) in item
-                    .as_object()
-                    .ok_or_else(|| ApiError::parse("[highlight] fields entries must be objects"))?
-                {
+                for (path, opts) in item.as_object().ok_or_else(|| {
+                    SearchError::parse("[highlight] fields entries must be objects")
+                })? {
                     add(path, opts)?;
                 }
             }
         }
-        _ => return Err(ApiError::parse("[highlight] requires [fields]")),
+        _ => return Err(SearchError::parse("[highlight] requires [fields]")),
     }
     Ok(HighlightSpec { fields })
 }
 
 /// The text values at a dotted path of a source.
 fn texts_at<'v>(source: &'v Value, path: &str, out: &mut Vec<&'v str>) {
-    for node in super::source_filter::values_at(source, path) {
+    for node in crate::source_filter::values_at(source, path) {
         match node {
             Value::String(s) => out.push(s),
             Value::Array(items) => out.extend(items.iter().filter_map(Value::as_str)),
@@ -153,7 +152,7 @@ impl Highlighter {
         store: &Store,
         searcher: &Searcher,
         query: &dyn Query,
-    ) -> Result<Highlighter, ApiError> {
+    ) -> Result<Highlighter, SearchError> {
         let mapping = store.mapping();
         let mut fields = Vec::new();
         for opts in &spec.fields {
@@ -162,8 +161,7 @@ impl Highlighter {
                     .properties
                     .iter()
                     .filter(|(p, f)| {
-                        f.field_type == FieldType::Text
-                            && crate::catalog::wildcard_match(&opts.path, p)
+                        f.field_type == FieldType::Text && crate::wildcard_match(&opts.path, p)
                     })
                     .map(|(p, _)| p.clone())
                     .collect()

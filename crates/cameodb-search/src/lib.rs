@@ -1,0 +1,18 @@
+//! Search execution over one store, shared by the node that serves a request and the nodes a
+//! cluster search fans out to: sort plans and top-k collection, aggregations under the memory
+//! breaker and the bucket budget, highlighting, cluster-wide term statistics, `_source`
+//! filtering and the small script language of `_update_by_query`. Synchronous: it reads a
+//! tantivy searcher and a store's mapping, and knows nothing of HTTP, tokio or the network.
+
+pub mod aggregations;
+pub mod bucket_budget;
+pub mod dfs;
+mod error;
+pub mod highlight;
+pub mod script;
+pub mod sorting;
+pub mod source_filter;
+mod wildcard;
+
+pub use error::SearchError;
+pub use wildcard::wildcard_match;
