@@ -6,10 +6,8 @@ use tantivy::tokenizer::{
 };
 
 use crate::fields::{OVERFLOW_TOKENIZER, TEXT_SLOTS, slot_tokenizer};
+pub use crate::mapping::ANALYZERS;
 use crate::mapping::{FieldType, Mapping};
-
-/// Analyzer names a text field may use.
-pub const ANALYZERS: &[&str] = &["standard", "english", "whitespace", "simple", "keyword"];
 
 /// Elasticsearch's standard tokenizer splits tokens longer than this; we drop them.
 const MAX_TOKEN_CHARS: usize = 255;

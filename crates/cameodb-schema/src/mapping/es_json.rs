@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{Dynamic, FieldMapping, FieldType, Mapping};
-use crate::analysis::ANALYZERS;
+use super::{ANALYZERS, Dynamic, FieldMapping, FieldType, Mapping};
 use crate::error::{Result, SchemaError};
 
 /// A parsed mapping body, flattened: parents come before their children.

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SchemaError};
 
+/// Analyzer names a text field may use (the analysis module builds each of them).
+pub const ANALYZERS: &[&str] = &["standard", "english", "whitespace", "simple", "keyword"];
+
 /// Elasticsearch's default cap on the number of mapped fields, which also bounds what hostile
 /// documents with thousands of random keys can do to the mapping.
 pub const TOTAL_FIELDS_LIMIT: usize = 1000;

@@ -13,9 +13,8 @@ use cameodb_ring::Ring;
 use futures::future::join_all;
 use serde_json::{Map, Value, json};
 
-use super::forward::{query_params, read_body};
 use super::router_actor::View;
-use super::{ClusterCtx, from_wire, ndjson_request};
+use super::{ClusterCtx, from_wire, ndjson_request, query_params, read_body};
 use crate::error::ApiError;
 use crate::handlers::{ACTION_META_KEYS, AppState, generate_id, ndjson_lines};
 use crate::respond;

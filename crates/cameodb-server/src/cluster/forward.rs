@@ -2,8 +2,6 @@
 //! This middleware sits in front of the public handlers; requests it does not own (searches,
 //! index APIs, …) pass through to the handlers, which do their own cluster work.
 
-use std::collections::HashMap;
-
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -11,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
 use super::router_actor::View;
-use super::{CALL_TIMEOUT, ClusterCtx, from_wire};
+use super::{CALL_TIMEOUT, ClusterCtx, from_wire, query_params, read_body};
 use crate::error::ApiError;
 use crate::handlers::AppState;
 
@@ -59,30 +57,6 @@ fn classify(method: &Method, path: &str) -> Target {
         [index, "_mget"] => Target::Mget(Some(decode(index))),
         _ => Target::Other,
     }
-}
-
-/// The query-string parameters of a request.
-pub fn query_params(request: &Request) -> HashMap<String, String> {
-    axum::extract::Query::<HashMap<String, String>>::try_from_uri(request.uri())
-        .map(|q| q.0)
-        .unwrap_or_default()
-}
-
-/// Reads a request's body, within the node's body limit.
-pub async fn read_body(ctx: &ClusterCtx, request: Request) -> Result<Vec<u8>, ApiError> {
-    axum::body::to_bytes(request.into_body(), ctx.max_body_bytes)
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "content_too_long_exception",
-                format!(
-                    "request body is larger than the limit of [{}] bytes",
-                    ctx.max_body_bytes
-                ),
-            )
-        })
 }
 
 /// Routes document requests to their owners; everything else goes on to the handlers.

@@ -9,9 +9,8 @@ use axum::response::Response;
 use futures::future::join_all;
 use serde_json::{Map, Value, json};
 
-use super::forward::{query_params, read_body};
 use super::router_actor::View;
-use super::{ClusterCtx, from_wire, json_request};
+use super::{ClusterCtx, from_wire, json_request, query_params, read_body};
 use crate::error::ApiError;
 use crate::handlers::AppState;
 use crate::respond;

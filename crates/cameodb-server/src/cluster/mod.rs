@@ -125,6 +125,21 @@ impl ClusterCtx {
     }
 }
 
+/// The query-string parameters of a request.
+pub fn query_params(request: &Request<Body>) -> std::collections::HashMap<String, String> {
+    axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// Reads a request's body, within the node's body limit.
+pub async fn read_body(ctx: &ClusterCtx, request: Request<Body>) -> Result<Vec<u8>, ApiError> {
+    axum::body::to_bytes(request.into_body(), ctx.max_body_bytes)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| crate::body::too_large(ctx.max_body_bytes))
+}
+
 /// The 503 for a ring owner the cluster no longer knows.
 pub fn forgotten(id: &str) -> ApiError {
     ApiError::new(
