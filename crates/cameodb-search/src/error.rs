@@ -2,6 +2,8 @@
 //! the HTTP layer maps it once, without reading messages.
 
 use cameodb_memory::BreakerError;
+use cameodb_query::QueryError;
+use cameodb_storage::StoreError;
 
 /// What can go wrong while a search is planned, run or merged.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,12 @@ pub enum SearchError {
     /// The request's memory account tripped its breaker (429).
     #[error(transparent)]
     Breaker(#[from] BreakerError),
+    /// The query could not be built (its own error type says which 4xx, or a shard failure).
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The store failed, or refused what it was asked (its own error type says which).
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A failure of the engine, not of the request (500).
     #[error("{0}")]
     Internal(String),

@@ -8,11 +8,17 @@ pub mod aggregations;
 pub mod bucket_budget;
 pub mod dfs;
 mod error;
+mod execute;
 pub mod highlight;
+mod merge;
+mod request;
 pub mod script;
 pub mod sorting;
 pub mod source_filter;
 mod wildcard;
 
 pub use error::SearchError;
+pub use execute::{AggPart, Hit, Partial, build_query, search_store};
+pub use merge::{ShardReport, render, shards_json};
+pub use request::{QuerySpec, SearchSpec};
 pub use wildcard::wildcard_match;

@@ -177,6 +177,25 @@ impl RankKey {
     }
 }
 
+#[cfg(test)]
+impl RankKey {
+    /// A key of `values` under the given directions (tests of the merge build keys directly).
+    pub(crate) fn for_test(values: Vec<SortValue>, descending: &[bool]) -> RankKey {
+        let dirs = descending
+            .iter()
+            .map(|&descending| Direction {
+                descending,
+                missing_first: false,
+            })
+            .collect();
+        RankKey {
+            values,
+            dirs: Arc::new(dirs),
+            excluded: false,
+        }
+    }
+}
+
 impl PartialEq for RankKey {
     fn eq(&self, other: &Self) -> bool {
         self.rank_cmp(other) == Ordering::Equal

@@ -176,6 +176,8 @@ impl From<cameodb_search::SearchError> for ApiError {
             SearchError::IllegalArgument(reason) => ApiError::illegal_argument(reason),
             SearchError::Refused { kind, reason } => ApiError::bad_request(kind, reason),
             SearchError::Breaker(err) => ApiError::from(err),
+            SearchError::Query(err) => ApiError::from(err),
+            SearchError::Store(err) => ApiError::from(err),
             SearchError::Internal(reason) => ApiError::internal(reason),
         }
     }

@@ -27,3 +27,7 @@ pub use ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
 pub use recovery::{DB_FILE, INDEX_DIR, RecoveryReport};
 pub use search::{SearchHit, SearchResults, hit_keys};
 pub use store::Store;
+
+/// The primary term of every document: a store has one primary, its own, for its whole life
+/// (Elasticsearch clients send and read it with `_seq_no` for optimistic concurrency).
+pub const PRIMARY_TERM: u64 = 1;

@@ -19,8 +19,8 @@ use crate::error::ApiError;
 use crate::handlers::generate_id;
 use crate::handlers::internal::{Pin, ScrollCall, ShardAnswer, ShardRequest};
 use crate::handlers::scroll::Contexts;
-use crate::handlers::search::{Partial, SearchSpec, ShardReport, render};
 use cameodb_search::dfs::ClusterStats;
+use cameodb_search::{Partial, SearchSpec, ShardReport, render, shards_json};
 
 /// Prefix of a cluster scroll id: `c.<coordinator node id>.<id>`, so any node can send a
 /// scroll request on to the coordinator that holds it.
@@ -456,5 +456,5 @@ pub async fn count(
     let (partials, mut report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
     report_forgotten(view, entries, params, &mut report);
     let count: usize = partials.iter().map(|p| p.total).sum();
-    Ok(json!({"count": count, "_shards": crate::handlers::search::shards_json(&report)}))
+    Ok(json!({"count": count, "_shards": shards_json(&report)}))
 }

@@ -19,10 +19,11 @@ use serde_json::{Map, Value, json};
 use tantivy::collector::DocSetCollector;
 
 use super::docs::check_params;
-use super::search::{build_query, query_spec};
+use super::search::query_spec;
 use super::{AppState, Params, apply_refresh, parse_object_body, refresh_param, run};
 use crate::error::ApiError;
 use crate::respond;
+use cameodb_search::build_query;
 
 /// Documents written per batch (one durable transaction each).
 const BATCH: usize = 1000;

@@ -17,7 +17,7 @@ use crate::respond;
 use cameodb_search::source_filter::SourceFilter;
 
 /// Elasticsearch's primary term; a single-copy shard never changes it.
-pub const PRIMARY_TERM: u64 = 1;
+pub use cameodb_storage::PRIMARY_TERM;
 
 /// Rejects parameters this endpoint does not understand (as Elasticsearch does).
 pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {

@@ -13,13 +13,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::search::{Partial, Target, build_query, collect, parse_spec};
+use super::search::{Target, collect, parse_spec};
 use super::{AppState, Params, run};
 use crate::catalog::IndexEntry;
 use crate::cluster::metadata::{IndexDescriptor, apply, describe};
 use crate::error::ApiError;
 use crate::respond;
 use cameodb_search::dfs::{ClusterStats, IndexStats};
+use cameodb_search::{Partial, build_query};
 
 /// A search, as a coordinator sends it to each node.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tantivy::Searcher;
 
-use super::search::{SearchSpec, Target, execute_on};
+use super::search::{Target, execute_on};
 use super::{AppState, Params, parse_object_body};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
+use cameodb_search::SearchSpec;
 
 /// Scroll limits, as Elasticsearch names them.
 #[derive(Clone, Copy, Debug)]

@@ -9,8 +9,9 @@ use super::docs::check_params;
 use super::number;
 use crate::error::ApiError;
 use cameodb_search::highlight;
-use cameodb_search::sorting::{self, SortKey};
+use cameodb_search::sorting;
 use cameodb_search::source_filter::SourceFilter;
+use cameodb_search::{QuerySpec, SearchSpec};
 
 /// Elasticsearch's default `index.max_result_window`.
 const MAX_RESULT_WINDOW: usize = 10_000;
@@ -40,47 +41,6 @@ const SEARCH_PARAMS: &[&str] = &[
     "ccs_minimize_roundtrips",
     "timeout",
 ];
-
-/// A parsed search request.
-#[derive(Clone, Debug)]
-pub struct SearchSpec {
-    /// The query DSL (or a `q=` string).
-    pub query: QuerySpec,
-    pub from: usize,
-    pub size: usize,
-    pub(crate) sort: Vec<SortKey>,
-    /// `search_after` cursor values.
-    pub(crate) search_after: Option<Value>,
-    /// `track_total_hits`: `None` = don't report, `Some(n)` = exact up to `n`.
-    pub(crate) track_total: Option<usize>,
-    pub(crate) source: SourceFilter,
-    pub(crate) rest_total_as_int: bool,
-    /// `typed_keys=true`: aggregation names carry their type.
-    pub(crate) typed_keys: bool,
-    /// The `aggs` request, as sent.
-    pub(crate) aggs: Option<Value>,
-    /// `version: true`: hits carry `_version`.
-    pub(crate) version: bool,
-    /// `seq_no_primary_term: true`: hits carry `_seq_no` and `_primary_term`.
-    pub(crate) seq_no: bool,
-    /// The `highlight` request.
-    pub(crate) highlight: Option<highlight::HighlightSpec>,
-    /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
-    pub(crate) fields: Vec<String>,
-    /// `timeout`: how long a cluster search waits for each node before answering without it.
-    pub timeout: Option<std::time::Duration>,
-}
-
-#[derive(Clone, Debug)]
-pub enum QuerySpec {
-    All,
-    Dsl(Value),
-    Lucene {
-        text: String,
-        default_field: Option<String>,
-        and: bool,
-    },
-}
 
 /// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
 pub fn query_spec(params: &HashMap<String, String>, body: &Map<String, Value>) -> QuerySpec {

@@ -1,0 +1,213 @@
+//! One store's part of a search: the query built under the store's mapping, the total, the top
+//! `from + size` hits with their sort keys, sources, highlights and fields, and the mergeable
+//! aggregation result. What a node sends the coordinator is a [`Partial`] of these.
+
+use cameodb_query::{QueryContext, query_string, translate};
+use cameodb_storage::{Store, hit_keys};
+use serde_json::{Map, Value, json};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, Query};
+use tantivy::{DocAddress, Searcher};
+
+use crate::error::SearchError;
+use crate::request::{QuerySpec, SearchSpec};
+use crate::sorting::{self, RankKey};
+use crate::{aggregations, highlight};
+
+/// One hit from one index, before merging. Serializable: a node of a cluster answers the
+/// coordinator with its top hits.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Hit {
+    /// The index it was found in.
+    pub index: String,
+    /// Its `_id`.
+    pub id: String,
+    /// Its score (NaN when sorted by fields without `_score`).
+    pub score: f32,
+    /// The rendered `sort` values of the hit.
+    pub sort: Option<Value>,
+    /// Sort key, for merging hits of several indexes.
+    pub rank: Option<RankKey>,
+    /// `_source`, filtered as requested.
+    pub source: Option<Value>,
+    /// `_version`.
+    pub version: u64,
+    /// `_seq_no`.
+    pub seq_no: u64,
+    /// Highlighted fragments, when asked.
+    pub highlight: Option<Value>,
+    /// `fields`, when asked.
+    pub fields: Option<Value>,
+}
+
+/// `fields` of a hit: every requested path's values, as arrays (as Elasticsearch lists them).
+fn field_values(source: &Value, paths: &[String]) -> Value {
+    let mut out = Map::new();
+    for path in paths {
+        let nodes = crate::source_filter::values_at(source, path);
+        let mut values = Vec::new();
+        for node in nodes {
+            match node {
+                Value::Array(items) => values.extend(
+                    items
+                        .iter()
+                        .filter(|v| !v.is_object() && !v.is_null())
+                        .cloned(),
+                ),
+                Value::Null | Value::Object(_) => {}
+                other => values.push(other.clone()),
+            }
+        }
+        if !values.is_empty() {
+            out.insert(path.clone(), Value::Array(values));
+        }
+    }
+    Value::Object(out)
+}
+
+/// One index's mergeable aggregation result, with the request it answers.
+pub type AggPart = (
+    tantivy::aggregation::agg_req::Aggregations,
+    tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults,
+);
+
+/// What one node found for a search, before merging: everything the coordinator needs to
+/// rank, page, count and aggregate across nodes.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct Partial {
+    /// Matching documents.
+    pub total: usize,
+    /// The node's top `from + size` hits of every index searched.
+    pub hits: Vec<Hit>,
+    /// Mergeable aggregation results, with the request they answer.
+    pub aggs: Vec<AggPart>,
+    /// Indexes searched (Elasticsearch's shard count, one shard per index per node).
+    pub shards: usize,
+}
+
+/// The tantivy query of `spec` under `store`'s mapping.
+pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, SearchError> {
+    let mapping = store.mapping();
+    let ctx = QueryContext::new(&mapping, store.fields(), store.index().tokenizers());
+    Ok(match spec {
+        QuerySpec::All => Box::new(AllQuery),
+        QuerySpec::Dsl(dsl) => translate(dsl, &ctx)?,
+        QuerySpec::Lucene {
+            text,
+            default_field,
+            and,
+        } => {
+            let fields = default_field
+                .as_ref()
+                .filter(|f| f.as_str() != "*")
+                .map(|f| vec![f.clone()]);
+            query_string(text, fields.as_deref(), *and, &ctx)?
+        }
+    })
+}
+
+/// Runs the search on one index: the total and its top `from + size` hits.
+pub fn search_store(
+    store: &Store,
+    searcher: &Searcher,
+    index: &str,
+    spec: &SearchSpec,
+    stats: Option<&crate::dfs::IndexStats>,
+) -> Result<(usize, Vec<Hit>, Option<AggPart>), SearchError> {
+    let query = build_query(store, &spec.query)?;
+    let scoring = stats.map(|stats| crate::dfs::GlobalScoring {
+        stats,
+        local: searcher,
+        keys: crate::dfs::FieldKeys::new(store, &store.mapping()),
+    });
+    let provider = scoring
+        .as_ref()
+        .map(|s| s as &dyn tantivy::query::Bm25StatisticsProvider);
+    let aggs = match &spec.aggs {
+        Some(request) => {
+            let prepared = aggregations::prepare(request, &store.mapping())?;
+            if let Some(account) = cameodb_memory::current() {
+                crate::bucket_budget::check(searcher, query.as_ref(), request, account.limit())?;
+            }
+            let part = aggregations::collect(
+                searcher,
+                query.as_ref(),
+                prepared.clone(),
+                store.index().tokenizers(),
+            )?;
+            Some((prepared, part))
+        }
+        None => None,
+    };
+    let limit = spec.window();
+    type Ranked = (f32, Option<(Value, RankKey)>, DocAddress);
+    let by_fields = !sorting::by_score_only(&spec.sort) || spec.search_after.is_some();
+    let (total, ranked): (usize, Vec<Ranked>) = match () {
+        () if by_fields => {
+            let keys = if spec.sort.is_empty() {
+                sorting::parse(&json!("_score"))?
+            } else {
+                spec.sort.clone()
+            };
+            let plan = sorting::plan(&keys, &store.mapping(), spec.search_after.as_ref())?;
+            let (total, top) = sorting::top(searcher, query.as_ref(), &plan, limit, provider)?;
+            let score_key = keys.iter().position(|k| k.field == "_score");
+            let ranked = top
+                .into_iter()
+                .map(|(key, addr)| {
+                    let score = match score_key.map(|i| &key.values[i]) {
+                        Some(sorting::SortValue::Number(s)) => *s as f32,
+                        _ => f32::NAN,
+                    };
+                    (score, Some((sorting::render(&plan, &key), key)), addr)
+                })
+                .collect();
+            (total, ranked)
+        }
+        () if limit == 0 => (searcher.search(query.as_ref(), &Count)?, Vec::new()),
+        () => {
+            let collector = (Count, TopDocs::with_limit(limit).order_by_score());
+            let (total, top) = match provider {
+                Some(p) => {
+                    searcher.search_with_statistics_provider(query.as_ref(), &collector, p)?
+                }
+                None => searcher.search(query.as_ref(), &collector)?,
+            };
+            (total, top.into_iter().map(|(s, a)| (s, None, a)).collect())
+        }
+    };
+    let addresses: Vec<DocAddress> = ranked.iter().map(|(_, _, a)| *a).collect();
+    let keys = hit_keys(searcher, &addresses)?;
+    let docs = store.get_many(&keys)?;
+    let mut hits = Vec::with_capacity(ranked.len());
+    let mut highlighter = match &spec.highlight {
+        Some(request) => Some(highlight::Highlighter::new(
+            request,
+            store,
+            searcher,
+            query.as_ref(),
+        )?),
+        None => None,
+    };
+    for (((score, sort, _), key), doc) in ranked.into_iter().zip(keys).zip(docs) {
+        // A hit deleted since the searcher's snapshot is skipped.
+        let Some(doc) = doc else { continue };
+        let full = doc.source_json()?;
+        let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
+        let fields = (!spec.fields.is_empty()).then(|| field_values(&full, &spec.fields));
+        let source = spec.source.apply(full);
+        hits.push(Hit {
+            index: index.to_string(),
+            id: key.id.to_string(),
+            score,
+            sort: sort.as_ref().map(|(v, _)| v.clone()),
+            rank: sort.map(|(_, k)| k),
+            source,
+            version: doc.version,
+            seq_no: doc.seq_no,
+            highlight: highlighted,
+            fields,
+        });
+    }
+    Ok((total, hits, aggs))
+}

@@ -1,0 +1,74 @@
+//! A search request, parsed once where it arrives: what every node needs to run its part and
+//! what the coordinator needs to merge the parts.
+
+use serde_json::Value;
+
+use crate::highlight;
+use crate::sorting::SortKey;
+use crate::source_filter::SourceFilter;
+
+/// A parsed search request.
+#[derive(Clone, Debug)]
+pub struct SearchSpec {
+    /// The query DSL (or a `q=` string).
+    pub query: QuerySpec,
+    /// `from`: hits skipped.
+    pub from: usize,
+    /// `size`: hits answered.
+    pub size: usize,
+    /// `sort`: empty ranks by score.
+    pub sort: Vec<SortKey>,
+    /// `search_after` cursor values.
+    pub search_after: Option<Value>,
+    /// `track_total_hits`: `None` = don't report, `Some(n)` = exact up to `n`.
+    pub track_total: Option<usize>,
+    /// `_source` filtering of hits.
+    pub source: SourceFilter,
+    /// `rest_total_hits_as_int`: the total as a number, as Elasticsearch 6 answered.
+    pub rest_total_as_int: bool,
+    /// `typed_keys=true`: aggregation names carry their type.
+    pub typed_keys: bool,
+    /// The `aggs` request, as sent.
+    pub aggs: Option<Value>,
+    /// `version: true`: hits carry `_version`.
+    pub version: bool,
+    /// `seq_no_primary_term: true`: hits carry `_seq_no` and `_primary_term`.
+    pub seq_no: bool,
+    /// The `highlight` request.
+    pub highlight: Option<highlight::HighlightSpec>,
+    /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
+    pub fields: Vec<String>,
+    /// `timeout`: how long a cluster search waits for each node before answering without it.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The query of a request.
+#[derive(Clone, Debug)]
+pub enum QuerySpec {
+    /// No query: every document.
+    All,
+    /// The query DSL, as sent.
+    Dsl(Value),
+    /// `q=`: Lucene syntax.
+    Lucene {
+        /// The query text.
+        text: String,
+        /// `df`: the field terms without one search.
+        default_field: Option<String>,
+        /// `default_operator=AND`.
+        and: bool,
+    },
+}
+
+impl SearchSpec {
+    /// `from + size`: how many hits each index must rank (a scroll's `from` grows page by
+    /// page, so this saturates rather than wraps).
+    pub fn window(&self) -> usize {
+        self.from.saturating_add(self.size)
+    }
+
+    /// True when hits are ranked or reported by score, so cluster-wide term statistics matter.
+    pub fn uses_scores(&self) -> bool {
+        self.window() > 0 && (self.sort.is_empty() || self.sort.iter().any(|k| k.field == "_score"))
+    }
+}
