@@ -10,8 +10,11 @@ mod compat;
 mod error;
 mod handlers;
 mod http_server;
+mod ids;
 mod ingest_pool;
+mod messages;
 mod respond;
+mod scroll_contexts;
 mod shard;
 pub mod units;
 
@@ -29,8 +32,8 @@ use tracing::info;
 pub use body::BreakerLimits;
 pub use cameodb_cluster::MIN_SECRET_BYTES;
 pub use error::ApiError;
-pub use handlers::scroll::ScrollLimits;
 pub use http_server::HttpLimits;
+pub use scroll_contexts::ScrollLimits;
 
 /// Entry points for the fuzz targets (`crates/cameodb-fuzz`): the request parsers alone, with
 /// no effect on any store.

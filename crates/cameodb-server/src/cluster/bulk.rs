@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 use super::router_actor::View;
 use super::{ClusterCtx, from_wire, ndjson_request, query_params, read_body};
 use crate::error::ApiError;
-use crate::handlers::{ACTION_META_KEYS, AppState, generate_id, ndjson_lines};
+use crate::handlers::{ACTION_META_KEYS, AppState, ndjson_lines};
+use crate::ids::generate_id;
 use crate::respond;
 
 /// One item: what its answer names if its node fails, and where it goes.

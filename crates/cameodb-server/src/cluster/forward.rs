@@ -77,7 +77,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
             unicast(&state, &ctx, &view, request, &index, &id, write).await
         }
         Target::AutoId { index } => {
-            let id = crate::handlers::generate_id();
+            let id = crate::ids::generate_id();
             let query = request
                 .uri()
                 .query()

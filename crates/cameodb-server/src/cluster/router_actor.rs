@@ -49,7 +49,7 @@ impl View {
     /// invalid, so this node answers the error.
     pub fn owner_of(&self, placement: Option<&Ring>, id: &str, routing: Option<&str>) -> String {
         let ring = placement.unwrap_or(&self.ring);
-        crate::handlers::doc_key(id, routing)
+        crate::ids::doc_key(id, routing)
             .ok()
             .and_then(|key| ring.owner(key.token))
             .unwrap_or(&self.self_id)

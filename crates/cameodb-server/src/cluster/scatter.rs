@@ -16,9 +16,9 @@ use super::router_actor::View;
 use super::{ClusterCtx, json_request};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
-use crate::handlers::generate_id;
-use crate::handlers::internal::{Pin, ScrollCall, ShardAnswer, ShardRequest};
-use crate::handlers::scroll::Contexts;
+use crate::ids::generate_id;
+use crate::messages::{Pin, ScrollCall, ShardAnswer, ShardRequest};
+use crate::scroll_contexts::Contexts;
 use cameodb_search::dfs::ClusterStats;
 use cameodb_search::{Partial, SearchSpec, ShardReport, render, shards_json};
 

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use cameodb_storage::{OpKind, Source, WriteOp};
 use serde_json::{Map, Value, json};
 
-use super::docs::{WriteAnswer, check_params, generate_id, outcome_status, update_op};
+use super::docs::{WriteAnswer, check_params, outcome_status, update_op};
 use super::{AppState, Params, Refresh, apply_refresh, doc_key, refresh_param, run};
 use crate::error::ApiError;
+use crate::ids::generate_id;
 use crate::respond;
 
 /// `/_bulk` and `/{index}/_bulk` (the path's index is the default for lines that name none).

@@ -2,7 +2,6 @@
 //! of a cluster. They are reachable only through the local router other nodes call over
 //! libp2p, never on the public HTTP port.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,59 +9,16 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::search::{Target, collect, parse_spec};
 use super::{AppState, Params, run};
 use crate::catalog::IndexEntry;
 use crate::cluster::metadata::{IndexDescriptor, apply, describe};
 use crate::error::ApiError;
+use crate::messages::{Pin, ScrollCall, ShardAnswer, ShardRequest};
 use crate::respond;
+use cameodb_search::build_query;
 use cameodb_search::dfs::{ClusterStats, IndexStats};
-use cameodb_search::{Partial, build_query};
-
-/// A search, as a coordinator sends it to each node.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ShardRequest {
-    /// The concrete indexes to search (a node skips those it lacks).
-    pub indices: Vec<String>,
-    /// The request's query-string parameters, with `from`/`size` rewritten to `0`/`from+size`.
-    pub params: HashMap<String, String>,
-    /// The request body.
-    pub body: Value,
-    /// Cluster-wide term statistics, for topology-independent scores.
-    pub stats: Option<ClusterStats>,
-    /// Scroll snapshot handling.
-    pub pin: Option<Pin>,
-}
-
-/// How a node keeps the snapshot a cluster scroll reads.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Pin {
-    /// Keep this search's snapshot for the keep-alive and say under which id.
-    Open {
-        /// Keep-alive, milliseconds.
-        keep_alive_ms: u64,
-    },
-    /// Search the snapshot kept under this id.
-    Use {
-        /// The node-local scroll id.
-        id: String,
-        /// New keep-alive, milliseconds.
-        keep_alive_ms: Option<u64>,
-    },
-}
-
-/// A node's answer to a [`ShardRequest`], CBOR-encoded (aggregation partials have non-string
-/// map keys, which JSON cannot carry).
-#[derive(Default, Serialize, Deserialize)]
-pub struct ShardAnswer {
-    /// What this node found.
-    pub partial: Partial,
-    /// The snapshot id, when one was opened or used.
-    pub pin: Option<String>,
-}
 
 fn parse_request(body: &Bytes) -> Result<ShardRequest, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::parse(format!("bad shard request: {e}")))
@@ -187,15 +143,6 @@ pub async fn delete_index(
         StatusCode::OK,
         serde_json::json!({"acknowledged": true}),
     ))
-}
-
-/// A scroll page or clear, asked of the node that coordinates the scroll.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ScrollCall {
-    /// Cluster scroll ids.
-    pub ids: Vec<String>,
-    /// New keep-alive, milliseconds.
-    pub keep_alive_ms: Option<u64>,
 }
 
 fn coordinator(state: &AppState) -> Result<&Arc<crate::cluster::ClusterCtx>, ApiError> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post, put};
 use bytes::Bytes;
-use cameodb_storage::{DocId, DocKey, Store};
+use cameodb_storage::Store;
 use serde_json::Value;
 
 use crate::catalog::Catalog;
@@ -185,8 +185,8 @@ pub fn node_name(node_id: &str) -> String {
     format!("cameodb-{}", node_id.get(tail..).unwrap_or(node_id))
 }
 
+pub use crate::ids::doc_key;
 pub use bulk::{ACTION_META_KEYS, check_bulk_params};
-pub use docs::generate_id;
 pub use indices::put_mapping_for_cluster;
 
 /// The non-blank lines of an NDJSON body (`\r\n` tolerated).
@@ -212,11 +212,6 @@ pub fn parse_object_body(body: &Bytes) -> Result<Option<serde_json::Map<String, 
         Some(Value::Object(map)) => Ok(Some(map)),
         Some(_) => Err(ApiError::parse("request body must be a JSON object")),
     }
-}
-
-/// The key of document `id`, honouring `routing`.
-pub fn doc_key(id: &str, routing: Option<&str>) -> Result<DocKey, ApiError> {
-    Ok(DocKey::new(DocId::new(id)?, routing)?)
 }
 
 /// A boolean query parameter (`?x`, `?x=true`, `?x=false`).
