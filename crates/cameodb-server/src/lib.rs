@@ -201,7 +201,10 @@ pub async fn run(
     };
     if let Some(ctx) = &ctx {
         let _ = state.coordinator.set(Arc::clone(ctx));
-        tokio::spawn(cluster::metadata::sync_loop(state.clone(), Arc::clone(ctx)));
+        tokio::spawn(cluster::metadata::sync_loop(
+            Arc::clone(&state.catalog),
+            Arc::clone(ctx),
+        ));
     }
     let app = with_layers(handlers::router(state.clone()).layer(
         axum::middleware::from_fn_with_state(state, cluster::forward::route),

@@ -277,3 +277,12 @@ impl Shard {
         }
     }
 }
+
+/// Runs `job` on `shard`, flattening its result.
+pub async fn run<R, F>(shard: &Shard, job: F) -> Result<R, ApiError>
+where
+    F: FnOnce(&Store) -> Result<R, ApiError> + Send + 'static,
+    R: Send + 'static,
+{
+    shard.run(job).await?
+}

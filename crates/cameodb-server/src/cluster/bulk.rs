@@ -172,7 +172,7 @@ pub async fn route(
     indices.dedup();
     for index in indices.into_iter().filter(|i| !i.is_empty()) {
         // Failures show up per item, from the owners.
-        let _ = super::metadata::ensure_index(state, ctx, index).await;
+        let _ = super::metadata::ensure_index(&state.catalog, ctx, index).await;
     }
     let calls = plan.bodies.into_iter().map(|(node, body)| {
         let uri = with_query("/_bulk");

@@ -146,7 +146,7 @@ async fn unicast(
         .cloned()
         .ok_or_else(|| super::forgotten(&owner_id))?;
     if write {
-        super::metadata::ensure_index(state, ctx, index).await?;
+        super::metadata::ensure_index(&state.catalog, ctx, index).await?;
     }
     let method = request.method().clone();
     let uri = request

@@ -27,9 +27,8 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::{ClusterCtx, json_request};
-use crate::catalog::{IndexEntry, IndexMeta};
+use crate::catalog::{Catalog, IndexEntry, IndexMeta};
 use crate::error::ApiError;
-use crate::handlers::AppState;
 
 /// How often the sync compares this node's indexes with what the others gossip.
 const SYNC_INTERVAL: Duration = Duration::from_millis(500);
@@ -79,7 +78,7 @@ const KEY_PREFIX: &str = "index:";
 /// The descriptor of a local index.
 pub async fn describe(entry: &IndexEntry) -> Result<IndexDescriptor, ApiError> {
     let mappings =
-        crate::handlers::run(&entry.shard, |store| Ok(store.mapping().to_es_json())).await?;
+        crate::shard::run(&entry.shard, |store| Ok(store.mapping().to_es_json())).await?;
     Ok(IndexDescriptor {
         meta: entry.meta.clone(),
         mappings,
@@ -94,15 +93,12 @@ pub async fn describe(entry: &IndexEntry) -> Result<IndexDescriptor, ApiError> {
 /// Elasticsearch. Documents whose every path is already mapped cost one walk over their keys.
 /// (Partial updates compute their document inside the store and are not checked here.)
 pub async fn register_new_fields(
-    state: &AppState,
+    catalog: &Catalog,
+    cluster: Option<&ClusterCtx>,
     entry: &IndexEntry,
     ops: Vec<WriteOp>,
 ) -> Vec<WriteOp> {
-    let Some(ctx) = state
-        .cluster
-        .as_deref()
-        .or(state.coordinator.get().map(|c| c.as_ref()))
-    else {
+    let Some(ctx) = cluster else {
         return ops;
     };
     if ctx.view().await.is_single() {
@@ -110,17 +106,15 @@ pub async fn register_new_fields(
     }
     let shared = Arc::new(ops);
     let job_ops = Arc::clone(&shared);
-    let additions =
-        crate::handlers::run(&entry.shard, move |store| Ok(new_fields(store, &job_ops)))
-            .await
-            .ok()
-            .flatten();
+    let additions = crate::shard::run(&entry.shard, move |store| Ok(new_fields(store, &job_ops)))
+        .await
+        .ok()
+        .flatten();
     // The job has dropped its handle by the time it answered (or was never run).
     let ops = Arc::try_unwrap(shared).unwrap_or_else(|ops| ops.as_ref().clone());
     let Some(additions) = additions else {
         return ops;
     };
-    let body = bytes::Bytes::from(serde_json::to_vec(&additions).unwrap_or_default());
     let view = ctx.view().await;
     let result = match metadata_owner(&view, &entry.name).filter(|m| !m.is_self) {
         Some(owner) => {
@@ -129,9 +123,13 @@ pub async fn register_new_fields(
                 .await
                 .map(drop)
         }
-        None => crate::handlers::put_mapping_for_cluster(state, ctx, &entry.name, &body)
-            .await
-            .map(drop),
+        None => match serde_json::to_value(&additions) {
+            Ok(mapping) => put_mapping(catalog, Some(ctx), &entry.name, &mapping).await,
+            Err(err) => Err(ApiError::internal(format!(
+                "cannot encode new fields of [{}]: {err}",
+                entry.name
+            ))),
+        },
     };
     if let Err(err) = result {
         // A conflict means another node mapped a field first; the writes below then fail
@@ -179,11 +177,33 @@ pub fn metadata_owner<'a>(view: &'a super::router_actor::View, name: &str) -> Op
     view.member(id).filter(|m| m.state == MemberState::Up)
 }
 
+/// Applies a mapping change to the indexes `index` names, here and — with a cluster — on every
+/// other node (this node is then the index's metadata owner).
+pub async fn put_mapping(
+    catalog: &Catalog,
+    cluster: Option<&ClusterCtx>,
+    index: &str,
+    mapping: &Value,
+) -> Result<(), ApiError> {
+    for entry in catalog.resolve(index).await? {
+        let job_mapping = mapping.clone();
+        crate::shard::run(&entry.shard, move |store| {
+            Ok(store.put_mapping(job_mapping)?)
+        })
+        .await?;
+        if let Some(ctx) = cluster {
+            let uri = format!("/{}/_mapping", entry.name);
+            broadcast(ctx, "PUT", &uri, mapping).await;
+        }
+    }
+    Ok(())
+}
+
 /// Makes sure index `name` exists here and tells the other nodes about it (a write's
 /// auto-create, done by the coordinator before any owner sees the write, so every node gets
 /// the same uuid).
-pub async fn ensure_index(state: &AppState, ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
-    if state.catalog.get(name).await.is_some() {
+pub async fn ensure_index(catalog: &Catalog, ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
+    if catalog.get(name).await.is_some() {
         return Ok(());
     }
     // The name's metadata owner creates it (so concurrent auto-creates meet there) and pushes
@@ -208,11 +228,11 @@ pub async fn ensure_index(state: &AppState, ctx: &ClusterCtx, name: &str) -> Res
                 warn!(index = %name, reason = %err.reason, "metadata owner unreachable; creating here")
             }
         }
-        if state.catalog.get(name).await.is_some() {
+        if catalog.get(name).await.is_some() {
             return Ok(());
         }
     }
-    let entry = state.catalog.get_or_create(name).await?;
+    let entry = catalog.get_or_create(name).await?;
     push_create(ctx, &entry).await;
     Ok(())
 }
@@ -268,14 +288,13 @@ pub async fn broadcast(ctx: &ClusterCtx, method: &str, uri: &str, body: &Value) 
 /// Applies another node's descriptor of index `name` here: creates it, adopts its identity
 /// (smaller uuid wins), and adds the mapped fields this node lacks.
 pub async fn apply(
-    state: &AppState,
+    catalog: &Catalog,
     name: &str,
     descriptor: IndexDescriptor,
 ) -> Result<(), ApiError> {
-    let entry = match state.catalog.get(name).await {
+    let entry = match catalog.get(name).await {
         None => {
-            match state
-                .catalog
+            match catalog
                 .create_with(
                     name,
                     descriptor.meta.clone(),
@@ -288,7 +307,7 @@ pub async fn apply(
                     entry
                 }
                 Err(err) if err.kind == "resource_already_exists_exception" => {
-                    state.catalog.require(name).await?
+                    catalog.require(name).await?
                 }
                 Err(err) => return Err(err),
             }
@@ -296,7 +315,7 @@ pub async fn apply(
         Some(entry) => entry,
     };
     if entry.meta.uuid != descriptor.meta.uuid && descriptor.meta.uuid < entry.meta.uuid {
-        state.catalog.adopt(name, descriptor.meta.clone()).await?;
+        catalog.adopt(name, descriptor.meta.clone()).await?;
     }
     add_missing_fields(&entry, &descriptor.mappings).await?;
     Ok(())
@@ -305,7 +324,7 @@ pub async fn apply(
 /// Adds to `entry`'s mapping the fields `mappings` has and it lacks; returns how many.
 pub async fn add_missing_fields(entry: &IndexEntry, mappings: &Value) -> Result<usize, ApiError> {
     let theirs = Mapping::from_es_json(mappings)?;
-    crate::handlers::run(&entry.shard, move |store| {
+    crate::shard::run(&entry.shard, move |store| {
         let ours = store.mapping();
         let mut missing = Mapping {
             dynamic: ours.dynamic,
@@ -343,16 +362,15 @@ fn mapping_digest(mapping: &Mapping) -> u64 {
 }
 
 /// What this node gossips for its indexes and tombstones.
-async fn local_gossip(state: &AppState) -> BTreeMap<String, Gossiped> {
+async fn local_gossip(catalog: &Catalog) -> BTreeMap<String, Gossiped> {
     let mut out = BTreeMap::new();
-    for (name, uuid) in state.catalog.tombstones() {
+    for (name, uuid) in catalog.tombstones() {
         out.insert(name, Gossiped::Deleted { uuid });
     }
-    for entry in state.catalog.all().await {
-        let digest =
-            crate::handlers::run(&entry.shard, |store| Ok(mapping_digest(&store.mapping())))
-                .await
-                .unwrap_or(0);
+    for entry in catalog.all().await {
+        let digest = crate::shard::run(&entry.shard, |store| Ok(mapping_digest(&store.mapping())))
+            .await
+            .unwrap_or(0);
         out.insert(
             entry.name.clone(),
             Gossiped::Live {
@@ -383,7 +401,7 @@ fn peer_gossip(members: &[Member]) -> Vec<(&Member, String, Gossiped)> {
 }
 
 /// Runs the metadata sync until the node stops.
-pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
+pub async fn sync_loop(catalog: Arc<Catalog>, ctx: Arc<ClusterCtx>) {
     // What this node gossiped last round: also what it compares peers with.
     let mut published: BTreeMap<String, Gossiped> = BTreeMap::new();
     // (node, index) -> what it gossiped when we last pulled from it, so we pull once per change.
@@ -400,16 +418,16 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
             })
             .collect();
         for (name, uuid) in &deleted {
-            if let Some(entry) = state.catalog.get(name).await
+            if let Some(entry) = catalog.get(name).await
                 && &entry.meta.uuid == uuid
             {
-                match state.catalog.delete(name).await {
+                match catalog.delete(name).await {
                     Ok(()) => info!(index = %name, %uuid, "index deleted by the cluster"),
                     Err(err) => warn!(index = %name, reason = %err.reason, "cluster delete failed"),
                 }
             }
         }
-        let tombstones = state.catalog.tombstones();
+        let tombstones = catalog.tombstones();
         for (member, name, gossiped) in &peers {
             let Gossiped::Live { uuid, .. } = gossiped else {
                 continue;
@@ -417,7 +435,7 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
             if deleted.iter().any(|(_, d)| d == uuid) || tombstones.values().any(|d| d == uuid) {
                 continue;
             }
-            let local = state.catalog.get(name).await;
+            let local = catalog.get(name).await;
             let needs = match &local {
                 None => true,
                 Some(entry) if entry.meta.uuid != *uuid => uuid < &entry.meta.uuid,
@@ -445,11 +463,11 @@ pub async fn sync_loop(state: AppState, ctx: Arc<ClusterCtx>) {
                 pulled.remove(&(member.id.clone(), name.clone()));
                 continue;
             };
-            if let Err(err) = apply(&state, name, descriptor).await {
+            if let Err(err) = apply(&catalog, name, descriptor).await {
                 debug!(index = %name, node = %member.id, reason = %err.reason, "metadata sync failed");
             }
         }
-        let now = local_gossip(&state).await;
+        let now = local_gossip(&catalog).await;
         for (name, gossiped) in &now {
             if published.get(name) != Some(gossiped) {
                 ctx.cluster

@@ -238,7 +238,13 @@ async fn handle(
             }
         };
         let (positions, ops): (Vec<usize>, Vec<WriteOp>) = ops.into_iter().unzip();
-        let ops = crate::cluster::metadata::register_new_fields(state, &entry, ops).await;
+        let ops = crate::cluster::metadata::register_new_fields(
+            &state.catalog,
+            state.cluster_ctx(),
+            &entry,
+            ops,
+        )
+        .await;
         let outcomes = run(&entry.shard, move |store| {
             let outcomes = store.write_batch(ops);
             let max_seq = outcomes

@@ -156,10 +156,15 @@ async fn write_one(
     } else {
         state.catalog.require(index).await?
     };
-    let op = crate::cluster::metadata::register_new_fields(state, &entry, vec![op])
-        .await
-        .pop()
-        .ok_or_else(|| ApiError::internal("write lost before it ran"))?;
+    let op = crate::cluster::metadata::register_new_fields(
+        &state.catalog,
+        state.cluster_ctx(),
+        &entry,
+        vec![op],
+    )
+    .await
+    .pop()
+    .ok_or_else(|| ApiError::internal("write lost before it ran"))?;
     let (outcome, forced) = run(&entry.shard, move |store| {
         let outcome = store.write(op)?;
         let forced = apply_refresh(store, refresh, outcome.seq_no)?;

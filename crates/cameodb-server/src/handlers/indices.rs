@@ -201,16 +201,6 @@ pub async fn put_mapping_as_owner(
     .await
 }
 
-/// Applies a mapping change here, as the index's metadata owner, and on every other node.
-pub async fn put_mapping_for_cluster(
-    state: &AppState,
-    cluster: &crate::cluster::ClusterCtx,
-    index: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    put_mapping_here(state, Some(cluster), index, body).await
-}
-
 /// Applies a mapping change on this node and, with a cluster context, on every other node.
 async fn put_mapping_here(
     state: &AppState,
@@ -224,15 +214,8 @@ async fn put_mapping_here(
             "Validation Failed: 1: mapping source is missing;",
         )
     })?;
-    let body = Value::Object(body);
-    for entry in state.catalog.resolve(index).await? {
-        let mapping = body.clone();
-        super::run(&entry.shard, move |store| Ok(store.put_mapping(mapping)?)).await?;
-        if let Some(ctx) = cluster {
-            let uri = format!("/{}/_mapping", entry.name);
-            crate::cluster::metadata::broadcast(ctx, "PUT", &uri, &body).await;
-        }
-    }
+    crate::cluster::metadata::put_mapping(&state.catalog, cluster, index, &Value::Object(body))
+        .await?;
     Ok(respond::ok(json!({"acknowledged": true})))
 }
 

@@ -123,7 +123,7 @@ pub async fn put_index(
 ) -> Result<Response, ApiError> {
     let descriptor: IndexDescriptor = serde_json::from_slice(&body)
         .map_err(|e| ApiError::parse(format!("bad index descriptor: {e}")))?;
-    apply(&state, &name, descriptor).await?;
+    apply(&state.catalog, &name, descriptor).await?;
     Ok(respond::ok(serde_json::json!({"acknowledged": true})))
 }
 

@@ -27,7 +27,6 @@ use serde_json::Value;
 
 use crate::catalog::Catalog;
 use crate::error::ApiError;
-use crate::shard::Shard;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -55,6 +54,16 @@ pub struct AppState {
     pub scrolls: Arc<scroll::Scrolls>,
     /// Low-priority threads for parsing and answering bulk writes.
     pub ingest: Arc<crate::ingest_pool::IngestPool>,
+}
+
+impl AppState {
+    /// The cluster this node belongs to, for work that must reach the other nodes: set on the
+    /// public state of a node with peers, and through `coordinator` on the local one.
+    pub fn cluster_ctx(&self) -> Option<&crate::cluster::ClusterCtx> {
+        self.cluster
+            .as_deref()
+            .or(self.coordinator.get().map(|c| c.as_ref()))
+    }
 }
 
 /// Query-string parameters.
@@ -186,8 +195,8 @@ pub fn node_name(node_id: &str) -> String {
 }
 
 pub use crate::ids::doc_key;
+pub use crate::shard::run;
 pub use bulk::{ACTION_META_KEYS, check_bulk_params};
-pub use indices::put_mapping_for_cluster;
 
 /// The non-blank lines of an NDJSON body (`\r\n` tolerated).
 pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -280,13 +289,4 @@ pub fn apply_refresh(store: &Store, refresh: Refresh, seq: Option<u64>) -> Resul
             Ok(false)
         }
     }
-}
-
-/// Runs `job` on `shard`, flattening its result.
-pub async fn run<R, F>(shard: &Shard, job: F) -> Result<R, ApiError>
-where
-    F: FnOnce(&Store) -> Result<R, ApiError> + Send + 'static,
-    R: Send + 'static,
-{
-    shard.run(job).await?
 }
