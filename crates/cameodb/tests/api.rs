@@ -757,32 +757,39 @@ fn a_saturated_index_answers_429_and_its_neighbours_do_not_notice() {
     );
     server.call("PUT", "/fast/_doc/1", Some(json!({"a": 1})));
     // With refresh off, refresh=wait_for holds its request (and the index's only slot) until the
-    // server goes away.
-    let (client, base) = (server.client.clone(), server.base.clone());
-    let blocked = std::thread::spawn(move || {
-        client
-            .put(format!("{base}/slow/_doc/0?refresh=wait_for"))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .map(|r| r.status())
-    });
+    // server goes away. Our own polling GET can take the slot first; the write is then refused
+    // (429) and sent again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let rejected = loop {
-        let (status, body) = server.get("/slow/_doc/0");
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            break body;
+    let (rejected, blocked) = 'saturate: loop {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        let blocked = std::thread::spawn(move || {
+            client
+                .put(format!("{base}/slow/_doc/0?refresh=wait_for"))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .map(|r| r.status())
+        });
+        loop {
+            assert!(std::time::Instant::now() < deadline, "never saturated");
+            let (status, body) = server.get("/slow/_doc/0");
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                break 'saturate (body, blocked);
+            }
+            if blocked.is_finished() {
+                let answered = blocked
+                    .join()
+                    .expect("writer thread")
+                    .expect("write answered");
+                assert_eq!(
+                    answered,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "the wait_for request returned early"
+                );
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert!(
-            !blocked.is_finished(),
-            "the wait_for request returned early: {:?}",
-            blocked.join()
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never saturated: {status} {body}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_eq!(error_type(&rejected), "es_rejected_execution_exception");
     assert_eq!(server.get("/fast/_doc/1").0, StatusCode::OK);
