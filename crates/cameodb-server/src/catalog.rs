@@ -82,6 +82,15 @@ pub struct Catalog {
 }
 
 const META_FILE: &str = "index.json";
+
+/// Whether [`Catalog::ensure_with`] made the index or found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// It was created by this call.
+    Now,
+    /// It existed already (the given identity was not used).
+    Before,
+}
 /// Settings an index accepts (others are rejected, as Elasticsearch does).
 const KNOWN_SETTINGS: &[&str] = &[
     "index.number_of_shards",
@@ -344,13 +353,18 @@ impl Catalog {
         settings: BTreeMap<String, String>,
         mappings: Option<Value>,
     ) -> Result<Arc<IndexEntry>, ApiError> {
-        let meta = IndexMeta {
+        let meta = self.new_meta(settings);
+        self.create_with(name, meta, mappings).await
+    }
+
+    /// A new index's identity: a fresh uuid, now, and the members that place its documents.
+    fn new_meta(&self, settings: BTreeMap<String, String>) -> IndexMeta {
+        IndexMeta {
             uuid: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
             creation_date: now_millis(),
             settings,
             placement: self.members.read().map(|m| m.clone()).unwrap_or_default(),
-        };
-        self.create_with(name, meta, mappings).await
+        }
     }
 
     /// Creates an index with the given identity: how an index created on another node of the
@@ -361,14 +375,28 @@ impl Catalog {
         meta: IndexMeta,
         mappings: Option<Value>,
     ) -> Result<Arc<IndexEntry>, ApiError> {
-        validate_name(name)?;
-        let _ddl = self.ddl.lock().await;
-        if let Some(existing) = self.get(name).await {
-            return Err(ApiError::bad_request(
+        match self.ensure_with(name, meta, mappings).await? {
+            (entry, Created::Now) => Ok(entry),
+            (existing, Created::Before) => Err(ApiError::bad_request(
                 "resource_already_exists_exception",
                 format!("index [{}/{}] already exists", name, existing.meta.uuid),
             )
-            .with_index(name));
+            .with_index(name)),
+        }
+    }
+
+    /// The index `name`: the one that exists, or a new one with identity `meta`, and which of
+    /// the two it is — decided under the catalog's lock, so concurrent creates meet here.
+    pub async fn ensure_with(
+        &self,
+        name: &str,
+        meta: IndexMeta,
+        mappings: Option<Value>,
+    ) -> Result<(Arc<IndexEntry>, Created), ApiError> {
+        validate_name(name)?;
+        let _ddl = self.ddl.lock().await;
+        if let Some(existing) = self.get(name).await {
+            return Ok((existing, Created::Before));
         }
         if let Some(mappings) = &mappings {
             // Validate before anything touches the disk.
@@ -395,7 +423,7 @@ impl Catalog {
             .await
             .insert(name.to_string(), Arc::clone(&entry));
         info!(index = %name, "index created");
-        Ok(entry)
+        Ok((entry, Created::Now))
     }
 
     /// Gives index `name` another identity and settings (the cluster settled on another node's
@@ -420,16 +448,22 @@ impl Catalog {
         Ok(())
     }
 
+    /// The index `name`, created with defaults if missing (Elasticsearch's auto-create on
+    /// write), and whether this call created it.
+    pub async fn ensure(&self, name: &str) -> Result<(Arc<IndexEntry>, Created), ApiError> {
+        if let Some(entry) = self.get(name).await {
+            return Ok((entry, Created::Before));
+        }
+        let meta = self.new_meta(parse_settings(None)?);
+        self.ensure_with(name, meta, None).await
+    }
+
     /// The index `name`, created with defaults if missing (Elasticsearch's auto-create on write).
     pub async fn get_or_create(&self, name: &str) -> Result<Arc<IndexEntry>, ApiError> {
         if let Some(entry) = self.get(name).await {
             return Ok(entry);
         }
-        match self.create(name, parse_settings(None)?, None).await {
-            Ok(entry) => Ok(entry),
-            Err(err) if err.kind == "resource_already_exists_exception" => self.require(name).await,
-            Err(err) => Err(err),
-        }
+        Ok(self.ensure(name).await?.0)
     }
 
     /// Deletes an index and its files.

@@ -21,7 +21,8 @@ impl RequestHandler for Inbound {
                 Err(err) => WireResponse {
                     status: err.status.as_u16(),
                     headers: vec![("content-type".into(), "application/json".into())],
-                    body: serde_json::to_vec(&err.body()).unwrap_or_default(),
+                    // An error body is a `serde_json::Value`, which always serializes.
+                    body: err.body().to_string().into_bytes(),
                 },
             }
         })

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use cameodb_cluster::{Member, MemberState};
 use cameodb_schema::mapping::Mapping;
 use cameodb_storage::{OpKind, WriteOp};
@@ -26,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use super::{ClusterCtx, json_request};
-use crate::catalog::{Catalog, IndexEntry, IndexMeta};
+use super::ClusterCtx;
+use crate::catalog::{Catalog, Created, IndexEntry, IndexMeta};
 use crate::error::ApiError;
 
 /// How often the sync compares this node's indexes with what the others gossip.
@@ -119,9 +118,7 @@ pub async fn register_new_fields(
     let result = match metadata_owner(&view, &entry.name).filter(|m| !m.is_self) {
         Some(owner) => {
             let uri = format!("/_cameo/internal/mapping/{}", entry.name);
-            ctx.call_json(owner, json_request("PUT", uri, &additions))
-                .await
-                .map(drop)
+            ctx.json_call(owner, "PUT", uri, &additions).await.map(drop)
         }
         None => match serde_json::to_value(&additions) {
             Ok(mapping) => put_mapping(catalog, Some(ctx), &entry.name, &mapping).await,
@@ -210,19 +207,11 @@ pub async fn ensure_index(catalog: &Catalog, ctx: &ClusterCtx, name: &str) -> Re
     // it here before answering.
     let view = ctx.view().await;
     if let Some(owner) = metadata_owner(&view, name).filter(|m| !m.is_self) {
-        let uri = format!("/_cameo/internal/create/{name}");
-        match ctx
-            .call_json(owner, json_request("PUT", uri, &serde_json::json!({})))
-            .await
-        {
+        let uri = format!("/_cameo/internal/ensure/{name}");
+        match ctx.json_call(owner, "PUT", uri, &Value::Null).await {
             Ok((status, _)) if status.is_success() => {}
-            Ok((_, body)) if body["error"]["type"] == "resource_already_exists_exception" => {}
-            Ok((_, body)) => {
-                return Err(ApiError::from_remote(
-                    StatusCode::BAD_REQUEST,
-                    &body,
-                    "refused",
-                ));
+            Ok((status, body)) => {
+                return Err(ApiError::from_remote(status, &body, "refused"));
             }
             Err(err) => {
                 warn!(index = %name, reason = %err.reason, "metadata owner unreachable; creating here")
@@ -232,8 +221,20 @@ pub async fn ensure_index(catalog: &Catalog, ctx: &ClusterCtx, name: &str) -> Re
             return Ok(());
         }
     }
-    let entry = catalog.get_or_create(name).await?;
-    push_create(ctx, &entry).await;
+    ensure_here(catalog, Some(ctx), name).await
+}
+
+/// Makes sure index `name` exists on this node, with default settings when it is created
+/// here, and tells the other nodes when it was.
+pub async fn ensure_here(
+    catalog: &Catalog,
+    cluster: Option<&ClusterCtx>,
+    name: &str,
+) -> Result<(), ApiError> {
+    let (entry, created) = catalog.ensure(name).await?;
+    if let (Created::Now, Some(ctx)) = (created, cluster) {
+        push_create(ctx, &entry).await;
+    }
     Ok(())
 }
 
@@ -247,7 +248,13 @@ pub async fn push_create(ctx: &ClusterCtx, entry: &IndexEntry) {
             return;
         }
     };
-    let body = serde_json::to_value(&descriptor).unwrap_or_default();
+    let body = match serde_json::to_value(&descriptor) {
+        Ok(body) => body,
+        Err(err) => {
+            warn!(index = %entry.name, reason = %err, "cannot encode new index");
+            return;
+        }
+    };
     let uri = format!("/_cameo/internal/index/{}", entry.name);
     broadcast(ctx, "PUT", &uri, &body).await;
 }
@@ -268,7 +275,7 @@ pub async fn broadcast(ctx: &ClusterCtx, method: &str, uri: &str, body: &Value) 
         .filter(|m| !m.is_self && matches!(m.state, MemberState::Up | MemberState::Joining))
         .map(|member| async move {
             let result = ctx
-                .call_json(member, json_request(method, uri.to_string(), body))
+                .json_call(member, method, uri.to_string(), body)
                 .await;
             match result {
                 Ok((status, body)) if status.is_success() => Some(body),
@@ -292,28 +299,16 @@ pub async fn apply(
     name: &str,
     descriptor: IndexDescriptor,
 ) -> Result<(), ApiError> {
-    let entry = match catalog.get(name).await {
-        None => {
-            match catalog
-                .create_with(
-                    name,
-                    descriptor.meta.clone(),
-                    Some(descriptor.mappings.clone()),
-                )
-                .await
-            {
-                Ok(entry) => {
-                    info!(index = %name, uuid = %descriptor.meta.uuid, "index created from the cluster");
-                    entry
-                }
-                Err(err) if err.kind == "resource_already_exists_exception" => {
-                    catalog.require(name).await?
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Some(entry) => entry,
-    };
+    let (entry, created) = catalog
+        .ensure_with(
+            name,
+            descriptor.meta.clone(),
+            Some(descriptor.mappings.clone()),
+        )
+        .await?;
+    if created == Created::Now {
+        info!(index = %name, uuid = %descriptor.meta.uuid, "index created from the cluster");
+    }
     if entry.meta.uuid != descriptor.meta.uuid && descriptor.meta.uuid < entry.meta.uuid {
         catalog.adopt(name, descriptor.meta.clone()).await?;
     }
@@ -450,10 +445,7 @@ pub async fn sync_loop(catalog: Arc<Catalog>, ctx: Arc<ClusterCtx>) {
             }
             pulled.insert((member.id.clone(), name.clone()), gossiped.clone());
             let uri = format!("/_cameo/internal/index/{name}");
-            let descriptor = match ctx
-                .call_json(member, json_request("GET", uri, &Value::Null))
-                .await
-            {
+            let descriptor = match ctx.json_call(member, "GET", uri, &Value::Null).await {
                 Ok((status, body)) if status.is_success() => {
                     serde_json::from_value::<IndexDescriptor>(body).ok()
                 }

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use serde_json::{Map, Value, json};
 
 use super::router_actor::View;
-use super::{ClusterCtx, from_wire, json_request, query_params, read_body};
+use super::{ClusterCtx, from_wire, query_params, read_body};
 use crate::error::ApiError;
 use crate::handlers::AppState;
 use crate::respond;
@@ -98,7 +98,7 @@ pub async fn route(
             let (positions, docs): (Vec<usize>, Vec<Map<String, Value>>) = docs.into_iter().unzip();
             let answer = match view.member(&node) {
                 Some(member) => {
-                    ctx.call_json(member, json_request("POST", uri, &json!({"docs": docs})))
+                    ctx.json_call(member, "POST", uri, &json!({"docs": docs}))
                         .await
                 }
                 None => Err(super::forgotten(&node)),

@@ -109,6 +109,18 @@ impl ClusterCtx {
         self.call_json_within(member, request, CALL_TIMEOUT).await
     }
 
+    /// Encodes `body` as JSON, sends it to `member` as `method uri` and parses the answer.
+    pub async fn json_call(
+        &self,
+        member: &Member,
+        method: &str,
+        uri: String,
+        body: &impl serde::Serialize,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        self.call_json(member, json_request(method, uri, body)?)
+            .await
+    }
+
     /// [`ClusterCtx::call_json`] with its own deadline.
     pub async fn call_json_within(
         &self,
@@ -179,9 +191,14 @@ pub fn wire_request(
 }
 
 /// A JSON request for another node, `body` serialized once, straight to bytes.
-pub fn json_request(method: &str, uri: String, body: &impl serde::Serialize) -> WireRequest {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    wire_request(method, uri, Some("application/json"), bytes)
+pub fn json_request(
+    method: &str,
+    uri: String,
+    body: &impl serde::Serialize,
+) -> Result<WireRequest, ApiError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| ApiError::internal(format!("cannot encode a request for [{uri}]: {e}")))?;
+    Ok(wire_request(method, uri, Some("application/json"), bytes))
 }
 
 /// An NDJSON request for another node.
@@ -258,9 +275,7 @@ pub async fn fan_out_json(
         .into_iter()
         .cloned()
         .map(|member| async move {
-            let answer = ctx
-                .call_json(&member, json_request(method, uri.to_string(), body))
-                .await;
+            let answer = ctx.json_call(&member, method, uri.to_string(), body).await;
             (member, answer)
         });
     futures::future::join_all(calls).await

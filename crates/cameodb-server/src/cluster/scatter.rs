@@ -94,16 +94,13 @@ async fn fan_out(
 ) -> Result<(Vec<Partial>, ShardReport, Vec<(Member, String)>), ApiError> {
     let answers = join_all(calls.into_iter().map(|(member, request)| async move {
         let indices = request.indices.clone();
-        let answer = match ctx
-            .call(
-                &member,
-                json_request("POST", "/_cameo/internal/search".into(), &request),
-                timeout,
-            )
-            .await
-        {
-            Ok(response) => decode(response),
-            Err(err) => Ok(Err(err)),
+        // A request that cannot be encoded fails the search (the outer error).
+        let answer = match json_request("POST", "/_cameo/internal/search".into(), &request) {
+            Ok(call) => match ctx.call(&member, call, timeout).await {
+                Ok(response) => decode(response),
+                Err(err) => Ok(Err(err)),
+            },
+            Err(err) => Err(err),
         };
         (member, indices, answer)
     }))
@@ -125,7 +122,8 @@ async fn fan_out(
             }
             Ok(Err(err)) => {
                 tracing::warn!(node = %member.id, reason = %err.reason, "node failed its part of a search");
-                report.timed_out |= err.kind == "timeout_exception";
+                // `ClusterCtx::call` answers a node that missed the deadline with a 504.
+                report.timed_out |= err.status == axum::http::StatusCode::GATEWAY_TIMEOUT;
                 for index in &indices {
                     report.total += 1;
                     report.failures.push(json!({
@@ -153,12 +151,8 @@ async fn gather_stats(
     timeout: Duration,
 ) -> ClusterStats {
     let answers = join_all(members.iter().map(|member| async move {
-        ctx.call_json_within(
-            member,
-            json_request("POST", "/_cameo/internal/dfs".into(), request),
-            timeout,
-        )
-        .await
+        let call = json_request("POST", "/_cameo/internal/dfs".into(), request)?;
+        ctx.call_json_within(member, call, timeout).await
     }))
     .await;
     let mut total = ClusterStats::new();
@@ -357,13 +351,9 @@ async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Member, String)>) {
     join_all(by_node.into_values().map(|(member, pins)| async move {
         let body = json!({"scroll_id": pins});
         // Best effort: a snapshot not freed here expires with its keep-alive.
-        let _ = ctx
-            .call(
-                &member,
-                json_request("DELETE", "/_search/scroll".into(), &body),
-                super::CALL_TIMEOUT,
-            )
-            .await;
+        if let Ok(call) = json_request("DELETE", "/_search/scroll".into(), &body) {
+            let _ = ctx.call(&member, call, super::CALL_TIMEOUT).await;
+        }
     }))
     .await;
 }
@@ -388,10 +378,7 @@ pub async fn forward_page(
         keep_alive_ms: keep_alive.map(|k| k.as_millis() as u64),
     };
     let (status, page) = ctx
-        .call_json(
-            member,
-            json_request("POST", "/_cameo/internal/scroll".into(), &body),
-        )
+        .json_call(member, "POST", "/_cameo/internal/scroll".into(), &body)
         .await?;
     if status.is_success() {
         Ok(page)
@@ -419,10 +406,7 @@ pub async fn clear_anywhere(ctx: &ClusterCtx, ids: &[String]) -> usize {
             keep_alive_ms: None,
         };
         if let Ok((_, answer)) = ctx
-            .call_json(
-                member,
-                json_request("DELETE", "/_cameo/internal/scroll".into(), &body),
-            )
+            .json_call(member, "DELETE", "/_cameo/internal/scroll".into(), &body)
             .await
         {
             freed += answer["num_freed"].as_u64().unwrap_or(0) as usize;

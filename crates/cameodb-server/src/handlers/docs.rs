@@ -129,9 +129,16 @@ impl<'a> WriteAnswer<'a> {
     }
 }
 
-/// The JSON Elasticsearch returns for a write.
-pub fn outcome_json(index: &str, outcome: &WriteOutcome, forced_refresh: bool) -> Value {
-    serde_json::to_value(WriteAnswer::new(index, outcome, forced_refresh)).unwrap_or_default()
+/// The answer Elasticsearch gives for a write.
+fn outcome_response(
+    index: &str,
+    outcome: &WriteOutcome,
+    forced_refresh: bool,
+) -> Result<Response, ApiError> {
+    respond::serialized(
+        outcome_status(outcome),
+        &WriteAnswer::new(index, outcome, forced_refresh),
+    )
 }
 
 /// The HTTP status of a write outcome.
@@ -172,10 +179,7 @@ async fn write_one(
     })
     .await
     .map_err(|e| e.with_index(index))?;
-    Ok(respond::json(
-        outcome_status(&outcome),
-        outcome_json(index, &outcome, forced),
-    ))
+    outcome_response(index, &outcome, forced)
 }
 
 const INDEX_PARAMS: &[&str] = &[
@@ -541,8 +545,5 @@ async fn scripted_update(
     })
     .await
     .map_err(|e| e.with_index(index))?;
-    Ok(respond::json(
-        outcome_status(&outcome),
-        outcome_json(index, &outcome, forced),
-    ))
+    outcome_response(index, &outcome, forced)
 }

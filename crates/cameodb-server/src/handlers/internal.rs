@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::search::{Target, collect, parse_spec};
 use super::{AppState, Params, run};
 use crate::catalog::IndexEntry;
-use crate::cluster::metadata::{IndexDescriptor, apply, describe};
+use crate::cluster::metadata::{IndexDescriptor, apply, describe, ensure_here};
 use crate::error::ApiError;
 use crate::messages::{Pin, ScrollCall, ShardAnswer, ShardRequest};
 use crate::respond;
@@ -100,7 +100,7 @@ pub async fn shard_stats(State(state): State<AppState>, body: Bytes) -> Result<R
         .map_err(|e| e.with_index(&entry.name))?;
         out.insert(entry.name.clone(), stats);
     }
-    Ok(respond::ok(serde_json::to_value(out).unwrap_or_default()))
+    respond::serialized(StatusCode::OK, &out)
 }
 
 /// `GET /_cameo/internal/index/{name}`: this node's descriptor of an index.
@@ -110,9 +110,7 @@ pub async fn get_index(
 ) -> Result<Response, ApiError> {
     let entry = state.catalog.require(&name).await?;
     let descriptor = describe(&entry).await?;
-    Ok(respond::ok(
-        serde_json::to_value(descriptor).unwrap_or_default(),
-    ))
+    respond::serialized(StatusCode::OK, &descriptor)
 }
 
 /// `PUT /_cameo/internal/index/{name}`: another node created (or describes) an index.
@@ -178,4 +176,15 @@ pub async fn clear_scroll(
     let call = parse_scroll_call(&body)?;
     let freed = crate::cluster::scatter::clear_scrolls(coordinator(&state)?, &call.ids).await;
     Ok(respond::ok(serde_json::json!({"num_freed": freed})))
+}
+
+/// `PUT /_cameo/internal/ensure/{index}`: this node is the index's metadata owner; it makes
+/// sure the index exists (auto-create on a write) and tells every other node when it made it.
+/// Answers 200 either way, so concurrent auto-creates of one name all succeed.
+pub async fn ensure_index_as_owner(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    ensure_here(&state.catalog, state.cluster_ctx(), &index).await?;
+    Ok(respond::ok(serde_json::json!({"acknowledged": true})))
 }

@@ -174,6 +174,10 @@ pub fn local_router(state: AppState) -> Router {
             put(indices::create_as_owner),
         )
         .route(
+            "/_cameo/internal/ensure/{index}",
+            put(internal::ensure_index_as_owner),
+        )
+        .route(
             "/_cameo/internal/mapping/{index}",
             put(indices::put_mapping_as_owner),
         )
