@@ -13,6 +13,7 @@ mod http_server;
 mod ids;
 mod ingest_pool;
 mod messages;
+mod request;
 mod respond;
 mod scroll_contexts;
 mod shard;

@@ -1,29 +1,33 @@
-//! `_bulk` across the cluster: the coordinator reads only the action lines, picks each item's
-//! owner from its ring token (generating missing ids itself, so it knows where they go), sends
-//! every owner its items as one sub-batch, in parallel, and puts the answers back in request
-//! order. Sources are passed through as raw lines, never parsed here.
+//! `_bulk` across the cluster: the coordinator parses the action lines once (the same strict
+//! parser a single node uses), picks each item's owner from its ring token (generating missing
+//! ids itself, so it knows where they go), sends every owner its items as one sub-batch, in
+//! parallel, and puts the answers back in request order. Sources are passed through as raw
+//! lines, never parsed here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::response::Response;
 use cameodb_ring::Ring;
 use futures::future::join_all;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::router_actor::View;
 use super::{ClusterCtx, from_wire, ndjson_request, query_params, read_body};
 use crate::error::ApiError;
-use crate::handlers::{ACTION_META_KEYS, AppState, ndjson_lines};
+use crate::handlers::AppState;
 use crate::ids::generate_id;
+use crate::request::bulk::{Action, Line, check_bulk_params, parse_lines};
 use crate::respond;
 
 /// One item: what its answer names if its node fails, and where it goes.
+#[derive(Debug)]
 struct Planned {
-    /// `index`, `create`, `update` or `delete`.
-    action: String,
+    /// What it does.
+    action: Action,
     /// Target index ("" when missing; the owner then reports the error).
     index: String,
     /// Document id (generated when the line had none).
@@ -32,167 +36,69 @@ struct Planned {
     node: String,
 }
 
-/// The request split by owner, or `None` when the body is malformed in a way that fails the
-/// whole request (then one node answers the 400 for it, writing nothing).
+/// The request split by owner.
 struct Plan {
+    /// Every item, in request order.
     items: Vec<Planned>,
     /// NDJSON body per node id.
     bodies: BTreeMap<String, Vec<u8>>,
 }
 
+/// Splits parsed `lines` by owner (`owner(index, id, routing)` names the node), giving
+/// `index`/`create` items without an id a generated one and every item its index, so each
+/// sub-batch can go to `/_bulk`.
 fn split(
-    body: &[u8],
-    default_index: Option<&str>,
+    lines: Vec<Line<'_>>,
     params: &HashMap<String, String>,
-    view: &View,
-    placements: &HashMap<String, Arc<Ring>>,
-) -> Option<Plan> {
-    let mut items = Vec::new();
+    owner: impl Fn(&str, &str, Option<&str>) -> String,
+) -> Result<Plan, ApiError> {
+    let mut items = Vec::with_capacity(lines.len());
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut lines = ndjson_lines(body);
-    while let Some(line) = lines.next() {
-        // Over the memory budget: the strict parser then answers with the breaker's error
-        // (the request's account stays tripped).
-        if cameodb_memory::tripped() {
-            return None;
-        }
-        let mut action: Map<String, Value> = serde_json::from_slice(line).ok()?;
-        if action.len() != 1 {
-            return None;
-        }
-        let (name, meta) = action.iter_mut().next()?;
-        let name = name.clone();
-        let meta = meta.as_object_mut()?;
-        if !["index", "create", "update", "delete"].contains(&name.as_str())
-            || meta.keys().any(|k| !ACTION_META_KEYS.contains(&k.as_str()))
-        {
-            return None;
-        }
-        let source = if name == "delete" {
-            None
-        } else {
-            Some(lines.next()?)
-        };
-        let index = meta
-            .get("_index")
-            .and_then(Value::as_str)
-            .or(default_index)
-            .unwrap_or_default()
-            .to_string();
-        let id = match meta.get("_id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let id = match (id, name.as_str()) {
-            (Some(id), _) => id,
-            (None, "index" | "create") => {
+    for mut line in lines {
+        cameodb_memory::check()?;
+        let index = line.index.clone().unwrap_or_default();
+        let id = match (&line.id, line.action) {
+            (Some(id), _) => id.clone(),
+            (None, Action::Index | Action::Create) => {
                 let id = generate_id();
-                meta.insert("_id".into(), Value::String(id.clone()));
+                line.meta.insert("_id".into(), Value::String(id.clone()));
                 id
             }
             (None, _) => String::new(),
         };
         if !index.is_empty() {
-            // The path's index is spelled out, so the sub-batch can go to `/_bulk`.
-            meta.insert("_index".into(), Value::String(index.clone()));
+            line.meta
+                .insert("_index".into(), Value::String(index.clone()));
         }
-        let routing = meta
-            .get("routing")
-            .and_then(Value::as_str)
-            .or(params.get("routing").map(String::as_str));
-        let node = view.owner_of(placements.get(&index).map(|r| r.as_ref()), &id, routing);
+        let node = owner(&index, &id, line.routing(params));
         let out = bodies.entry(node.clone()).or_default();
-        out.extend_from_slice(&serde_json::to_vec(&action).ok()?);
+        serde_json::to_writer(&mut *out, &json!({ line.action.name(): line.meta }))
+            .map_err(|e| ApiError::internal(format!("cannot encode a bulk sub-batch: {e}")))?;
         out.push(b'\n');
-        if let Some(source) = source {
+        if let Some(source) = line.source {
             out.extend_from_slice(source);
             out.push(b'\n');
         }
         items.push(Planned {
-            action: name,
+            action: line.action,
             index,
             id,
             node,
         });
     }
-    Some(Plan { items, bodies })
+    Ok(Plan { items, bodies })
 }
 
-/// Handles `_bulk` on a node of a multi-node cluster.
-pub async fn route(
-    state: &AppState,
-    ctx: &ClusterCtx,
-    view: &Arc<View>,
-    request: Request,
-    default_index: Option<String>,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let params = query_params(&request);
-    // Bad parameters fail the whole request, before anything is sent anywhere.
-    crate::handlers::check_bulk_params(&params)?;
-    let query = request.uri().query().map(String::from);
-    let path = request.uri().path().to_string();
-    let body = read_body(ctx, request).await?;
-    let split_view = Arc::clone(view);
-    // Each existing index's fixed placement; indexes this request creates get the live ring.
-    let placements: HashMap<String, Arc<Ring>> = state
-        .catalog
-        .all()
-        .await
-        .into_iter()
-        .filter_map(|e| Some((e.name.clone(), e.placement.clone()?)))
-        .collect();
-    let (plan, body) = state
-        .ingest
-        .run(move || {
-            let plan = split(
-                &body,
-                default_index.as_deref(),
-                &params,
-                &split_view,
-                &placements,
-            );
-            (plan, body)
-        })
-        .await?;
-    let with_query = |p: &str| match &query {
-        Some(q) => format!("{p}?{q}"),
-        None => p.to_string(),
-    };
-    let Some(plan) = plan.filter(|p| !p.items.is_empty()) else {
-        // Malformed or empty: this node's parser answers the 400 (before writing anything).
-        let response = ctx
-            .call_local(ndjson_request("POST", with_query(&path), body))
-            .await?;
-        return Ok(from_wire(response));
-    };
-    let mut indices: Vec<&str> = plan.items.iter().map(|i| i.index.as_str()).collect();
-    indices.sort_unstable();
-    indices.dedup();
-    for index in indices.into_iter().filter(|i| !i.is_empty()) {
-        // Failures show up per item, from the owners.
-        let _ = super::metadata::ensure_index(&state.catalog, ctx, index).await;
-    }
-    let calls = plan.bodies.into_iter().map(|(node, body)| {
-        let uri = with_query("/_bulk");
-        async move {
-            let answer = match view.member(&node) {
-                Some(member) => {
-                    ctx.call_json(member, ndjson_request("POST", uri, body))
-                        .await
-                }
-                None => Err(super::forgotten(&node)),
-            };
-            (node, answer)
-        }
-    });
-    let answers: HashMap<String, Result<(axum::http::StatusCode, Value), ApiError>> =
-        join_all(calls).await.into_iter().collect();
+/// Each node's answer to its sub-batch.
+type Answers = HashMap<String, Result<(StatusCode, Value), ApiError>>;
+
+/// Puts the sub-batches' items back in request order; an item whose node failed gets that
+/// failure as its error. Also says whether any item failed.
+fn reassemble(items: &[Planned], answers: &Answers) -> (bool, Vec<Value>) {
     let mut per_node: HashMap<&str, std::vec::IntoIter<Value>> = HashMap::new();
     let mut errors = false;
-    let mut rendered = Vec::with_capacity(plan.items.len());
-    for item in &plan.items {
+    let mut rendered = Vec::with_capacity(items.len());
+    for item in items {
         let answer = answers.get(&item.node);
         let got = match answer {
             Some(Ok((status, body))) if status.is_success() => per_node
@@ -217,7 +123,7 @@ pub async fn route(
                     }
                     None => ApiError::internal("bulk item was not executed"),
                 };
-                json!({ item.action.clone(): {
+                json!({ item.action.name(): {
                     "_index": item.index, "_id": item.id, "status": err.status.as_u16(),
                     "error": err.with_index(&item.index).cause(),
                 }})
@@ -229,9 +135,180 @@ pub async fn route(
             .is_some_and(|v| v.get("error").is_some());
         rendered.push(value);
     }
+    (errors, rendered)
+}
+
+/// Handles `_bulk` on a node of a multi-node cluster.
+pub async fn route(
+    state: &AppState,
+    ctx: &ClusterCtx,
+    view: &Arc<View>,
+    request: Request,
+    default_index: Option<String>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let params = query_params(&request);
+    // Bad parameters fail the whole request, before anything is sent anywhere.
+    check_bulk_params(&params)?;
+    let query = request.uri().query().map(String::from);
+    let path = request.uri().path().to_string();
+    let body = read_body(ctx, request).await?;
+    let split_view = Arc::clone(view);
+    // Each existing index's fixed placement; indexes this request creates get the live ring.
+    let placements: HashMap<String, Arc<Ring>> = state
+        .catalog
+        .all()
+        .await
+        .into_iter()
+        .filter_map(|e| Some((e.name.clone(), e.placement.clone()?)))
+        .collect();
+    let (plan, body) = state
+        .ingest
+        .run(move || {
+            let plan = parse_lines(default_index.as_deref(), &body).and_then(|lines| {
+                split(lines, &params, |index, id, routing| {
+                    split_view.owner_of(placements.get(index).map(|r| r.as_ref()), id, routing)
+                })
+            });
+            (plan, body)
+        })
+        .await?;
+    let with_query = |p: &str| match &query {
+        Some(q) => format!("{p}?{q}"),
+        None => p.to_string(),
+    };
+    let plan = plan?;
+    if plan.items.is_empty() {
+        // Nothing to route: this node answers as a single node would.
+        let response = ctx
+            .call_local(ndjson_request("POST", with_query(&path), body))
+            .await?;
+        return Ok(from_wire(response));
+    }
+    let mut indices: Vec<&str> = plan.items.iter().map(|i| i.index.as_str()).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    for index in indices.into_iter().filter(|i| !i.is_empty()) {
+        // Failures show up per item, from the owners.
+        let _ = super::metadata::ensure_index(&state.catalog, ctx, index).await;
+    }
+    let calls = plan.bodies.into_iter().map(|(node, body)| {
+        let uri = with_query("/_bulk");
+        async move {
+            let answer = match view.member(&node) {
+                Some(member) => {
+                    ctx.call_json(member, ndjson_request("POST", uri, body))
+                        .await
+                }
+                None => Err(super::forgotten(&node)),
+            };
+            (node, answer)
+        }
+    });
+    let answers: Answers = join_all(calls).await.into_iter().collect();
+    let (errors, rendered) = reassemble(&plan.items, &answers);
     Ok(respond::ok(json!({
         "took": started.elapsed().as_millis() as u64,
         "errors": errors,
         "items": rendered,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Answers a sub-batch as an owner would: one item per line, in order.
+    fn answer_sub_batch(body: &[u8]) -> Value {
+        let items: Vec<Value> = parse_lines(None, body)
+            .expect("a sub-batch parses")
+            .into_iter()
+            .map(|line| {
+                json!({ line.action.name(): {
+                    "_index": line.index, "_id": line.id, "status": 200,
+                }})
+            })
+            .collect();
+        json!({ "errors": false, "items": items })
+    }
+
+    fn body_of(items: &[(u8, u8, Option<u16>)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for &(action, index, id) in items {
+            let name = ["index", "create", "update", "delete"][usize::from(action % 4)];
+            let mut meta = serde_json::Map::new();
+            if index % 3 != 0 {
+                meta.insert("_index".into(), json!(format!("i{}", index % 3)));
+            }
+            if let Some(id) = id {
+                meta.insert("_id".into(), json!(id));
+            }
+            body.extend_from_slice(json!({ name: meta }).to_string().as_bytes());
+            body.push(b'\n');
+            if name != "delete" {
+                body.extend_from_slice(b"{\"doc\":{\"n\":1},\"n\":1}\n");
+            }
+        }
+        body
+    }
+
+    proptest! {
+        /// Whatever the owners, the answer lists every item once, in request order, under its
+        /// action, index and id; items of a node that failed carry that node's error.
+        #[test]
+        fn split_and_reassembly_keep_request_order(
+            items in prop::collection::vec((any::<u8>(), any::<u8>(), prop::option::of(0u16..50)), 0..40),
+            nodes in 1usize..5,
+            failing in prop::option::of(0usize..5),
+        ) {
+            let body = body_of(&items);
+            let lines = parse_lines(Some("p"), &body).expect("parses");
+            let owner = |index: &str, id: &str, _: Option<&str>| {
+                let hash = index.bytes().chain(id.bytes()).fold(7usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+                format!("n{}", hash % nodes)
+            };
+            let plan = split(lines, &HashMap::new(), owner).expect("splits");
+            prop_assert_eq!(plan.items.len(), items.len());
+            let answers: Answers = plan
+                .bodies
+                .iter()
+                .map(|(node, body)| {
+                    let answer = if failing.map(|f| format!("n{f}")) == Some(node.clone()) {
+                        Err(ApiError::internal("node lost"))
+                    } else {
+                        Ok((StatusCode::OK, answer_sub_batch(body)))
+                    };
+                    (node.clone(), answer)
+                })
+                .collect();
+            let (errors, rendered) = reassemble(&plan.items, &answers);
+            prop_assert_eq!(rendered.len(), items.len());
+            let mut any_failed = false;
+            for (planned, value) in plan.items.iter().zip(&rendered) {
+                let item = &value[planned.action.name()];
+                prop_assert_eq!(item["_id"].as_str().unwrap_or_default(), planned.id.as_str());
+                let failed = failing.map(|f| format!("n{f}")) == Some(planned.node.clone());
+                any_failed |= failed;
+                prop_assert_eq!(item.get("error").is_some(), failed);
+                if !failed {
+                    prop_assert_eq!(item["_index"].as_str().unwrap_or_default(), planned.index.as_str());
+                }
+            }
+            prop_assert_eq!(errors, any_failed);
+        }
+    }
+
+    #[test]
+    fn items_without_an_id_get_one_their_owner_sees() {
+        let body = b"{\"index\":{}}\n{\"a\":1}\n{\"delete\":{\"_id\":\"x\"}}\n";
+        let lines = parse_lines(Some("p"), body).expect("parses");
+        let plan = split(lines, &HashMap::new(), |_, _, _| "n0".into()).expect("splits");
+        assert_eq!(plan.items[0].id.len(), 22, "a generated id");
+        let sent = answer_sub_batch(&plan.bodies["n0"]);
+        assert_eq!(sent["items"][0]["index"]["_id"], json!(plan.items[0].id));
+        assert_eq!(sent["items"][0]["index"]["_index"], "p");
+        assert_eq!(sent["items"][1]["delete"]["_id"], "x");
+    }
 }

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use cameodb_storage::{OpKind, Source, WriteOp};
 use serde_json::{Map, Value, json};
 
-use super::docs::{WriteAnswer, check_params, outcome_status, update_op};
-use super::{AppState, Params, Refresh, apply_refresh, doc_key, refresh_param, run};
+use super::docs::{WriteAnswer, outcome_status, update_op};
+use super::{AppState, Params, Refresh, apply_refresh, doc_key, run};
 use crate::error::ApiError;
 use crate::ids::generate_id;
+use crate::request::bulk::{Action, Line, check_bulk_params, parse_lines};
 use crate::respond;
 
 /// `/_bulk` and `/{index}/_bulk` (the path's index is the default for lines that name none).
@@ -26,21 +27,10 @@ pub async fn bulk(
     handle(&state, index.map(|Path(index)| index), &params, &body).await
 }
 
-/// Keys an action line may carry; any other fails the whole request.
-pub const ACTION_META_KEYS: &[&str] = &[
-    "_index",
-    "_id",
-    "routing",
-    "if_seq_no",
-    "if_primary_term",
-    "op_type",
-    "retry_on_conflict",
-];
-
 /// One parsed item: where it goes and what it does, or why it failed to parse.
 pub(crate) struct Item {
-    /// `index`, `create`, `update` or `delete`.
-    action: String,
+    /// What it does.
+    action: Action,
     /// Target index.
     index: String,
     /// Document id (generated for `index`/`create` without one).
@@ -49,85 +39,25 @@ pub(crate) struct Item {
     op: Result<WriteOp, ApiError>,
 }
 
+/// The items of a bulk body: each line's write, or why that item fails.
 pub(crate) fn parse_items(
     default_index: Option<&str>,
     params: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Vec<Item>, ApiError> {
-    let mut items = Vec::new();
-    let mut lines = super::ndjson_lines(body);
-    while let Some(line) = lines.next() {
-        // Decoded items grow with the body: stop when the request's memory account trips.
+    let lines = parse_lines(default_index, body)?;
+    let mut items = Vec::with_capacity(lines.len());
+    for line in lines {
         cameodb_memory::check()?;
-        // A malformed action line makes the rest unparseable, as in Elasticsearch: 400.
-        let action: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
-            ApiError::illegal_argument(format!(
-                "Malformed action/metadata line [{}], expected START_OBJECT: {e}",
-                items.len() + 1
-            ))
-        })?;
-        let mut entries = action.into_iter();
-        let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
-            return Err(ApiError::illegal_argument(format!(
-                "Malformed action/metadata line [{}], expected a single action",
-                items.len() + 1
-            )));
-        };
-        let meta = meta.as_object().cloned().ok_or_else(|| {
-            ApiError::illegal_argument(format!(
-                "Malformed action/metadata line [{}], expected an object",
-                items.len() + 1
-            ))
-        })?;
-        if !["index", "create", "update", "delete"].contains(&name.as_str()) {
-            return Err(ApiError::illegal_argument(format!(
-                "Malformed action/metadata line [{}], expected one of [create, delete, index, update] but found [{name}]",
-                items.len() + 1
-            )));
-        }
-        if let Some(unknown) = meta
-            .keys()
-            .find(|k| !ACTION_META_KEYS.contains(&k.as_str()))
-        {
-            return Err(ApiError::illegal_argument(format!(
-                "Action/metadata line [{}] contains an unknown parameter [{unknown}]",
-                items.len() + 1
-            )));
-        }
-        let source_line = if name == "delete" {
-            None
-        } else {
-            Some(lines.next().ok_or_else(|| {
-                ApiError::illegal_argument("The bulk request must be terminated by a newline [\\n]")
-            })?)
-        };
-        let index = meta
-            .get("_index")
-            .and_then(Value::as_str)
-            .or(default_index)
-            .map(String::from);
-        let explicit_id = match meta.get("_id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let id = match (&explicit_id, name.as_str()) {
+        let id = match (&line.id, line.action) {
             (Some(id), _) => id.clone(),
-            (None, "index" | "create") => generate_id(),
+            (None, Action::Index | Action::Create) => generate_id(),
             (None, _) => String::new(),
         };
-        let op = build_op(
-            &name,
-            index.as_deref(),
-            &id,
-            explicit_id.is_some(),
-            &meta,
-            params,
-            source_line,
-        );
+        let op = build_op(&line, &id, params);
         items.push(Item {
-            action: name,
-            index: index.unwrap_or_default(),
+            action: line.action,
+            index: line.index.unwrap_or_default(),
             id,
             op,
         });
@@ -136,31 +66,24 @@ pub(crate) fn parse_items(
 }
 
 fn build_op(
-    action: &str,
-    index: Option<&str>,
+    line: &Line<'_>,
     id: &str,
-    has_id: bool,
-    meta: &Map<String, Value>,
     params: &HashMap<String, String>,
-    source: Option<&[u8]>,
 ) -> Result<WriteOp, ApiError> {
-    if index.is_none() {
+    if line.index.is_none() {
         return Err(ApiError::bad_request(
             "action_request_validation_exception",
             "Validation Failed: 1: index is missing;",
         ));
     }
-    if !has_id && matches!(action, "update" | "delete") {
+    if line.id.is_none() && matches!(line.action, Action::Update | Action::Delete) {
         return Err(ApiError::bad_request(
             "action_request_validation_exception",
             "Validation Failed: 1: id is missing;",
         ));
     }
-    let routing = meta
-        .get("routing")
-        .and_then(Value::as_str)
-        .or(params.get("routing").map(String::as_str));
-    let key = doc_key(id, routing)?;
+    let meta = &line.meta;
+    let key = doc_key(id, line.routing(params))?;
     let if_seq_no = match (
         meta.get("if_seq_no").and_then(Value::as_u64),
         meta.get("if_primary_term").and_then(Value::as_u64),
@@ -169,23 +92,23 @@ fn build_op(
         (Some(_), Some(_)) => Some(u64::MAX),
         _ => None,
     };
-    let source = source.unwrap_or_default();
-    Ok(match action {
-        "index" | "create" => WriteOp {
+    let source = line.source.unwrap_or_default();
+    Ok(match line.action {
+        Action::Index | Action::Create => WriteOp {
             key,
             kind: OpKind::Index {
                 source: Source::from_slice(source)?,
-                create: action == "create"
+                create: line.action == Action::Create
                     || meta.get("op_type").and_then(Value::as_str) == Some("create"),
             },
             if_seq_no,
         },
-        "update" => {
+        Action::Update => {
             let body: Map<String, Value> = serde_json::from_slice(source)
                 .map_err(|e| ApiError::parse(format!("failed to parse update body: {e}")))?;
             update_op(key, &body, if_seq_no)?
         }
-        _ => WriteOp {
+        Action::Delete => WriteOp {
             key,
             kind: OpKind::Delete,
             if_seq_no,
@@ -274,17 +197,9 @@ async fn handle(
         .await?
 }
 
-/// Checks a bulk request's parameters (a bad one fails the whole request); returns its
-/// `refresh`.
-pub fn check_bulk_params(params: &HashMap<String, String>) -> Result<Refresh, ApiError> {
-    check_params(params, &["refresh", "routing", "require_alias"])?;
-    super::docs::reject_require_alias(params)?;
-    refresh_param(params)
-}
-
 /// What an item's answer names, kept while its write runs.
 struct ItemHead {
-    action: String,
+    action: Action,
     index: String,
     id: String,
 }
@@ -308,7 +223,7 @@ fn render(
             out.push(b',');
         }
         out.push(b'{');
-        serde_json::to_writer(&mut out, &item.action).map_err(encoding)?;
+        serde_json::to_writer(&mut out, item.action.name()).map_err(encoding)?;
         out.push(b':');
         match result.unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))) {
             Ok(outcome) => {

@@ -16,47 +16,9 @@ use crate::error::ApiError;
 use crate::respond;
 use cameodb_search::source_filter::SourceFilter;
 
+pub use crate::request::params::{check_params, reject_require_alias};
 /// Elasticsearch's primary term; a single-copy shard never changes it.
 pub use cameodb_storage::PRIMARY_TERM;
-
-/// Rejects parameters this endpoint does not understand (as Elasticsearch does).
-pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    const ALWAYS: &[&str] = &[
-        "pretty",
-        "human",
-        "error_trace",
-        "timeout",
-        "master_timeout",
-        "wait_for_active_shards",
-    ];
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !allowed.contains(&k.as_str()) && !ALWAYS.contains(&k.as_str()))
-    {
-        return Err(ApiError::illegal_argument(format!(
-            "request contains unrecognized parameter: [{unknown}]"
-        )));
-    }
-    // Accepted everywhere, so checked here: a malformed time value is refused as
-    // Elasticsearch refuses it, even where this node has no use for it.
-    for name in ["timeout", "master_timeout"] {
-        if let Some(value) = params.get(name) {
-            crate::units::time_value(name, value)?;
-        }
-    }
-    Ok(())
-}
-
-/// `require_alias=true` demands the target be an alias; this node has none.
-pub fn reject_require_alias(params: &HashMap<String, String>) -> Result<(), ApiError> {
-    if super::flag(params, "require_alias")? == Some(true) {
-        return Err(ApiError::bad_request(
-            "index_not_found_exception",
-            "[require_alias] request flag is [true] and the target is not an alias (aliases are not supported)",
-        ));
-    }
-    Ok(())
-}
 
 /// Reads `if_seq_no` / `if_primary_term`.
 pub fn condition(params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {

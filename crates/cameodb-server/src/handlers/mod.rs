@@ -199,15 +199,9 @@ pub fn node_name(node_id: &str) -> String {
 }
 
 pub use crate::ids::doc_key;
+pub use crate::request::bulk::ndjson_lines;
+pub use crate::request::params::{Refresh, flag, number, refresh_param};
 pub use crate::shard::run;
-pub use bulk::{ACTION_META_KEYS, check_bulk_params};
-
-/// The non-blank lines of an NDJSON body (`\r\n` tolerated).
-pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    body.split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-}
 
 /// Parses a JSON body; an empty body is `None`. The parse is counted to the request's memory
 /// account and stops when it trips (429).
@@ -224,56 +218,6 @@ pub fn parse_object_body(body: &Bytes) -> Result<Option<serde_json::Map<String, 
         None => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
         Some(_) => Err(ApiError::parse("request body must be a JSON object")),
-    }
-}
-
-/// A boolean query parameter (`?x`, `?x=true`, `?x=false`).
-pub fn flag(params: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
-    match params.get(name).map(String::as_str) {
-        None => Ok(None),
-        Some("" | "true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(other) => Err(ApiError::illegal_argument(format!(
-            "Failed to parse value [{other}] as only [true] or [false] are allowed."
-        ))),
-    }
-}
-
-/// A numeric query parameter.
-pub fn number<T: std::str::FromStr>(
-    params: &HashMap<String, String>,
-    name: &str,
-) -> Result<Option<T>, ApiError> {
-    params
-        .get(name)
-        .map(|v| {
-            v.parse::<T>().map_err(|_| {
-                ApiError::illegal_argument(format!("Failed to parse [{name}] value [{v}]"))
-            })
-        })
-        .transpose()
-}
-
-/// How a write waits for search visibility (`refresh` parameter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refresh {
-    /// Return as soon as durable.
-    No,
-    /// Refresh now, then return (`refresh=true`).
-    Now,
-    /// Wait for the next refresh (`refresh=wait_for`).
-    WaitFor,
-}
-
-/// Reads the `refresh` parameter.
-pub fn refresh_param(params: &HashMap<String, String>) -> Result<Refresh, ApiError> {
-    match params.get("refresh").map(String::as_str) {
-        None | Some("false") => Ok(Refresh::No),
-        Some("" | "true") => Ok(Refresh::Now),
-        Some("wait_for") => Ok(Refresh::WaitFor),
-        Some(other) => Err(ApiError::illegal_argument(format!(
-            "Unknown value for refresh: [{other}]."
-        ))),
     }
 }
 
