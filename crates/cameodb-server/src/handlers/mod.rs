@@ -21,9 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post, put};
-use bytes::Bytes;
 use cameodb_storage::Store;
-use serde_json::Value;
 
 use crate::catalog::Catalog;
 use crate::error::ApiError;
@@ -201,25 +199,8 @@ pub fn node_name(node_id: &str) -> String {
 pub use crate::ids::doc_key;
 pub use crate::request::bulk::ndjson_lines;
 pub use crate::request::params::{Refresh, flag, number, refresh_param};
+pub use crate::request::parse_object_body;
 pub use crate::shard::run;
-
-/// Parses a JSON body; an empty body is `None`. The parse is counted to the request's memory
-/// account and stops when it trips (429).
-pub fn parse_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    Ok(Some(cameodb_memory::json::from_slice(body)?))
-}
-
-/// Parses a JSON body that must be an object (or empty).
-pub fn parse_object_body(body: &Bytes) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
-    match parse_body(body)? {
-        None => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(ApiError::parse("request body must be a JSON object")),
-    }
-}
 
 /// How long `refresh=wait_for` waits at most.
 const WAIT_FOR_LIMIT: Duration = Duration::from_secs(30);
