@@ -109,7 +109,10 @@ impl IntoResponse for ApiError {
         }
         (
             self.status,
-            crate::respond::json_headers(),
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
             self.body().to_string(),
         )
             .into_response()

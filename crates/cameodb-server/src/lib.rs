@@ -207,9 +207,17 @@ pub async fn run(
             Arc::clone(ctx),
         ));
     }
-    let app = with_layers(handlers::router(state.clone()).layer(
-        axum::middleware::from_fn_with_state(state, cluster::forward::route),
-    ));
+    let routing = cluster::Routing {
+        catalog: Arc::clone(&state.catalog),
+        ingest: Arc::clone(&state.ingest),
+        cluster: ctx.clone(),
+    };
+    let app = with_layers(
+        handlers::router(state).layer(axum::middleware::from_fn_with_state(
+            routing,
+            cluster::forward::route,
+        )),
+    );
     info!(%addr, node_id = %node_id, data_dir = %config.data_dir.display(), "cameodb listening");
     http_server::serve(listener, app, config.http, shutdown).await?;
     info!("http server stopped; closing indexes");

@@ -16,9 +16,8 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::router_actor::View;
-use super::{ClusterCtx, from_wire, ndjson_request, query_params, read_body};
+use super::{ClusterCtx, Routing, from_wire, ndjson_request, query_params, read_body};
 use crate::error::ApiError;
-use crate::handlers::AppState;
 use crate::ids::generate_id;
 use crate::request::bulk::{Action, Line, check_bulk_params, parse_lines};
 use crate::respond;
@@ -140,7 +139,7 @@ fn reassemble(items: &[Planned], answers: &Answers) -> (bool, Vec<Value>) {
 
 /// Handles `_bulk` on a node of a multi-node cluster.
 pub async fn route(
-    state: &AppState,
+    state: &Routing,
     ctx: &ClusterCtx,
     view: &Arc<View>,
     request: Request,

@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
 use super::router_actor::View;
-use super::{CALL_TIMEOUT, ClusterCtx, from_wire, query_params, read_body};
+use super::{CALL_TIMEOUT, ClusterCtx, Routing, from_wire, query_params, read_body};
 use crate::error::ApiError;
-use crate::handlers::AppState;
 
 /// What a request path addresses, for routing.
 enum Target {
@@ -60,7 +59,7 @@ fn classify(method: &Method, path: &str) -> Target {
 }
 
 /// Routes document requests to their owners; everything else goes on to the handlers.
-pub async fn route(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn route(State(state): State<Routing>, request: Request, next: Next) -> Response {
     let Some(ctx) = state.cluster.clone() else {
         return next.run(request).await;
     };
@@ -121,7 +120,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 async fn unicast(
-    state: &AppState,
+    state: &Routing,
     ctx: &ClusterCtx,
     view: &View,
     request: Request,

@@ -10,9 +10,8 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::router_actor::View;
-use super::{ClusterCtx, query_params, read_body};
+use super::{ClusterCtx, Routing, query_params, read_body};
 use crate::error::ApiError;
-use crate::handlers::AppState;
 use crate::request::mget::parse_mget;
 use crate::request::parse_object_body;
 use crate::respond;
@@ -22,7 +21,7 @@ type Positioned = (usize, Value);
 
 /// Handles `_mget` on a node of a multi-node cluster.
 pub async fn route(
-    state: &AppState,
+    state: &Routing,
     ctx: &ClusterCtx,
     view: &Arc<View>,
     request: Request,

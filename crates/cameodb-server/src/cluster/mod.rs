@@ -137,6 +137,18 @@ impl ClusterCtx {
     }
 }
 
+/// What the routing middleware reads: the node's indexes (their placements), its ingest
+/// threads (a bulk body is split there) and the cluster, when the node has one.
+#[derive(Clone)]
+pub struct Routing {
+    /// The node's indexes.
+    pub catalog: Arc<crate::catalog::Catalog>,
+    /// Low-priority threads for parsing bulk bodies.
+    pub ingest: Arc<crate::ingest_pool::IngestPool>,
+    /// The cluster; `None` on a node without one (everything goes on to the handlers).
+    pub cluster: Option<Arc<ClusterCtx>>,
+}
+
 /// The query-string parameters of a request.
 pub fn query_params(request: &Request<Body>) -> std::collections::HashMap<String, String> {
     axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(request.uri())
