@@ -11,7 +11,7 @@ use tantivy::snippet::SnippetGenerator;
 use crate::error::SearchError;
 
 /// Options of one highlighted field.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct FieldOptions {
     path: String,
     pre: String,
@@ -22,7 +22,7 @@ struct FieldOptions {
 }
 
 /// A parsed `highlight` request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HighlightSpec {
     fields: Vec<FieldOptions>,
 }

@@ -8,7 +8,7 @@ use crate::sorting::SortKey;
 use crate::source_filter::SourceFilter;
 
 /// A parsed search request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SearchSpec {
     /// The query DSL (or a `q=` string).
     pub query: QuerySpec,
@@ -43,7 +43,7 @@ pub struct SearchSpec {
 }
 
 /// The query of a request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum QuerySpec {
     /// No query: every document.
     All,
@@ -61,6 +61,37 @@ pub enum QuerySpec {
 }
 
 impl SearchSpec {
+    /// A `_count`: how many documents `query` matches, no hits.
+    pub fn count(query: QuerySpec) -> SearchSpec {
+        SearchSpec {
+            query,
+            from: 0,
+            size: 0,
+            sort: Vec::new(),
+            search_after: None,
+            track_total: Some(usize::MAX),
+            source: SourceFilter::default(),
+            rest_total_as_int: false,
+            typed_keys: false,
+            aggs: None,
+            version: false,
+            seq_no: false,
+            highlight: None,
+            fields: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    /// What each node of a cluster runs for this search: its own top `from + size` (the
+    /// coordinator pages the merge), everything else as asked.
+    pub fn for_nodes(&self) -> SearchSpec {
+        SearchSpec {
+            from: 0,
+            size: self.window(),
+            ..self.clone()
+        }
+    }
+
     /// `from + size`: how many hits each index must rank (a scroll's `from` grows page by
     /// page, so this saturates rather than wraps).
     pub fn window(&self) -> usize {

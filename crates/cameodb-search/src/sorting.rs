@@ -19,7 +19,7 @@ use tantivy::{DateTime, DocAddress, DocId, Score, Searcher, SegmentReader};
 use crate::error::SearchError;
 
 /// One requested sort key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SortKey {
     /// Field path, `_score` or `_doc`.
     pub field: String,

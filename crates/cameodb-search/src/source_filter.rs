@@ -8,7 +8,7 @@ use crate::error::SearchError;
 use crate::wildcard_match;
 
 /// Which parts of `_source` a response shows.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourceFilter {
     /// `_source: false` turns the source off entirely.
     pub disabled: bool,

@@ -2,22 +2,18 @@
 //! coordinator sends (`ShardRequest`, `ScrollCall`) and what a node answers (`ShardAnswer`). The
 //! cluster code sends them; the node-to-node endpoints serve them.
 
-use std::collections::HashMap;
-
-use cameodb_search::Partial;
 use cameodb_search::dfs::ClusterStats;
+use cameodb_search::{Partial, SearchSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// A search, as a coordinator sends it to each node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShardRequest {
     /// The concrete indexes to search (a node skips those it lacks).
     pub indices: Vec<String>,
-    /// The request's query-string parameters, with `from`/`size` rewritten to `0`/`from+size`.
-    pub params: HashMap<String, String>,
-    /// The request body.
-    pub body: Value,
+    /// The search, parsed once by the coordinator, with `from`/`size` rewritten to
+    /// `0`/`from + size` (the coordinator pages the merge).
+    pub spec: SearchSpec,
     /// Cluster-wide term statistics, for topology-independent scores.
     pub stats: Option<ClusterStats>,
     /// Scroll snapshot handling.

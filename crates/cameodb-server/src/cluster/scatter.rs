@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cameodb_cluster::Member;
 use futures::future::join_all;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::router_actor::View;
 use super::{ClusterCtx, json_request};
@@ -20,7 +20,7 @@ use crate::ids::generate_id;
 use crate::messages::{Pin, ScrollCall, ShardAnswer, ShardRequest};
 use crate::scroll_contexts::Contexts;
 use cameodb_search::dfs::ClusterStats;
-use cameodb_search::{Partial, SearchSpec, ShardReport, render, shards_json};
+use cameodb_search::{Partial, QuerySpec, SearchSpec, ShardReport, render, shards_json};
 
 /// Prefix of a cluster scroll id: `c.<coordinator node id>.<id>`, so any node can send a
 /// scroll request on to the coordinator that holds it.
@@ -45,22 +45,6 @@ pub type ClusterScrolls = Contexts<ClusterScroll>;
 /// The node that coordinates scroll `id`, if it is a cluster scroll.
 pub fn scroll_owner(id: &str) -> Option<&str> {
     id.strip_prefix(SCROLL_PREFIX)?.split('.').next()
-}
-
-/// The parameters every node gets: its own top `from + size`, no scroll of its own.
-fn node_params(params: &HashMap<String, String>, spec: &SearchSpec) -> HashMap<String, String> {
-    let mut out = params.clone();
-    out.remove("scroll");
-    out.insert("from".into(), "0".into());
-    out.insert("size".into(), spec.window().to_string());
-    out
-}
-
-fn node_body(body: &Map<String, Value>) -> Value {
-    let mut body = body.clone();
-    body.remove("from");
-    body.remove("size");
-    Value::Object(body)
 }
 
 /// Decodes a node's answer to a shard search; a 4xx is the request's own fault and fails the
@@ -243,7 +227,6 @@ pub async fn search(
     view: &View,
     entries: &[Arc<IndexEntry>],
     params: &HashMap<String, String>,
-    body: &Map<String, Value>,
     spec: &SearchSpec,
     keep_alive: Option<Duration>,
 ) -> Result<Value, ApiError> {
@@ -252,8 +235,7 @@ pub async fn search(
     let members = targets(view, entries, params);
     let mut request = ShardRequest {
         indices: entries.iter().map(|e| e.name.clone()).collect(),
-        params: node_params(params, spec),
-        body: node_body(body),
+        spec: spec.for_nodes(),
         stats: None,
         pin: None,
     };
@@ -310,7 +292,7 @@ pub async fn scroll_page(
             .iter()
             .map(|(member, pin)| {
                 let mut request = context.request.clone();
-                request.params = node_params(&request.params, &spec);
+                request.spec = spec.for_nodes();
                 request.pin = Some(Pin::Use {
                     id: pin.clone(),
                     keep_alive_ms,
@@ -421,15 +403,11 @@ pub async fn count(
     view: &View,
     entries: &[Arc<IndexEntry>],
     params: &HashMap<String, String>,
-    body: &Map<String, Value>,
+    query: QuerySpec,
 ) -> Result<Value, ApiError> {
-    let mut node_params = params.clone();
-    node_params.insert("size".into(), "0".into());
-    node_params.insert("track_total_hits".into(), "true".into());
     let request = ShardRequest {
         indices: entries.iter().map(|e| e.name.clone()).collect(),
-        params: node_params,
-        body: Value::Object(body.clone()),
+        spec: SearchSpec::count(query),
         stats: None,
         pin: None,
     };

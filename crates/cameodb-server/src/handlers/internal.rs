@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::search::{Target, collect, parse_spec};
+use super::search::{Target, collect};
 use super::{AppState, Params, run};
 use crate::catalog::IndexEntry;
 use crate::cluster::metadata::{IndexDescriptor, apply, describe, ensure_here};
@@ -40,20 +40,9 @@ pub async fn shard_search(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request = parse_request(&body)?;
-    // The coordinator checked the result window; scroll pages go past it by design (each
-    // node returns its top `from + size` of the scroll so far).
-    let mut params = request.params.clone();
-    params.remove("from");
-    let window = params
-        .remove("size")
-        .map(|v| v.parse::<usize>())
-        .transpose()
-        .map_err(|_| ApiError::parse("bad shard request: size"))?;
-    let mut spec = parse_spec(&params, request.body.as_object().cloned())?;
-    if let Some(window) = window {
-        spec.from = 0;
-        spec.size = window;
-    }
+    // Parsed and checked by the coordinator; its window is already this node's part (scroll
+    // pages go past the result window by design).
+    let spec = request.spec;
     let targets: Vec<Target> = match &request.pin {
         Some(Pin::Use { id, keep_alive_ms }) => state
             .scrolls
@@ -83,7 +72,7 @@ pub async fn shard_search(
 /// `POST /_cameo/internal/dfs`: this node's term statistics for a search.
 pub async fn shard_stats(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let request = parse_request(&body)?;
-    let spec = parse_spec(&request.params, request.body.as_object().cloned())?;
+    let spec = request.spec;
     let mut out = ClusterStats::new();
     for entry in local_entries(&state, &request.indices).await {
         let query = spec.query.clone();

@@ -47,7 +47,7 @@ async fn one(
     let params = HashMap::new();
     let spec = parse_spec(&params, Some(body.clone()))?;
     let entries = state.catalog.resolve(&index).await?;
-    let mut result = search_entries(state, entries, &params, &body, spec, None).await?;
+    let mut result = search_entries(state, entries, &params, spec, None).await?;
     result["status"] = json!(200);
     Ok(result)
 }

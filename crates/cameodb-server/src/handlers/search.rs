@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tantivy::Searcher;
 use tantivy::collector::Count;
 
@@ -73,12 +73,11 @@ pub async fn execute_on(
 }
 
 /// Runs a search over `entries` — on every node when this node has peers — opening a scroll
-/// when `keep_alive` is set. `params` and `body` are the request as sent, for the other nodes.
+/// when `keep_alive` is set. `params` choose the nodes (`routing`, `preference`).
 pub async fn search_entries(
     state: &AppState,
     entries: Vec<Arc<IndexEntry>>,
     params: &HashMap<String, String>,
-    body: &Map<String, Value>,
     spec: SearchSpec,
     keep_alive: Option<std::time::Duration>,
 ) -> Result<Value, ApiError> {
@@ -86,7 +85,7 @@ pub async fn search_entries(
         let view = ctx.view().await;
         if !view.is_single() {
             return crate::cluster::scatter::search(
-                ctx, &view, &entries, params, body, &spec, keep_alive,
+                ctx, &view, &entries, params, &spec, keep_alive,
             )
             .await;
         }
@@ -119,7 +118,7 @@ async fn respond_search(
             ctx.scrolls.check_room()?;
         }
     }
-    let out = search_entries(state, entries, params, &body, spec, keep_alive).await?;
+    let out = search_entries(state, entries, params, spec, keep_alive).await?;
     Ok(respond::ok(out))
 }
 
@@ -173,7 +172,8 @@ async fn count_entries(
     if let Some(ctx) = &state.cluster {
         let view = ctx.view().await;
         if !view.is_single() {
-            let out = crate::cluster::scatter::count(ctx, &view, &entries, params, &body).await?;
+            let query = query_spec(params, &body);
+            let out = crate::cluster::scatter::count(ctx, &view, &entries, params, query).await?;
             return Ok(respond::ok(out));
         }
     }
