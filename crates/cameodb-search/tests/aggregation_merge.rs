@@ -27,7 +27,7 @@ fn index_of(docs: &[(usize, Value)]) -> Index {
         .writer_with_num_threads(1, 15_000_000)
         .expect("writer");
     for (id, doc) in docs {
-        let key = DocKey::new(DocId::new(&id.to_string()).expect("id"), None).expect("key");
+        let key = DocKey::new(DocId::new(id.to_string()).expect("id"), None).expect("key");
         let object = doc.as_object().expect("object");
         let (doc, _) = to_index_doc(&mapping, &key, object, &fields).expect("converts");
         writer.add_document(doc.into_document()).expect("adds");
