@@ -144,25 +144,12 @@ mod tests {
     use super::*;
     use crate::request::QuerySpec;
     use crate::sorting::{RankKey, SortValue};
-    use crate::source_filter::SourceFilter;
 
     fn spec(from: usize, size: usize) -> SearchSpec {
         SearchSpec {
-            query: QuerySpec::All,
             from,
             size,
-            sort: Vec::new(),
-            search_after: None,
-            track_total: Some(usize::MAX),
-            source: SourceFilter::default(),
-            rest_total_as_int: false,
-            typed_keys: false,
-            aggs: None,
-            version: false,
-            seq_no: false,
-            highlight: None,
-            fields: Vec::new(),
-            timeout: None,
+            ..SearchSpec::count(QuerySpec::All)
         }
     }
 

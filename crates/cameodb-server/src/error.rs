@@ -122,7 +122,14 @@ impl IntoResponse for ApiError {
 impl From<cameodb_schema::SchemaError> for ApiError {
     /// A mapping error reads the same whether a store or the catalog found it.
     fn from(err: cameodb_schema::SchemaError) -> ApiError {
-        ApiError::from(StoreError::from(err))
+        use cameodb_schema::SchemaError;
+        let kind = match &err {
+            SchemaError::MapperParsing { .. } => "document_parsing_exception",
+            SchemaError::InvalidMapping { .. } => "mapper_parsing_exception",
+            SchemaError::MappingConflict { .. } => "illegal_argument_exception",
+            SchemaError::StrictDynamic { .. } => "strict_dynamic_mapping_exception",
+        };
+        ApiError::bad_request(kind, err.to_string())
     }
 }
 
@@ -130,6 +137,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         let reason = err.to_string();
         let (status, kind) = match &err {
+            StoreError::Schema(schema) => return ApiError::from(schema.clone()),
             StoreError::InvalidId { .. } => (
                 StatusCode::BAD_REQUEST,
                 "action_request_validation_exception",
@@ -139,18 +147,6 @@ impl From<StoreError> for ApiError {
             }
             StoreError::InvalidJson { .. } | StoreError::NotAnObject { .. } => {
                 (StatusCode::BAD_REQUEST, "mapper_parsing_exception")
-            }
-            StoreError::MapperParsing { .. } => {
-                (StatusCode::BAD_REQUEST, "document_parsing_exception")
-            }
-            StoreError::InvalidMapping { .. } => {
-                (StatusCode::BAD_REQUEST, "mapper_parsing_exception")
-            }
-            StoreError::MappingConflict { .. } => {
-                (StatusCode::BAD_REQUEST, "illegal_argument_exception")
-            }
-            StoreError::StrictDynamic { .. } => {
-                (StatusCode::BAD_REQUEST, "strict_dynamic_mapping_exception")
             }
             StoreError::DocumentExists { .. } | StoreError::VersionConflict { .. } => {
                 (StatusCode::CONFLICT, "version_conflict_engine_exception")

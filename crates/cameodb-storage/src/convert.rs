@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use tantivy::TantivyDocument;
 use tantivy::schema::OwnedValue;
 
+use cameodb_schema::SchemaError;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::{
     DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date,
@@ -49,9 +50,10 @@ pub fn to_index_doc(
             match Converter::new(Cow::Owned(mapping.clone()), true, fields).run(key, source) {
                 Ok((doc, updated)) => Ok((doc, Some(updated))),
                 Err(Outcome::Failed(err)) => Err(err),
-                Err(Outcome::NeedsDynamic) => Err(StoreError::InvalidMapping {
+                Err(Outcome::NeedsDynamic) => Err(SchemaError::InvalidMapping {
                     reason: "dynamic mapping did not converge".into(),
-                }),
+                }
+                .into()),
             }
         }
         Err(Outcome::Failed(err)) => Err(err),
@@ -97,11 +99,12 @@ struct Converter<'a> {
 }
 
 fn mapper_error(path: &str, field_type: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::MapperParsing {
+    SchemaError::MapperParsing {
         field: path.to_string(),
         field_type: field_type.to_string(),
         reason: reason.into(),
     }
+    .into()
 }
 
 fn push(map: &mut BTreeMap<String, OwnedValue>, path: &str, value: OwnedValue) {
@@ -245,7 +248,7 @@ impl<'a> Converter<'a> {
         let parent = path.rsplit_once('.').map_or("", |(head, _)| head);
         match self.mapping.dynamic_for(parent) {
             Dynamic::False => Ok(false),
-            Dynamic::Strict => Err(StoreError::StrictDynamic {
+            Dynamic::Strict => Err(SchemaError::StrictDynamic {
                 field: path
                     .rsplit_once('.')
                     .map_or(path, |(_, leaf)| leaf)
@@ -547,7 +550,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             convert(&strict, json!({"b": 1})),
-            Err(StoreError::StrictDynamic { .. })
+            Err(StoreError::Schema(SchemaError::StrictDynamic { .. }))
         ));
         let off = Mapping::from_es_json(&json!({"dynamic": false})).unwrap();
         let (_, updated) = convert(&off, json!({"b": 1})).unwrap();

@@ -24,28 +24,10 @@ pub enum StoreError {
     /// The document body is JSON but not an object.
     #[error("document must be a json object, found {found}")]
     NotAnObject { found: &'static str },
-    /// A value does not fit the type its field is mapped to.
-    #[error("failed to parse field [{field}] of type [{field_type}]: {reason}")]
-    MapperParsing {
-        field: String,
-        field_type: String,
-        reason: String,
-    },
-    /// A mapping definition is malformed or uses something unsupported.
-    #[error("{reason}")]
-    InvalidMapping { reason: String },
-    /// A mapping update tries to change the type of an existing field.
-    #[error("mapper [{field}] cannot be changed from type [{existing}] to [{requested}]")]
-    MappingConflict {
-        field: String,
-        existing: String,
-        requested: String,
-    },
-    /// `dynamic: strict` forbids introducing the field.
-    #[error(
-        "mapping set to strict, dynamic introduction of [{field}] within [{parent}] is not allowed"
-    )]
-    StrictDynamic { field: String, parent: String },
+    /// The document does not fit its mapping, or a mapping is wrong (the schema layer's
+    /// error, passed on unchanged).
+    #[error(transparent)]
+    Schema(#[from] cameodb_schema::SchemaError),
     /// A create found the document already present.
     #[error("[{id}]: version conflict, document already exists (current version [{version}])")]
     DocumentExists { id: String, version: u64 },
@@ -129,33 +111,3 @@ impl From<tantivy::TantivyError> for StoreError {
     }
 }
 from_display!(Io: std::io::Error);
-
-impl From<cameodb_schema::SchemaError> for StoreError {
-    fn from(err: cameodb_schema::SchemaError) -> Self {
-        use cameodb_schema::SchemaError;
-        match err {
-            SchemaError::MapperParsing {
-                field,
-                field_type,
-                reason,
-            } => StoreError::MapperParsing {
-                field,
-                field_type,
-                reason,
-            },
-            SchemaError::InvalidMapping { reason } => StoreError::InvalidMapping { reason },
-            SchemaError::MappingConflict {
-                field,
-                existing,
-                requested,
-            } => StoreError::MappingConflict {
-                field,
-                existing,
-                requested,
-            },
-            SchemaError::StrictDynamic { field, parent } => {
-                StoreError::StrictDynamic { field, parent }
-            }
-        }
-    }
-}
