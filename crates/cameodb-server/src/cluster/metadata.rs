@@ -26,6 +26,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::ClusterCtx;
+use super::sync_rules::{Gossiped, adopts, needs_pull};
 use crate::catalog::{Catalog, Created, IndexEntry, IndexMeta};
 use crate::error::ApiError;
 
@@ -39,37 +40,6 @@ pub struct IndexDescriptor {
     pub meta: IndexMeta,
     /// The mapping, as Elasticsearch renders it.
     pub mappings: Value,
-}
-
-/// What a node gossips about one index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Gossiped {
-    /// It has the index with this uuid, and a mapping whose field paths hash to `digest`.
-    Live { uuid: String, digest: u64 },
-    /// It deleted the index with this uuid.
-    Deleted { uuid: String },
-}
-
-impl Gossiped {
-    fn parse(value: &str) -> Option<Gossiped> {
-        let (head, tail) = value.split_once(' ')?;
-        if head == "deleted" {
-            return Some(Gossiped::Deleted {
-                uuid: tail.to_string(),
-            });
-        }
-        Some(Gossiped::Live {
-            uuid: head.to_string(),
-            digest: u64::from_str_radix(tail, 16).ok()?,
-        })
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Gossiped::Live { uuid, digest } => format!("{uuid} {digest:016x}"),
-            Gossiped::Deleted { uuid } => format!("deleted {uuid}"),
-        }
-    }
 }
 
 const KEY_PREFIX: &str = "index:";
@@ -309,7 +279,7 @@ pub async fn apply(
     if created == Created::Now {
         info!(index = %name, uuid = %descriptor.meta.uuid, "index created from the cluster");
     }
-    if entry.meta.uuid != descriptor.meta.uuid && descriptor.meta.uuid < entry.meta.uuid {
+    if adopts(&entry.meta.uuid, &descriptor.meta.uuid) {
         catalog.adopt(name, descriptor.meta.clone()).await?;
     }
     add_missing_fields(&entry, &descriptor.mappings).await?;
@@ -427,20 +397,18 @@ pub async fn sync_loop(catalog: Arc<Catalog>, ctx: Arc<ClusterCtx>) {
             let Gossiped::Live { uuid, .. } = gossiped else {
                 continue;
             };
+            // A deleted index is never brought back by a node that has not heard yet.
             if deleted.iter().any(|(_, d)| d == uuid) || tombstones.values().any(|d| d == uuid) {
                 continue;
             }
             let local = catalog.get(name).await;
-            let needs = match &local {
-                None => true,
-                Some(entry) if entry.meta.uuid != *uuid => uuid < &entry.meta.uuid,
-                // Same index: pull its mapping when it changed there and differs from ours.
-                Some(_) => {
-                    pulled.get(&(member.id.clone(), name.clone())) != Some(gossiped)
-                        && published.get(name) != Some(gossiped)
-                }
-            };
-            if !needs {
+            let last_pulled = pulled.get(&(member.id.clone(), name.clone()));
+            if !needs_pull(
+                local.as_ref().map(|e| e.meta.uuid.as_str()),
+                gossiped,
+                last_pulled,
+                published.get(name),
+            ) {
                 continue;
             }
             pulled.insert((member.id.clone(), name.clone()), gossiped.clone());

@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod mget;
 pub mod router_actor;
 pub mod scatter;
+mod sync_rules;
 
 use std::sync::Arc;
 use std::time::Duration;
