@@ -317,10 +317,12 @@ impl SwarmLoop {
         let membership = Arc::clone(&self.membership);
         tokio::spawn(async move {
             let from = peer.to_base58();
-            trace!(peer = %from, method = %request.method, uri = %request.uri, "inbound request");
+            trace!(peer = %from, bytes = request.payload.len(), "inbound request");
             if !membership.admits(&from).await {
-                warn!(peer = %from, uri = %request.uri, "refused a request from a node that is not a member");
-                let refused = WireResponse::forbidden("only members of this cluster may call it");
+                warn!(peer = %from, "refused a request from a node that is not a member");
+                let refused = WireResponse::Refused {
+                    reason: "only members of this cluster may call it".into(),
+                };
                 let _ = response_tx.send((peer, channel, refused));
                 return;
             }
@@ -329,7 +331,9 @@ impl SwarmLoop {
                 .await;
             let response = handled.unwrap_or_else(|_| {
                 error!(peer = %peer, "request handler panicked");
-                WireResponse::internal_error("request handler panicked")
+                WireResponse::Failed {
+                    reason: "request handler panicked".into(),
+                }
             });
             // Fails only when the swarm task is gone, in which case the stream is gone too.
             let _ = response_tx.send((peer, channel, response));

@@ -11,38 +11,38 @@ use cameodb_cluster::{
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-/// Echoes method, uri, body and the caller's id back.
+/// Answers with the caller's id, a newline and the payload; `panic` and `slow` payloads panic
+/// or answer after two seconds.
 struct Echo;
 
 impl RequestHandler for Echo {
     fn handle(&self, from: String, request: WireRequest) -> BoxFuture<'static, WireResponse> {
         async move {
-            if request.uri == "/panic" {
+            if request.payload == b"panic" {
                 panic!("handler asked to panic");
             }
-            if request.uri == "/slow" {
+            if request.payload == b"slow" {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            WireResponse {
-                status: 200,
-                headers: vec![
-                    ("x-from".to_string(), from),
-                    ("x-method".to_string(), request.method),
-                    ("x-uri".to_string(), request.uri),
-                ],
-                body: request.body,
-            }
+            let mut answer = from.into_bytes();
+            answer.push(b'\n');
+            answer.extend_from_slice(&request.payload);
+            WireResponse::Answer(answer)
         }
         .boxed()
     }
 }
 
-fn header<'a>(response: &'a WireResponse, name: &str) -> Option<&'a str> {
-    response
-        .headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
+/// The caller id and payload an [`Echo`] answer carries.
+fn echoed(response: &WireResponse) -> (String, Vec<u8>) {
+    let WireResponse::Answer(bytes) = response else {
+        panic!("expected an answer, got {response:?}");
+    };
+    let split = bytes.iter().position(|b| *b == b'\n').expect("a newline");
+    (
+        String::from_utf8(bytes[..split].to_vec()).expect("utf-8 id"),
+        bytes[split + 1..].to_vec(),
+    )
 }
 
 async fn node(http_port: u16, seeds: &[&Cluster]) -> Cluster {
@@ -170,45 +170,29 @@ async fn three_nodes_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_round_trip() {
     let (a, b, c, _) = three_nodes().await;
-    let request = WireRequest {
-        method: "POST".to_string(),
-        uri: "/idx/_doc?refresh=true".to_string(),
-        headers: vec![("content-type".to_string(), "application/json".to_string())],
-        body: b"{\"hello\":\"world\"}".to_vec(),
-    };
+    let request = WireRequest::new(b"{\"hello\":\"world\"}".to_vec());
     let response = b
         .request(c.self_id(), request.clone())
         .await
         .expect("b -> c");
-    assert_eq!(response.status, 200);
-    assert_eq!(header(&response, "x-from"), Some(b.self_id()));
-    assert_eq!(header(&response, "x-method"), Some("POST"));
-    assert_eq!(header(&response, "x-uri"), Some("/idx/_doc?refresh=true"));
-    assert_eq!(response.body, request.body);
+    assert_eq!(echoed(&response), (b.self_id().to_string(), request.payload.clone()));
 
-    // A 20 MB body both ways.
+    // A 20 MB payload both ways.
     let big: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let started = Instant::now();
     let response = b
-        .request(
-            c.self_id(),
-            WireRequest {
-                body: big.clone(),
-                ..request.clone()
-            },
-        )
+        .request(c.self_id(), WireRequest::new(big.clone()))
         .await
         .expect("20 MB b -> c");
     println!("20 MB round trip took {:?}", started.elapsed());
-    assert_eq!(response.body.len(), big.len());
-    assert!(response.body == big);
+    assert!(echoed(&response).1 == big);
 
     // Self requests go straight to the local handler.
     let response = b.request(b.self_id(), request).await.expect("b -> b");
-    assert_eq!(header(&response, "x-from"), Some(b.self_id()));
+    assert_eq!(echoed(&response).0, b.self_id());
 
     let error = b
-        .request("12D3KooWNotAMember", get("/"))
+        .request("12D3KooWNotAMember", get(""))
         .await
         .expect_err("unknown peer");
     assert!(matches!(error, ClusterError::UnknownPeer { .. }), "{error}");
@@ -216,33 +200,28 @@ async fn requests_round_trip() {
 
     // Deadlines are enforced per call, and the slow call does not block others.
     let error = b
-        .request_with_timeout(c.self_id(), get("/slow"), Duration::from_millis(300))
+        .request_with_timeout(c.self_id(), get("slow"), Duration::from_millis(300))
         .await
         .expect_err("slow handler");
     assert!(matches!(error, ClusterError::Timeout { .. }), "{error}");
     assert!(error.to_string().contains(c.self_id()), "{error}");
 
-    // A panicking handler becomes a 500, not a dropped stream.
-    let response = b.request(c.self_id(), get("/panic")).await.expect("panic");
-    assert_eq!(response.status, 500);
+    // A panicking handler becomes a failure answer, not a dropped stream.
+    let response = b.request(c.self_id(), get("panic")).await.expect("panic");
+    assert!(matches!(response, WireResponse::Failed { .. }), "{response:?}");
 
     for cluster in [&a, &b, &c] {
         cluster.shutdown().await;
     }
     let error = b
-        .request(c.self_id(), get("/"))
+        .request(c.self_id(), get(""))
         .await
         .expect_err("shut down");
     assert!(matches!(error, ClusterError::ShutDown { .. }), "{error}");
 }
 
-fn get(uri: &str) -> WireRequest {
-    WireRequest {
-        method: "GET".to_string(),
-        uri: uri.to_string(),
-        headers: Vec::new(),
-        body: Vec::new(),
-    }
+fn get(payload: &str) -> WireRequest {
+    WireRequest::new(payload.as_bytes().to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,17 +238,9 @@ async fn many_concurrent_requests() {
         let a = a.clone();
         let b_id = b_id.clone();
         tokio::spawn(async move {
-            let request = WireRequest {
-                method: "GET".to_string(),
-                uri: format!("/call/{i}"),
-                headers: Vec::new(),
-                body: vec![i as u8; 1024],
-            };
+            let request = WireRequest::new(vec![i as u8; 1024]);
             let response = a.request(&b_id, request).await?;
-            assert_eq!(
-                header(&response, "x-uri"),
-                Some(format!("/call/{i}").as_str())
-            );
+            assert_eq!(echoed(&response).1, vec![i as u8; 1024]);
             Ok::<_, ClusterError>(())
         })
     });
@@ -294,7 +265,7 @@ async fn leave_and_crash_are_detected() {
         .await;
         println!("left seen after {took:?}");
     }
-    let error = a.request(&c_id, get("/")).await.expect_err("left peer");
+    let error = a.request(&c_id, get("")).await.expect_err("left peer");
     assert!(matches!(error, ClusterError::PeerLeft { .. }), "{error}");
 
     let d_key = libp2p::identity::Keypair::generate_ed25519();
@@ -306,7 +277,7 @@ async fn leave_and_crash_are_detected() {
         })
         .await;
     }
-    a.request(&d_id, get("/"))
+    a.request(&d_id, get(""))
         .await
         .expect("d answers while up");
 
@@ -314,7 +285,7 @@ async fn leave_and_crash_are_detected() {
     d.abort();
     drop(d);
     let crashed = Instant::now();
-    let error = tokio::time::timeout(Duration::from_secs(5), b.request(&d_id, get("/")))
+    let error = tokio::time::timeout(Duration::from_secs(5), b.request(&d_id, get("")))
         .await
         .expect("a request to a crashed node must not hang")
         .expect_err("crashed peer");
@@ -328,11 +299,11 @@ async fn leave_and_crash_are_detected() {
         .await;
     }
     println!("down seen by a and b after {:?}", crashed.elapsed());
-    let error = a.request(&d_id, get("/")).await.expect_err("down peer");
+    let error = a.request(&d_id, get("")).await.expect_err("down peer");
     assert!(matches!(error, ClusterError::PeerDown { .. }), "{error}");
 
     // The survivors are still up and talking.
-    a.request(b.self_id(), get("/"))
+    a.request(b.self_id(), get(""))
         .await
         .expect("a -> b still works");
 
@@ -357,10 +328,10 @@ async fn leave_and_crash_are_detected() {
         .await;
     }
     let response = b
-        .request(&d_id, get("/"))
+        .request(&d_id, get(""))
         .await
         .expect("restarted d answers");
-    assert_eq!(header(&response, "x-from"), Some(b.self_id()));
+    assert_eq!(echoed(&response).0, b.self_id());
     for cluster in [&a, &b, &d2] {
         cluster.shutdown().await;
     }
@@ -432,14 +403,14 @@ async fn crossing_first_calls_all_succeed() {
             if from.self_id() != to.self_id() {
                 let (from, to) = (from.clone(), to.self_id().to_string());
                 calls.push(tokio::spawn(async move {
-                    from.request(&to, get("/cross")).await
+                    from.request(&to, get("cross")).await
                 }));
             }
         }
     }
     for call in futures::future::join_all(calls).await {
         let response = call.expect("task").expect("crossing call");
-        assert_eq!(header(&response, "x-uri"), Some("/cross"));
+        assert_eq!(echoed(&response).1, b"cross");
     }
     for cluster in &nodes {
         cluster.shutdown().await;

@@ -24,11 +24,7 @@ struct Ok200;
 impl RequestHandler for Ok200 {
     fn handle(&self, from: String, _: WireRequest) -> BoxFuture<'static, WireResponse> {
         async move {
-            WireResponse {
-                status: 200,
-                headers: Vec::new(),
-                body: from.into_bytes(),
-            }
+            WireResponse::Answer(from.into_bytes())
         }
         .boxed()
     }
@@ -63,12 +59,7 @@ async fn wait_members(cluster: &Cluster, count: usize) {
 }
 
 fn get() -> WireRequest {
-    WireRequest {
-        method: "GET".into(),
-        uri: "/".into(),
-        headers: Vec::new(),
-        body: Vec::new(),
-    }
+    WireRequest::new(Vec::new())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +72,7 @@ async fn only_holders_of_the_secret_join_and_call() {
         .request(a.self_id(), get())
         .await
         .expect("members call each other");
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.body, b.self_id().as_bytes());
+    assert_eq!(answer, WireResponse::Answer(b.self_id().as_bytes().to_vec()));
 
     let wrong = node(Some("another secret, not this cluster's"), "cameodb", &[&a]).await;
     let open = node(None, "cameodb", &[&a]).await;
@@ -164,6 +154,8 @@ async fn connections_need_the_secret_and_requests_need_membership() {
     let answer = raw_call(Some(*secret.noise_prologue()), &a)
         .await
         .expect("the handshake succeeds with the secret");
-    assert_eq!(answer.status, 403);
-    assert!(String::from_utf8_lossy(&answer.body).contains("security_exception"));
+    assert!(
+        matches!(answer, WireResponse::Refused { .. }),
+        "a connected non-member got {answer:?}"
+    );
 }

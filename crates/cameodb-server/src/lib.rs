@@ -12,6 +12,7 @@ mod handlers;
 mod http_server;
 mod ids;
 mod ingest_pool;
+mod leaf;
 mod messages;
 mod request;
 mod respond;
@@ -43,7 +44,7 @@ pub mod fuzz {
     /// Parses a `_bulk` body as the node does (default index `fuzz`); returns how many items it
     /// read, or `None` when the whole request is refused.
     pub fn bulk(body: &[u8]) -> Option<usize> {
-        crate::handlers::bulk::parse_items(Some("fuzz"), &Default::default(), body)
+        crate::request::bulk::parse_lines(Some("fuzz"), body)
             .ok()
             .map(|items| items.len())
     }
@@ -64,9 +65,8 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// Most requests in flight per index before 429.
     pub max_in_flight_per_index: usize,
-    /// Joins or forms a cluster when set; `None` runs a standalone node without the libp2p and
-    /// gossip ports (embedding and in-process tests).
-    pub cluster: Option<ClusterSettings>,
+    /// How the node joins or forms its cluster (a node alone is a cluster of one).
+    pub cluster: ClusterSettings,
     /// Scroll context limits: `search.max_open_scroll_context` and `search.max_keep_alive`.
     pub scroll: ScrollLimits,
     /// Client connection limits and timeouts of the HTTP listener.
@@ -79,14 +79,14 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults for a node keeping its data in `data_dir`.
-    pub fn new(data_dir: PathBuf) -> ServerConfig {
+    /// Defaults for a node keeping its data in `data_dir`, in the cluster `cluster` says.
+    pub fn new(data_dir: PathBuf, cluster: ClusterSettings) -> ServerConfig {
         ServerConfig {
             data_dir,
             max_body_bytes: 100 * 1024 * 1024,
             store: StoreConfig::default(),
             max_in_flight_per_index: 512,
-            cluster: None,
+            cluster,
             scroll: ScrollLimits::default(),
             http: HttpLimits::default(),
             breaker: BreakerLimits::default(),
@@ -139,16 +139,11 @@ pub async fn run(
     .map_err(|e| ServerError::Open(e.reason))?;
     let catalog = Arc::new(catalog);
     let addr: SocketAddr = listener.local_addr()?;
-    let local_state = handlers::AppState {
+    let memory = cameodb_memory::NodeBudget::new(config.breaker.total);
+    memory.watch_process_memory(MEMORY_SAMPLE_INTERVAL);
+    let leaf = Arc::new(leaf::Leaf {
         catalog: Arc::clone(&catalog),
-        node_name: handlers::node_name(&node_id),
-        node_id: node_id.clone(),
-        cluster_uuid: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(b"cameodb")),
-        http_addr: addr.to_string(),
-        cluster: None,
-        coordinator: Arc::default(),
-        fault_injection: config.fault_injection,
-        scrolls: Arc::new(handlers::scroll::Scrolls::new(config.scroll)),
+        scrolls: leaf::scrolls::Scrolls::new(config.scroll),
         ingest: Arc::new(
             IngestPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -156,6 +151,34 @@ pub async fn run(
             )
             .map_err(|e| ServerError::Open(format!("cannot start ingest threads: {e}")))?,
         ),
+    });
+    let inbound = Arc::new(cluster::inbound::Inbound {
+        ctx: std::sync::OnceLock::new(),
+        memory: Arc::clone(&memory),
+        request_memory: config.breaker.request,
+    });
+    let ctx = start_cluster(
+        leaf,
+        keypair,
+        &config.cluster,
+        addr,
+        Arc::clone(&inbound),
+        config.scroll,
+    )
+    .await?;
+    let _ = inbound.ctx.set(Arc::downgrade(&ctx));
+    tokio::spawn(cluster::metadata::sync_loop(
+        Arc::clone(&catalog),
+        Arc::clone(&ctx),
+    ));
+    let state = handlers::AppState {
+        catalog: Arc::clone(&catalog),
+        node_name: handlers::node_name(&node_id),
+        node_id: node_id.clone(),
+        cluster_uuid: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(b"cameodb")),
+        http_addr: addr.to_string(),
+        cluster: Arc::clone(&ctx),
+        fault_injection: config.fault_injection,
     };
     let body_state = body::BodyState {
         limits: body::BodyLimits {
@@ -163,67 +186,19 @@ pub async fn run(
             stall: config.http.body_timeout,
             min_rate: config.http.body_min_rate,
         },
-        memory: {
-            let memory = cameodb_memory::NodeBudget::new(config.breaker.total);
-            memory.watch_process_memory(MEMORY_SAMPLE_INTERVAL);
-            memory
-        },
+        memory,
         request_memory: config.breaker.request,
     };
-    let with_layers = |router: axum::Router| {
-        router
-            .layer(axum::middleware::from_fn_with_state(
-                body_state.clone(),
-                body::buffer,
-            ))
-            .layer(axum::middleware::from_fn(compat::elasticsearch_compat))
-            // The body is already read (and bounded) by `body::buffer`; this only lifts axum's
-            // own 2 MB default for the extractors that read it again.
-            .layer(DefaultBodyLimit::max(config.max_body_bytes))
-    };
-    let ctx = match &config.cluster {
-        Some(settings) => Some(
-            start_cluster(
-                Arc::clone(&catalog),
-                keypair,
-                settings,
-                addr,
-                with_layers(handlers::local_router(local_state.clone())),
-                config.max_body_bytes,
-                config.scroll,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let state = handlers::AppState {
-        cluster: ctx.clone(),
-        ..local_state
-    };
-    if let Some(ctx) = &ctx {
-        let _ = state.coordinator.set(Arc::clone(ctx));
-        tokio::spawn(cluster::metadata::sync_loop(
-            Arc::clone(&state.catalog),
-            Arc::clone(ctx),
-        ));
-    }
-    let routing = cluster::Routing {
-        catalog: Arc::clone(&state.catalog),
-        ingest: Arc::clone(&state.ingest),
-        cluster: ctx.clone(),
-    };
-    let app = with_layers(
-        handlers::router(state).layer(axum::middleware::from_fn_with_state(
-            routing,
-            cluster::forward::route,
-        )),
-    );
+    let app = handlers::router(state)
+        .layer(axum::middleware::from_fn_with_state(body_state, body::buffer))
+        .layer(axum::middleware::from_fn(compat::elasticsearch_compat))
+        // The body is already read (and bounded) by `body::buffer`; this only lifts axum's own
+        // 2 MB default for the extractors that read it again.
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
     info!(%addr, node_id = %node_id, data_dir = %config.data_dir.display(), "cameodb listening");
     http_server::serve(listener, app, config.http, shutdown).await?;
     info!("http server stopped; closing indexes");
-    if let Some(ctx) = &ctx {
-        ctx.cluster.shutdown().await;
-    }
+    ctx.cluster.shutdown().await;
     catalog.close_all().await;
     info!("shutdown complete");
     Ok(())
@@ -231,14 +206,14 @@ pub async fn run(
 
 /// Starts the libp2p transport and gossip, and the router actor that follows membership.
 async fn start_cluster(
-    catalog: Arc<catalog::Catalog>,
+    leaf: Arc<leaf::Leaf>,
     keypair: cameodb_cluster::Keypair,
     settings: &ClusterSettings,
     http_addr: SocketAddr,
-    local: axum::Router,
-    max_body_bytes: usize,
+    inbound: Arc<cluster::inbound::Inbound>,
     scroll_limits: ScrollLimits,
 ) -> Result<Arc<cluster::ClusterCtx>, ServerError> {
+    let catalog = Arc::clone(&leaf.catalog);
     let mut config =
         cameodb_cluster::ClusterConfig::new(keypair, settings.cluster_addr, http_addr.to_string());
     config.seeds = settings.seeds.clone();
@@ -248,9 +223,6 @@ async fn start_cluster(
         .map(|secret| cameodb_cluster::ClusterSecret::derive(secret, &config.cluster_id))
         .transpose()
         .map_err(|e| ServerError::Cluster(e.to_string()))?;
-    let inbound = Arc::new(cluster::inbound::Inbound {
-        local: local.clone(),
-    });
     let membership = cameodb_cluster::Cluster::start(config, inbound)
         .await
         .map_err(|e| ServerError::Cluster(e.to_string()))?;
@@ -280,8 +252,7 @@ async fn start_cluster(
     Ok(Arc::new(cluster::ClusterCtx {
         cluster: membership,
         router,
-        local,
-        max_body_bytes,
+        leaf,
         scrolls: cluster::scatter::ClusterScrolls::new(scroll_limits),
     }))
 }

@@ -51,7 +51,7 @@ impl Source {
     }
 
     /// The body as stored: the original bytes when there are some.
-    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         match &self.raw {
             Some(raw) => Ok(raw.clone()),
             None => serde_json::to_vec(&self.map).map_err(|e| StoreError::InvalidJson {
@@ -154,7 +154,7 @@ impl WriteOp {
 }
 
 /// What a successful write did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteResult {
     /// A new document was stored.
     Created,

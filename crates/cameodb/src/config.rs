@@ -159,12 +159,14 @@ impl Settings {
                 cameodb_server::MIN_SECRET_BYTES
             ));
         }
-        let mut server = ServerConfig::new(data_dir);
-        server.cluster = Some(cameodb_server::ClusterSettings {
-            cluster_addr,
-            seeds,
-            secret,
-        });
+        let mut server = ServerConfig::new(
+            data_dir,
+            cameodb_server::ClusterSettings {
+                cluster_addr,
+                seeds,
+                secret,
+            },
+        );
         if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
             server.max_body_bytes = bytes;
         }

@@ -1,236 +1,235 @@
-//! `_bulk` across the cluster: the coordinator parses the action lines once (the same strict
-//! parser a single node uses), picks each item's owner from its ring token (generating missing
-//! ids itself, so it knows where they go), sends every owner its items as one sub-batch, in
-//! parallel, and puts the answers back in request order. Sources are passed through as raw
-//! lines, never parsed here.
+//! `_bulk` across the cluster: the coordinator parses the action lines once (strictly: a
+//! malformed one fails the request), picks each item's owner from its ring token (generating
+//! missing ids itself, so it knows where they go), sends every owner its items as one typed
+//! part, in parallel, and puts the outcomes back in request order. Sources travel as they came
+//! and are parsed only by the owner that writes them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::response::Response;
+use bytes::Bytes;
 use cameodb_ring::Ring;
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::router_actor::View;
-use super::{ClusterCtx, Routing, from_wire, ndjson_request, query_params, read_body};
+use super::{ClusterCtx, metadata};
 use crate::error::ApiError;
 use crate::ids::generate_id;
-use crate::request::bulk::{Action, Line, check_bulk_params, parse_lines};
-use crate::respond;
+use crate::messages::docs::BulkItem;
+use crate::messages::{BulkPart, NodeCall, NodeReply, Written};
+use crate::request::bulk::{Action, Line, parse_lines};
+use crate::request::params::Refresh;
 
-/// One item: what its answer names if its node fails, and where it goes.
+/// One item of the answer: what it names, and what became of it.
 #[derive(Debug)]
-struct Planned {
-    /// What it does.
-    action: Action,
-    /// Target index ("" when missing; the owner then reports the error).
-    index: String,
-    /// Document id (generated when the line had none).
-    id: String,
-    /// Owner's node id.
-    node: String,
+pub struct ItemOutcome {
+    /// What it did.
+    pub action: Action,
+    /// Its index ("" when the line named none).
+    pub index: String,
+    /// Its id (generated when the line had none).
+    pub id: String,
+    /// The write, or why the item failed.
+    pub result: Result<Written, ApiError>,
+}
+
+/// Where one item goes: to a node (by id), or nowhere because it failed already.
+#[derive(Debug)]
+enum Route {
+    /// Sent to this node.
+    Node(String),
+    /// Refused by the coordinator.
+    Refused(ApiError),
 }
 
 /// The request split by owner.
 struct Plan {
-    /// Every item, in request order.
-    items: Vec<Planned>,
-    /// NDJSON body per node id.
-    bodies: BTreeMap<String, Vec<u8>>,
+    /// Every item, in request order, with its route.
+    items: Vec<(Action, String, String, Route)>,
+    /// Each node's items.
+    parts: BTreeMap<String, Vec<BulkItem>>,
+}
+
+/// Why an item cannot be sent anywhere, if it cannot.
+fn refusal(line: &Line<'_>) -> Option<ApiError> {
+    if line.index.is_none() {
+        return Some(ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: index is missing;",
+        ));
+    }
+    if line.id.is_none() && matches!(line.action, Action::Update | Action::Delete) {
+        return Some(ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: id is missing;",
+        ));
+    }
+    None
 }
 
 /// Splits parsed `lines` by owner (`owner(index, id, routing)` names the node), giving
-/// `index`/`create` items without an id a generated one and every item its index, so each
-/// sub-batch can go to `/_bulk`.
+/// `index`/`create` items without an id a generated one.
 fn split(
     lines: Vec<Line<'_>>,
     params: &HashMap<String, String>,
     owner: impl Fn(&str, &str, Option<&str>) -> String,
 ) -> Result<Plan, ApiError> {
     let mut items = Vec::with_capacity(lines.len());
-    let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for mut line in lines {
+    let mut parts: BTreeMap<String, Vec<BulkItem>> = BTreeMap::new();
+    for line in lines {
         cameodb_memory::check()?;
         let index = line.index.clone().unwrap_or_default();
         let id = match (&line.id, line.action) {
             (Some(id), _) => id.clone(),
-            (None, Action::Index | Action::Create) => {
-                let id = generate_id();
-                line.meta.insert("_id".into(), Value::String(id.clone()));
-                id
-            }
+            (None, Action::Index | Action::Create) => generate_id(),
             (None, _) => String::new(),
         };
-        if !index.is_empty() {
-            line.meta
-                .insert("_index".into(), Value::String(index.clone()));
+        if let Some(err) = refusal(&line) {
+            items.push((line.action, index, id, Route::Refused(err)));
+            continue;
         }
-        let node = owner(&index, &id, line.routing(params));
-        let out = bodies.entry(node.clone()).or_default();
-        serde_json::to_writer(&mut *out, &json!({ line.action.name(): line.meta }))
-            .map_err(|e| ApiError::internal(format!("cannot encode a bulk sub-batch: {e}")))?;
-        out.push(b'\n');
-        if let Some(source) = line.source {
-            out.extend_from_slice(source);
-            out.push(b'\n');
-        }
-        items.push(Planned {
-            action: line.action,
-            index,
-            id,
-            node,
-        });
-    }
-    Ok(Plan { items, bodies })
-}
-
-/// Each node's answer to its sub-batch.
-type Answers = HashMap<String, Result<(StatusCode, Value), ApiError>>;
-
-/// Puts the sub-batches' items back in request order; an item whose node failed gets that
-/// failure as its error. Also says whether any item failed.
-fn reassemble(items: &[Planned], answers: &Answers) -> (bool, Vec<Value>) {
-    let mut per_node: HashMap<&str, std::vec::IntoIter<Value>> = HashMap::new();
-    let mut errors = false;
-    let mut rendered = Vec::with_capacity(items.len());
-    for item in items {
-        let answer = answers.get(&item.node);
-        let got = match answer {
-            Some(Ok((status, body))) if status.is_success() => per_node
-                .entry(item.node.as_str())
-                .or_insert_with(|| {
-                    body["items"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                })
-                .next(),
+        let routing = line.routing(params).map(String::from);
+        let node = owner(&index, &id, routing.as_deref());
+        let meta = &line.meta;
+        let if_seq_no = match (
+            meta.get("if_seq_no").and_then(Value::as_u64),
+            meta.get("if_primary_term").and_then(Value::as_u64),
+        ) {
+            (Some(seq), Some(cameodb_storage::PRIMARY_TERM)) => Some(seq),
+            // Any other term can never match: the write must conflict.
+            (Some(_), Some(_)) => Some(u64::MAX),
             _ => None,
         };
-        let value = match got {
-            Some(value) => value,
-            None => {
-                let err = match answer {
-                    Some(Err(err)) => err.clone(),
-                    Some(Ok((status, body))) => {
-                        ApiError::from_remote(*status, body, "sub-batch failed")
-                    }
-                    None => ApiError::internal("bulk item was not executed"),
-                };
-                json!({ item.action.name(): {
-                    "_index": item.index, "_id": item.id, "status": err.status.as_u16(),
-                    "error": err.with_index(&item.index).cause(),
-                }})
-            }
-        };
-        errors |= value
-            .as_object()
-            .and_then(|o| o.values().next())
-            .is_some_and(|v| v.get("error").is_some());
-        rendered.push(value);
+        parts.entry(node.clone()).or_default().push(BulkItem {
+            action: line.action,
+            index: index.clone(),
+            id: id.clone(),
+            routing,
+            if_seq_no,
+            create: line.action == Action::Create
+                || meta.get("op_type").and_then(Value::as_str) == Some("create"),
+            source: line.source.unwrap_or_default().to_vec(),
+        });
+        items.push((line.action, index, id, Route::Node(node)));
     }
-    (errors, rendered)
+    Ok(Plan { items, parts })
 }
 
-/// Handles `_bulk` on a node of a multi-node cluster.
-pub async fn route(
-    state: &Routing,
+/// Each node's outcomes for its part, in the part's order, or why the node failed it.
+type Answers = HashMap<String, Result<Vec<Result<Written, ApiError>>, ApiError>>;
+
+/// Puts the parts' outcomes back in request order; an item whose node failed gets that
+/// failure as its error.
+fn reassemble(items: Vec<(Action, String, String, Route)>, answers: Answers) -> Vec<ItemOutcome> {
+    let mut per_node: HashMap<String, std::vec::IntoIter<Result<Written, ApiError>>> = answers
+        .iter()
+        .filter_map(|(node, answer)| Some((node.clone(), answer.as_ref().ok()?.clone().into_iter())))
+        .collect();
+    items
+        .into_iter()
+        .map(|(action, index, id, route)| {
+            let result = match route {
+                Route::Refused(err) => Err(err),
+                Route::Node(node) => match answers.get(&node) {
+                    Some(Err(err)) => Err(err.clone()),
+                    _ => per_node
+                        .get_mut(&node)
+                        .and_then(Iterator::next)
+                        .unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))),
+                },
+            };
+            ItemOutcome {
+                action,
+                index,
+                id,
+                result,
+            }
+        })
+        .collect()
+}
+
+/// Runs a `_bulk` body: every item's outcome, in request order. A malformed body fails whole.
+pub async fn bulk(
     ctx: &ClusterCtx,
-    view: &Arc<View>,
-    request: Request,
     default_index: Option<String>,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let params = query_params(&request);
-    // Bad parameters fail the whole request, before anything is sent anywhere.
-    check_bulk_params(&params)?;
-    let query = request.uri().query().map(String::from);
-    let path = request.uri().path().to_string();
-    let body = read_body(ctx, request).await?;
-    let split_view = Arc::clone(view);
+    params: HashMap<String, String>,
+    body: Bytes,
+    refresh: Refresh,
+) -> Result<Vec<ItemOutcome>, ApiError> {
+    let view = ctx.view().await;
     // Each existing index's fixed placement; indexes this request creates get the live ring.
-    let placements: HashMap<String, Arc<Ring>> = state
+    let placements: HashMap<String, Arc<Ring>> = ctx
+        .leaf
         .catalog
         .all()
         .await
         .into_iter()
         .filter_map(|e| Some((e.name.clone(), e.placement.clone()?)))
         .collect();
-    let (plan, body) = state
+    let split_view = Arc::clone(&view);
+    // Parsing a large body is CPU work: off the async workers, at ingest priority.
+    let plan = ctx
+        .leaf
         .ingest
         .run(move || {
-            let plan = parse_lines(default_index.as_deref(), &body).and_then(|lines| {
-                split(lines, &params, |index, id, routing| {
-                    split_view.owner_of(placements.get(index).map(|r| r.as_ref()), id, routing)
-                })
-            });
-            (plan, body)
+            let lines = parse_lines(default_index.as_deref(), &body)?;
+            split(lines, &params, |index, id, routing| {
+                split_view.owner_of(placements.get(index).map(|r| r.as_ref()), id, routing)
+            })
         })
-        .await?;
-    let with_query = |p: &str| match &query {
-        Some(q) => format!("{p}?{q}"),
-        None => p.to_string(),
-    };
-    let plan = plan?;
-    if plan.items.is_empty() {
-        // Nothing to route: this node answers as a single node would.
-        let response = ctx
-            .call_local(ndjson_request("POST", with_query(&path), body))
-            .await?;
-        return Ok(from_wire(response));
-    }
-    let mut indices: Vec<&str> = plan.items.iter().map(|i| i.index.as_str()).collect();
+        .await??;
+    let mut indices: Vec<&str> = plan
+        .parts
+        .values()
+        .flatten()
+        .map(|i| i.index.as_str())
+        .collect();
     indices.sort_unstable();
     indices.dedup();
-    for index in indices.into_iter().filter(|i| !i.is_empty()) {
+    for index in indices {
         // Failures show up per item, from the owners.
-        let _ = super::metadata::ensure_index(&state.catalog, ctx, index).await;
+        let _ = metadata::ensure_index(ctx, index).await;
     }
-    let calls = plan.bodies.into_iter().map(|(node, body)| {
-        let uri = with_query("/_bulk");
+    let calls = plan.parts.into_iter().map(|(node, items)| {
+        let view = &view;
         async move {
-            let answer = match view.member(&node) {
-                Some(member) => {
-                    ctx.call_json(member, ndjson_request("POST", uri, body))
-                        .await
-                }
-                None => Err(super::forgotten(&node)),
+            let call = NodeCall::Bulk(BulkPart { items, refresh });
+            let answer = match ctx.call_id(view, &node, call).await {
+                Ok(NodeReply::Bulk(outcomes)) => Ok(outcomes
+                    .into_iter()
+                    .map(|o| o.map_err(ApiError::from))
+                    .collect()),
+                Ok(other) => Err(other.unexpected("bulk")),
+                Err(err) => Err(err),
             };
             (node, answer)
         }
     });
     let answers: Answers = join_all(calls).await.into_iter().collect();
-    let (errors, rendered) = reassemble(&plan.items, &answers);
-    Ok(respond::ok(json!({
-        "took": started.elapsed().as_millis() as u64,
-        "errors": errors,
-        "items": rendered,
-    })))
+    Ok(reassemble(plan.items, answers))
 }
 
 #[cfg(test)]
 mod tests {
+    use cameodb_storage::WriteResult;
     use proptest::prelude::*;
 
     use super::*;
 
-    /// Answers a sub-batch as an owner would: one item per line, in order.
-    fn answer_sub_batch(body: &[u8]) -> Value {
-        let items: Vec<Value> = parse_lines(None, body)
-            .expect("a sub-batch parses")
-            .into_iter()
-            .map(|line| {
-                json!({ line.action.name(): {
-                    "_index": line.index, "_id": line.id, "status": 200,
-                }})
+    /// Answers a part as an owner would: one outcome per item, in order.
+    fn answer_part(items: &[BulkItem]) -> Vec<Result<Written, ApiError>> {
+        items
+            .iter()
+            .map(|item| {
+                Ok(Written {
+                    id: item.id.clone(),
+                    result: WriteResult::Created,
+                    seq_no: Some(1),
+                    version: Some(1),
+                    forced_refresh: false,
+                })
             })
-            .collect();
-        json!({ "errors": false, "items": items })
+            .collect()
     }
 
     fn body_of(items: &[(u8, u8, Option<u16>)]) -> Vec<u8> {
@@ -239,12 +238,12 @@ mod tests {
             let name = ["index", "create", "update", "delete"][usize::from(action % 4)];
             let mut meta = serde_json::Map::new();
             if index % 3 != 0 {
-                meta.insert("_index".into(), json!(format!("i{}", index % 3)));
+                meta.insert("_index".into(), serde_json::json!(format!("i{}", index % 3)));
             }
             if let Some(id) = id {
-                meta.insert("_id".into(), json!(id));
+                meta.insert("_id".into(), serde_json::json!(id));
             }
-            body.extend_from_slice(json!({ name: meta }).to_string().as_bytes());
+            body.extend_from_slice(serde_json::json!({ name: meta }).to_string().as_bytes());
             body.push(b'\n');
             if name != "delete" {
                 body.extend_from_slice(b"{\"doc\":{\"n\":1},\"n\":1}\n");
@@ -255,7 +254,8 @@ mod tests {
 
     proptest! {
         /// Whatever the owners, the answer lists every item once, in request order, under its
-        /// action, index and id; items of a node that failed carry that node's error.
+        /// action, index and id; items of a node that failed carry that node's error, items
+        /// the coordinator refused their own.
         #[test]
         fn split_and_reassembly_keep_request_order(
             items in prop::collection::vec((any::<u8>(), any::<u8>(), prop::option::of(0u16..50)), 0..40),
@@ -264,50 +264,60 @@ mod tests {
         ) {
             let body = body_of(&items);
             let lines = parse_lines(Some("p"), &body).expect("parses");
+            let expected: Vec<(Action, String)> =
+                lines.iter().map(|l| (l.action, l.index.clone().unwrap_or_default())).collect();
             let owner = |index: &str, id: &str, _: Option<&str>| {
                 let hash = index.bytes().chain(id.bytes()).fold(7usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
                 format!("n{}", hash % nodes)
             };
             let plan = split(lines, &HashMap::new(), owner).expect("splits");
             prop_assert_eq!(plan.items.len(), items.len());
+            let failed_node = failing.map(|f| format!("n{f}"));
+            let routes: Vec<Option<String>> = plan.items.iter().map(|(_, _, _, r)| match r {
+                Route::Node(node) => Some(node.clone()),
+                Route::Refused(_) => None,
+            }).collect();
+            let ids: Vec<String> = plan.items.iter().map(|(_, _, id, _)| id.clone()).collect();
             let answers: Answers = plan
-                .bodies
+                .parts
                 .iter()
-                .map(|(node, body)| {
-                    let answer = if failing.map(|f| format!("n{f}")) == Some(node.clone()) {
+                .map(|(node, part)| {
+                    let answer = if failed_node.as_ref() == Some(node) {
                         Err(ApiError::internal("node lost"))
                     } else {
-                        Ok((StatusCode::OK, answer_sub_batch(body)))
+                        Ok(answer_part(part))
                     };
                     (node.clone(), answer)
                 })
                 .collect();
-            let (errors, rendered) = reassemble(&plan.items, &answers);
-            prop_assert_eq!(rendered.len(), items.len());
-            let mut any_failed = false;
-            for (planned, value) in plan.items.iter().zip(&rendered) {
-                let item = &value[planned.action.name()];
-                prop_assert_eq!(item["_id"].as_str().unwrap_or_default(), planned.id.as_str());
-                let failed = failing.map(|f| format!("n{f}")) == Some(planned.node.clone());
-                any_failed |= failed;
-                prop_assert_eq!(item.get("error").is_some(), failed);
-                if !failed {
-                    prop_assert_eq!(item["_index"].as_str().unwrap_or_default(), planned.index.as_str());
+            let outcomes = reassemble(plan.items, answers);
+            prop_assert_eq!(outcomes.len(), items.len());
+            for (n, outcome) in outcomes.iter().enumerate() {
+                prop_assert_eq!(&(outcome.action, outcome.index.clone()), &expected[n]);
+                prop_assert_eq!(&outcome.id, &ids[n]);
+                match (&routes[n], &outcome.result) {
+                    (None, result) => prop_assert!(result.is_err()),
+                    (Some(node), Err(_)) => prop_assert_eq!(failed_node.as_ref(), Some(node)),
+                    (Some(node), Ok(written)) => {
+                        prop_assert_ne!(failed_node.as_ref(), Some(node));
+                        prop_assert_eq!(&written.id, &ids[n]);
+                    }
                 }
             }
-            prop_assert_eq!(errors, any_failed);
         }
     }
 
     #[test]
     fn items_without_an_id_get_one_their_owner_sees() {
-        let body = b"{\"index\":{}}\n{\"a\":1}\n{\"delete\":{\"_id\":\"x\"}}\n";
+        let body = b"{\"index\":{}}\n{\"a\":1}\n{\"delete\":{\"_id\":\"x\"}}\n{\"delete\":{}}\n";
         let lines = parse_lines(Some("p"), body).expect("parses");
         let plan = split(lines, &HashMap::new(), |_, _, _| "n0".into()).expect("splits");
-        assert_eq!(plan.items[0].id.len(), 22, "a generated id");
-        let sent = answer_sub_batch(&plan.bodies["n0"]);
-        assert_eq!(sent["items"][0]["index"]["_id"], json!(plan.items[0].id));
-        assert_eq!(sent["items"][0]["index"]["_index"], "p");
-        assert_eq!(sent["items"][1]["delete"]["_id"], "x");
+        let part = &plan.parts["n0"];
+        assert_eq!(part[0].id.len(), 22, "a generated id");
+        assert_eq!(part[0].id, plan.items[0].2);
+        assert_eq!(part[0].index, "p");
+        assert_eq!(part[1].id, "x");
+        assert_eq!(part.len(), 2, "a delete without an id is refused here");
+        assert!(matches!(plan.items[2].3, Route::Refused(_)));
     }
 }

@@ -1,30 +1,124 @@
-//! Requests from other nodes: run through the local handlers, answered over libp2p.
+//! Calls from other nodes (and from this node to itself): each typed [`NodeCall`] goes to the
+//! leaf executor, or — for what a node does as a coordinator or metadata owner on another's
+//! behalf — to the cluster code that does it.
 
-use axum::Router;
+use std::sync::{Arc, OnceLock, Weak};
+
 use cameodb_cluster::{RequestHandler, WireRequest, WireResponse};
+use cameodb_memory::{Accounted, NodeBudget};
 use futures::future::BoxFuture;
 use tracing::debug;
 
-/// Serves other nodes' calls with this node's local router.
+use super::{ClusterCtx, metadata, scatter};
+use crate::error::ApiError;
+use crate::leaf;
+use crate::messages::{NodeCall, NodeReply, WireAnswer, decode, encode};
+
+/// Runs `call` on this node. Boxed: serving a call may make calls (a metadata owner tells
+/// every node), and the future would otherwise contain itself.
+pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply, ApiError>> {
+    Box::pin(async move {
+        let leaf = ctx.leaf.as_ref();
+        let fields = metadata::FieldRegistry { ctx };
+        Ok(match call {
+            NodeCall::Search(request) => NodeReply::Shard(leaf::search::search(leaf, request).await?),
+            NodeCall::Dfs(request) => NodeReply::Stats(leaf::search::dfs(leaf, request).await?),
+            NodeCall::ReleasePins(ids) => NodeReply::Freed(leaf.scrolls.clear(&ids)),
+            NodeCall::ScrollPage(call) => NodeReply::Page(scatter::scroll_page(ctx, &call).await?),
+            NodeCall::ClearScrolls(call) => {
+                NodeReply::Freed(scatter::clear_scrolls(ctx, &call.ids).await)
+            }
+            NodeCall::Write(write) => {
+                NodeReply::Written(leaf::docs::write(leaf, &fields, write).await?)
+            }
+            NodeCall::Read(read) => NodeReply::Doc(leaf::docs::read(leaf, read).await?),
+            NodeCall::Bulk(part) => NodeReply::Bulk(
+                leaf::docs::bulk(leaf, &fields, part)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.map_err(Into::into))
+                    .collect(),
+            ),
+            NodeCall::Mget(wanted) => NodeReply::Docs(
+                leaf::docs::mget(leaf, wanted)
+                    .await
+                    .into_iter()
+                    .map(|r| r.map_err(Into::into))
+                    .collect(),
+            ),
+            NodeCall::ByQuery(part) => NodeReply::Tally(leaf::by_query::by_query(leaf, part).await?),
+            NodeCall::Refresh(names) => {
+                leaf::admin::refresh(leaf, &names).await?;
+                NodeReply::Ack
+            }
+            NodeCall::NodeStats => NodeReply::Sizes(leaf::admin::sizes(leaf).await?),
+            NodeCall::EnsureIndex(name) => {
+                metadata::ensure_here(ctx, &name).await?;
+                NodeReply::Ack
+            }
+            NodeCall::CreateIndex { index, request } => {
+                metadata::create_here(ctx, &index, request).await?;
+                NodeReply::Ack
+            }
+            NodeCall::PutMapping { index, mapping } => {
+                metadata::put_mapping_here(ctx, &index, &mapping).await?;
+                NodeReply::Ack
+            }
+            NodeCall::ApplyMapping { index, mapping } => {
+                metadata::apply_mapping(&ctx.leaf.catalog, &index, mapping).await?;
+                NodeReply::Ack
+            }
+            NodeCall::GetIndex(name) => {
+                let entry = ctx.leaf.catalog.require(&name).await?;
+                NodeReply::Descriptor(metadata::describe(&entry).await?)
+            }
+            NodeCall::PutIndex { name, descriptor } => {
+                metadata::apply(&ctx.leaf.catalog, &name, descriptor).await?;
+                NodeReply::Ack
+            }
+            NodeCall::DeleteIndex { name, uuid } => {
+                metadata::delete_copy(&ctx.leaf.catalog, &name, &uuid).await?;
+                NodeReply::Ack
+            }
+        })
+    })
+}
+
+/// Serves other nodes' calls, each counted to its own memory account.
 pub struct Inbound {
-    /// Handlers without cluster context, so a forwarded request is never forwarded again.
-    pub local: Router,
+    /// The coordinator, once it runs (set right after the transport starts; a call before
+    /// that is refused as unavailable).
+    pub ctx: OnceLock<Weak<ClusterCtx>>,
+    /// The node-wide memory budget.
+    pub memory: Arc<NodeBudget>,
+    /// What one call may allocate (the per-request breaker limit).
+    pub request_memory: u64,
 }
 
 impl RequestHandler for Inbound {
     fn handle(&self, from: String, request: WireRequest) -> BoxFuture<'static, WireResponse> {
-        let local = self.local.clone();
-        Box::pin(async move {
-            debug!(%from, method = %request.method, uri = %request.uri, "node call");
-            match super::run_local(&local, request).await {
-                Ok(response) => response,
-                Err(err) => WireResponse {
-                    status: err.status.as_u16(),
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    // An error body is a `serde_json::Value`, which always serializes.
-                    body: err.body().to_string().into_bytes(),
+        let ctx = self.ctx.get().and_then(Weak::upgrade);
+        let account = self.memory.account("<node_call>", self.request_memory);
+        Box::pin(Accounted::new(account, async move {
+            let answer: WireAnswer = match ctx {
+                None => Err(ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable_shards_exception",
+                    "this node is starting or stopping",
+                )
+                .into()),
+                Some(ctx) => match decode::<NodeCall>(&request.payload) {
+                    Ok(call) => {
+                        debug!(%from, bytes = request.payload.len(), "node call");
+                        serve(&ctx, call).await.map_err(Into::into)
+                    }
+                    Err(err) => Err(err.into()),
                 },
+            };
+            match encode(&answer) {
+                Ok(bytes) => WireResponse::Answer(bytes),
+                Err(err) => WireResponse::Failed { reason: err.reason },
             }
-        })
+        }))
     }
 }

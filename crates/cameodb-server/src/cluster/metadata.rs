@@ -20,27 +20,20 @@ use std::time::Duration;
 use cameodb_cluster::{Member, MemberState};
 use cameodb_schema::mapping::Mapping;
 use cameodb_storage::{OpKind, WriteOp};
-use futures::future::join_all;
-use serde::{Deserialize, Serialize};
+use futures::future::{BoxFuture, join_all};
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use super::ClusterCtx;
 use super::sync_rules::{Gossiped, adopts, needs_pull};
-use crate::catalog::{Catalog, Created, IndexEntry, IndexMeta};
+use super::{CALL_TIMEOUT, ClusterCtx};
+use crate::catalog::{Catalog, Created, IndexEntry};
 use crate::error::ApiError;
+use crate::leaf::NewFields;
+pub use crate::messages::IndexDescriptor;
+use crate::messages::{CreateIndex, NodeCall, NodeReply};
 
 /// How often the sync compares this node's indexes with what the others gossip.
 const SYNC_INTERVAL: Duration = Duration::from_millis(500);
-
-/// An index as one node describes it to another.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct IndexDescriptor {
-    /// Identity and settings.
-    pub meta: IndexMeta,
-    /// The mapping, as Elasticsearch renders it.
-    pub mappings: Value,
-}
 
 const KEY_PREFIX: &str = "index:";
 
@@ -54,23 +47,37 @@ pub async fn describe(entry: &IndexEntry) -> Result<IndexDescriptor, ApiError> {
     })
 }
 
+/// The metadata service as the leaf sees it: registers new dynamic fields before a write.
+pub struct FieldRegistry<'a> {
+    /// The coordinator of this node.
+    pub ctx: &'a ClusterCtx,
+}
+
+impl NewFields for FieldRegistry<'_> {
+    fn register<'a>(
+        &'a self,
+        entry: &'a Arc<IndexEntry>,
+        ops: Vec<WriteOp>,
+    ) -> BoxFuture<'a, Vec<WriteOp>> {
+        Box::pin(register_new_fields(self.ctx, entry, ops))
+    }
+}
+
 /// Before documents are written on this node of a cluster, the fields they would add to the
 /// mapping dynamically are first registered through the index's metadata owner, which applies
 /// them and pushes them to every node. Two nodes mapping one new field differently at once thus
 /// meet there: the second registration fails, this node receives the first one's type, and its
 /// documents that disagree fail like any document that does not fit its mapping — as in
 /// Elasticsearch. Documents whose every path is already mapped cost one walk over their keys.
-/// (Partial updates compute their document inside the store and are not checked here.)
+/// (Partial updates compute their document inside the store and are not checked here.) A node
+/// alone has no one to agree with: its store maps the fields as it writes.
 pub async fn register_new_fields(
-    catalog: &Catalog,
-    cluster: Option<&ClusterCtx>,
+    ctx: &ClusterCtx,
     entry: &IndexEntry,
     ops: Vec<WriteOp>,
 ) -> Vec<WriteOp> {
-    let Some(ctx) = cluster else {
-        return ops;
-    };
-    if ctx.view().await.is_single() {
+    let view = ctx.view().await;
+    if view.is_single() {
         return ops;
     }
     let shared = Arc::new(ops);
@@ -84,19 +91,15 @@ pub async fn register_new_fields(
     let Some(additions) = additions else {
         return ops;
     };
-    let view = ctx.view().await;
     let result = match metadata_owner(&view, &entry.name).filter(|m| !m.is_self) {
         Some(owner) => {
-            let uri = format!("/_cameo/internal/mapping/{}", entry.name);
-            ctx.json_call(owner, "PUT", uri, &additions).await.map(drop)
+            let call = NodeCall::PutMapping {
+                index: entry.name.clone(),
+                mapping: additions,
+            };
+            ctx.call_node(owner, call, CALL_TIMEOUT).await.map(drop)
         }
-        None => match serde_json::to_value(&additions) {
-            Ok(mapping) => put_mapping(catalog, Some(ctx), &entry.name, &mapping).await,
-            Err(err) => Err(ApiError::internal(format!(
-                "cannot encode new fields of [{}]: {err}",
-                entry.name
-            ))),
-        },
+        None => put_mapping_here(ctx, &entry.name, &additions).await,
     };
     if let Err(err) = result {
         // A conflict means another node mapped a field first; the writes below then fail
@@ -144,24 +147,82 @@ pub fn metadata_owner<'a>(view: &'a super::router_actor::View, name: &str) -> Op
     view.member(id).filter(|m| m.state == MemberState::Up)
 }
 
-/// Applies a mapping change to the indexes `index` names, here and — with a cluster — on every
-/// other node (this node is then the index's metadata owner).
-pub async fn put_mapping(
-    catalog: &Catalog,
-    cluster: Option<&ClusterCtx>,
+/// The metadata owner of `index` when it is another node (`None`: this node decides — it is
+/// the owner, or the owner is not up and the cluster's uuid rule settles any conflict).
+async fn other_owner(ctx: &ClusterCtx, index: &str) -> Option<Member> {
+    let view = ctx.view().await;
+    metadata_owner(&view, index)
+        .filter(|m| !m.is_self)
+        .cloned()
+}
+
+/// Creates an index through its metadata owner, so concurrent creations of one name meet in
+/// one place and the second one fails, as in Elasticsearch.
+pub async fn create(ctx: &ClusterCtx, index: &str, request: CreateIndex) -> Result<(), ApiError> {
+    match other_owner(ctx, index).await {
+        Some(owner) => {
+            let call = NodeCall::CreateIndex {
+                index: index.to_string(),
+                request,
+            };
+            ctx.call_node(&owner, call, CALL_TIMEOUT).await.map(drop)
+        }
+        None => create_here(ctx, index, request).await,
+    }
+}
+
+/// As the metadata owner: creates the index here and tells every other node.
+pub async fn create_here(
+    ctx: &ClusterCtx,
+    index: &str,
+    request: CreateIndex,
+) -> Result<(), ApiError> {
+    let entry = ctx
+        .leaf
+        .catalog
+        .create(index, request.settings, request.mappings)
+        .await?;
+    push_create(ctx, &entry).await;
+    Ok(())
+}
+
+/// Applies a mapping change to the indexes `index` names; one concrete index goes through its
+/// metadata owner (see [`create`]).
+pub async fn put_mapping(ctx: &ClusterCtx, index: &str, mapping: &Value) -> Result<(), ApiError> {
+    if !index.contains(['*', ',']) && index != "_all"
+        && let Some(owner) = other_owner(ctx, index).await
+    {
+        let call = NodeCall::PutMapping {
+            index: index.to_string(),
+            mapping: mapping.clone(),
+        };
+        return ctx.call_node(&owner, call, CALL_TIMEOUT).await.map(drop);
+    }
+    put_mapping_here(ctx, index, mapping).await
+}
+
+/// As the metadata owner: applies a mapping change here, then on every other node.
+pub async fn put_mapping_here(
+    ctx: &ClusterCtx,
     index: &str,
     mapping: &Value,
 ) -> Result<(), ApiError> {
+    for entry in ctx.leaf.catalog.resolve(index).await? {
+        apply_mapping(&ctx.leaf.catalog, &entry.name, mapping.clone()).await?;
+        let call = NodeCall::ApplyMapping {
+            index: entry.name.clone(),
+            mapping: mapping.clone(),
+        };
+        broadcast(ctx, call).await;
+    }
+    Ok(())
+}
+
+/// Applies a mapping change to this node's copies of the indexes `index` names.
+pub async fn apply_mapping(catalog: &Catalog, index: &str, mapping: Value) -> Result<(), ApiError> {
     for entry in catalog.resolve(index).await? {
-        let job_mapping = mapping.clone();
-        crate::shard::run(&entry.shard, move |store| {
-            Ok(store.put_mapping(job_mapping)?)
-        })
-        .await?;
-        if let Some(ctx) = cluster {
-            let uri = format!("/{}/_mapping", entry.name);
-            broadcast(ctx, "PUT", &uri, mapping).await;
-        }
+        let mapping = mapping.clone();
+        crate::shard::run(&entry.shard, move |store| Ok(store.put_mapping(mapping)?)).await?;
     }
     Ok(())
 }
@@ -169,20 +230,19 @@ pub async fn put_mapping(
 /// Makes sure index `name` exists here and tells the other nodes about it (a write's
 /// auto-create, done by the coordinator before any owner sees the write, so every node gets
 /// the same uuid).
-pub async fn ensure_index(catalog: &Catalog, ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
+pub async fn ensure_index(ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
+    let catalog = &ctx.leaf.catalog;
     if catalog.get(name).await.is_some() {
         return Ok(());
     }
     // The name's metadata owner creates it (so concurrent auto-creates meet there) and pushes
     // it here before answering.
-    let view = ctx.view().await;
-    if let Some(owner) = metadata_owner(&view, name).filter(|m| !m.is_self) {
-        let uri = format!("/_cameo/internal/ensure/{name}");
-        match ctx.json_call(owner, "PUT", uri, &Value::Null).await {
-            Ok((status, _)) if status.is_success() => {}
-            Ok((status, body)) => {
-                return Err(ApiError::from_remote(status, &body, "refused"));
-            }
+    if let Some(owner) = other_owner(ctx, name).await {
+        let call = NodeCall::EnsureIndex(name.to_string());
+        match ctx.call_node(&owner, call, CALL_TIMEOUT).await {
+            Ok(_) => {}
+            // The owner refused the request itself (an invalid name …): so would this node.
+            Err(err) if err.status.is_client_error() => return Err(err),
             Err(err) => {
                 warn!(index = %name, reason = %err.reason, "metadata owner unreachable; creating here")
             }
@@ -191,75 +251,78 @@ pub async fn ensure_index(catalog: &Catalog, ctx: &ClusterCtx, name: &str) -> Re
             return Ok(());
         }
     }
-    ensure_here(catalog, Some(ctx), name).await
+    ensure_here(ctx, name).await
 }
 
 /// Makes sure index `name` exists on this node, with default settings when it is created
 /// here, and tells the other nodes when it was.
-pub async fn ensure_here(
-    catalog: &Catalog,
-    cluster: Option<&ClusterCtx>,
-    name: &str,
-) -> Result<(), ApiError> {
-    let (entry, created) = catalog.ensure(name).await?;
-    if let (Created::Now, Some(ctx)) = (created, cluster) {
+pub async fn ensure_here(ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
+    let (entry, created) = ctx.leaf.catalog.ensure(name).await?;
+    if created == Created::Now {
         push_create(ctx, &entry).await;
     }
     Ok(())
 }
 
+/// Deletes the indexes `expression` names here and tells every other node.
+pub async fn delete(ctx: &ClusterCtx, expression: &str) -> Result<(), ApiError> {
+    for entry in ctx.leaf.catalog.resolve(expression).await? {
+        ctx.leaf.catalog.delete(&entry.name).await?;
+        push_delete(ctx, &entry.name, &entry.meta.uuid).await;
+    }
+    Ok(())
+}
+
+/// Deletes this node's copy of index `name` if it is the index another node deleted (same
+/// uuid); a newer index of the same name stays.
+pub async fn delete_copy(catalog: &Catalog, name: &str, uuid: &str) -> Result<(), ApiError> {
+    match catalog.get(name).await {
+        Some(entry) if entry.meta.uuid == uuid => catalog.delete(name).await,
+        _ => Ok(()),
+    }
+}
+
 /// Tells every other reachable node about a newly created index (best effort: the sync
 /// repairs what this misses).
 pub async fn push_create(ctx: &ClusterCtx, entry: &IndexEntry) {
-    let descriptor = match describe(entry).await {
-        Ok(d) => d,
-        Err(err) => {
-            warn!(index = %entry.name, reason = %err.reason, "cannot describe new index");
-            return;
+    match describe(entry).await {
+        Ok(descriptor) => {
+            let call = NodeCall::PutIndex {
+                name: entry.name.clone(),
+                descriptor,
+            };
+            broadcast(ctx, call).await;
         }
-    };
-    let body = match serde_json::to_value(&descriptor) {
-        Ok(body) => body,
-        Err(err) => {
-            warn!(index = %entry.name, reason = %err, "cannot encode new index");
-            return;
-        }
-    };
-    let uri = format!("/_cameo/internal/index/{}", entry.name);
-    broadcast(ctx, "PUT", &uri, &body).await;
+        Err(err) => warn!(index = %entry.name, reason = %err.reason, "cannot describe new index"),
+    }
 }
 
 /// Tells every other reachable node that an index was deleted.
 pub async fn push_delete(ctx: &ClusterCtx, name: &str, uuid: &str) {
-    let uri = format!("/_cameo/internal/index/{name}?uuid={uuid}");
-    broadcast(ctx, "DELETE", &uri, &Value::Null).await;
+    let call = NodeCall::DeleteIndex {
+        name: name.to_string(),
+        uuid: uuid.to_string(),
+    };
+    broadcast(ctx, call).await;
 }
 
-/// Sends one request to every other member that is not down, in parallel; failures are
-/// logged, not returned.
-pub async fn broadcast(ctx: &ClusterCtx, method: &str, uri: &str, body: &Value) -> Vec<Value> {
+/// Sends one call to every other member that is not down, in parallel; failures are logged
+/// (the sync repairs what they missed), not returned.
+pub async fn broadcast(ctx: &ClusterCtx, call: NodeCall) {
     let view = ctx.view().await;
     let calls = view
         .members
         .iter()
         .filter(|m| !m.is_self && matches!(m.state, MemberState::Up | MemberState::Joining))
-        .map(|member| async move {
-            let result = ctx
-                .json_call(member, method, uri.to_string(), body)
-                .await;
-            match result {
-                Ok((status, body)) if status.is_success() => Some(body),
-                Ok((status, body)) => {
-                    warn!(node = %member.id, %uri, status = status.as_u16(), error = %body["error"], "metadata push refused");
-                    None
-                }
-                Err(err) => {
-                    warn!(node = %member.id, %uri, reason = %err.reason, "metadata push failed");
-                    None
+        .map(|member| {
+            let call = call.clone();
+            async move {
+                if let Err(err) = ctx.call_node(member, call, CALL_TIMEOUT).await {
+                    warn!(node = %member.id, reason = %err.reason, "metadata push failed");
                 }
             }
         });
-    join_all(calls).await.into_iter().flatten().collect()
+    join_all(calls).await;
 }
 
 /// Applies another node's descriptor of index `name` here: creates it, adopts its identity
@@ -412,11 +475,9 @@ pub async fn sync_loop(catalog: Arc<Catalog>, ctx: Arc<ClusterCtx>) {
                 continue;
             }
             pulled.insert((member.id.clone(), name.clone()), gossiped.clone());
-            let uri = format!("/_cameo/internal/index/{name}");
-            let descriptor = match ctx.json_call(member, "GET", uri, &Value::Null).await {
-                Ok((status, body)) if status.is_success() => {
-                    serde_json::from_value::<IndexDescriptor>(body).ok()
-                }
+            let call = NodeCall::GetIndex(name.clone());
+            let descriptor = match ctx.call_node(member, call, CALL_TIMEOUT).await {
+                Ok(NodeReply::Descriptor(descriptor)) => Some(descriptor),
                 _ => None,
             };
             let Some(descriptor) = descriptor else {

@@ -13,11 +13,11 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::router_actor::View;
-use super::{ClusterCtx, json_request};
+use super::ClusterCtx;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::ids::generate_id;
-use crate::messages::{Pin, ScrollCall, ShardAnswer, ShardRequest};
+use crate::messages::{NodeCall, NodeReply, Pin, ScrollCall, ShardRequest};
 use crate::scroll_contexts::Contexts;
 use cameodb_search::dfs::ClusterStats;
 use cameodb_search::{Partial, QuerySpec, SearchSpec, ShardReport, render, shards_json};
@@ -47,29 +47,6 @@ pub fn scroll_owner(id: &str) -> Option<&str> {
     id.strip_prefix(SCROLL_PREFIX)?.split('.').next()
 }
 
-/// Decodes a node's answer to a shard search; a 4xx is the request's own fault and fails the
-/// whole search, like on a single node.
-fn decode(
-    response: cameodb_cluster::WireResponse,
-) -> Result<Result<ShardAnswer, ApiError>, ApiError> {
-    if response.status == 200 {
-        return Ok(ciborium::from_reader(response.body.as_slice())
-            .map_err(|e| ApiError::internal(format!("undecodable shard answer: {e}"))));
-    }
-    let body: Value = serde_json::from_slice(&response.body).unwrap_or_default();
-    let status = axum::http::StatusCode::from_u16(response.status)
-        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
-    let mut err = ApiError::from_remote(status, &body, "shard search failed");
-    if let Some(index) = body["error"]["index"].as_str() {
-        err = err.with_index(index);
-    }
-    if status.is_client_error() {
-        Err(err)
-    } else {
-        Ok(Err(err))
-    }
-}
-
 /// Sends each member its request; gathers partials, shard accounting and snapshot ids.
 async fn fan_out(
     ctx: &ClusterCtx,
@@ -78,13 +55,15 @@ async fn fan_out(
 ) -> Result<(Vec<Partial>, ShardReport, Vec<(Member, String)>), ApiError> {
     let answers = join_all(calls.into_iter().map(|(member, request)| async move {
         let indices = request.indices.clone();
-        // A request that cannot be encoded fails the search (the outer error).
-        let answer = match json_request("POST", "/_cameo/internal/search".into(), &request) {
-            Ok(call) => match ctx.call(&member, call, timeout).await {
-                Ok(response) => decode(response),
-                Err(err) => Ok(Err(err)),
-            },
-            Err(err) => Err(err),
+        let answer = match ctx
+            .call_node(&member, NodeCall::Search(request), timeout)
+            .await
+        {
+            Ok(NodeReply::Shard(answer)) => Ok(Ok(answer)),
+            Ok(other) => Ok(Err(other.unexpected("search"))),
+            // A 4xx is the request's own fault and fails the whole search, as on one node.
+            Err(err) if err.status.is_client_error() => Err(err),
+            Err(err) => Ok(Err(err)),
         };
         (member, indices, answer)
     }))
@@ -135,17 +114,14 @@ async fn gather_stats(
     timeout: Duration,
 ) -> ClusterStats {
     let answers = join_all(members.iter().map(|member| async move {
-        let call = json_request("POST", "/_cameo/internal/dfs".into(), request)?;
-        ctx.call_json_within(member, call, timeout).await
+        ctx.call_node(member, NodeCall::Dfs(request.clone()), timeout)
+            .await
     }))
     .await;
     let mut total = ClusterStats::new();
     for answer in answers {
-        let Ok((status, body)) = answer else { continue };
-        if !status.is_success() {
-            continue;
-        }
-        let Ok(stats) = serde_json::from_value::<ClusterStats>(body) else {
+        // A node that fails round one fails round two too, and is reported there.
+        let Ok(NodeReply::Stats(stats)) = answer else {
             continue;
         };
         for (index, stats) in stats {
@@ -239,7 +215,8 @@ pub async fn search(
         stats: None,
         pin: None,
     };
-    if spec.uses_scores() {
+    // One node's statistics are the cluster's: round one is needed only with several.
+    if spec.uses_scores() && members.len() > 1 {
         request.stats = Some(gather_stats(ctx, &members, &request, timeout).await);
     }
     let calls = members
@@ -276,12 +253,43 @@ pub async fn search(
     Ok(out)
 }
 
-/// The next page of a cluster scroll this node coordinates.
-pub async fn scroll_page(
+/// The next page of scroll `id`: asked of the node that coordinates it.
+pub async fn next_page(
     ctx: &ClusterCtx,
     id: &str,
     keep_alive: Option<Duration>,
 ) -> Result<Value, ApiError> {
+    let call = ScrollCall {
+        ids: vec![id.to_string()],
+        keep_alive_ms: keep_alive.map(|k| k.as_millis() as u64),
+    };
+    let owner = scroll_owner(id).ok_or_else(|| missing_context(id, "it is not a scroll id"))?;
+    let view = ctx.view().await;
+    let member = view
+        .member(owner)
+        .ok_or_else(|| missing_context(id, &format!("node [{owner}] is not a member")))?;
+    match ctx
+        .call_node(member, NodeCall::ScrollPage(call), super::CALL_TIMEOUT)
+        .await?
+    {
+        NodeReply::Page(page) => Ok(page),
+        other => Err(other.unexpected("scroll page")),
+    }
+}
+
+/// The 404 for a scroll id no node keeps.
+fn missing_context(id: &str, why: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "search_context_missing_exception",
+        format!("No search context found for id [{id}]: {why}"),
+    )
+}
+
+/// The next page of a cluster scroll this node coordinates.
+pub async fn scroll_page(ctx: &ClusterCtx, call: &ScrollCall) -> Result<Value, ApiError> {
+    let id = call.ids.first().map(String::as_str).unwrap_or_default();
+    let keep_alive = call.keep_alive_ms.map(Duration::from_millis);
     let started = Instant::now();
     let (spec, missing, calls) = ctx.scrolls.read(id, keep_alive, |context, keep_alive| {
         let spec = context.spec.clone();
@@ -331,42 +339,12 @@ async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Member, String)>) {
             .push(pin);
     }
     join_all(by_node.into_values().map(|(member, pins)| async move {
-        let body = json!({"scroll_id": pins});
         // Best effort: a snapshot not freed here expires with its keep-alive.
-        if let Ok(call) = json_request("DELETE", "/_search/scroll".into(), &body) {
-            let _ = ctx.call(&member, call, super::CALL_TIMEOUT).await;
-        }
+        let _ = ctx
+            .call_node(&member, NodeCall::ReleasePins(pins), super::CALL_TIMEOUT)
+            .await;
     }))
     .await;
-}
-
-/// Asks the coordinator of scroll `id` (another node) for its next page.
-pub async fn forward_page(
-    ctx: &ClusterCtx,
-    owner: &str,
-    id: &str,
-    keep_alive: Option<Duration>,
-) -> Result<Value, ApiError> {
-    let view = ctx.view().await;
-    let member = view.member(owner).ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "search_context_missing_exception",
-            format!("No search context found for id [{id}]: node [{owner}] is not a member"),
-        )
-    })?;
-    let body = ScrollCall {
-        ids: vec![id.to_string()],
-        keep_alive_ms: keep_alive.map(|k| k.as_millis() as u64),
-    };
-    let (status, page) = ctx
-        .json_call(member, "POST", "/_cameo/internal/scroll".into(), &body)
-        .await?;
-    if status.is_success() {
-        Ok(page)
-    } else {
-        Err(ApiError::from_remote(status, &page, "scroll failed"))
-    }
 }
 
 /// Frees cluster scrolls wherever they are coordinated; returns how many were freed.
@@ -383,15 +361,15 @@ pub async fn clear_anywhere(ctx: &ClusterCtx, ids: &[String]) -> usize {
         let Some(member) = view.member(owner) else {
             continue;
         };
-        let body = ScrollCall {
+        let call = ScrollCall {
             ids,
             keep_alive_ms: None,
         };
-        if let Ok((_, answer)) = ctx
-            .json_call(member, "DELETE", "/_cameo/internal/scroll".into(), &body)
+        if let Ok(NodeReply::Freed(n)) = ctx
+            .call_node(member, NodeCall::ClearScrolls(call), super::CALL_TIMEOUT)
             .await
         {
-            freed += answer["num_freed"].as_u64().unwrap_or(0) as usize;
+            freed += n;
         }
     }
     freed

@@ -1,48 +1,27 @@
-//! `_delete_by_query` and `_update_by_query`: find the matching documents in a snapshot, then
-//! write them in batches, each write conditional on the sequence number read just before, so a
-//! document changed in between is a version conflict rather than a lost update.
-//!
-//! `_update_by_query` without a body `doc` or `script` re-indexes each document as it is
-//! (Elasticsearch's behaviour without a script, used to pick up mapping changes). Scripts are the
-//! small assignment subset of `script.rs`; as a CameoDB extension a partial `doc` may be given
-//! instead and is merged into every matching document.
+//! `_delete_by_query` and `_update_by_query`: checked here, run by every node over the
+//! documents it holds (see `leaf::by_query`), the counts summed.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
-use cameodb_storage::{OpKind, Source, Store, StoreError, WriteOp, WriteResult};
-use serde_json::{Map, Value, json};
-use tantivy::collector::DocSetCollector;
+use serde_json::{Value, json};
 
-use super::docs::check_params;
-use super::search::query_spec;
-use super::{AppState, Params, apply_refresh, parse_object_body, refresh_param, run};
+use super::{AppState, Params};
+use crate::cluster::admin;
 use crate::error::ApiError;
+use crate::messages::{ByQueryPart, Tally};
+use crate::request::params::{check_params, refresh_param};
+use crate::request::parse_object_body;
+use crate::request::search::query_spec;
 use crate::respond;
-use cameodb_search::build_query;
-
-/// Documents written per batch (one durable transaction each).
-const BATCH: usize = 1000;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Action {
     Delete,
     Update,
-}
-
-/// What one index reported.
-#[derive(Default)]
-struct Tally {
-    total: u64,
-    done: u64,
-    noops: u64,
-    batches: u64,
-    conflicts: u64,
-    failures: Vec<Value>,
 }
 
 pub async fn delete_by_query(
@@ -61,109 +40,6 @@ pub async fn update_by_query(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     handle(&state, &index, &params, &body, Action::Update).await
-}
-
-fn run_on_store(
-    store: &Store,
-    index: &str,
-    body: &Map<String, Value>,
-    params: &HashMap<String, String>,
-    action: Action,
-    proceed: bool,
-) -> Result<Tally, ApiError> {
-    let query = build_query(store, &query_spec(params, body))?;
-    let searcher = store.searcher();
-    let addresses: Vec<_> = searcher
-        .search(query.as_ref(), &DocSetCollector)?
-        .into_iter()
-        .collect();
-    let keys = cameodb_storage::hit_keys(&searcher, &addresses)?;
-    let patch = match body.get("doc") {
-        Some(doc) => Some(Source::from_value(doc.clone())?),
-        None => None,
-    };
-    let script = body
-        .get("script")
-        .map(cameodb_search::script::parse)
-        .transpose()?;
-    let mut tally = Tally {
-        total: keys.len() as u64,
-        ..Tally::default()
-    };
-    let refresh = refresh_param(params)?;
-    let mut max_seq = None;
-    for chunk in keys.chunks(BATCH) {
-        let current = store.get_many(chunk)?;
-        let mut ops = Vec::new();
-        for (key, doc) in chunk.iter().zip(current) {
-            // Deleted since the snapshot: nothing left to do for it.
-            let Some(doc) = doc else {
-                tally.total -= 1;
-                continue;
-            };
-            let kind = match (action, &patch) {
-                (Action::Delete, _) => OpKind::Delete,
-                (Action::Update, _) if script.is_some() => {
-                    let Value::Object(mut source) = doc.source_json()? else {
-                        continue;
-                    };
-                    let original = source.clone();
-                    if let Some(script) = &script {
-                        script.apply(&mut source)?;
-                    }
-                    if source == original {
-                        tally.noops += 1;
-                        continue;
-                    }
-                    OpKind::Index {
-                        source: Source::from_value(Value::Object(source))?,
-                        create: false,
-                    }
-                }
-                (Action::Update, Some(patch)) => OpKind::Update {
-                    doc: patch.clone(),
-                    upsert: None,
-                    doc_as_upsert: false,
-                },
-                (Action::Update, None) => OpKind::Index {
-                    source: Source::from_slice(&doc.source)?,
-                    create: false,
-                },
-            };
-            ops.push(WriteOp {
-                key: key.clone(),
-                kind,
-                if_seq_no: Some(doc.seq_no),
-            });
-        }
-        tally.batches += 1;
-        let ids: Vec<String> = ops.iter().map(|op| op.key.id.to_string()).collect();
-        for (id, result) in ids.iter().zip(store.write_batch(ops)) {
-            match result {
-                Ok(outcome) if outcome.result == WriteResult::Noop => tally.noops += 1,
-                Ok(outcome) => {
-                    tally.done += 1;
-                    max_seq = max_seq.max(outcome.seq_no);
-                }
-                Err(StoreError::VersionConflict { .. }) => {
-                    tally.conflicts += 1;
-                    if !proceed {
-                        tally.failures.push(json!({"index": index, "id": id, "status": 409,
-                            "cause": {"type": "version_conflict_engine_exception", "reason": format!("[{id}]: version conflict")}}));
-                    }
-                }
-                Err(err) => {
-                    let err = ApiError::from(err);
-                    tally.failures.push(json!({"index": index, "id": id, "status": err.status.as_u16(), "cause": err.cause()}));
-                }
-            }
-        }
-        if !tally.failures.is_empty() {
-            break;
-        }
-    }
-    apply_refresh(store, refresh, max_seq)?;
-    Ok(tally)
 }
 
 async fn handle(
@@ -222,69 +98,25 @@ async fn handle(
         ));
     }
     let proceed = proceed || body.get("conflicts").and_then(Value::as_str) == Some("proceed");
-    let mut total = Tally::default();
+    let refresh = refresh_param(params)?;
+    if let Some(script) = body.get("script") {
+        // Parsed here so a bad script fails before any node runs it.
+        cameodb_search::script::parse(script)?;
+    }
     let entries = state.catalog.resolve(index).await?;
-    if let Some(ctx) = &state.cluster {
-        let view = ctx.view().await;
-        if !view.is_single() {
-            // Every node runs the request over the documents it holds; the counts add up.
-            let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-            let suffix = if action == Action::Delete {
-                "_delete_by_query"
-            } else {
-                "_update_by_query"
-            };
-            let uri = format!(
-                "/{}/{suffix}{}",
-                names.join(","),
-                crate::cluster::encode_query(&params.0)
-            );
-            let answers = crate::cluster::fan_out_json(
-                ctx,
-                &view,
-                "POST",
-                &uri,
-                &Value::Object(body.clone()),
-            )
-            .await;
-            for (member, answer) in answers {
-                match answer {
-                    Ok((_, part)) if part.get("total").is_some() => {
-                        let n = |k: &str| part[k].as_u64().unwrap_or(0);
-                        total.total += n("total");
-                        total.done += n("deleted").max(n("updated"));
-                        total.noops += n("noops");
-                        total.batches += n("batches");
-                        total.conflicts += n("version_conflicts");
-                        total.failures.extend(part["failures"].as_array().cloned().unwrap_or_default());
-                    }
-                    Ok((status, part)) if status.is_client_error() => {
-                        return Err(ApiError::from_remote(status, &part, "request failed"));
-                    }
-                    Ok((status, part)) => total.failures.push(json!({"node": member.id, "status": status.as_u16(), "cause": part["error"]})),
-                    Err(err) => total.failures.push(json!({"node": member.id, "status": err.status.as_u16(), "cause": err.cause()})),
-                }
-            }
-            return Ok(finish(started, total, action));
-        }
-    }
-    for entry in entries {
-        let (body, params, name) = (body.clone(), params.0.clone(), entry.name.clone());
-        let tally = run(&entry.shard, move |store| {
-            run_on_store(store, &name, &body, &params, action, proceed)
-        })
-        .await?;
-        total.total += tally.total;
-        total.done += tally.done;
-        total.noops += tally.noops;
-        total.batches += tally.batches;
-        total.conflicts += tally.conflicts;
-        total.failures.extend(tally.failures);
-    }
+    let part = ByQueryPart {
+        indices: entries.iter().map(|e| e.name.clone()).collect(),
+        update: action == Action::Update,
+        query: query_spec(params, &body),
+        doc: body.get("doc").cloned(),
+        script: body.get("script").cloned(),
+        refresh,
+        proceed,
+    };
+    let total = admin::by_query(&state.cluster, part).await?;
     Ok(finish(started, total, action))
 }
 
-/// The by-query answer for `total`.
 fn finish(started: Instant, total: Tally, action: Action) -> Response {
     let done_key = if action == Action::Delete {
         "deleted"

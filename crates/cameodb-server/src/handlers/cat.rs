@@ -3,11 +3,11 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{AppState, Params, flag};
+use super::{AppState, Params};
+use crate::request::params::flag;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::respond;
@@ -39,52 +39,16 @@ const COLUMNS: [&str; 10] = [
     "pri.store.size",
 ];
 
-/// Documents and bytes per index over every node of the cluster, and whether every node
-/// answered; `None` on a node without peers.
-async fn cluster_sizes(state: &AppState) -> Option<(HashMap<String, (u64, u64)>, bool)> {
-    let ctx = state.cluster.as_ref()?;
-    let view = ctx.view().await;
-    if view.is_single() {
-        return None;
-    }
-    let answers =
-        crate::cluster::fan_out_json(ctx, &view, "GET", "/_cameo/node/stats", &Value::Null).await;
-    let mut sizes: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut complete = true;
-    for (_, answer) in answers {
-        let Ok((status, body)) = answer.as_ref().map(|(s, b)| (*s, b)) else {
-            complete = false;
-            continue;
-        };
-        if !status.is_success() {
-            complete = false;
-            continue;
-        }
-        for (name, stats) in body["indices"].as_object().into_iter().flatten() {
-            let size = sizes.entry(name.clone()).or_default();
-            size.0 += stats["docs"].as_u64().unwrap_or(0);
-            size.1 += stats["store_bytes"].as_u64().unwrap_or(0);
-        }
-    }
-    Some((sizes, complete))
-}
-
 async fn render(
     state: &AppState,
     entries: Vec<std::sync::Arc<IndexEntry>>,
     params: &Params,
 ) -> Result<Response, ApiError> {
-    let cluster = cluster_sizes(state).await;
-    let health = match &cluster {
-        Some((_, false)) => "red",
-        _ => "green",
-    };
+    let (sizes, complete) = crate::cluster::admin::sizes(&state.cluster).await;
+    let health = if complete { "green" } else { "red" };
     let mut rows: Vec<Vec<String>> = Vec::new();
     for entry in entries {
-        let (count, bytes) = match &cluster {
-            Some((sizes, _)) => sizes.get(&entry.name).copied().unwrap_or_default(),
-            None => local_size(&entry).await?,
-        };
+        let (count, bytes) = sizes.get(&entry.name).copied().unwrap_or_default();
         let setting = |k: &str| {
             entry
                 .meta
@@ -155,28 +119,6 @@ pub fn table(
         HeaderValue::from_static("text/plain; charset=UTF-8"),
     );
     Ok(response)
-}
-
-/// Documents and bytes of one index on this node.
-pub async fn local_size(entry: &IndexEntry) -> Result<(u64, u64), ApiError> {
-    super::run(&entry.shard, |store| {
-        Ok((store.doc_count()?, dir_bytes(store.dir())))
-    })
-    .await
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn human_bytes(bytes: u64) -> String {

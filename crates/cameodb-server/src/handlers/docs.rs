@@ -1,4 +1,6 @@
-//! Single-document APIs: index, create, get, exists, `_source`, delete, update.
+//! Single-document APIs: index, create, get, exists, `_source`, delete, update. Each parses
+//! its request into a typed write or read, has the coordinator run it on the document's owner,
+//! and renders the outcome.
 
 use std::collections::HashMap;
 
@@ -6,35 +8,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use cameodb_storage::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
+use cameodb_storage::{PRIMARY_TERM, Source, WriteResult};
 use serde_json::{Value, json};
 
-use super::{
-    AppState, Params, apply_refresh, doc_key, number, parse_object_body, refresh_param, run,
-};
+use super::{AppState, Params};
+use crate::cluster::docs;
 use crate::error::ApiError;
+use crate::messages::docs::{WireSource, WriteBody};
+use crate::messages::{DocRead, DocWrite, FoundDoc, Written};
+use crate::request::docs::{UpdateBody, condition};
+use crate::request::params::{check_params, flag, number, refresh_param, reject_require_alias};
+use crate::request::parse_object_body;
 use crate::respond;
 use cameodb_search::source_filter::SourceFilter;
-
-pub use crate::request::params::{check_params, reject_require_alias};
-/// Elasticsearch's primary term; a single-copy shard never changes it.
-pub use cameodb_storage::PRIMARY_TERM;
-
-/// Reads `if_seq_no` / `if_primary_term`.
-pub fn condition(params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
-    let seq: Option<u64> = number(params, "if_seq_no")?;
-    let term: Option<u64> = number(params, "if_primary_term")?;
-    match (seq, term) {
-        (None, None) => Ok(None),
-        (Some(seq), Some(PRIMARY_TERM)) => Ok(Some(seq)),
-        // Any other term can never match: the write must conflict.
-        (Some(_), Some(_)) => Ok(Some(u64::MAX)),
-        _ => Err(ApiError::bad_request(
-            "action_request_validation_exception",
-            "Validation Failed: 1: ifSeqNo is set, but primary term is [0];",
-        )),
-    }
-}
 
 /// What Elasticsearch answers for a write, serialized straight to bytes where many are
 /// rendered at once (a bulk of 200k items as `Value`s held about 2 KB each).
@@ -64,12 +50,12 @@ struct ShardCounts {
 }
 
 impl<'a> WriteAnswer<'a> {
-    /// The answer for `outcome` in `index`; `forced_refresh` when the write refreshed.
-    pub fn new(index: &'a str, outcome: &'a WriteOutcome, forced_refresh: bool) -> WriteAnswer<'a> {
+    /// The answer for `outcome` in `index`.
+    pub fn new(index: &'a str, outcome: &'a Written) -> WriteAnswer<'a> {
         let copies = u32::from(outcome.result != WriteResult::Noop);
         WriteAnswer {
             _index: index,
-            _id: outcome.key.id.as_str(),
+            _id: outcome.id.as_str(),
             _version: outcome.version.unwrap_or(1),
             result: outcome.result.as_str(),
             _shards: ShardCounts {
@@ -79,7 +65,7 @@ impl<'a> WriteAnswer<'a> {
             },
             _seq_no: outcome.seq_no.unwrap_or(0),
             _primary_term: PRIMARY_TERM,
-            forced_refresh: forced_refresh.then_some(true),
+            forced_refresh: outcome.forced_refresh.then_some(true),
             status: None,
         }
     }
@@ -91,20 +77,8 @@ impl<'a> WriteAnswer<'a> {
     }
 }
 
-/// The answer Elasticsearch gives for a write.
-fn outcome_response(
-    index: &str,
-    outcome: &WriteOutcome,
-    forced_refresh: bool,
-) -> Result<Response, ApiError> {
-    respond::serialized(
-        outcome_status(outcome),
-        &WriteAnswer::new(index, outcome, forced_refresh),
-    )
-}
-
 /// The HTTP status of a write outcome.
-pub fn outcome_status(outcome: &WriteOutcome) -> StatusCode {
+pub fn outcome_status(outcome: &Written) -> StatusCode {
     match outcome.result {
         WriteResult::Created => StatusCode::CREATED,
         WriteResult::NotFound => StatusCode::NOT_FOUND,
@@ -112,36 +86,16 @@ pub fn outcome_status(outcome: &WriteOutcome) -> StatusCode {
     }
 }
 
-async fn write_one(
-    state: &AppState,
-    index: &str,
-    op: WriteOp,
-    params: &HashMap<String, String>,
-    auto_create: bool,
-) -> Result<Response, ApiError> {
-    let refresh = refresh_param(params)?;
-    let entry = if auto_create {
-        state.catalog.get_or_create(index).await?
-    } else {
-        state.catalog.require(index).await?
-    };
-    let op = crate::cluster::metadata::register_new_fields(
-        &state.catalog,
-        state.cluster_ctx(),
-        &entry,
-        vec![op],
+/// Runs a write through the coordinator and renders its answer.
+async fn write_one(state: &AppState, write: DocWrite) -> Result<Response, ApiError> {
+    let index = write.index.clone();
+    let outcome = docs::write(&state.cluster, write)
+        .await
+        .map_err(|e| e.with_index(&index))?;
+    respond::serialized(
+        outcome_status(&outcome),
+        &WriteAnswer::new(&index, &outcome),
     )
-    .await
-    .pop()
-    .ok_or_else(|| ApiError::internal("write lost before it ran"))?;
-    let (outcome, forced) = run(&entry.shard, move |store| {
-        let outcome = store.write(op)?;
-        let forced = apply_refresh(store, refresh, outcome.seq_no)?;
-        Ok((outcome, forced))
-    })
-    .await
-    .map_err(|e| e.with_index(index))?;
-    outcome_response(index, &outcome, forced)
 }
 
 const INDEX_PARAMS: &[&str] = &[
@@ -154,12 +108,14 @@ const INDEX_PARAMS: &[&str] = &[
     "pipeline",
 ];
 
-fn index_op(
-    id: &str,
+/// Parses an index or create request.
+fn index_write(
+    index: String,
+    id: String,
     params: &HashMap<String, String>,
     body: &Bytes,
     force_create: bool,
-) -> Result<WriteOp, ApiError> {
+) -> Result<DocWrite, ApiError> {
     check_params(params, INDEX_PARAMS)?;
     reject_require_alias(params)?;
     if params.contains_key("pipeline") {
@@ -167,7 +123,9 @@ fn index_op(
             "ingest pipelines are not supported",
         ));
     }
-    let key = doc_key(id, params.get("routing").map(String::as_str))?;
+    let routing = params.get("routing").cloned();
+    // Checked here, before anything is routed: an invalid id or routing fails on any node.
+    crate::ids::doc_key(&id, routing.as_deref())?;
     let source = Source::from_slice(body)?;
     let create = force_create
         || match params.get("op_type").map(String::as_str) {
@@ -179,10 +137,17 @@ fn index_op(
                 )));
             }
         };
-    Ok(WriteOp {
-        key,
-        kind: OpKind::Index { source, create },
+    Ok(DocWrite {
+        index,
+        id,
+        routing,
+        body: WriteBody::Index {
+            source: WireSource(source),
+            create,
+        },
         if_seq_no: condition(params)?,
+        refresh: refresh_param(params)?,
+        auto_create: true,
     })
 }
 
@@ -192,8 +157,8 @@ pub async fn index(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let op = index_op(&id, &params, &body, false)?;
-    write_one(&state, &index, op, &params, true).await
+    let write = index_write(index, id, &params, &body, false)?;
+    write_one(&state, write).await
 }
 
 pub async fn create(
@@ -202,8 +167,8 @@ pub async fn create(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let op = index_op(&id, &params, &body, true)?;
-    write_one(&state, &index, op, &params, true).await
+    let write = index_write(index, id, &params, &body, true)?;
+    write_one(&state, write).await
 }
 
 pub async fn index_auto_id(
@@ -212,8 +177,8 @@ pub async fn index_auto_id(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let op = index_op(&crate::ids::generate_id(), &params, &body, true)?;
-    write_one(&state, &index, op, &params, true).await
+    let write = index_write(index, crate::ids::generate_id(), &params, &body, true)?;
+    write_one(&state, write).await
 }
 
 const GET_PARAMS: &[&str] = &[
@@ -232,18 +197,16 @@ async fn fetch(
     index: &str,
     id: &str,
     params: &HashMap<String, String>,
-) -> Result<Option<cameodb_storage::StoredDoc>, ApiError> {
+) -> Result<Option<FoundDoc>, ApiError> {
     check_params(params, GET_PARAMS)?;
-    let entry = state.catalog.require(index).await?;
-    let key = doc_key(id, params.get("routing").map(String::as_str))?;
-    let refresh = super::flag(params, "refresh")?.unwrap_or(false);
-    run(&entry.shard, move |store| {
-        if refresh {
-            store.refresh()?;
-        }
-        Ok(store.get(&key)?)
-    })
-    .await
+    let read = DocRead {
+        index: index.to_string(),
+        id: id.to_string(),
+        routing: params.get("routing").cloned(),
+        refresh: flag(params, "refresh")?.unwrap_or(false),
+    };
+    crate::ids::doc_key(id, read.routing.as_deref())?;
+    docs::read(&state.cluster, read).await
 }
 
 pub async fn get(
@@ -317,62 +280,18 @@ pub async fn delete(
         &params,
         &["refresh", "routing", "if_seq_no", "if_primary_term"],
     )?;
-    let key = doc_key(&id, params.get("routing").map(String::as_str))?;
-    let op = WriteOp {
-        key,
-        kind: OpKind::Delete,
+    let routing = params.get("routing").cloned();
+    crate::ids::doc_key(&id, routing.as_deref())?;
+    let write = DocWrite {
+        index,
+        id,
+        routing,
+        body: WriteBody::Delete,
         if_seq_no: condition(&params)?,
+        refresh: refresh_param(&params)?,
+        auto_create: false,
     };
-    write_one(&state, &index, op, &params, false).await
-}
-
-/// Builds the write for an `_update` body (shared with `_bulk`).
-pub fn update_op(
-    key: cameodb_storage::DocKey,
-    body: &serde_json::Map<String, Value>,
-    if_seq_no: Option<u64>,
-) -> Result<WriteOp, ApiError> {
-    for k in body.keys() {
-        match k.as_str() {
-            "doc" | "upsert" | "doc_as_upsert" | "detect_noop" | "_source" => {}
-            "script" | "scripted_upsert" => {
-                return Err(ApiError::illegal_argument(
-                    "scripted updates are not supported; use [doc]",
-                ));
-            }
-            other => {
-                return Err(ApiError::bad_request(
-                    "x_content_parse_exception",
-                    format!("[UpdateRequest] unknown field [{other}]"),
-                ));
-            }
-        }
-    }
-    let doc = body.get("doc").cloned().ok_or_else(|| {
-        ApiError::bad_request(
-            "action_request_validation_exception",
-            "Validation Failed: 1: script or doc is missing;",
-        )
-    })?;
-    let doc = Source::from_value(doc)?;
-    let upsert = body
-        .get("upsert")
-        .cloned()
-        .map(Source::from_value)
-        .transpose()?;
-    let doc_as_upsert = body
-        .get("doc_as_upsert")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok(WriteOp {
-        key,
-        kind: OpKind::Update {
-            doc,
-            upsert,
-            doc_as_upsert,
-        },
-        if_seq_no,
-    })
+    write_one(&state, write).await
 }
 
 pub async fn update(
@@ -392,24 +311,39 @@ pub async fn update(
         ],
     )?;
     let body = parse_object_body(&body)?.unwrap_or_default();
-    let key = doc_key(&id, params.get("routing").map(String::as_str))?;
-    if let Some(script) = body.get("script") {
-        return scripted_update(&state, &index, key, script, &body, &params).await;
-    }
-    let op = update_op(key, &body, condition(&params)?)?;
-    write_one(&state, &index, op, &params, true).await
+    let routing = params.get("routing").cloned();
+    crate::ids::doc_key(&id, routing.as_deref())?;
+    let body = match body.get("script") {
+        Some(script) => scripted(script, &body, &params)?,
+        None => {
+            let update = UpdateBody::parse(&body)?;
+            WriteBody::Update {
+                doc: WireSource(update.doc),
+                upsert: update.upsert.map(WireSource),
+                doc_as_upsert: update.doc_as_upsert,
+            }
+        }
+    };
+    let write = DocWrite {
+        index,
+        id,
+        routing,
+        body,
+        if_seq_no: condition(&params)?,
+        refresh: refresh_param(&params)?,
+        auto_create: true,
+    };
+    write_one(&state, write).await
 }
 
-/// `_update` with a script (the subset of `script.rs`): read, run, write conditionally on the
-/// sequence number read, and retry `retry_on_conflict` times if another write got in between.
-async fn scripted_update(
-    state: &AppState,
-    index: &str,
-    key: cameodb_storage::DocKey,
+/// Checks an `_update` with a script (the subset of `script.rs`), which its owner runs as a
+/// read, the script, and a write conditional on the sequence number read (retried
+/// `retry_on_conflict` times if another write got in between).
+fn scripted(
     script: &Value,
     body: &serde_json::Map<String, Value>,
     params: &HashMap<String, String>,
-) -> Result<Response, ApiError> {
+) -> Result<WriteBody, ApiError> {
     if let Some(unknown) = body
         .keys()
         .find(|k| !["script", "upsert", "scripted_upsert"].contains(&k.as_str()))
@@ -419,93 +353,19 @@ async fn scripted_update(
             format!("[UpdateRequest] [{unknown}] cannot be combined with [script]"),
         ));
     }
-    let script = cameodb_search::script::parse(script)?;
-    let upsert = body
-        .get("upsert")
-        .cloned()
-        .map(Source::from_value)
-        .transpose()?;
-    let scripted_upsert = body
-        .get("scripted_upsert")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let retries: usize = number(params, "retry_on_conflict")?.unwrap_or(0);
-    let condition = condition(params)?;
-    let refresh = refresh_param(params)?;
-    let entry = state.catalog.get_or_create(index).await?;
-    let (outcome, forced) = run(&entry.shard, move |store| {
-        for attempt in 0..=retries {
-            let current = store.get(&key)?;
-            let op = match (current, &upsert) {
-                (None, None) => {
-                    return Err(ApiError::from(
-                        cameodb_storage::StoreError::DocumentMissing {
-                            id: key.id.to_string(),
-                        },
-                    ));
-                }
-                (None, Some(upsert)) => {
-                    let mut source = upsert.as_map().clone();
-                    if scripted_upsert {
-                        script.apply(&mut source)?;
-                    }
-                    WriteOp {
-                        key: key.clone(),
-                        kind: OpKind::Index {
-                            source: Source::from_value(Value::Object(source))?,
-                            create: true,
-                        },
-                        if_seq_no: None,
-                    }
-                }
-                (Some(doc), _) => {
-                    if condition.is_some_and(|seq| seq != doc.seq_no) {
-                        return Err(cameodb_storage::StoreError::VersionConflict {
-                            id: key.id.to_string(),
-                            expected: condition.unwrap_or_default(),
-                            current: Some(doc.seq_no),
-                        }
-                        .into());
-                    }
-                    let Value::Object(mut source) = doc.source_json()? else {
-                        return Err(ApiError::internal("stored document is not an object"));
-                    };
-                    let original = source.clone();
-                    script.apply(&mut source)?;
-                    if source == original {
-                        let noop = WriteOutcome {
-                            key: key.clone(),
-                            result: WriteResult::Noop,
-                            seq_no: Some(doc.seq_no),
-                            version: Some(doc.version),
-                        };
-                        return Ok((noop, false));
-                    }
-                    WriteOp {
-                        key: key.clone(),
-                        kind: OpKind::Index {
-                            source: Source::from_value(Value::Object(source))?,
-                            create: false,
-                        },
-                        if_seq_no: Some(doc.seq_no),
-                    }
-                }
-            };
-            match store.write(op) {
-                Err(
-                    cameodb_storage::StoreError::VersionConflict { .. }
-                    | cameodb_storage::StoreError::DocumentExists { .. },
-                ) if attempt < retries => continue,
-                Err(err) => return Err(err.into()),
-                Ok(outcome) => {
-                    let forced = apply_refresh(store, refresh, outcome.seq_no)?;
-                    return Ok((outcome, forced));
-                }
-            }
-        }
-        Err(ApiError::internal("retries exhausted"))
+    // Parsed here so a bad script fails before anything is routed; the owner runs it.
+    cameodb_search::script::parse(script)?;
+    let upsert = body.get("upsert").cloned();
+    if let Some(upsert) = &upsert {
+        Source::from_value(upsert.clone())?;
+    }
+    Ok(WriteBody::Script {
+        script: script.clone(),
+        upsert,
+        scripted_upsert: body
+            .get("scripted_upsert")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        retries: number(params, "retry_on_conflict")?.unwrap_or(0),
     })
-    .await
-    .map_err(|e| e.with_index(index))?;
-    outcome_response(index, &outcome, forced)
 }

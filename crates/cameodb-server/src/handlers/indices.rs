@@ -6,9 +6,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{AppState, parse_object_body};
+use super::AppState;
 use crate::catalog::{Catalog, IndexEntry, parse_settings};
+use crate::cluster::{admin, metadata};
 use crate::error::ApiError;
+use crate::messages::CreateIndex;
+use crate::request::parse_object_body;
 use crate::respond;
 
 pub async fn create(
@@ -16,72 +19,7 @@ pub async fn create(
     Path(index): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let uri = format!("/_cameo/internal/create/{index}");
-    if let Some(answer) = to_metadata_owner(&state, &index, &uri, &body).await? {
-        return Ok(answer);
-    }
-    create_here(&state, state.cluster.as_deref(), &index, &body).await
-}
-
-/// `PUT /_cameo/internal/create/{index}`: this node is the index's metadata owner; it creates
-/// the index and tells every other node.
-pub async fn create_as_owner(
-    State(state): State<AppState>,
-    Path(index): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    create_here(
-        &state,
-        state.coordinator.get().map(|c| c.as_ref()),
-        &index,
-        &body,
-    )
-    .await
-}
-
-/// Sends an index-metadata change to the node that serialises that index's changes (the ring
-/// owner of its name), so concurrent conflicting changes meet in one place and the second one
-/// fails as in Elasticsearch. `None`: this node is that owner, the owner is not up (then this
-/// node decides, and the cluster's uuid rule settles any conflict), or there is no cluster.
-async fn to_metadata_owner(
-    state: &AppState,
-    index: &str,
-    uri: &str,
-    body: &Bytes,
-) -> Result<Option<Response>, ApiError> {
-    let Some(ctx) = &state.cluster else {
-        return Ok(None);
-    };
-    let view = ctx.view().await;
-    if view.is_single() {
-        return Ok(None);
-    }
-    let Some(owner) = crate::cluster::metadata::metadata_owner(&view, index) else {
-        return Ok(None);
-    };
-    if owner.is_self {
-        return Ok(None);
-    }
-    let request = crate::cluster::wire_request(
-        "PUT",
-        uri.to_string(),
-        Some("application/json"),
-        body.to_vec(),
-    );
-    let answer = ctx
-        .call(owner, request, crate::cluster::CALL_TIMEOUT)
-        .await?;
-    Ok(Some(crate::cluster::from_wire(answer)))
-}
-
-/// Creates an index on this node and, with a cluster context, on every other node.
-async fn create_here(
-    state: &AppState,
-    cluster: Option<&crate::cluster::ClusterCtx>,
-    index: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let body = parse_object_body(body)?.unwrap_or_default();
+    let body = parse_object_body(&body)?.unwrap_or_default();
     if let Some(key) = body
         .keys()
         .find(|k| !["settings", "mappings", "aliases"].contains(&k.as_str()))
@@ -97,12 +35,11 @@ async fn create_here(
     {
         return Err(ApiError::illegal_argument("aliases are not supported"));
     }
-    let settings = parse_settings(body.get("settings"))?;
-    let mappings = body.get("mappings").cloned();
-    let entry = state.catalog.create(index, settings, mappings).await?;
-    if let Some(ctx) = cluster {
-        crate::cluster::metadata::push_create(ctx, &entry).await;
-    }
+    let request = CreateIndex {
+        settings: parse_settings(body.get("settings"))?,
+        mappings: body.get("mappings").cloned(),
+    };
+    metadata::create(&state.cluster, &index, request).await?;
     Ok(respond::ok(
         json!({"acknowledged": true, "shards_acknowledged": true, "index": index}),
     ))
@@ -112,12 +49,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
-    for entry in state.catalog.resolve(&index).await? {
-        state.catalog.delete(&entry.name).await?;
-        if let Some(ctx) = &state.cluster {
-            crate::cluster::metadata::push_delete(ctx, &entry.name, &entry.meta.uuid).await;
-        }
-    }
+    metadata::delete(&state.cluster, &index).await?;
     Ok(respond::ok(json!({"acknowledged": true})))
 }
 
@@ -129,7 +61,7 @@ pub async fn exists(State(state): State<AppState>, Path(index): Path<String>) ->
 }
 
 async fn mapping_of(entry: &IndexEntry) -> Result<Value, ApiError> {
-    super::run(&entry.shard, |store| Ok(store.mapping().to_es_json())).await
+    crate::shard::run(&entry.shard, |store| Ok(store.mapping().to_es_json())).await
 }
 
 pub async fn get(
@@ -175,47 +107,13 @@ pub async fn put_mapping(
     Path(index): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    // One concrete index: its metadata owner applies the change (see `to_metadata_owner`).
-    if !index.contains(['*', ',']) && index != "_all" {
-        let uri = format!("/_cameo/internal/mapping/{index}");
-        if let Some(answer) = to_metadata_owner(&state, &index, &uri, &body).await? {
-            return Ok(answer);
-        }
-    }
-    put_mapping_here(&state, state.cluster.as_deref(), &index, &body).await
-}
-
-/// `PUT /_cameo/internal/mapping/{index}`: this node is the index's metadata owner; it applies
-/// the change and tells every other node.
-pub async fn put_mapping_as_owner(
-    State(state): State<AppState>,
-    Path(index): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    put_mapping_here(
-        &state,
-        state.coordinator.get().map(|c| c.as_ref()),
-        &index,
-        &body,
-    )
-    .await
-}
-
-/// Applies a mapping change on this node and, with a cluster context, on every other node.
-async fn put_mapping_here(
-    state: &AppState,
-    cluster: Option<&crate::cluster::ClusterCtx>,
-    index: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let body = parse_object_body(body)?.ok_or_else(|| {
+    let body = parse_object_body(&body)?.ok_or_else(|| {
         ApiError::bad_request(
             "action_request_validation_exception",
             "Validation Failed: 1: mapping source is missing;",
         )
     })?;
-    crate::cluster::metadata::put_mapping(&state.catalog, cluster, index, &Value::Object(body))
-        .await?;
+    metadata::put_mapping(&state.cluster, &index, &Value::Object(body)).await?;
     Ok(respond::ok(json!({"acknowledged": true})))
 }
 
@@ -230,41 +128,14 @@ pub async fn refresh_all(State(state): State<AppState>) -> Result<Response, ApiE
     refresh_entries(&state, state.catalog.all().await).await
 }
 
+/// Every node refreshes its copy; a node that cannot is a failed shard.
 async fn refresh_entries(
     state: &AppState,
     entries: Vec<std::sync::Arc<IndexEntry>>,
 ) -> Result<Response, ApiError> {
-    if let Some(ctx) = &state.cluster {
-        let view = ctx.view().await;
-        if !view.is_single() {
-            // Every node refreshes its copy; a node that cannot is a failed shard.
-            let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-            let uri = if names.is_empty() {
-                "/_refresh".to_string()
-            } else {
-                format!("/{}/_refresh", names.join(","))
-            };
-            let answers =
-                crate::cluster::fan_out_json(ctx, &view, "POST", &uri, &Value::Null).await;
-            let (mut total, mut ok) = (0, 0);
-            for (_, answer) in answers {
-                total += names.len();
-                if let Ok((status, _)) = answer
-                    && status.is_success()
-                {
-                    ok += names.len();
-                }
-            }
-            return Ok(respond::ok(
-                json!({"_shards": {"total": total, "successful": ok, "failed": total - ok}}),
-            ));
-        }
-    }
-    let count = entries.len();
-    for entry in entries {
-        super::run(&entry.shard, |store| Ok(store.refresh()?)).await?;
-    }
+    let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+    let (total, ok) = admin::refresh(&state.cluster, names).await;
     Ok(respond::ok(
-        json!({"_shards": {"total": count, "successful": count, "failed": 0}}),
+        json!({"_shards": {"total": total, "successful": ok, "failed": total - ok}}),
     ))
 }

@@ -1,53 +1,38 @@
-//! `_mget`: several documents by id in one request.
+//! `_mget`: several documents by id in one request, each read from its owner.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
-use serde_json::json;
+use cameodb_storage::PRIMARY_TERM;
+use serde_json::{Value, json};
 
-use super::{AppState, Params, doc_key, parse_object_body, run};
+use super::{AppState, Params};
 use crate::error::ApiError;
 use crate::request::mget::parse_mget;
+use crate::request::parse_object_body;
 use crate::respond;
 
-/// `/_mget` and `/{index}/_mget` (the path's index is the default for lines that name none).
+/// `/_mget` and `/{index}/_mget` (the path's index is the default for entries that name none).
 pub async fn mget(
     State(state): State<AppState>,
     index: Option<Path<String>>,
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    respond_mget(&state, index.map(|Path(index)| index), &params, &body).await
-}
-
-async fn respond_mget(
-    state: &AppState,
-    index: Option<String>,
-    params: &Params,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let body = parse_object_body(body)?;
-    let mut docs = Vec::new();
-    for want in parse_mget(index.as_deref(), params, body.as_ref())? {
-        let Some(entry) = state.catalog.get(&want.index).await else {
-            let err = ApiError::index_not_found(&want.index);
-            docs.push(json!({"_index": want.index, "_id": want.id, "error": err.cause()}));
-            continue;
-        };
-        let key = match doc_key(&want.id, want.routing.as_deref()) {
-            Ok(key) => key,
-            Err(err) => {
-                docs.push(json!({"_index": want.index, "_id": want.id, "error": err.cause()}));
-                continue;
-            }
-        };
-        let found = run(&entry.shard, move |store| Ok(store.get(&key)?)).await?;
+    let body = parse_object_body(&body)?;
+    let default_index = index.map(|Path(index)| index);
+    let wanted = parse_mget(default_index.as_deref(), &params, body.as_ref())?;
+    let reads = wanted.iter().map(|w| w.read()).collect();
+    let found = crate::cluster::mget::mget(&state.cluster, reads).await;
+    let mut docs = Vec::with_capacity(wanted.len());
+    for (want, found) in wanted.into_iter().zip(found) {
         docs.push(match found {
-            None => json!({"_index": want.index, "_id": want.id, "found": false}),
-            Some(doc) => {
+            Err(err) => json!({"_index": want.index, "_id": want.id, "error": err.cause()}),
+            Ok(None) => json!({"_index": want.index, "_id": want.id, "found": false}),
+            Ok(Some(doc)) => {
                 let mut item = json!({
-                    "_index": want.index, "_id": want.id, "_version": doc.version, "_seq_no": doc.seq_no,
-                    "_primary_term": super::docs::PRIMARY_TERM, "found": true,
+                    "_index": want.index, "_id": want.id, "_version": doc.version,
+                    "_seq_no": doc.seq_no, "_primary_term": PRIMARY_TERM, "found": true,
                 });
                 if let Some(source) = want.filter.apply(doc.source_json()?) {
                     item["_source"] = source;
@@ -56,5 +41,5 @@ async fn respond_mget(
             }
         });
     }
-    Ok(respond::ok(json!({"docs": docs})))
+    Ok(respond::ok(json!({ "docs": Value::Array(docs) })))
 }

@@ -1,30 +1,27 @@
 //! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
 
-pub(crate) mod bulk;
+mod bulk;
 mod by_query;
 mod cat;
 mod docs;
 mod fault;
 mod indices;
-pub mod internal;
 mod mget;
 mod msearch;
 mod nodes;
 mod root;
-pub mod scroll;
-pub mod search;
-mod search_spec;
+mod scroll;
+mod search;
+
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post, put};
-use cameodb_storage::Store;
 
 use crate::catalog::Catalog;
-use crate::error::ApiError;
+use crate::cluster::ClusterCtx;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -37,31 +34,12 @@ pub struct AppState {
     pub node_name: String,
     /// Cluster id (`GET /`): the same on every node of a cluster.
     pub cluster_uuid: String,
-    /// The HTTP address this node serves on (`_cat/nodes` without a cluster).
+    /// The HTTP address this node serves on.
     pub http_addr: String,
-    /// The cluster, when this state serves public requests of a node with peers; `None` for
-    /// the local handlers other nodes call (a forwarded request must not be forwarded again).
-    pub cluster: Option<Arc<crate::cluster::ClusterCtx>>,
-    /// The cluster context for the node-to-node calls that need it even on the local router:
-    /// pages of scrolls this node coordinates, asked for through another node. Set once the
-    /// cluster layer runs.
-    pub coordinator: Arc<std::sync::OnceLock<Arc<crate::cluster::ClusterCtx>>>,
+    /// The coordinator every request is executed through (a node alone is a cluster of one).
+    pub cluster: Arc<ClusterCtx>,
     /// Whether the fault-injection endpoint answers (tests only).
     pub fault_injection: bool,
-    /// Open scroll contexts.
-    pub scrolls: Arc<scroll::Scrolls>,
-    /// Low-priority threads for parsing and answering bulk writes.
-    pub ingest: Arc<crate::ingest_pool::IngestPool>,
-}
-
-impl AppState {
-    /// The cluster this node belongs to, for work that must reach the other nodes: set on the
-    /// public state of a node with peers, and through `coordinator` on the local one.
-    pub fn cluster_ctx(&self) -> Option<&crate::cluster::ClusterCtx> {
-        self.cluster
-            .as_deref()
-            .or(self.coordinator.get().map(|c| c.as_ref()))
-    }
 }
 
 /// Query-string parameters.
@@ -157,38 +135,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The router other nodes call: every public endpoint (run locally, never forwarded) plus the
-/// node-to-node ones.
-pub fn local_router(state: AppState) -> Router {
-    let internal = Router::new()
-        .route("/_cameo/internal/search", post(internal::shard_search))
-        .route("/_cameo/internal/dfs", post(internal::shard_stats))
-        .route(
-            "/_cameo/internal/scroll",
-            post(internal::scroll_page).delete(internal::clear_scroll),
-        )
-        .route(
-            "/_cameo/internal/create/{index}",
-            put(indices::create_as_owner),
-        )
-        .route(
-            "/_cameo/internal/ensure/{index}",
-            put(internal::ensure_index_as_owner),
-        )
-        .route(
-            "/_cameo/internal/mapping/{index}",
-            put(indices::put_mapping_as_owner),
-        )
-        .route(
-            "/_cameo/internal/index/{name}",
-            get(internal::get_index)
-                .put(internal::put_index)
-                .delete(internal::delete_index),
-        )
-        .with_state(state.clone());
-    router(state).merge(internal)
-}
-
 /// A node's display name, from its id: `cameodb-` and the id's last eight characters (every
 /// ed25519 PeerId starts alike).
 pub fn node_name(node_id: &str) -> String {
@@ -196,26 +142,3 @@ pub fn node_name(node_id: &str) -> String {
     format!("cameodb-{}", node_id.get(tail..).unwrap_or(node_id))
 }
 
-pub use crate::ids::doc_key;
-pub use crate::request::bulk::ndjson_lines;
-pub use crate::request::params::{Refresh, flag, number, refresh_param};
-pub use crate::request::parse_object_body;
-pub use crate::shard::run;
-
-/// How long `refresh=wait_for` waits at most.
-const WAIT_FOR_LIMIT: Duration = Duration::from_secs(30);
-
-/// Applies `refresh` after a write whose highest sequence number is `seq` (on a blocking thread).
-pub fn apply_refresh(store: &Store, refresh: Refresh, seq: Option<u64>) -> Result<bool, ApiError> {
-    match (refresh, seq) {
-        (Refresh::No, _) | (_, None) => Ok(false),
-        (Refresh::Now, Some(_)) => {
-            store.refresh()?;
-            Ok(true)
-        }
-        (Refresh::WaitFor, Some(seq)) => {
-            store.wait_searchable(seq, WAIT_FOR_LIMIT);
-            Ok(false)
-        }
-    }
-}

@@ -9,7 +9,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::search::{parse_spec, search_entries};
+use super::search::search_entries;
+use crate::request::search::parse_spec;
 use super::{AppState, Params};
 use crate::error::ApiError;
 use crate::respond;
@@ -58,7 +59,7 @@ async fn handle(
     params: &Params,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    super::docs::check_params(
+    crate::request::params::check_params(
         params,
         &[
             "max_concurrent_searches",
@@ -69,7 +70,7 @@ async fn handle(
         ],
     )?;
     let started = Instant::now();
-    let lines: Vec<&[u8]> = super::ndjson_lines(body).collect();
+    let lines: Vec<&[u8]> = crate::request::bulk::ndjson_lines(body).collect();
     if !lines.len().is_multiple_of(2) {
         return Err(ApiError::illegal_argument(
             "msearch request must have a body line for every header line",

@@ -10,12 +10,9 @@ use super::{AppState, Params};
 use crate::error::ApiError;
 use crate::respond;
 
-/// The members as this node sees them (just itself when it runs without a cluster).
+/// The members as this node sees them.
 async fn members(state: &AppState) -> Vec<Member> {
-    match &state.cluster {
-        Some(ctx) => ctx.view().await.members.clone(),
-        None => Vec::new(),
-    }
+    state.cluster.view().await.members.clone()
 }
 
 fn state_name(state: MemberState) -> &'static str {
@@ -80,10 +77,7 @@ pub async fn cat_nodes(
 /// `GET /_cameo/ring`: members, their states and shares, and the token ranges each owns.
 pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
     let members = members(&state).await;
-    let ring = match &state.cluster {
-        Some(ctx) => ctx.view().await.ring.clone(),
-        None => cameodb_ring::Ring::new([state.node_id.as_str()]),
-    };
+    let ring = state.cluster.view().await.ring.clone();
     let shares = ring.ownership();
     let listed: Vec<Value> = if members.is_empty() {
         vec![
@@ -144,12 +138,8 @@ pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
 /// whatever the cluster holds elsewhere (how the data is spread, for operators and tests).
 pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut indices = serde_json::Map::new();
-    for entry in state.catalog.all().await {
-        let (docs, bytes) = super::cat::local_size(&entry).await?;
-        indices.insert(
-            entry.name.clone(),
-            json!({"docs": docs, "store_bytes": bytes}),
-        );
+    for (name, (docs, bytes)) in crate::leaf::admin::sizes(&state.cluster.leaf).await? {
+        indices.insert(name, json!({"docs": docs, "store_bytes": bytes}));
     }
     Ok(respond::ok(json!({
         "node_id": state.node_id,

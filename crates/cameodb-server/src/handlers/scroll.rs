@@ -1,7 +1,7 @@
-//! Scroll: a search whose pages are read from the snapshot the first page saw. Contexts expire
-//! after their keep-alive without a read.
+//! Scroll: a search whose pages are read from the snapshot the first page saw. The scroll
+//! lives on the node that opened it (its id names that node); any node passes a page request
+//! on to it. Contexts expire after their keep-alive without a read.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -9,91 +9,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tantivy::Searcher;
 
-use super::search::{Target, execute_on};
-use super::{AppState, Params, parse_object_body};
-use crate::catalog::IndexEntry;
+use super::{AppState, Params};
+use crate::cluster::scatter;
 use crate::error::ApiError;
+use crate::request::parse_object_body;
 use crate::respond;
-use crate::scroll_contexts::{Contexts, ScrollLimits};
-use cameodb_search::SearchSpec;
-
-/// One open scroll.
-struct Context {
-    /// The search, with `from` at the next page.
-    spec: SearchSpec,
-    /// The snapshot of each index.
-    targets: Vec<(Arc<IndexEntry>, Searcher)>,
-}
-
-/// The node's open scrolls.
-pub struct Scrolls {
-    /// The contexts, under the node's scroll limits.
-    contexts: Contexts<Context>,
-}
-
-impl Scrolls {
-    /// No scrolls yet, under `limits`.
-    pub fn new(limits: ScrollLimits) -> Scrolls {
-        Scrolls {
-            contexts: Contexts::new(limits),
-        }
-    }
-
-    /// Refuses, before the first page is searched, a scroll that [`Scrolls::open`] would
-    /// refuse: its keep-alive is too long or no context is free.
-    pub fn check_open(&self, keep_alive: Duration) -> Result<(), ApiError> {
-        self.contexts.check_keep_alive(keep_alive)?;
-        self.contexts.check_room()
-    }
-
-    /// Opens a scroll positioned after the page just returned; returns its id.
-    pub fn open(
-        &self,
-        mut spec: SearchSpec,
-        targets: Vec<(Arc<IndexEntry>, Searcher)>,
-        keep_alive: Duration,
-    ) -> Result<String, ApiError> {
-        let id = crate::ids::generate_id();
-        spec.from = spec.window();
-        self.contexts
-            .insert(id.clone(), Context { spec, targets }, keep_alive)?;
-        Ok(id)
-    }
-
-    fn take_page(
-        &self,
-        id: &str,
-        keep_alive: Option<Duration>,
-    ) -> Result<(SearchSpec, Vec<Target>), ApiError> {
-        self.contexts.read(id, keep_alive, |context, _| {
-            let spec = context.spec.clone();
-            context.spec.from = context.spec.window();
-            let targets = context
-                .targets
-                .iter()
-                .map(|(e, s)| (Arc::clone(e), Some(s.clone())))
-                .collect();
-            (spec, targets)
-        })
-    }
-
-    /// The snapshot kept under `id`, with its expiry pushed back (a cluster scroll's node side:
-    /// the coordinator does the paging).
-    pub fn snapshot(
-        &self,
-        id: &str,
-        keep_alive: Option<Duration>,
-    ) -> Result<Vec<Target>, ApiError> {
-        let (_, targets) = self.take_page(id, keep_alive)?;
-        Ok(targets)
-    }
-
-    pub fn clear(&self, ids: &[String]) -> usize {
-        self.contexts.remove(ids).len()
-    }
-}
 
 fn scroll_request(
     params: &Params,
@@ -131,20 +52,8 @@ async fn next_page(
     id: String,
     keep_alive: Option<Duration>,
 ) -> Result<Response, ApiError> {
-    if let Some(ctx) = &state.cluster
-        && let Some(owner) = crate::cluster::scatter::scroll_owner(&id)
-    {
-        let body = if owner == ctx.cluster.self_id() {
-            crate::cluster::scatter::scroll_page(ctx, &id, keep_alive).await?
-        } else {
-            crate::cluster::scatter::forward_page(ctx, owner, &id, keep_alive).await?
-        };
-        return Ok(respond::ok(body));
-    }
-    let (spec, targets) = state.scrolls.take_page(&id, keep_alive)?;
-    let (mut body, _) = execute_on(targets, &spec).await?;
-    body["_scroll_id"] = json!(id);
-    Ok(respond::ok(body))
+    let page = scatter::next_page(&state.cluster, &id, keep_alive).await?;
+    Ok(respond::ok(page))
 }
 
 pub async fn scroll(
@@ -203,11 +112,7 @@ pub async fn clear_by_id(State(state): State<AppState>, Path(ids): Path<String>)
     clear_response(clear_ids(&state, &ids).await)
 }
 
-/// Frees local and cluster scrolls.
+/// Frees scrolls wherever they are coordinated.
 async fn clear_ids(state: &AppState, ids: &[String]) -> usize {
-    let cluster = match &state.cluster {
-        Some(ctx) => crate::cluster::scatter::clear_anywhere(ctx, ids).await,
-        None => 0,
-    };
-    cluster + state.scrolls.clear(ids)
+    scatter::clear_anywhere(&state.cluster, ids).await
 }

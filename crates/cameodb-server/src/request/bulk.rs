@@ -36,7 +36,7 @@ pub fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// What an item does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// Writes the document, replacing any.
     Index,

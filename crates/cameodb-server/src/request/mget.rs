@@ -1,11 +1,11 @@
 //! An `_mget` body parsed once: the documents wanted, each with its index, id, routing and
-//! `_source` filter resolved. The single-node handler fetches them; the cluster layer asks each
-//! owner for its share with the entries as resolved here.
+//! `_source` filter resolved. The coordinator asks each owner for its share; the filter is
+//! applied where the answer is rendered.
 
 use std::collections::HashMap;
 
 use cameodb_search::source_filter::SourceFilter;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
@@ -18,23 +18,19 @@ pub struct Wanted {
     pub id: String,
     /// Its routing: the entry's, else the request's.
     pub routing: Option<String>,
-    /// The entry's own `_source` option, as sent (forwarded to the owner as is).
-    pub source: Option<Value>,
     /// What of the source to answer: the request's parameters, then the entry's option.
     pub filter: SourceFilter,
 }
 
 impl Wanted {
-    /// The entry to ask the owner for: everything it needs to answer exactly this document.
-    pub fn entry(&self) -> Value {
-        let mut entry = json!({"_index": self.index, "_id": self.id});
-        if let Some(routing) = &self.routing {
-            entry["routing"] = json!(routing);
+    /// The read of this document, as its owner is asked.
+    pub fn read(&self) -> crate::messages::DocRead {
+        crate::messages::DocRead {
+            index: self.index.clone(),
+            id: self.id.clone(),
+            routing: self.routing.clone(),
+            refresh: false,
         }
-        if let Some(source) = &self.source {
-            entry["_source"] = source.clone();
-        }
-        entry
     }
 }
 
@@ -70,7 +66,6 @@ pub fn parse_mget(
                 index: index.to_string(),
                 id: id.to_string(),
                 routing: routing.clone(),
-                source: None,
                 filter: base.clone(),
             });
         }
@@ -105,7 +100,6 @@ pub fn parse_mget(
                     .and_then(Value::as_str)
                     .map(String::from)
                     .or_else(|| routing.clone()),
-                source,
                 filter,
             });
         }
@@ -116,6 +110,7 @@ pub fn parse_mget(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn body(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap_or_default()
@@ -146,10 +141,6 @@ mod tests {
             ]
         );
         assert!(wanted[2].filter.disabled);
-        assert_eq!(
-            wanted[2].entry(),
-            json!({"_index": "x", "_id": "b", "routing": "s", "_source": false})
-        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Requests as they arrive, parsed once into typed models: what both the single-node handlers
-//! and the cluster layer read, so neither parses a request the other way.
+//! Requests as they arrive, parsed once into typed models: the handlers parse with these, the
+//! cluster layer plans with what they produce, and the leaf executes it.
 
 pub mod bulk;
+pub mod docs;
 pub mod mget;
 pub mod params;
+pub mod search;
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -72,7 +72,7 @@ pub fn number<T: std::str::FromStr>(
 }
 
 /// How a write waits for search visibility (`refresh` parameter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Refresh {
     /// Return as soon as durable.
     No,

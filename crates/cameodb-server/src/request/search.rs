@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::docs::check_params;
-use super::number;
+use super::params::{check_params, number};
+
 use crate::error::ApiError;
 use cameodb_search::highlight;
 use cameodb_search::sorting;
@@ -120,7 +120,7 @@ pub fn parse_spec(
         (None, None) => Vec::new(),
     };
     let source = SourceFilter::from_params(params).with_body(body.get("_source"))?;
-    let rest_total_as_int = super::flag(params, "rest_total_hits_as_int")?.unwrap_or(false);
+    let rest_total_as_int = super::params::flag(params, "rest_total_hits_as_int")?.unwrap_or(false);
     let aggs = body
         .get("aggs")
         .or_else(|| body.get("aggregations"))
@@ -160,7 +160,7 @@ pub fn parse_spec(
             (None, None) => Some(10_000),
         };
     let highlight = body.get("highlight").map(highlight::parse).transpose()?;
-    let typed_keys = super::flag(params, "typed_keys")?.unwrap_or(false);
+    let typed_keys = super::params::flag(params, "typed_keys")?.unwrap_or(false);
     let mut fields = Vec::new();
     for key in ["fields", "docvalue_fields"] {
         match body.get(key) {

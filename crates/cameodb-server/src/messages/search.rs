@@ -48,7 +48,7 @@ pub struct ShardAnswer {
 }
 
 /// A scroll page or clear, asked of the node that coordinates the scroll.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScrollCall {
     /// Cluster scroll ids.
     pub ids: Vec<String>,

@@ -1,0 +1,110 @@
+//! A node's part of a search: collect its top hits, total and aggregation partials (under the
+//! cluster-wide statistics the coordinator sent), and its term statistics for round one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cameodb_search::dfs::{ClusterStats, IndexStats};
+use cameodb_search::{Partial, SearchSpec, build_query, search_store};
+use tantivy::Searcher;
+
+use super::Leaf;
+use crate::catalog::IndexEntry;
+use crate::error::ApiError;
+use crate::messages::{Pin, ShardAnswer, ShardRequest};
+use crate::shard::run;
+
+/// An index to search, with the point-in-time searcher to use (a scroll's snapshot) or `None`
+/// for the latest refreshed state.
+pub type Target = (Arc<IndexEntry>, Option<Searcher>);
+
+/// Runs `spec` over `targets` (with cluster-wide statistics, when the coordinator sent them).
+/// Also returns the searcher each index used, so a scroll can keep reading the same snapshot.
+pub async fn collect(
+    targets: Vec<Target>,
+    spec: &SearchSpec,
+    stats: Option<&ClusterStats>,
+) -> Result<(Partial, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
+    let mut partial = Partial {
+        shards: targets.len(),
+        ..Partial::default()
+    };
+    let mut used = Vec::with_capacity(targets.len());
+    for (entry, snapshot) in targets {
+        let spec = spec.clone();
+        let name = entry.name.clone();
+        let index_stats = stats.and_then(|s| s.get(&entry.name)).cloned();
+        let (n, mut found, aggs, searcher) = run(&entry.shard, move |store| {
+            let searcher = snapshot.unwrap_or_else(|| store.searcher());
+            let (n, found, aggs) =
+                search_store(store, &searcher, &name, &spec, index_stats.as_ref())?;
+            Ok((n, found, aggs, searcher))
+        })
+        .await
+        .map_err(|e| e.with_index(&entry.name))?;
+        partial.total += n;
+        partial.hits.append(&mut found);
+        partial.aggs.extend(aggs);
+        used.push((entry, searcher));
+    }
+    Ok((partial, used))
+}
+
+/// The indexes of `names` this node holds (a node skips those it lacks).
+async fn local_entries(leaf: &Leaf, names: &[String]) -> Vec<Arc<IndexEntry>> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if let Some(entry) = leaf.catalog.get(name).await {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// This node's part of a search, opening or reading a scroll snapshot as the request says.
+pub async fn search(leaf: &Leaf, request: ShardRequest) -> Result<ShardAnswer, ApiError> {
+    // Parsed and checked by the coordinator; its window is already this node's part (scroll
+    // pages go past the result window by design).
+    let spec = request.spec;
+    let targets: Vec<Target> = match &request.pin {
+        Some(Pin::Use { id, keep_alive_ms }) => leaf
+            .scrolls
+            .snapshot(id, keep_alive_ms.map(Duration::from_millis))?,
+        _ => local_entries(leaf, &request.indices)
+            .await
+            .into_iter()
+            .map(|e| (e, None))
+            .collect(),
+    };
+    let (partial, used) = collect(targets, &spec, request.stats.as_ref()).await?;
+    let pin = match request.pin {
+        Some(Pin::Open { keep_alive_ms }) => Some(
+            leaf.scrolls
+                .open(used, Duration::from_millis(keep_alive_ms))?,
+        ),
+        Some(Pin::Use { id, .. }) => Some(id),
+        None => None,
+    };
+    Ok(ShardAnswer { partial, pin })
+}
+
+/// This node's term statistics for a search's query.
+pub async fn dfs(leaf: &Leaf, request: ShardRequest) -> Result<ClusterStats, ApiError> {
+    let mut out = ClusterStats::new();
+    for entry in local_entries(leaf, &request.indices).await {
+        let query = request.spec.query.clone();
+        let stats: IndexStats = run(&entry.shard, move |store| {
+            let searcher = store.searcher();
+            let query = build_query(store, &query)?;
+            Ok(cameodb_search::dfs::collect(
+                store,
+                &searcher,
+                query.as_ref(),
+            )?)
+        })
+        .await
+        .map_err(|e| e.with_index(&entry.name))?;
+        out.insert(entry.name.clone(), stats);
+    }
+    Ok(out)
+}

@@ -1,0 +1,268 @@
+//! The typed calls nodes make to each other and their typed answers. A coordinator builds a
+//! [`NodeCall`] from the request it parsed (or from its part for one node) and sends it through
+//! [`crate::cluster::ClusterCtx::call_node`]: to itself as a direct call, to another node as
+//! CBOR over libp2p. Nothing on the far side parses an HTTP request again.
+
+pub mod docs;
+pub mod search;
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use cameodb_search::dfs::ClusterStats;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::catalog::IndexMeta;
+use crate::error::ApiError;
+pub use docs::{BulkPart, DocRead, DocWrite, FoundDoc, Written};
+pub use search::{Pin, ScrollCall, ShardAnswer, ShardRequest};
+
+/// What one node asks of another.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum NodeCall {
+    /// This node's part of a search (or a count, or a scroll page).
+    Search(ShardRequest),
+    /// This node's term statistics for a search (round one of a scored search).
+    Dfs(ShardRequest),
+    /// Free scroll snapshots this node keeps for another coordinator.
+    ReleasePins(Vec<String>),
+    /// The next page of a scroll this node coordinates.
+    ScrollPage(ScrollCall),
+    /// Free scrolls this node coordinates.
+    ClearScrolls(ScrollCall),
+    /// One document write on its owner.
+    Write(DocWrite),
+    /// One document read on its owner.
+    Read(DocRead),
+    /// The items of a `_bulk` this node owns, in request order.
+    Bulk(BulkPart),
+    /// The documents of an `_mget` this node owns, in request order.
+    Mget(Vec<DocRead>),
+    /// A delete- or update-by-query over the documents this node holds.
+    ByQuery(ByQueryPart),
+    /// Refresh these indexes here.
+    Refresh(Vec<String>),
+    /// Documents and bytes per index held here.
+    NodeStats,
+    /// As the metadata owner of `index`: create it if missing and tell every node.
+    EnsureIndex(String),
+    /// As the metadata owner: create an index from a create-index body and tell every node.
+    CreateIndex {
+        /// The index name.
+        index: String,
+        /// The checked create-index request.
+        request: CreateIndex,
+    },
+    /// As the metadata owner: apply a mapping change and tell every node.
+    PutMapping {
+        /// The index expression.
+        index: String,
+        /// The mapping body.
+        mapping: Value,
+    },
+    /// Apply a mapping change to this node's copy only (the owner tells every node this).
+    ApplyMapping {
+        /// The concrete index.
+        index: String,
+        /// The mapping body.
+        mapping: Value,
+    },
+    /// This node's descriptor of an index (metadata sync).
+    GetIndex(String),
+    /// Another node created (or describes) an index.
+    PutIndex {
+        /// The index name.
+        name: String,
+        /// Its identity, settings and mapping.
+        descriptor: IndexDescriptor,
+    },
+    /// Another node deleted an index; this copy goes if it is the same one (same uuid).
+    DeleteIndex {
+        /// The index name.
+        name: String,
+        /// The deleted index's uuid.
+        uuid: String,
+    },
+}
+
+/// What a node answers to a [`NodeCall`] that succeeded.
+#[derive(Serialize, Deserialize)]
+pub enum NodeReply {
+    /// Done; nothing to report.
+    Ack,
+    /// To `Search`.
+    Shard(ShardAnswer),
+    /// To `Dfs`.
+    Stats(ClusterStats),
+    /// To `ReleasePins` and `ClearScrolls`: how many were freed.
+    Freed(usize),
+    /// To `ScrollPage`: the page as the client sees it.
+    Page(Value),
+    /// To `Write`.
+    Written(Written),
+    /// To `Read`: the document, if it exists.
+    Doc(Option<FoundDoc>),
+    /// To `Bulk`: each item's outcome, in order.
+    Bulk(Vec<Result<Written, WireError>>),
+    /// To `Mget`: each document's outcome, in order.
+    Docs(Vec<Result<Option<FoundDoc>, WireError>>),
+    /// To `ByQuery`.
+    Tally(Tally),
+    /// To `NodeStats`: (documents, bytes) per index.
+    Sizes(BTreeMap<String, (u64, u64)>),
+    /// To `GetIndex`.
+    Descriptor(IndexDescriptor),
+}
+
+/// A checked create-index request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CreateIndex {
+    /// Index settings, flattened (`index.` prefixes stripped).
+    pub settings: BTreeMap<String, String>,
+    /// The `mappings` object, if any.
+    pub mappings: Option<Value>,
+}
+
+/// What nodes exchange about an index they hold: its identity and settings, and its mapping.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IndexDescriptor {
+    /// Identity (uuid, creation date, placement) and settings.
+    pub meta: IndexMeta,
+    /// The mapping, as Elasticsearch renders it.
+    pub mappings: Value,
+}
+
+/// Which by-query operation, and how.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ByQueryPart {
+    /// The concrete indexes.
+    pub indices: Vec<String>,
+    /// Update (`true`) or delete.
+    pub update: bool,
+    /// Which documents.
+    pub query: cameodb_search::QuerySpec,
+    /// For an update: the partial document merged into each (a CameoDB extension).
+    pub doc: Option<Value>,
+    /// For an update: the `script` object run on each.
+    pub script: Option<Value>,
+    /// `refresh` after the writes.
+    pub refresh: crate::request::params::Refresh,
+    /// `conflicts=proceed`: count conflicts instead of failing on them.
+    pub proceed: bool,
+}
+
+/// What a by-query operation did on one node; tallies add up across nodes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    /// Documents that matched.
+    pub total: u64,
+    /// Documents deleted or updated.
+    pub done: u64,
+    /// Documents an update left unchanged.
+    pub noops: u64,
+    /// Write batches.
+    pub batches: u64,
+    /// Writes that lost to a concurrent change.
+    pub conflicts: u64,
+    /// Failed documents (and nodes), in Elasticsearch's shape.
+    pub failures: Vec<Value>,
+}
+
+impl Tally {
+    /// Adds another node's (or index's) tally to this one.
+    pub fn add(&mut self, other: Tally) {
+        self.total += other.total;
+        self.done += other.done;
+        self.noops += other.noops;
+        self.batches += other.batches;
+        self.conflicts += other.conflicts;
+        self.failures.extend(other.failures);
+    }
+}
+
+/// An [`ApiError`] as it crosses the wire: the same fields, the status as a number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WireError {
+    /// HTTP status.
+    status: u16,
+    /// Elasticsearch error type.
+    kind: String,
+    /// Human-readable reason.
+    reason: String,
+    /// The index concerned.
+    index: Option<String>,
+    /// Further fields of the error object.
+    details: Option<Box<Map<String, Value>>>,
+}
+
+impl From<ApiError> for WireError {
+    fn from(err: ApiError) -> WireError {
+        WireError {
+            status: err.status.as_u16(),
+            kind: err.kind,
+            reason: err.reason,
+            index: err.index,
+            details: err.details,
+        }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(err: WireError) -> ApiError {
+        let mut out = ApiError::new(
+            StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            &err.kind,
+            err.reason,
+        );
+        out.index = err.index;
+        out.details = err.details;
+        out
+    }
+}
+
+/// The answer to a call as it crosses the wire.
+pub type WireAnswer = Result<NodeReply, WireError>;
+
+/// Encodes a message as CBOR (aggregation partials have non-string map keys, which JSON
+/// cannot carry); a value that cannot be encoded is an error, never an empty message.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(message, &mut out)
+        .map_err(|e| ApiError::internal(format!("cannot encode a node message: {e}")))?;
+    Ok(out)
+}
+
+/// Decodes a CBOR message.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    ciborium::from_reader(bytes)
+        .map_err(|e| ApiError::internal(format!("undecodable node message: {e}")))
+}
+
+impl NodeReply {
+    /// The reply's name, for the error when a call got an answer of another kind.
+    fn name(&self) -> &'static str {
+        match self {
+            NodeReply::Ack => "ack",
+            NodeReply::Shard(_) => "shard",
+            NodeReply::Stats(_) => "stats",
+            NodeReply::Freed(_) => "freed",
+            NodeReply::Page(_) => "page",
+            NodeReply::Written(_) => "written",
+            NodeReply::Doc(_) => "doc",
+            NodeReply::Bulk(_) => "bulk",
+            NodeReply::Docs(_) => "docs",
+            NodeReply::Tally(_) => "tally",
+            NodeReply::Sizes(_) => "sizes",
+            NodeReply::Descriptor(_) => "descriptor",
+        }
+    }
+
+    /// The error for a reply that does not answer the call made.
+    pub fn unexpected(&self, wanted: &str) -> ApiError {
+        ApiError::internal(format!(
+            "a node answered [{}] to a [{wanted}] call",
+            self.name()
+        ))
+    }
+}
