@@ -175,7 +175,10 @@ async fn requests_round_trip() {
         .request(c.self_id(), request.clone())
         .await
         .expect("b -> c");
-    assert_eq!(echoed(&response), (b.self_id().to_string(), request.payload.clone()));
+    assert_eq!(
+        echoed(&response),
+        (b.self_id().to_string(), request.payload.clone())
+    );
 
     // A 20 MB payload both ways.
     let big: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
@@ -208,7 +211,10 @@ async fn requests_round_trip() {
 
     // A panicking handler becomes a failure answer, not a dropped stream.
     let response = b.request(c.self_id(), get("panic")).await.expect("panic");
-    assert!(matches!(response, WireResponse::Failed { .. }), "{response:?}");
+    assert!(
+        matches!(response, WireResponse::Failed { .. }),
+        "{response:?}"
+    );
 
     for cluster in [&a, &b, &c] {
         cluster.shutdown().await;
@@ -277,9 +283,7 @@ async fn leave_and_crash_are_detected() {
         })
         .await;
     }
-    a.request(&d_id, get(""))
-        .await
-        .expect("d answers while up");
+    a.request(&d_id, get("")).await.expect("d answers while up");
 
     // Crash D: no goodbye.
     d.abort();

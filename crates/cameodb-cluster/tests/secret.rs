@@ -23,10 +23,7 @@ struct Ok200;
 
 impl RequestHandler for Ok200 {
     fn handle(&self, from: String, _: WireRequest) -> BoxFuture<'static, WireResponse> {
-        async move {
-            WireResponse::Answer(from.into_bytes())
-        }
-        .boxed()
+        async move { WireResponse::Answer(from.into_bytes()) }.boxed()
     }
 }
 
@@ -72,7 +69,10 @@ async fn only_holders_of_the_secret_join_and_call() {
         .request(a.self_id(), get())
         .await
         .expect("members call each other");
-    assert_eq!(answer, WireResponse::Answer(b.self_id().as_bytes().to_vec()));
+    assert_eq!(
+        answer,
+        WireResponse::Answer(b.self_id().as_bytes().to_vec())
+    );
 
     let wrong = node(Some("another secret, not this cluster's"), "cameodb", &[&a]).await;
     let open = node(None, "cameodb", &[&a]).await;

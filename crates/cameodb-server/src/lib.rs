@@ -190,7 +190,10 @@ pub async fn run(
         request_memory: config.breaker.request,
     };
     let app = handlers::router(state)
-        .layer(axum::middleware::from_fn_with_state(body_state, body::buffer))
+        .layer(axum::middleware::from_fn_with_state(
+            body_state,
+            body::buffer,
+        ))
         .layer(axum::middleware::from_fn(compat::elasticsearch_compat))
         // The body is already read (and bounded) by `body::buffer`; this only lifts axum's own
         // 2 MB default for the extractors that read it again.

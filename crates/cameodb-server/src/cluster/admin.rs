@@ -53,7 +53,9 @@ pub async fn by_query(ctx: &ClusterCtx, part: ByQueryPart) -> Result<Tally, ApiE
             Ok(NodeReply::Tally(tally)) => total.add(tally),
             Ok(other) => {
                 let err = other.unexpected("by query");
-                total.failures.push(json!({"node": member.id, "status": err.status.as_u16(), "cause": err.cause()}));
+                total.failures.push(
+                    json!({"node": member.id, "status": err.status.as_u16(), "cause": err.cause()}),
+                );
             }
             Err(err) if err.status.is_client_error() => return Err(err),
             Err(err) => total.failures.push(

@@ -67,9 +67,10 @@ fn refusal(line: &Line<'_>) -> Option<ApiError> {
     None
 }
 
-/// Splits parsed `lines` by owner (`owner(index, id, routing)` names the node), giving
-/// `index`/`create` items without an id a generated one.
+/// Splits `lines` parsed from `body` by owner (`owner(index, id, routing)` names the node),
+/// giving `index`/`create` items without an id a generated one.
 fn split(
+    body: &Bytes,
     lines: Vec<Line<'_>>,
     params: &HashMap<String, String>,
     owner: impl Fn(&str, &str, Option<&str>) -> String,
@@ -108,7 +109,10 @@ fn split(
             if_seq_no,
             create: line.action == Action::Create
                 || meta.get("op_type").and_then(Value::as_str) == Some("create"),
-            source: line.source.unwrap_or_default().to_vec(),
+            source: line
+                .source
+                .map(|source| body.slice_ref(source))
+                .unwrap_or_default(),
         });
         items.push((line.action, index, id, Route::Node(node)));
     }
@@ -123,7 +127,9 @@ type Answers = HashMap<String, Result<Vec<Result<Written, ApiError>>, ApiError>>
 fn reassemble(items: Vec<(Action, String, String, Route)>, answers: Answers) -> Vec<ItemOutcome> {
     let mut per_node: HashMap<String, std::vec::IntoIter<Result<Written, ApiError>>> = answers
         .iter()
-        .filter_map(|(node, answer)| Some((node.clone(), answer.as_ref().ok()?.clone().into_iter())))
+        .filter_map(|(node, answer)| {
+            Some((node.clone(), answer.as_ref().ok()?.clone().into_iter()))
+        })
         .collect();
     items
         .into_iter()
@@ -173,7 +179,7 @@ pub async fn bulk(
         .ingest
         .run(move || {
             let lines = parse_lines(default_index.as_deref(), &body)?;
-            split(lines, &params, |index, id, routing| {
+            split(&body, lines, &params, |index, id, routing| {
                 split_view.owner_of(placements.get(index).map(|r| r.as_ref()), id, routing)
             })
         })
@@ -206,6 +212,9 @@ pub async fn bulk(
         }
     });
     let answers: Answers = join_all(calls).await.into_iter().collect();
+    // This node's part ran in this request's memory account: when it tripped the breaker, the
+    // whole request is refused, as Elasticsearch refuses a bulk it has no room for.
+    cameodb_memory::check()?;
     Ok(reassemble(plan.items, answers))
 }
 
@@ -238,7 +247,10 @@ mod tests {
             let name = ["index", "create", "update", "delete"][usize::from(action % 4)];
             let mut meta = serde_json::Map::new();
             if index % 3 != 0 {
-                meta.insert("_index".into(), serde_json::json!(format!("i{}", index % 3)));
+                meta.insert(
+                    "_index".into(),
+                    serde_json::json!(format!("i{}", index % 3)),
+                );
             }
             if let Some(id) = id {
                 meta.insert("_id".into(), serde_json::json!(id));
@@ -263,6 +275,7 @@ mod tests {
             failing in prop::option::of(0usize..5),
         ) {
             let body = body_of(&items);
+            let body = Bytes::from(body);
             let lines = parse_lines(Some("p"), &body).expect("parses");
             let expected: Vec<(Action, String)> =
                 lines.iter().map(|l| (l.action, l.index.clone().unwrap_or_default())).collect();
@@ -270,7 +283,7 @@ mod tests {
                 let hash = index.bytes().chain(id.bytes()).fold(7usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
                 format!("n{}", hash % nodes)
             };
-            let plan = split(lines, &HashMap::new(), owner).expect("splits");
+            let plan = split(&body, lines, &HashMap::new(), owner).expect("splits");
             prop_assert_eq!(plan.items.len(), items.len());
             let failed_node = failing.map(|f| format!("n{f}"));
             let routes: Vec<Option<String>> = plan.items.iter().map(|(_, _, _, r)| match r {
@@ -309,9 +322,11 @@ mod tests {
 
     #[test]
     fn items_without_an_id_get_one_their_owner_sees() {
-        let body = b"{\"index\":{}}\n{\"a\":1}\n{\"delete\":{\"_id\":\"x\"}}\n{\"delete\":{}}\n";
-        let lines = parse_lines(Some("p"), body).expect("parses");
-        let plan = split(lines, &HashMap::new(), |_, _, _| "n0".into()).expect("splits");
+        let body = Bytes::from_static(
+            b"{\"index\":{}}\n{\"a\":1}\n{\"delete\":{\"_id\":\"x\"}}\n{\"delete\":{}}\n",
+        );
+        let lines = parse_lines(Some("p"), &body).expect("parses");
+        let plan = split(&body, lines, &HashMap::new(), |_, _, _| "n0".into()).expect("splits");
         let part = &plan.parts["n0"];
         assert_eq!(part[0].id.len(), 22, "a generated id");
         assert_eq!(part[0].id, plan.items[0].2);

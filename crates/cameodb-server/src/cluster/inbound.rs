@@ -21,7 +21,9 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
         let leaf = ctx.leaf.as_ref();
         let fields = metadata::FieldRegistry { ctx };
         Ok(match call {
-            NodeCall::Search(request) => NodeReply::Shard(leaf::search::search(leaf, request).await?),
+            NodeCall::Search(request) => {
+                NodeReply::Shard(leaf::search::search(leaf, request).await?)
+            }
             NodeCall::Dfs(request) => NodeReply::Stats(leaf::search::dfs(leaf, request).await?),
             NodeCall::ReleasePins(ids) => NodeReply::Freed(leaf.scrolls.clear(&ids)),
             NodeCall::ScrollPage(call) => NodeReply::Page(scatter::scroll_page(ctx, &call).await?),
@@ -46,7 +48,9 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                     .map(|r| r.map_err(Into::into))
                     .collect(),
             ),
-            NodeCall::ByQuery(part) => NodeReply::Tally(leaf::by_query::by_query(leaf, part).await?),
+            NodeCall::ByQuery(part) => {
+                NodeReply::Tally(leaf::by_query::by_query(leaf, part).await?)
+            }
             NodeCall::Refresh(names) => {
                 leaf::admin::refresh(leaf, &names).await?;
                 NodeReply::Ack

@@ -151,9 +151,7 @@ pub fn metadata_owner<'a>(view: &'a super::router_actor::View, name: &str) -> Op
 /// the owner, or the owner is not up and the cluster's uuid rule settles any conflict).
 async fn other_owner(ctx: &ClusterCtx, index: &str) -> Option<Member> {
     let view = ctx.view().await;
-    metadata_owner(&view, index)
-        .filter(|m| !m.is_self)
-        .cloned()
+    metadata_owner(&view, index).filter(|m| !m.is_self).cloned()
 }
 
 /// Creates an index through its metadata owner, so concurrent creations of one name meet in
@@ -189,7 +187,8 @@ pub async fn create_here(
 /// Applies a mapping change to the indexes `index` names; one concrete index goes through its
 /// metadata owner (see [`create`]).
 pub async fn put_mapping(ctx: &ClusterCtx, index: &str, mapping: &Value) -> Result<(), ApiError> {
-    if !index.contains(['*', ',']) && index != "_all"
+    if !index.contains(['*', ','])
+        && index != "_all"
         && let Some(owner) = other_owner(ctx, index).await
     {
         let call = NodeCall::PutMapping {

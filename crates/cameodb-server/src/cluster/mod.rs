@@ -127,17 +127,13 @@ pub type Answers = Vec<(Member, Result<NodeReply, ApiError>)>;
 
 /// Sends the same call to every data member (this node included), in parallel.
 pub async fn fan_out(ctx: &ClusterCtx, view: &View, call: NodeCall) -> Answers {
-    let calls = view
-        .data_members()
-        .into_iter()
-        .cloned()
-        .map(|member| {
-            let call = call.clone();
-            async move {
-                let answer = ctx.call_node(&member, call, CALL_TIMEOUT).await;
-                (member, answer)
-            }
-        });
+    let calls = view.data_members().into_iter().cloned().map(|member| {
+        let call = call.clone();
+        async move {
+            let answer = ctx.call_node(&member, call, CALL_TIMEOUT).await;
+            (member, answer)
+        }
+    });
     join_all(calls).await
 }
 

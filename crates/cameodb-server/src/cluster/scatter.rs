@@ -12,8 +12,8 @@ use cameodb_cluster::Member;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use super::router_actor::View;
 use super::ClusterCtx;
+use super::router_actor::View;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::ids::generate_id;

@@ -33,7 +33,14 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let refresh = check_bulk_params(params)?;
-    let outcomes = bulk::bulk(&state.cluster, default_index, params.0.clone(), body, refresh).await?;
+    let outcomes = bulk::bulk(
+        &state.cluster,
+        default_index,
+        params.0.clone(),
+        body,
+        refresh,
+    )
+    .await?;
     state
         .cluster
         .leaf

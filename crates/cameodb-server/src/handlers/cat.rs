@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{AppState, Params};
-use crate::request::params::flag;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
+use crate::request::params::flag;
 use crate::respond;
 
 pub async fn indices(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {

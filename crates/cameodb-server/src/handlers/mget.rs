@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, Params};
 use crate::error::ApiError;
+use crate::messages::DocRead;
 use crate::request::mget::parse_mget;
 use crate::request::parse_object_body;
 use crate::respond;
@@ -22,7 +23,15 @@ pub async fn mget(
     let body = parse_object_body(&body)?;
     let default_index = index.map(|Path(index)| index);
     let wanted = parse_mget(default_index.as_deref(), &params, body.as_ref())?;
-    let reads = wanted.iter().map(|w| w.read()).collect();
+    let reads = wanted
+        .iter()
+        .map(|w| DocRead {
+            index: w.index.clone(),
+            id: w.id.clone(),
+            routing: w.routing.clone(),
+            refresh: false,
+        })
+        .collect();
     let found = crate::cluster::mget::mget(&state.cluster, reads).await;
     let mut docs = Vec::with_capacity(wanted.len());
     for (want, found) in wanted.into_iter().zip(found) {

@@ -13,7 +13,6 @@ mod root;
 mod scroll;
 mod search;
 
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -141,4 +140,3 @@ pub fn node_name(node_id: &str) -> String {
     let tail = node_id.len().saturating_sub(8);
     format!("cameodb-{}", node_id.get(tail..).unwrap_or(node_id))
 }
-

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::search::search_entries;
-use crate::request::search::parse_spec;
 use super::{AppState, Params};
 use crate::error::ApiError;
+use crate::request::search::parse_spec;
 use crate::respond;
 
 /// `/_msearch` and `/{index}/_msearch` (the path's index is the default for lines that name none).

@@ -40,37 +40,20 @@ pub async fn cat_nodes(
     params: Params,
 ) -> Result<Response, ApiError> {
     let members = members(&state).await;
-    let rows = if members.is_empty() {
-        vec![vec![
-            state
-                .http_addr
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            state.node_id.clone(),
-            state.node_name.clone(),
-            state.http_addr.clone(),
-            String::new(),
-            "up".into(),
-            "dim".into(),
-        ]]
-    } else {
-        members
-            .iter()
-            .map(|m| {
-                vec![
-                    m.cluster_addr.ip().to_string(),
-                    m.id.clone(),
-                    super::node_name(&m.id),
-                    m.http_addr.clone(),
-                    m.cluster_addr.to_string(),
-                    state_name(m.state).to_string(),
-                    "dim".into(),
-                ]
-            })
-            .collect()
-    };
+    let rows = members
+        .iter()
+        .map(|m| {
+            vec![
+                m.cluster_addr.ip().to_string(),
+                m.id.clone(),
+                super::node_name(&m.id),
+                m.http_addr.clone(),
+                m.cluster_addr.to_string(),
+                state_name(m.state).to_string(),
+                "dim".into(),
+            ]
+        })
+        .collect();
     super::cat::table(&NODE_COLUMNS, rows, &params)
 }
 
@@ -79,22 +62,16 @@ pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
     let members = members(&state).await;
     let ring = state.cluster.view().await.ring.clone();
     let shares = ring.ownership();
-    let listed: Vec<Value> = if members.is_empty() {
-        vec![
-            json!({"id": state.node_id, "name": state.node_name, "http_address": state.http_addr, "state": "up", "ownership": 1.0}),
-        ]
-    } else {
-        members
-            .iter()
-            .map(|m| {
-                json!({
-                    "id": m.id, "name": super::node_name(&m.id), "http_address": m.http_addr,
-                    "cluster_address": m.cluster_addr.to_string(), "state": state_name(m.state),
-                    "ownership": shares.get(&m.id).copied().unwrap_or(0.0),
-                })
+    let listed: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id, "name": super::node_name(&m.id), "http_address": m.http_addr,
+                "cluster_address": m.cluster_addr.to_string(), "state": state_name(m.state),
+                "ownership": shares.get(&m.id).copied().unwrap_or(0.0),
             })
-            .collect()
-    };
+        })
+        .collect();
     let ranges: Vec<Value> = ring
         .ranges()
         .into_iter()
@@ -112,9 +89,6 @@ pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
 /// green.
 pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
     let members = members(state).await;
-    if members.is_empty() {
-        return (1, "green", 0);
-    }
     let present = members
         .iter()
         .filter(|m| matches!(m.state, MemberState::Up | MemberState::Joining))

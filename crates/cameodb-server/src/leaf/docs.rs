@@ -293,10 +293,7 @@ async fn write_batch(
         let forced = apply_refresh(store, refresh, max_seq)?;
         Ok(outcomes
             .into_iter()
-            .map(|o| {
-                o.map(|o| Written::new(o, forced))
-                    .map_err(ApiError::from)
-            })
+            .map(|o| o.map(|o| Written::new(o, forced)).map_err(ApiError::from))
             .collect())
     })
     .await

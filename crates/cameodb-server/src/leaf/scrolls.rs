@@ -72,4 +72,3 @@ impl Scrolls {
         self.contexts.remove(ids).len()
     }
 }
-

@@ -149,9 +149,8 @@ impl From<StoredDoc> for FoundDoc {
 impl FoundDoc {
     /// The document as a JSON value.
     pub fn source_json(&self) -> Result<Value, crate::error::ApiError> {
-        serde_json::from_slice(&self.source).map_err(|e| {
-            crate::error::ApiError::internal(format!("corrupt stored document: {e}"))
-        })
+        serde_json::from_slice(&self.source)
+            .map_err(|e| crate::error::ApiError::internal(format!("corrupt stored document: {e}")))
     }
 }
 
@@ -179,7 +178,7 @@ pub struct BulkItem {
     pub if_seq_no: Option<u64>,
     /// `create` for index actions (`op_type: create`).
     pub create: bool,
-    /// The source line, parsed on the owner (a malformed one fails only its item).
-    #[serde(with = "serde_bytes")]
-    pub source: Vec<u8>,
+    /// The source line, parsed on the owner (a malformed one fails only its item); a slice of
+    /// the request body, not a copy, for a part this node owns.
+    pub source: bytes::Bytes,
 }

@@ -22,18 +22,6 @@ pub struct Wanted {
     pub filter: SourceFilter,
 }
 
-impl Wanted {
-    /// The read of this document, as its owner is asked.
-    pub fn read(&self) -> crate::messages::DocRead {
-        crate::messages::DocRead {
-            index: self.index.clone(),
-            id: self.id.clone(),
-            routing: self.routing.clone(),
-            refresh: false,
-        }
-    }
-}
-
 fn validation(reason: String) -> ApiError {
     ApiError::bad_request(
         "action_request_validation_exception",
