@@ -176,7 +176,6 @@ pub async fn run(
         node_name: handlers::node_name(&node_id),
         node_id: node_id.clone(),
         cluster_uuid: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(b"cameodb")),
-        http_addr: addr.to_string(),
         cluster: Arc::clone(&ctx),
         fault_injection: config.fault_injection,
     };

@@ -33,8 +33,6 @@ pub struct AppState {
     pub node_name: String,
     /// Cluster id (`GET /`): the same on every node of a cluster.
     pub cluster_uuid: String,
-    /// The HTTP address this node serves on.
-    pub http_addr: String,
     /// The coordinator every request is executed through (a node alone is a cluster of one).
     pub cluster: Arc<ClusterCtx>,
     /// Whether the fault-injection endpoint answers (tests only).
