@@ -266,3 +266,72 @@ impl NodeReply {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::docs::{WireSource, WriteBody};
+    use crate::request::params::Refresh;
+
+    #[test]
+    fn a_write_crosses_the_wire_with_its_document() {
+        let source = cameodb_storage::Source::from_slice(br#"{"title":"Alien","year":1979}"#)
+            .expect("an object");
+        let call = NodeCall::Write(DocWrite {
+            index: "movies".into(),
+            id: "1".into(),
+            routing: Some("r".into()),
+            body: WriteBody::Index {
+                source: WireSource(source.clone()),
+                create: true,
+            },
+            if_seq_no: Some(7),
+            refresh: Refresh::WaitFor,
+            auto_create: true,
+        });
+        let NodeCall::Write(back) =
+            decode::<NodeCall>(&encode(&call).expect("encodes")).expect("decodes")
+        else {
+            panic!("another call came back");
+        };
+        assert_eq!((back.index.as_str(), back.id.as_str()), ("movies", "1"));
+        assert_eq!(back.routing.as_deref(), Some("r"));
+        assert_eq!((back.if_seq_no, back.refresh), (Some(7), Refresh::WaitFor));
+        let WriteBody::Index {
+            source: back,
+            create,
+        } = back.body
+        else {
+            panic!("another body came back");
+        };
+        assert!(create);
+        assert_eq!(back.0.as_map(), source.as_map());
+    }
+
+    #[test]
+    fn an_error_comes_back_as_the_same_error() {
+        let mut details = Map::new();
+        details.insert("bytes_limit".into(), Value::from(1024));
+        let mut err = ApiError::rejected("busy").with_index("movies");
+        err.details = Some(Box::new(details));
+        let answer: WireAnswer = Err(err.clone().into());
+        let back: WireAnswer = decode(&encode(&answer).expect("encodes")).expect("decodes");
+        let Err(back) = back else {
+            panic!("an answer came back");
+        };
+        let back = ApiError::from(back);
+        assert_eq!(back.body(), err.body());
+        assert_eq!(back.status, err.status);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&b""[..], b"\xff\xff", b"\xa1\x63abc\x00"] {
+            assert!(decode::<NodeCall>(bytes).is_err());
+        }
+        // A document that is not an object is refused as it is decoded.
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&serde_bytes::Bytes::new(b"[1,2]"), &mut bytes).expect("encodes");
+        assert!(decode::<WireSource>(&bytes).is_err());
+    }
+}
