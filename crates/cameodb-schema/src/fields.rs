@@ -23,6 +23,9 @@ pub const ID_FIELD: &str = "_id";
 pub const KEY_FIELD: &str = "_key";
 /// Name of the ring token field: fast, for token-range filters in the cluster.
 pub const TOKEN_FIELD: &str = "_token";
+/// Name of the field holding the sequence number of the write that produced the indexed
+/// version: fast, so a hit's source is read from that exact version (snapshot reads).
+pub const SEQ_FIELD: &str = "_seq";
 /// Name of the field listing every path a document has a value for (for `exists`).
 pub const FIELD_NAMES_FIELD: &str = "_field_names";
 /// Name of the overflow JSON text field.
@@ -44,6 +47,8 @@ pub struct Fields {
     pub key: Field,
     /// See [`TOKEN_FIELD`].
     pub token: Field,
+    /// See [`SEQ_FIELD`].
+    pub seq: Field,
     /// See [`FIELD_NAMES_FIELD`].
     pub field_names: Field,
     /// See [`TEXT_FIELD`].
@@ -79,6 +84,7 @@ pub fn build() -> (Schema, Fields) {
         TOKEN_FIELD,
         NumericOptions::default().set_indexed().set_fast(),
     );
+    let seq = builder.add_u64_field(SEQ_FIELD, NumericOptions::default().set_fast());
     let field_names = builder.add_text_field(FIELD_NAMES_FIELD, raw_text(false));
     let text = builder.add_json_field(
         TEXT_FIELD,
@@ -109,6 +115,7 @@ pub fn build() -> (Schema, Fields) {
         id,
         key,
         token,
+        seq,
         field_names,
         text,
         exact,

@@ -3,7 +3,7 @@
 //! aggregation result. What a node sends the coordinator is a [`Partial`] of these.
 
 use cameodb_query::{QueryContext, query_string, translate};
-use cameodb_storage::{Store, hit_keys};
+use cameodb_storage::{Snapshot, Store};
 use serde_json::{Map, Value, json};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, Query};
@@ -109,11 +109,12 @@ pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, Se
 /// Runs the search on one index: the total and its top `from + size` hits.
 pub fn search_store(
     store: &Store,
-    searcher: &Searcher,
+    snapshot: &Snapshot,
     index: &str,
     spec: &SearchSpec,
     stats: Option<&crate::dfs::IndexStats>,
 ) -> Result<(usize, Vec<Hit>, Option<AggPart>), SearchError> {
+    let searcher: &Searcher = snapshot;
     let query = build_query(store, &spec.query)?;
     let scoring = stats.map(|stats| crate::dfs::GlobalScoring {
         stats,
@@ -177,8 +178,8 @@ pub fn search_store(
         }
     };
     let addresses: Vec<DocAddress> = ranked.iter().map(|(_, _, a)| *a).collect();
-    let keys = hit_keys(searcher, &addresses)?;
-    let docs = store.get_many(&keys)?;
+    // Each hit's source is the version that matched, whatever was written since.
+    let docs = store.snapshot_docs(snapshot, &addresses)?;
     let mut hits = Vec::with_capacity(ranked.len());
     let mut highlighter = match &spec.highlight {
         Some(request) => Some(highlight::Highlighter::new(
@@ -189,9 +190,7 @@ pub fn search_store(
         )?),
         None => None,
     };
-    for (((score, sort, _), key), doc) in ranked.into_iter().zip(keys).zip(docs) {
-        // A hit deleted since the searcher's snapshot is skipped.
-        let Some(doc) = doc else { continue };
+    for ((score, sort, _), (key, doc)) in ranked.into_iter().zip(docs) {
         let full = doc.source_json()?;
         let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
         let fields = (!spec.fields.is_empty()).then(|| field_values(&full, &spec.fields));

@@ -129,6 +129,8 @@ pub(crate) struct Indexer {
     /// When the oldest uncommitted operation arrived.
     pub pending_since: Option<Instant>,
     pub pending_bytes: usize,
+    /// Told after each commit, which may let superseded bodies go.
+    pub snapshots: Arc<crate::snapshot::Registry>,
 }
 
 impl Indexer {
@@ -234,6 +236,7 @@ impl Indexer {
         self.pending_bytes = 0;
         self.committed.store(self.committed_next, Ordering::Release);
         self.visibility.publish(self.committed_next);
+        self.snapshots.request_collect();
         Ok(())
     }
 }

@@ -1,10 +1,15 @@
 //! The redb side: table layouts and the binary encodings of rows.
 //!
-//! Documents are stored log-structured. `log` holds every live document body under the
-//! sequence number of the write that produced it, so a bulk load appends to it in key order; it
-//! doubles as the write-ahead log for upserts (replay = the `log` entries at or above tantivy's
-//! committed sequence). `docs` maps (id, ring token) to the live sequence number and version. `deletes` is the
-//! write-ahead log for deletes, truncated once tantivy has committed past them.
+//! Documents are stored log-structured. `log` holds every document body under the sequence
+//! number of the write that produced it, so a bulk load appends to it in key order; it doubles
+//! as the write-ahead log for upserts (replay = the live `log` entries at or above tantivy's
+//! committed sequence). `docs` maps (id, ring token) to the live sequence number and version.
+//! `deletes` is the write-ahead log for deletes, truncated once tantivy has committed past them.
+//!
+//! A body an update or delete supersedes stays in `log` while an open index snapshot may still
+//! match it, so a hit's source is always the version that matched (snapshot reads);
+//! `superseded` lists such bodies by the sequence that superseded them, for the collector
+//! that drops them once no snapshot can reach them.
 
 use redb::{ReadableTable, TableDefinition};
 
@@ -16,8 +21,10 @@ use crate::id::DocKey;
 /// one random leaf per document (token first cost 3× the redb time and ~1 GB of page writes per
 /// 265k-doc load). Token-range scans walk the whole table; they are rare (moving ranges).
 pub(crate) const DOCS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("docs_by_id");
-/// sequence → encoded key + JSON body of the live version written at that sequence.
+/// sequence → version, encoded key and JSON body of the version written at that sequence.
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// superseding sequence → sequence of the `log` body it superseded (kept for snapshots).
+pub(crate) const SUPERSEDED: TableDefinition<u64, u64> = TableDefinition::new("superseded");
 /// sequence → encoded key of a delete not yet covered by a tantivy commit.
 pub(crate) const DELETES: TableDefinition<u64, &[u8]> = TableDefinition::new("deletes");
 /// Store metadata by name.
@@ -27,6 +34,11 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const META_NEXT_SEQ: &str = "next_seq";
 /// Meta key: the mapping, as JSON.
 pub(crate) const META_MAPPING: &str = "mapping";
+/// Meta key: the format of `log` entries (u64, little-endian); absent in stores written before
+/// entries carried their version (format 1), which are converted when opened.
+pub(crate) const META_LOG_FORMAT: &str = "log_format";
+/// The `log` entry format this version writes.
+pub(crate) const LOG_FORMAT: u64 = 2;
 
 /// A document as stored in redb.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,10 +92,22 @@ impl DocPointer {
     }
 }
 
-/// Encodes a log entry: key length (u16 LE), encoded key, body.
-pub(crate) fn encode_log(key: &DocKey, body: &[u8]) -> Vec<u8> {
+/// One `log` entry, decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct LogEntry<'a> {
+    /// The document's key.
+    pub key: DocKey,
+    /// The version this write produced.
+    pub version: u64,
+    /// The JSON body.
+    pub body: &'a [u8],
+}
+
+/// Encodes a log entry: version (u64 LE), key length (u16 LE), encoded key, body.
+pub(crate) fn encode_log(key: &DocKey, version: u64, body: &[u8]) -> Vec<u8> {
     let key = key.encode();
-    let mut out = Vec::with_capacity(2 + key.len() + body.len());
+    let mut out = Vec::with_capacity(10 + key.len() + body.len());
+    out.extend_from_slice(&version.to_le_bytes());
     // Keys are at most 8 + 512 bytes, so the length always fits.
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
     out.extend_from_slice(&key);
@@ -91,8 +115,22 @@ pub(crate) fn encode_log(key: &DocKey, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes a log entry into its key and body.
-pub(crate) fn decode_log(bytes: &[u8]) -> Result<(DocKey, &[u8])> {
+/// Decodes a log entry.
+pub(crate) fn decode_log(bytes: &[u8]) -> Result<LogEntry<'_>> {
+    let (version, rest) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("log entry"))?;
+    let (key, body) = decode_v1(rest)?;
+    Ok(LogEntry {
+        key,
+        version: u64::from_le_bytes(*version),
+        body,
+    })
+}
+
+/// Decodes a format-1 entry (key length, key, body: no version), as stores written before
+/// format 2 hold them.
+pub(crate) fn decode_v1(bytes: &[u8]) -> Result<(DocKey, &[u8])> {
     let (len, rest) = bytes
         .split_first_chunk::<2>()
         .ok_or_else(|| corrupt("log entry"))?;
@@ -117,14 +155,22 @@ pub(crate) fn load<L>(log: &L, pointer: DocPointer) -> Result<StoredDoc>
 where
     L: ReadableTable<u64, &'static [u8]>,
 {
+    load_seq(log, pointer.seq)
+}
+
+/// Reads the version written at `seq`, live or superseded.
+pub(crate) fn load_seq<L>(log: &L, seq: u64) -> Result<StoredDoc>
+where
+    L: ReadableTable<u64, &'static [u8]>,
+{
     let entry = log
-        .get(pointer.seq)?
+        .get(seq)?
         .ok_or_else(|| corrupt("store: document body missing"))?;
-    let (_, body) = decode_log(entry.value())?;
+    let entry = decode_log(entry.value())?;
     Ok(StoredDoc {
-        seq_no: pointer.seq,
-        version: pointer.version,
-        source: body.to_vec(),
+        seq_no: seq,
+        version: entry.version,
+        source: entry.body.to_vec(),
     })
 }
 
@@ -152,12 +198,20 @@ mod tests {
     #[test]
     fn encodings_round_trip() {
         let key = DocKey::new(DocId::new("abc").unwrap(), Some("r")).unwrap();
-        let entry = encode_log(&key, b"{\"a\":1}");
-        let (decoded, body) = decode_log(&entry).unwrap();
-        assert_eq!((decoded, body), (key, &b"{\"a\":1}"[..]));
+        let entry = encode_log(&key, 4, b"{\"a\":1}");
+        let decoded = decode_log(&entry).unwrap();
+        assert_eq!(
+            decoded,
+            LogEntry {
+                key,
+                version: 4,
+                body: &b"{\"a\":1}"[..]
+            }
+        );
         let p = DocPointer { seq: 7, version: 3 };
         assert_eq!(DocPointer::decode(&p.encode()).unwrap(), p);
         assert!(decode_log(&[9, 0, 1]).is_err());
+        assert!(decode_v1(&[9, 0, 1]).is_err());
         assert!(DocPointer::decode(&[1, 2]).is_err());
     }
 }

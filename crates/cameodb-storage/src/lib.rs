@@ -15,6 +15,7 @@ mod ops;
 pub mod priority;
 mod recovery;
 mod search;
+mod snapshot;
 mod store;
 mod writer;
 
@@ -26,6 +27,7 @@ pub use kv::StoredDoc;
 pub use ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
 pub use recovery::{DB_FILE, INDEX_DIR, RecoveryReport};
 pub use search::{SearchHit, SearchResults, hit_keys};
+pub use snapshot::Snapshot;
 pub use store::Store;
 
 /// The primary term of every document: a store has one primary, its own, for its whole life

@@ -15,7 +15,10 @@ use crate::convert::to_index_doc;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{commit_with_payload, payload_next_seq};
-use crate::kv::{self, DELETES, DOCS, LOG, META, META_MAPPING, META_NEXT_SEQ};
+use crate::kv::{
+    self, DELETES, DOCS, LOG, LOG_FORMAT, META, META_LOG_FORMAT, META_MAPPING, META_NEXT_SEQ,
+    SUPERSEDED,
+};
 use cameodb_schema::analysis;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
@@ -111,10 +114,27 @@ pub(crate) fn open(
 fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
     let txn = db.begin_write()?;
     let loaded = {
-        txn.open_table(DOCS)?;
-        txn.open_table(LOG)?;
+        let docs = txn.open_table(DOCS)?;
+        let mut log = txn.open_table(LOG)?;
         txn.open_table(DELETES)?;
-        let meta = txn.open_table(META)?;
+        txn.open_table(SUPERSEDED)?;
+        let mut meta = txn.open_table(META)?;
+        let format = meta
+            .get(META_LOG_FORMAT)?
+            .map(|v| kv::decode_u64(v.value()))
+            .transpose()?;
+        match format {
+            Some(LOG_FORMAT) => {}
+            None => {
+                upgrade_log(&docs, &mut log)?;
+                meta.insert(META_LOG_FORMAT, LOG_FORMAT.to_le_bytes().as_slice())?;
+            }
+            Some(other) => {
+                return Err(StoreError::Storage(format!(
+                    "log format {other} is newer than this version's ({LOG_FORMAT})"
+                )));
+            }
+        }
         let next_seq = match meta.get(META_NEXT_SEQ)? {
             Some(v) => kv::decode_u64(v.value())?,
             None => 0,
@@ -128,6 +148,31 @@ fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
     };
     txn.commit()?;
     Ok(loaded)
+}
+
+/// Rewrites format-1 `log` entries (no version; every entry live) with their version from
+/// `docs`, in the opening transaction.
+fn upgrade_log(
+    docs: &redb::Table<'_, (&'static str, u64), &'static [u8]>,
+    log: &mut redb::Table<'_, u64, &'static [u8]>,
+) -> Result<()> {
+    let mut upgraded = Vec::new();
+    for entry in log.iter()? {
+        let (seq, record) = entry?;
+        let (key, body) = kv::decode_v1(record.value())?;
+        let version = kv::pointer(docs, &key)?.map_or(1, |p| p.version);
+        upgraded.push((seq.value(), kv::encode_log(&key, version, body)));
+    }
+    if !upgraded.is_empty() {
+        info!(
+            entries = upgraded.len(),
+            "log entries upgraded to carry their version"
+        );
+    }
+    for (seq, record) in upgraded {
+        log.insert(seq, record.as_slice())?;
+    }
+    Ok(())
 }
 
 /// Opens an existing index if there is a usable one; returns it with the sequence its last
@@ -197,12 +242,22 @@ fn catch_up(
     let log = txn.open_table(LOG)?;
     let deletes = txn.open_table(DELETES)?;
     let mut replayed = 0u64;
-    // Every `log` entry is a live version; those the index has not committed are re-indexed.
+    // Live versions the index has not committed are re-indexed; superseded ones (kept for
+    // snapshots, of which there are none yet) are skipped: their successor is replayed.
     for entry in log.range(covered..)? {
-        let (_, record) = entry?;
-        let (key, body) = kv::decode_log(record.value())?;
-        writer.delete_term(Term::from_field_bytes(fields.key, &key.encode()));
-        writer.add_document(index_doc(&key, body, mapping, fields)?)?;
+        let (seq, record) = entry?;
+        let entry = kv::decode_log(record.value())?;
+        if !is_live(&docs, &entry.key, seq.value())? {
+            continue;
+        }
+        writer.delete_term(Term::from_field_bytes(fields.key, &entry.key.encode()));
+        writer.add_document(index_doc(
+            &entry.key,
+            seq.value(),
+            entry.body,
+            mapping,
+            fields,
+        )?)?;
         replayed += 1;
     }
     // A delete applies only if the document is still absent: if it was written again later,
@@ -238,8 +293,18 @@ fn catch_up(
     Ok(((index, writer, reader), replayed))
 }
 
+/// Whether the `log` entry at `seq` for `key` is the document's live version.
+fn is_live(
+    docs: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    key: &DocKey,
+    seq: u64,
+) -> Result<bool> {
+    Ok(kv::pointer(docs, key)?.is_some_and(|p| p.seq == seq))
+}
+
 fn index_doc(
     key: &DocKey,
+    seq: u64,
     body: &[u8],
     mapping: &Mapping,
     fields: &Fields,
@@ -252,7 +317,8 @@ fn index_doc(
             key.id
         )));
     };
-    let (doc, _) = to_index_doc(mapping, key, &source, fields)?;
+    let (mut doc, _) = to_index_doc(mapping, key, &source, fields)?;
+    doc.doc.add_u64(fields.seq, seq);
     Ok(doc.doc)
 }
 
@@ -277,13 +343,22 @@ fn rebuild(
     analysis::register(index.tokenizers(), mapping);
     let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let txn = db.begin_read()?;
-    let log = txn.open_table(LOG)?;
+    let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
     let mut count = 0u64;
-    // `log` holds exactly the live versions, in write order: a sequential scan.
+    // `log` holds the versions in write order: a sequential scan, keeping the live ones.
     for entry in log.iter()? {
-        let (_, record) = entry?;
-        let (key, body) = kv::decode_log(record.value())?;
-        writer.add_document(index_doc(&key, body, mapping, fields)?)?;
+        let (seq, record) = entry?;
+        let entry = kv::decode_log(record.value())?;
+        if !is_live(&docs, &entry.key, seq.value())? {
+            continue;
+        }
+        writer.add_document(index_doc(
+            &entry.key,
+            seq.value(),
+            entry.body,
+            mapping,
+            fields,
+        )?)?;
         count += 1;
     }
     commit_with_payload(&mut writer, next_seq)?;

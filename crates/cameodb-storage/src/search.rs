@@ -8,7 +8,7 @@ use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
 use crate::kv::StoredDoc;
 use crate::store::Store;
-use cameodb_schema::fields::{ID_FIELD, TOKEN_FIELD};
+use cameodb_schema::fields::{ID_FIELD, SEQ_FIELD, TOKEN_FIELD};
 
 /// One hit.
 #[derive(Clone, Debug)]
@@ -17,8 +17,7 @@ pub struct SearchHit {
     pub key: DocKey,
     /// BM25 score.
     pub score: f32,
-    /// The document as stored in redb now; `None` if it was deleted after the searcher's
-    /// snapshot was taken.
+    /// The document as it was in the snapshot that matched it.
     pub doc: Option<StoredDoc>,
 }
 
@@ -47,13 +46,15 @@ impl Store {
             searcher.search(query, &collector)?
         };
         let addresses: Vec<DocAddress> = top.iter().map(|(_, addr)| *addr).collect();
-        let keys = hit_keys(&searcher, &addresses)?;
-        let docs = self.get_many(&keys)?;
+        let docs = self.snapshot_docs(&searcher, &addresses)?;
         let hits = top
             .into_iter()
-            .zip(keys)
             .zip(docs)
-            .map(|(((score, _), key), doc)| SearchHit { key, score, doc })
+            .map(|((score, _), (key, doc))| SearchHit {
+                key,
+                score,
+                doc: Some(doc),
+            })
             .collect();
         Ok(SearchResults { total, hits })
     }
@@ -78,6 +79,28 @@ pub fn hit_keys(searcher: &Searcher, addresses: &[DocAddress]) -> Result<Vec<Doc
                 token,
                 id: DocId::new(id)?,
             })
+        })
+        .collect()
+}
+
+/// Reads the keys and sequence numbers of `addresses` from the `_id`, `_token` and `_seq` fast
+/// fields: which version of which document each hit is.
+pub(crate) fn hit_seqs(
+    searcher: &Searcher,
+    addresses: &[DocAddress],
+) -> Result<Vec<(DocKey, u64)>> {
+    let keys = hit_keys(searcher, addresses)?;
+    let missing = || StoreError::Index("hit has no _seq".into());
+    keys.into_iter()
+        .zip(addresses)
+        .map(|(key, addr)| {
+            let seq = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64(SEQ_FIELD)?
+                .first(addr.doc_id)
+                .ok_or_else(missing)?;
+            Ok((key, seq))
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, bounded};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::Value;
-use tantivy::{Index, IndexReader, Searcher};
+use tantivy::{DocAddress, Index, IndexReader};
 use tracing::warn;
 
 use crate::activity::SearchActivity;
@@ -22,6 +22,7 @@ use crate::indexer::{Indexer, IndexerMsg, Visibility};
 use crate::kv::{self, DELETES, DOCS, LOG, StoredDoc};
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::recovery::{self, RecoveryReport};
+use crate::snapshot::{Registry, Snapshot};
 use crate::writer::{Writer, WriterMsg};
 use cameodb_schema::fields::{self as schema, Fields};
 use cameodb_schema::mapping::Mapping;
@@ -61,6 +62,8 @@ pub struct Store {
     activity: Arc<SearchActivity>,
     /// Whether timed refresh is on: only then does a search catch an idle store up first.
     timed_refresh: bool,
+    /// Open snapshots: what keeps superseded bodies alive.
+    snapshots: Arc<Registry>,
 }
 
 impl Store {
@@ -97,7 +100,10 @@ impl Store {
         let (indexer_tx, indexer_rx) = bounded(4);
         let (writer_tx, writer_rx) = bounded(config.queue_capacity.max(1));
         let activity = Arc::new(SearchActivity::new(config.search_idle_after));
+        let snapshots = Arc::new(Registry::new(Arc::clone(&visibility)));
+        snapshots.set_collector(Some(writer_tx.clone()));
         let indexer = Indexer {
+            snapshots: Arc::clone(&snapshots),
             activity: Arc::clone(&activity),
             index: recovered.index.clone(),
             writer: recovered.writer,
@@ -123,6 +129,7 @@ impl Store {
             committed: Arc::clone(&committed),
             truncated_below: 0,
             max_group_ops: config.max_group_ops.max(1),
+            snapshots: Arc::clone(&snapshots),
         };
         let indexer_thread = std::thread::Builder::new()
             .name("cameodb-indexer".into())
@@ -146,6 +153,7 @@ impl Store {
             recovery: recovered.report,
             activity,
             timed_refresh: config.refresh_interval.is_some(),
+            snapshots,
         })
     }
 
@@ -236,7 +244,16 @@ impl Store {
     pub fn wal_len(&self) -> Result<u64> {
         let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
         let txn = self.db.begin_read()?;
-        let uncommitted = txn.open_table(LOG)?.range(committed..)?.count() as u64;
+        let docs = txn.open_table(DOCS)?;
+        let mut uncommitted = 0u64;
+        // Superseded bodies kept for snapshots are not replayed: their successors are.
+        for entry in txn.open_table(LOG)?.range(committed..)? {
+            let (seq, record) = entry?;
+            let key = kv::decode_log(record.value())?.key;
+            if kv::pointer(&docs, &key)?.is_some_and(|p| p.seq == seq.value()) {
+                uncommitted += 1;
+            }
+        }
         Ok(uncommitted + txn.open_table(DELETES)?.len()?)
     }
 
@@ -306,8 +323,9 @@ impl Store {
             .map_or_else(|p| Arc::clone(&p.into_inner()), |m| Arc::clone(&m))
     }
 
-    /// A searcher over the latest refreshed state.
-    pub fn searcher(&self) -> Searcher {
+    /// A snapshot of the latest refreshed state: search it, and read its hits' sources with
+    /// [`Store::snapshot_docs`]. The versions it matched stay readable while it lives.
+    pub fn searcher(&self) -> Snapshot {
         if self.activity.touch() && self.timed_refresh {
             // Search-idle until now: timed refreshes were skipped, so refresh before answering
             // to keep showing every acknowledged write, as Elasticsearch does.
@@ -315,7 +333,33 @@ impl Store {
                 tracing::warn!(error = %err, "refresh of a search-idle store failed");
             }
         }
-        self.reader.searcher()
+        Snapshot::take(&self.snapshots, || self.reader.searcher())
+    }
+
+    /// The documents of `addresses` in `snapshot` as they were in it: the version each hit
+    /// matched, whatever was written since.
+    pub fn snapshot_docs(
+        &self,
+        snapshot: &Snapshot,
+        addresses: &[DocAddress],
+    ) -> Result<Vec<(DocKey, StoredDoc)>> {
+        let hits = crate::search::hit_seqs(snapshot, addresses)?;
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        hits.into_iter()
+            .map(|(key, seq)| Ok((key, kv::load_seq(&log, seq)?)))
+            .collect()
+    }
+
+    /// How many superseded versions are kept for snapshots (diagnostics and tests).
+    pub fn retained_versions(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(kv::SUPERSEDED)?.len()?)
+    }
+
+    /// How many snapshots are open (diagnostics and tests).
+    pub fn open_snapshots(&self) -> usize {
+        self.snapshots.open_count()
     }
 
     /// Schema field handles, for building queries.
@@ -331,6 +375,8 @@ impl Store {
     /// Stops the threads after they finish queued work, commits the index (unless configured
     /// not to) and truncates the WAL. Idempotent; also run on drop.
     pub fn close(&self) -> Result<()> {
+        // The registry's sender would keep the writer thread waiting for more.
+        self.snapshots.set_collector(None);
         let writer = self.writer_tx.lock().ok().and_then(|mut g| g.take());
         let Some(writer) = writer else { return Ok(()) };
         // Dropping the last writer sender lets the writer thread drain its queue and exit.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
-use redb::{Database, Table};
+use redb::{Database, ReadableDatabase, ReadableTable, Table};
 use serde_json::Value;
 use tracing::{debug, error};
 
@@ -14,8 +14,11 @@ use crate::convert::to_index_doc;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
-use crate::kv::{self, DELETES, DOCS, DocPointer, LOG, META, META_MAPPING, META_NEXT_SEQ};
+use crate::kv::{
+    self, DELETES, DOCS, DocPointer, LOG, META, META_MAPPING, META_NEXT_SEQ, SUPERSEDED,
+};
 use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
+use crate::snapshot::Registry;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
 
@@ -34,7 +37,16 @@ pub(crate) enum WriterMsg {
         body: Value,
         reply: Sender<Result<()>>,
     },
+    /// Drop the superseded bodies no snapshot can reach any more (sent when the index commits
+    /// and when the oldest snapshot closes).
+    Collect,
 }
+
+/// Superseded bodies dropped at most per write transaction: collection rides along with writes
+/// without making any one of them slow.
+const COLLECT_PER_GROUP: usize = 1_000;
+/// Superseded bodies dropped at most per transaction of its own.
+const COLLECT_PER_TXN: usize = 50_000;
 
 /// State owned by the writer thread.
 pub(crate) struct Writer {
@@ -57,6 +69,8 @@ pub(crate) struct Writer {
     pub truncated_below: u64,
     /// Most operations per transaction.
     pub max_group_ops: usize,
+    /// The open snapshots, which keep superseded bodies alive.
+    pub snapshots: Arc<Registry>,
 }
 
 /// One coalesced transaction's worth of requests.
@@ -75,20 +89,49 @@ impl Writer {
     /// Runs until every sender is gone.
     pub fn run(mut self, inbox: Receiver<WriterMsg>) {
         while let Ok(first) = inbox.recv() {
-            let mut group = vec![into_pending(first)];
-            let mut ops = group_ops(&group);
-            while ops < self.max_group_ops {
-                match inbox.try_recv() {
-                    Ok(msg) => {
-                        group.push(into_pending(msg));
-                        ops = group_ops(&group);
-                    }
-                    Err(_) => break,
+            let mut group = Vec::new();
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                // A collection request joins whatever transaction comes next.
+                if let Some(pending) = into_pending(msg) {
+                    group.push(pending);
+                }
+                if group_ops(&group) < self.max_group_ops {
+                    next = inbox.try_recv().ok();
                 }
             }
-            self.commit_group(group);
+            if group.is_empty() {
+                if let Err(err) = self.collect() {
+                    error!(error = %err, "collecting superseded bodies failed; retried later");
+                }
+            } else {
+                self.commit_group(group);
+            }
         }
         debug!("writer thread stopping");
+    }
+
+    /// Drops, in a transaction of its own, the superseded bodies below the snapshot horizon.
+    fn collect(&mut self) -> Result<()> {
+        let horizon = self.snapshots.horizon();
+        let due = {
+            let txn = self.db.begin_read()?;
+            let superseded = txn.open_table(SUPERSEDED)?;
+            superseded
+                .first()?
+                .is_some_and(|(superseding, _)| superseding.value() < horizon)
+        };
+        if !due {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut log = txn.open_table(LOG)?;
+            let mut superseded = txn.open_table(SUPERSEDED)?;
+            drop_superseded(&mut log, &mut superseded, horizon, COLLECT_PER_TXN)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     fn commit_group(&mut self, group: Vec<Pending>) {
@@ -101,6 +144,7 @@ impl Writer {
             index_bytes: 0,
         };
         let truncate_to = self.committed.load(Ordering::Acquire);
+        let horizon = self.snapshots.horizon();
         let outcome = self
             .db
             .begin_write()
@@ -111,6 +155,7 @@ impl Writer {
                         docs: txn.open_table(DOCS)?,
                         log: txn.open_table(LOG)?,
                         deletes: txn.open_table(DELETES)?,
+                        superseded: txn.open_table(SUPERSEDED)?,
                     };
                     let mut meta = txn.open_table(META)?;
                     let results: Vec<Reply> = group
@@ -134,6 +179,12 @@ impl Writer {
                             .map_err(|e| StoreError::Storage(e.to_string()))?;
                         meta.insert(META_MAPPING, json.as_slice())?;
                     }
+                    drop_superseded(
+                        &mut tables.log,
+                        &mut tables.superseded,
+                        horizon,
+                        COLLECT_PER_GROUP,
+                    )?;
                     if truncate_to > self.truncated_below {
                         // Only delete records are truncated: `log` entries are live bodies.
                         tables
@@ -226,11 +277,31 @@ impl Reply {
     }
 }
 
-fn into_pending(msg: WriterMsg) -> Pending {
+fn into_pending(msg: WriterMsg) -> Option<Pending> {
     match msg {
-        WriterMsg::Write { ops, reply } => Pending::Write { ops, reply },
-        WriterMsg::PutMapping { body, reply } => Pending::Mapping { body, reply },
+        WriterMsg::Write { ops, reply } => Some(Pending::Write { ops, reply }),
+        WriterMsg::PutMapping { body, reply } => Some(Pending::Mapping { body, reply }),
+        WriterMsg::Collect => None,
     }
+}
+
+/// Drops at most `limit` superseded bodies whose superseding write is below `horizon`.
+fn drop_superseded(
+    log: &mut Table<'_, u64, &'static [u8]>,
+    superseded: &mut Table<'_, u64, u64>,
+    horizon: u64,
+    limit: usize,
+) -> Result<usize> {
+    let doomed: Vec<(u64, u64)> = superseded
+        .range(..horizon)?
+        .take(limit)
+        .map(|row| row.map(|(superseding, body)| (superseding.value(), body.value())))
+        .collect::<std::result::Result<_, _>>()?;
+    for (superseding, body) in &doomed {
+        superseded.remove(superseding)?;
+        log.remove(body)?;
+    }
+    Ok(doomed.len())
 }
 
 fn group_ops(group: &[Pending]) -> usize {
@@ -263,6 +334,7 @@ struct Tables<'t> {
     docs: Table<'t, (&'static str, u64), &'static [u8]>,
     log: Table<'t, u64, &'static [u8]>,
     deletes: Table<'t, u64, &'static [u8]>,
+    superseded: Table<'t, u64, u64>,
 }
 
 impl GroupTx<'_> {
@@ -345,7 +417,8 @@ impl GroupTx<'_> {
                 };
                 let seq = self.next_seq;
                 tables.docs.remove((key.id.as_str(), key.token))?;
-                tables.log.remove(existing.seq)?;
+                // The body stays while a snapshot may still match it.
+                tables.superseded.insert(seq, existing.seq)?;
                 tables.deletes.insert(seq, key.encode().as_slice())?;
                 self.next_seq += 1;
                 self.index_ops.push(IndexOp::Delete { key: key.encode() });
@@ -366,13 +439,15 @@ impl GroupTx<'_> {
         source: &Source,
         current: Option<DocPointer>,
     ) -> Result<WriteOutcome> {
-        let (doc, new_mapping) = to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
+        let (mut doc, new_mapping) =
+            to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
         let body = source.to_bytes()?;
         let seq = self.next_seq;
+        doc.doc.add_u64(self.fields.seq, seq);
         let version = current.map_or(1, |c| c.version + 1);
         if let Some(previous) = current {
-            // The superseded body goes: `log` holds live versions only.
-            tables.log.remove(previous.seq)?;
+            // The superseded body stays while a snapshot may still match it.
+            tables.superseded.insert(seq, previous.seq)?;
         }
         let pointer = DocPointer { seq, version };
         tables
@@ -380,7 +455,7 @@ impl GroupTx<'_> {
             .insert((key.id.as_str(), key.token), pointer.encode().as_slice())?;
         tables
             .log
-            .insert(seq, kv::encode_log(key, &body).as_slice())?;
+            .insert(seq, kv::encode_log(key, version, &body).as_slice())?;
         // Only now, with the rows written, does the op count: a redb error above fails the whole
         // transaction, and a mapping error earlier left no trace.
         self.next_seq += 1;

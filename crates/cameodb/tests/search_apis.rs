@@ -370,3 +370,75 @@ fn typed_keys_and_unavailable_indexes() {
     let (status, _) = server.get("/nothing*/_search");
     assert_eq!(status, StatusCode::OK);
 }
+
+#[test]
+fn a_scroll_returns_its_snapshot_whatever_is_written_meanwhile() {
+    let server = Server::start();
+    load(&server, 2000);
+    // Written before the scroll opens but perhaps not refreshed yet: the scroll shows them
+    // or not, as its snapshot has them, but never half.
+    server.call("DELETE", "/s/_doc/1999", None);
+    server.call("POST", "/s/_update/1998", Some(json!({"doc": {"n": -1}})));
+    let (status, first) = server.call(
+        "POST",
+        "/s/_search?scroll=1m",
+        Some(json!({"size": 500, "version": true})),
+    );
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let id = first["_scroll_id"].as_str().unwrap().to_string();
+    let total = first["hits"]["total"]["value"].as_u64().unwrap();
+    let mut pages = vec![first["hits"]["hits"].as_array().unwrap().clone()];
+    // Three documents already returned are deleted, three not yet returned are changed.
+    let returned: Vec<String> = pages[0][..3]
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &returned {
+        let (status, _) = server.call("DELETE", &format!("/s/_doc/{id}?refresh=true"), None);
+        assert_eq!(status, StatusCode::OK);
+    }
+    for id in ["1500", "1501", "1502"] {
+        server.call(
+            "POST",
+            &format!("/s/_update/{id}?refresh=true"),
+            Some(json!({"doc": {"n": -1}})),
+        );
+    }
+    loop {
+        let (status, page) = server.call(
+            "POST",
+            "/_search/scroll",
+            Some(json!({"scroll": "1m", "scroll_id": id})),
+        );
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let hits = page["hits"]["hits"].as_array().unwrap().clone();
+        if hits.is_empty() {
+            break;
+        }
+        pages.push(hits);
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    let returned_total: usize = sizes.iter().sum();
+    assert_eq!(returned_total as u64, total, "pages {sizes:?}");
+    assert!(total == 2000 || total == 1999, "{total}");
+    assert!(
+        sizes[..sizes.len() - 1].iter().all(|&n| n == 500),
+        "no page is short: {sizes:?}"
+    );
+    let mut ids = BTreeSet::new();
+    for hit in pages.iter().flatten() {
+        let id = hit["_id"].as_str().unwrap();
+        assert!(ids.insert(id.to_string()), "{id} returned twice");
+        let n: i64 = id.parse().unwrap();
+        let source_n = hit["_source"]["n"].as_i64().unwrap();
+        // The document as the snapshot matched it: its original body (or, for 1998, the
+        // update made before the scroll opened, if the snapshot has it).
+        match (id, source_n) {
+            ("1998", -1) => assert_eq!(hit["_version"], 2, "{hit}"),
+            (_, source_n) => {
+                assert_eq!(source_n, n, "{hit}");
+                assert_eq!(hit["_version"], 1, "{hit}");
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tantivy::Searcher;
+use cameodb_storage::Snapshot;
 
 use super::search::Target;
 use crate::catalog::IndexEntry;
@@ -15,7 +15,7 @@ use crate::scroll_contexts::{Contexts, ScrollLimits};
 /// One kept snapshot.
 struct Context {
     /// The searcher of each index the search read.
-    targets: Vec<(Arc<IndexEntry>, Searcher)>,
+    targets: Vec<(Arc<IndexEntry>, Snapshot)>,
 }
 
 /// The snapshots this node keeps for open scrolls.
@@ -42,7 +42,7 @@ impl Scrolls {
     /// Keeps the searchers a search just used; returns the id to read them again under.
     pub fn open(
         &self,
-        targets: Vec<(Arc<IndexEntry>, Searcher)>,
+        targets: Vec<(Arc<IndexEntry>, Snapshot)>,
         keep_alive: Duration,
     ) -> Result<String, ApiError> {
         let id = crate::ids::generate_id();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cameodb_search::dfs::{ClusterStats, IndexStats};
 use cameodb_search::{Partial, SearchSpec, build_query, search_store};
-use tantivy::Searcher;
+use cameodb_storage::Snapshot;
 
 use super::Leaf;
 use crate::catalog::IndexEntry;
@@ -14,9 +14,9 @@ use crate::error::ApiError;
 use crate::messages::{Pin, ShardAnswer, ShardRequest};
 use crate::shard::run;
 
-/// An index to search, with the point-in-time searcher to use (a scroll's snapshot) or `None`
+/// An index to search, with the snapshot to read (a scroll's snapshot) or `None`
 /// for the latest refreshed state.
-pub type Target = (Arc<IndexEntry>, Option<Searcher>);
+pub type Target = (Arc<IndexEntry>, Option<Snapshot>);
 
 /// Runs `spec` over `targets` (with cluster-wide statistics, when the coordinator sent them).
 /// Also returns the searcher each index used, so a scroll can keep reading the same snapshot.
@@ -24,7 +24,7 @@ pub async fn collect(
     targets: Vec<Target>,
     spec: &SearchSpec,
     stats: Option<&ClusterStats>,
-) -> Result<(Partial, Vec<(Arc<IndexEntry>, Searcher)>), ApiError> {
+) -> Result<(Partial, Vec<(Arc<IndexEntry>, Snapshot)>), ApiError> {
     let mut partial = Partial {
         shards: targets.len(),
         ..Partial::default()
