@@ -154,6 +154,8 @@ impl From<StoreError> for ApiError {
             StoreError::DocumentMissing { .. } => {
                 (StatusCode::NOT_FOUND, "document_missing_exception")
             }
+            // The history is gone, not the feed: 410, as a cursor that can never be read again.
+            StoreError::ChangesExpired { .. } => (StatusCode::GONE, "changes_expired_exception"),
             StoreError::Closed | StoreError::Locked(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable_shards_exception",

@@ -31,10 +31,18 @@ pub struct StoreConfig {
     /// indexes held gigabytes of cached pages; bodies are read rarely and the OS page cache
     /// backs the file anyway.
     pub kv_cache_bytes: usize,
+    /// How long the change feed keeps superseded versions and tombstones
+    /// (`index.cameo.changes.retention`): a reader (a consumer, a replica catching up) that
+    /// falls further behind than this must start over.
+    pub changes_retention: Duration,
     /// Nice value for the store's threads (writer, indexer and the tantivy indexing and merge
     /// threads they start), so ingest yields the CPU to reads; 0 keeps the caller's priority.
     pub background_nice: i32,
 }
+
+/// The change feed's default retention: 12 hours, Elasticsearch's retention-lease period for
+/// soft deletes, long enough for a replica down overnight to catch up from the feed.
+pub const DEFAULT_CHANGES_RETENTION: Duration = Duration::from_secs(12 * 3600);
 
 /// tantivy refuses budgets below 15 MB per thread.
 const MIN_BUDGET_PER_THREAD: usize = 15_000_000;
@@ -54,6 +62,7 @@ impl Default for StoreConfig {
             verify_index_on_open: true,
             search_idle_after: Some(Duration::from_secs(30)),
             kv_cache_bytes: 64 * 1024 * 1024,
+            changes_retention: DEFAULT_CHANGES_RETENTION,
             background_nice: 10,
         }
     }

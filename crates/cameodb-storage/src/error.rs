@@ -41,6 +41,11 @@ pub enum StoreError {
     /// An update targets a document that does not exist and no upsert was given.
     #[error("[{id}]: document missing")]
     DocumentMissing { id: String },
+    /// A change-feed read from a sequence whose history was already collected.
+    #[error(
+        "the changes since [{since}] are no longer retained (deletes up to [{oldest}] were collected after this cursor started): start over without a cursor"
+    )]
+    ChangesExpired { since: u64, oldest: u64 },
     /// The store has been closed or its writer thread is gone.
     #[error("store is closed")]
     Closed,

@@ -25,7 +25,8 @@ pub(crate) const DOCS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::ne
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// superseding sequence → sequence of the `log` body it superseded (kept for snapshots).
 pub(crate) const SUPERSEDED: TableDefinition<u64, u64> = TableDefinition::new("superseded");
-/// sequence → encoded key of a delete not yet covered by a tantivy commit.
+/// sequence → version and encoded key of a delete: the write-ahead record until tantivy has
+/// committed past it, then the tombstone the change feed serves until retention lets it go.
 pub(crate) const DELETES: TableDefinition<u64, &[u8]> = TableDefinition::new("deletes");
 /// Store metadata by name.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -39,6 +40,10 @@ pub(crate) const META_MAPPING: &str = "mapping";
 pub(crate) const META_LOG_FORMAT: &str = "log_format";
 /// The `log` entry format this version writes.
 pub(crate) const LOG_FORMAT: u64 = 2;
+/// Meta key: a feed cursor from this sequence on misses no delete (u64, little-endian): below
+/// it, tombstones may have been collected. (Collected superseded bodies miss nothing: the
+/// write that superseded each is later in the feed.)
+pub(crate) const META_FEED_FROM: &str = "feed_from";
 
 /// A document as stored in redb.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +145,24 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<(DocKey, &[u8])> {
     Ok((DocKey::decode(key).ok_or_else(|| corrupt("log key"))?, body))
 }
 
+/// Encodes a delete record: the version the delete produced (u64 LE), then the encoded key.
+pub(crate) fn encode_delete(key: &DocKey, version: u64) -> Vec<u8> {
+    let key = key.encode();
+    let mut out = Vec::with_capacity(8 + key.len());
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&key);
+    out
+}
+
+/// Decodes a delete record into its key and version.
+pub(crate) fn decode_delete(bytes: &[u8]) -> Result<(DocKey, u64)> {
+    let (version, key) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("delete record"))?;
+    let key = DocKey::decode(key).ok_or_else(|| corrupt("delete record"))?;
+    Ok((key, u64::from_le_bytes(*version)))
+}
+
 /// Reads the live pointer of `key`.
 pub(crate) fn pointer<T>(docs: &T, key: &DocKey) -> Result<Option<DocPointer>>
 where
@@ -212,6 +235,9 @@ mod tests {
         assert_eq!(DocPointer::decode(&p.encode()).unwrap(), p);
         assert!(decode_log(&[9, 0, 1]).is_err());
         assert!(decode_v1(&[9, 0, 1]).is_err());
+        let deleted = encode_delete(&decoded.key, 9);
+        assert_eq!(decode_delete(&deleted).unwrap(), (decoded.key.clone(), 9));
+        assert!(decode_delete(&[1, 2, 3]).is_err());
         assert!(DocPointer::decode(&[1, 2]).is_err());
     }
 }

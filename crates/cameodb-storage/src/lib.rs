@@ -5,6 +5,7 @@
 //! no network.
 
 mod activity;
+mod changes;
 mod config;
 mod convert;
 mod error;
@@ -19,7 +20,8 @@ mod snapshot;
 mod store;
 mod writer;
 
-pub use config::StoreConfig;
+pub use changes::{Change, Changes, Cursor};
+pub use config::{DEFAULT_CHANGES_RETENTION, StoreConfig};
 pub use convert::{IndexDoc, to_index_doc};
 pub use error::{Result, StoreError};
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};

@@ -50,6 +50,8 @@ pub(crate) struct Recovered {
     pub mapping: Mapping,
     /// Next sequence to allocate; also what the index now covers.
     pub next_seq: u64,
+    /// The change feed is complete from this sequence on.
+    pub feed_from: u64,
     /// What recovery did.
     pub report: RecoveryReport,
 }
@@ -66,7 +68,7 @@ pub(crate) fn open(
     let db = Database::builder()
         .set_cache_size(config.kv_cache_bytes)
         .create(dir.join(DB_FILE))?;
-    let (next_seq, mapping) = load_meta(&db)?;
+    let (next_seq, mapping, feed_from) = load_meta(&db)?;
     let index_dir = dir.join(INDEX_DIR);
     let existing = match open_index(&index_dir, schema, config, &mapping) {
         Ok(Some((index, covered))) if covered <= next_seq => Ok((index, covered)),
@@ -107,16 +109,17 @@ pub(crate) fn open(
         reader,
         mapping,
         next_seq,
+        feed_from,
         report,
     })
 }
 
-fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
+fn load_meta(db: &Database) -> Result<(u64, Mapping, u64)> {
     let txn = db.begin_write()?;
     let loaded = {
         let docs = txn.open_table(DOCS)?;
         let mut log = txn.open_table(LOG)?;
-        txn.open_table(DELETES)?;
+        let mut deletes = txn.open_table(DELETES)?;
         txn.open_table(SUPERSEDED)?;
         let mut meta = txn.open_table(META)?;
         let format = meta
@@ -127,6 +130,7 @@ fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
             Some(LOG_FORMAT) => {}
             None => {
                 upgrade_log(&docs, &mut log)?;
+                upgrade_deletes(&mut deletes)?;
                 meta.insert(META_LOG_FORMAT, LOG_FORMAT.to_le_bytes().as_slice())?;
             }
             Some(other) => {
@@ -144,7 +148,11 @@ fn load_meta(db: &Database) -> Result<(u64, Mapping)> {
                 .map_err(|e| StoreError::Storage(format!("corrupt stored mapping: {e}")))?,
             None => Mapping::default(),
         };
-        (next_seq, mapping)
+        let feed_from = match meta.get(kv::META_FEED_FROM)? {
+            Some(v) => kv::decode_u64(v.value())?,
+            None => 0,
+        };
+        (next_seq, mapping, feed_from)
     };
     txn.commit()?;
     Ok(loaded)
@@ -171,6 +179,22 @@ fn upgrade_log(
     }
     for (seq, record) in upgraded {
         log.insert(seq, record.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Rewrites format-1 delete records (the key only) with version 0: their version was never
+/// recorded. Format-1 stores kept only the deletes tantivy had not committed yet.
+fn upgrade_deletes(deletes: &mut redb::Table<'_, u64, &'static [u8]>) -> Result<()> {
+    let mut upgraded = Vec::new();
+    for entry in deletes.iter()? {
+        let (seq, record) = entry?;
+        let key = DocKey::decode(record.value())
+            .ok_or_else(|| StoreError::Storage("corrupt delete record".into()))?;
+        upgraded.push((seq.value(), kv::encode_delete(&key, 0)));
+    }
+    for (seq, record) in upgraded {
+        deletes.insert(seq, record.as_slice())?;
     }
     Ok(())
 }
@@ -264,8 +288,7 @@ fn catch_up(
     // that later version is a live `log` entry above `covered` and was re-indexed above.
     for entry in deletes.range(covered..)? {
         let (_, record) = entry?;
-        let key = DocKey::decode(record.value())
-            .ok_or_else(|| StoreError::Storage("corrupt delete record".into()))?;
+        let (key, _) = kv::decode_delete(record.value())?;
         if kv::pointer(&docs, &key)?.is_none() {
             writer.delete_term(Term::from_field_bytes(fields.key, &key.encode()));
         }

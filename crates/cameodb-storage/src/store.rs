@@ -54,7 +54,7 @@ pub struct Store {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Whether close commits tantivy (see [`StoreConfig::commit_on_close`]).
     commit_on_close: bool,
-    /// Sequence below which tantivy has committed; the WAL is truncated behind it on close.
+    /// Sequence below which tantivy has committed: what a crash would not replay.
     committed: Arc<AtomicU64>,
     /// What opening had to do.
     recovery: RecoveryReport,
@@ -64,6 +64,8 @@ pub struct Store {
     timed_refresh: bool,
     /// Open snapshots: what keeps superseded bodies alive.
     snapshots: Arc<Registry>,
+    /// Which sequences are durable: what change-feed readers wait on.
+    durable: Arc<Visibility>,
 }
 
 impl Store {
@@ -119,7 +121,13 @@ impl Store {
             pending_since: None,
             pending_bytes: 0,
         };
+        let durable = Arc::new(Visibility::new(recovered.next_seq));
         let writer = Writer {
+            retention: config.changes_retention,
+            written: std::collections::VecDeque::from([(0, std::time::Instant::now())]),
+            retained_from: 0,
+            feed_from: recovered.feed_from,
+            durable: Arc::clone(&durable),
             db: Arc::clone(&db),
             fields: fields.clone(),
             mapping: Mapping::clone(&mapping),
@@ -127,7 +135,6 @@ impl Store {
             next_seq: recovered.next_seq,
             indexer: indexer_tx.clone(),
             committed: Arc::clone(&committed),
-            truncated_below: 0,
             max_group_ops: config.max_group_ops.max(1),
             snapshots: Arc::clone(&snapshots),
         };
@@ -154,6 +161,7 @@ impl Store {
             activity,
             timed_refresh: config.refresh_interval.is_some(),
             snapshots,
+            durable,
         })
     }
 
@@ -240,11 +248,12 @@ impl Store {
     }
 
     /// Number of write-ahead records a crash now would replay: bodies written since tantivy's
-    /// last commit plus delete records not yet truncated (diagnostics and tests).
+    /// last commit plus delete records above it (diagnostics and tests).
     pub fn wal_len(&self) -> Result<u64> {
         let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
         let txn = self.db.begin_read()?;
         let docs = txn.open_table(DOCS)?;
+        let deletes = txn.open_table(DELETES)?.range(committed..)?.count() as u64;
         let mut uncommitted = 0u64;
         // Superseded bodies kept for snapshots are not replayed: their successors are.
         for entry in txn.open_table(LOG)?.range(committed..)? {
@@ -254,7 +263,7 @@ impl Store {
                 uncommitted += 1;
             }
         }
-        Ok(uncommitted + txn.open_table(DELETES)?.len()?)
+        Ok(uncommitted + deletes)
     }
 
     /// Calls `visit` for every document whose token is in `tokens`, in id order, from one
@@ -351,6 +360,16 @@ impl Store {
             .collect()
     }
 
+    /// The database (the change feed reads it).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Which sequences are durable.
+    pub(crate) fn durable(&self) -> &Visibility {
+        &self.durable
+    }
+
     /// How many superseded versions are kept for snapshots (diagnostics and tests).
     pub fn retained_versions(&self) -> Result<u64> {
         let txn = self.db.begin_read()?;
@@ -372,8 +391,8 @@ impl Store {
         &self.index
     }
 
-    /// Stops the threads after they finish queued work, commits the index (unless configured
-    /// not to) and truncates the WAL. Idempotent; also run on drop.
+    /// Stops the threads after they finish queued work and commits the index (unless
+    /// configured not to). Idempotent; also run on drop.
     pub fn close(&self) -> Result<()> {
         // The registry's sender would keep the writer thread waiting for more.
         self.snapshots.set_collector(None);
@@ -406,18 +425,7 @@ impl Store {
         for thread in threads {
             let _ = thread.join();
         }
-        if result.is_ok() {
-            result = self.truncate_wal();
-        }
         result
-    }
-
-    fn truncate_wal(&self) -> Result<()> {
-        let below = self.committed.load(std::sync::atomic::Ordering::Acquire);
-        let txn = self.db.begin_write()?;
-        txn.open_table(DELETES)?.retain_in(..below, |_, _| false)?;
-        txn.commit()?;
-        Ok(())
     }
 }
 

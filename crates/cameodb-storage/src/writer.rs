@@ -2,8 +2,10 @@
 //! commit — one fsync for many callers), acknowledges them once durable, and hands the applied
 //! operations to the indexer in sequence order.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use redb::{Database, ReadableDatabase, ReadableTable, Table};
@@ -13,9 +15,11 @@ use tracing::{debug, error};
 use crate::convert::to_index_doc;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
+use crate::indexer::Visibility;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
 use crate::kv::{
-    self, DELETES, DOCS, DocPointer, LOG, META, META_MAPPING, META_NEXT_SEQ, SUPERSEDED,
+    self, DELETES, DOCS, DocPointer, LOG, META, META_FEED_FROM, META_MAPPING, META_NEXT_SEQ,
+    SUPERSEDED,
 };
 use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
 use crate::snapshot::Registry;
@@ -47,6 +51,9 @@ pub(crate) enum WriterMsg {
 const COLLECT_PER_GROUP: usize = 1_000;
 /// Superseded bodies dropped at most per transaction of its own.
 const COLLECT_PER_TXN: usize = 50_000;
+/// How finely write times are remembered for the change feed's retention: one sample per
+/// this much time, so a day of writes costs tens of thousands of samples, not one per group.
+const RETENTION_GRAIN: Duration = Duration::from_secs(1);
 
 /// State owned by the writer thread.
 pub(crate) struct Writer {
@@ -62,15 +69,25 @@ pub(crate) struct Writer {
     pub next_seq: u64,
     /// Where applied operations go next.
     pub indexer: Sender<IndexerMsg>,
-    /// Sequence below which tantivy has committed everything (set by the indexer); WAL entries
-    /// below it are deleted in the next transaction.
+    /// Sequence below which tantivy has committed everything (set by the indexer): delete
+    /// records below it are no longer needed for recovery.
     pub committed: Arc<AtomicU64>,
-    /// WAL entries below this are already deleted.
-    pub truncated_below: u64,
     /// Most operations per transaction.
     pub max_group_ops: usize,
     /// The open snapshots, which keep superseded bodies alive.
     pub snapshots: Arc<Registry>,
+    /// How long superseded bodies and tombstones stay for the change feed.
+    pub retention: Duration,
+    /// (first sequence written, when), oldest first, one per [`RETENTION_GRAIN`]: which
+    /// sequences are older than the retention. What was written before the store opened
+    /// counts as written at opening (its times are not kept).
+    pub written: VecDeque<(u64, Instant)>,
+    /// Every sequence below this was written longer ago than the retention.
+    pub retained_from: u64,
+    /// The change feed is complete from this sequence on (see [`kv::META_FEED_FROM`]).
+    pub feed_from: u64,
+    /// Published after each durable transaction: what change-feed readers wait on.
+    pub durable: Arc<Visibility>,
 }
 
 /// One coalesced transaction's worth of requests.
@@ -111,30 +128,86 @@ impl Writer {
         debug!("writer thread stopping");
     }
 
-    /// Drops, in a transaction of its own, the superseded bodies below the snapshot horizon.
+    /// Every sequence below the returned one was written longer ago than the retention.
+    fn retention_horizon(&mut self) -> u64 {
+        let Some(cutoff) = Instant::now().checked_sub(self.retention) else {
+            return self.retained_from;
+        };
+        while self.written.front().is_some_and(|(_, at)| *at < cutoff) {
+            self.written.pop_front();
+            self.retained_from = self.written.front().map_or(self.next_seq, |(seq, _)| *seq);
+        }
+        self.retained_from
+    }
+
+    /// Notes that sequences from `first` on were written now.
+    fn note_written(&mut self, first: u64) {
+        let now = Instant::now();
+        let recent = self
+            .written
+            .back()
+            .is_some_and(|(_, at)| now.duration_since(*at) < RETENTION_GRAIN);
+        if !recent {
+            self.written.push_back((first, now));
+        }
+    }
+
+    /// Below which superseded bodies (no snapshot and no feed reader within retention needs
+    /// them) and delete records (committed to tantivy, older than retention) may go.
+    fn horizons(&mut self) -> (u64, u64) {
+        let retained = self.retention_horizon();
+        let collect_below = self.snapshots.horizon().min(retained);
+        let truncate_below = self.committed.load(Ordering::Acquire).min(retained);
+        (collect_below, truncate_below)
+    }
+
+    /// Drops, in a transaction of its own, what [`Writer::horizons`] lets go.
     fn collect(&mut self) -> Result<()> {
-        let horizon = self.snapshots.horizon();
+        let (collect_below, truncate_below) = self.horizons();
         let due = {
             let txn = self.db.begin_read()?;
             let superseded = txn.open_table(SUPERSEDED)?;
+            let deletes = txn.open_table(DELETES)?;
             superseded
                 .first()?
-                .is_some_and(|(superseding, _)| superseding.value() < horizon)
+                .is_some_and(|(superseding, _)| superseding.value() < collect_below)
+                || deletes
+                    .first()?
+                    .is_some_and(|(seq, _)| seq.value() < truncate_below)
         };
         if !due {
             return Ok(());
         }
         let txn = self.db.begin_write()?;
-        {
+        let feed_from = {
             let mut log = txn.open_table(LOG)?;
             let mut superseded = txn.open_table(SUPERSEDED)?;
-            drop_superseded(&mut log, &mut superseded, horizon, COLLECT_PER_TXN)?;
-        }
+            let mut deletes = txn.open_table(DELETES)?;
+            let mut meta = txn.open_table(META)?;
+            drop_superseded(&mut log, &mut superseded, collect_below, COLLECT_PER_TXN)?;
+            let dropped = drop_deletes(&mut deletes, &superseded, truncate_below)?;
+            self.note_feed_from(&mut meta, dropped)?
+        };
         txn.commit()?;
+        self.feed_from = feed_from;
         Ok(())
     }
 
+    /// Records that the feed lost the sequences below `dropped_below`, if that moves it.
+    fn note_feed_from(
+        &self,
+        meta: &mut Table<'_, &'static str, &'static [u8]>,
+        dropped_below: u64,
+    ) -> Result<u64> {
+        if dropped_below > self.feed_from {
+            meta.insert(META_FEED_FROM, dropped_below.to_le_bytes().as_slice())?;
+            return Ok(dropped_below);
+        }
+        Ok(self.feed_from)
+    }
+
     fn commit_group(&mut self, group: Vec<Pending>) {
+        let (collect_below, truncate_below) = self.horizons();
         let mut tx = GroupTx {
             fields: &self.fields,
             mapping: None,
@@ -143,8 +216,6 @@ impl Writer {
             index_ops: Vec::new(),
             index_bytes: 0,
         };
-        let truncate_to = self.committed.load(Ordering::Acquire);
-        let horizon = self.snapshots.horizon();
         let outcome = self
             .db
             .begin_write()
@@ -182,20 +253,21 @@ impl Writer {
                     drop_superseded(
                         &mut tables.log,
                         &mut tables.superseded,
-                        horizon,
+                        collect_below,
                         COLLECT_PER_GROUP,
                     )?;
-                    if truncate_to > self.truncated_below {
-                        // Only delete records are truncated: `log` entries are live bodies.
-                        tables
-                            .deletes
-                            .retain_in(self.truncated_below..truncate_to, |_, _| false)?;
-                    }
-                    results
+                    let dropped =
+                        drop_deletes(&mut tables.deletes, &tables.superseded, truncate_below)?;
+                    let feed_from = self.note_feed_from(&mut meta, dropped)?;
+                    (results, feed_from)
                 };
                 txn.commit()?;
                 Ok(results)
             });
+        let outcome = outcome.map(|(results, feed_from)| {
+            self.feed_from = feed_from;
+            results
+        });
         let GroupTx {
             mapping: changed_mapping,
             next_seq,
@@ -205,8 +277,11 @@ impl Writer {
         } = tx;
         match outcome {
             Ok(results) => {
-                self.truncated_below = self.truncated_below.max(truncate_to);
+                if next_seq != self.next_seq {
+                    self.note_written(self.next_seq);
+                }
                 self.next_seq = next_seq;
+                self.durable.publish(next_seq);
                 let new_mapping = changed_mapping.map(Arc::new);
                 if let Some(mapping) = &new_mapping {
                     self.mapping = Mapping::clone(mapping);
@@ -285,13 +360,14 @@ fn into_pending(msg: WriterMsg) -> Option<Pending> {
     }
 }
 
-/// Drops at most `limit` superseded bodies whose superseding write is below `horizon`.
+/// Drops at most `limit` superseded bodies whose superseding write is below `horizon`. A feed
+/// reader loses nothing it needs: the write that superseded a body is later in the feed.
 fn drop_superseded(
     log: &mut Table<'_, u64, &'static [u8]>,
     superseded: &mut Table<'_, u64, u64>,
     horizon: u64,
     limit: usize,
-) -> Result<usize> {
+) -> Result<()> {
     let doomed: Vec<(u64, u64)> = superseded
         .range(..horizon)?
         .take(limit)
@@ -301,7 +377,32 @@ fn drop_superseded(
         superseded.remove(superseding)?;
         log.remove(body)?;
     }
-    Ok(doomed.len())
+    Ok(())
+}
+
+/// Drops the delete records below `horizon`, and below the oldest body still kept for a
+/// snapshot (so no reader from the start can see a body whose delete is gone); returns one
+/// past the highest dropped (0: none). A feed reader behind a dropped tombstone would miss
+/// that delete: its cursor expires.
+fn drop_deletes(
+    deletes: &mut Table<'_, u64, &'static [u8]>,
+    superseded: &Table<'_, u64, u64>,
+    horizon: u64,
+) -> Result<u64> {
+    let kept = superseded
+        .first()?
+        .map_or(u64::MAX, |(superseding, _)| superseding.value());
+    let horizon = horizon.min(kept);
+    let last = deletes
+        .range(..horizon)?
+        .next_back()
+        .transpose()?
+        .map(|(seq, _)| seq.value());
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    deletes.retain_in(..horizon, |_, _| false)?;
+    Ok(last + 1)
 }
 
 fn group_ops(group: &[Pending]) -> usize {
@@ -419,7 +520,9 @@ impl GroupTx<'_> {
                 tables.docs.remove((key.id.as_str(), key.token))?;
                 // The body stays while a snapshot may still match it.
                 tables.superseded.insert(seq, existing.seq)?;
-                tables.deletes.insert(seq, key.encode().as_slice())?;
+                tables
+                    .deletes
+                    .insert(seq, kv::encode_delete(key, existing.version + 1).as_slice())?;
                 self.next_seq += 1;
                 self.index_ops.push(IndexOp::Delete { key: key.encode() });
                 Ok(WriteOutcome {
