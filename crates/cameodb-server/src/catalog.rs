@@ -97,7 +97,11 @@ const KNOWN_SETTINGS: &[&str] = &[
     "index.number_of_replicas",
     "index.refresh_interval",
     "index.max_result_window",
+    CHANGES_RETENTION,
 ];
+
+/// How long an index's change feed keeps superseded versions and tombstones.
+const CHANGES_RETENTION: &str = "index.cameo.changes.retention";
 
 fn now_millis() -> u64 {
     SystemTime::now()
@@ -200,6 +204,9 @@ pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, Strin
     if let Some(v) = out.get("index.refresh_interval") {
         refresh_interval(v)?;
     }
+    if let Some(v) = out.get(CHANGES_RETENTION) {
+        crate::units::required_time_value(CHANGES_RETENTION, v)?;
+    }
     out.entry("index.number_of_shards".into())
         .or_insert_with(|| "1".into());
     out.entry("index.number_of_replicas".into())
@@ -270,6 +277,13 @@ impl Catalog {
             config.refresh_interval = interval;
             // As in Elasticsearch, an explicit interval is honoured even when nobody searches.
             config.search_idle_after = None;
+        }
+        if let Some(Ok(retention)) = meta
+            .settings
+            .get(CHANGES_RETENTION)
+            .map(|v| crate::units::required_time_value(CHANGES_RETENTION, v))
+        {
+            config.changes_retention = retention;
         }
         config
     }

@@ -56,6 +56,9 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                 NodeReply::Ack
             }
             NodeCall::NodeStats => NodeReply::Sizes(leaf::admin::sizes(leaf).await?),
+            NodeCall::Changes(call) => {
+                NodeReply::Changes(leaf::changes::changes(leaf, call).await?)
+            }
             NodeCall::EnsureIndex(name) => {
                 metadata::ensure_here(ctx, &name).await?;
                 NodeReply::Ack

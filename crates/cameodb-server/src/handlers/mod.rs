@@ -3,6 +3,7 @@
 mod bulk;
 mod by_query;
 mod cat;
+mod changes;
 mod docs;
 mod fault;
 mod indices;
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{index}/_update/{id}", post(docs::update))
         .route("/_cameo/fault/{index}/panic", post(fault::panic_index))
+        .route("/{index}/_cameo/changes", get(changes::changes))
         .route("/_cat/nodes", get(nodes::cat_nodes))
         .route("/_cameo/ring", get(nodes::ring))
         .route("/_cameo/node/stats", get(nodes::node_stats))

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod by_query;
+pub mod changes;
 pub mod docs;
 pub mod scrolls;
 pub mod search;

@@ -3,6 +3,7 @@
 //! [`crate::cluster::ClusterCtx::call_node`]: to itself as a direct call, to another node as
 //! CBOR over libp2p. Nothing on the far side parses an HTTP request again.
 
+pub mod changes;
 pub mod docs;
 pub mod search;
 
@@ -43,6 +44,8 @@ pub enum NodeCall {
     ByQuery(ByQueryPart),
     /// Refresh these indexes here.
     Refresh(Vec<String>),
+    /// This node's change feed of an index.
+    Changes(changes::ChangesCall),
     /// Documents and bytes per index held here.
     NodeStats,
     /// As the metadata owner of `index`: create it if missing and tell every node.
@@ -109,6 +112,8 @@ pub enum NodeReply {
     Docs(Vec<Result<Option<FoundDoc>, WireError>>),
     /// To `ByQuery`.
     Tally(Tally),
+    /// To `Changes`.
+    Changes(changes::ChangesPage),
     /// To `NodeStats`: (documents, bytes) per index.
     Sizes(BTreeMap<String, (u64, u64)>),
     /// To `GetIndex`.
@@ -253,6 +258,7 @@ impl NodeReply {
             NodeReply::Bulk(_) => "bulk",
             NodeReply::Docs(_) => "docs",
             NodeReply::Tally(_) => "tally",
+            NodeReply::Changes(_) => "changes",
             NodeReply::Sizes(_) => "sizes",
             NodeReply::Descriptor(_) => "descriptor",
         }
