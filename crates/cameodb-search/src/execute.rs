@@ -150,7 +150,12 @@ pub fn search_store(
             } else {
                 spec.sort.clone()
             };
-            let plan = sorting::plan(&keys, &store.mapping(), spec.search_after.as_ref())?;
+            let plan = sorting::plan(
+                &keys,
+                &store.mapping(),
+                spec.search_after.as_ref(),
+                spec.shard,
+            )?;
             let (total, top) = sorting::top(searcher, query.as_ref(), &plan, limit, provider)?;
             let score_key = keys.iter().position(|k| k.field == "_score");
             let ranked = top

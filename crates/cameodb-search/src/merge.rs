@@ -147,6 +147,7 @@ mod tests {
 
     fn spec(from: usize, size: usize) -> SearchSpec {
         SearchSpec {
+            shard: 0,
             from,
             size,
             ..SearchSpec::count(QuerySpec::All)

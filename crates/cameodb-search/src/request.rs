@@ -40,6 +40,10 @@ pub struct SearchSpec {
     pub fields: Vec<String>,
     /// `timeout`: how long a cluster search waits for each node before answering without it.
     pub timeout: Option<std::time::Duration>,
+    /// Which part of the search this node's is (set by the coordinator per node): the high
+    /// bits of `_shard_doc`, so that tiebreaker is unique across the cluster.
+    #[serde(default)]
+    pub shard: u32,
 }
 
 /// The query of a request.
@@ -79,6 +83,7 @@ impl SearchSpec {
             highlight: None,
             fields: Vec::new(),
             timeout: None,
+            shard: 0,
         }
     }
 

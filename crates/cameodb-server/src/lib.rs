@@ -256,5 +256,6 @@ async fn start_cluster(
         router,
         leaf,
         scrolls: cluster::scatter::ClusterScrolls::new(scroll_limits),
+        pits: cluster::pit::ClusterPits::new(scroll_limits),
     }))
 }

@@ -9,7 +9,9 @@ use cameodb_memory::{Accounted, NodeBudget};
 use futures::future::BoxFuture;
 use tracing::debug;
 
-use super::{ClusterCtx, metadata, scatter};
+use std::time::Duration;
+
+use super::{ClusterCtx, metadata, pit, scatter};
 use crate::error::ApiError;
 use crate::leaf;
 use crate::messages::{NodeCall, NodeReply, WireAnswer, decode, encode};
@@ -30,6 +32,14 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
             NodeCall::ClearScrolls(call) => {
                 NodeReply::Freed(scatter::clear_scrolls(ctx, &call.ids).await)
             }
+            NodeCall::PitSearch {
+                id,
+                keep_alive_ms,
+                spec,
+            } => NodeReply::Page(
+                pit::search_here(ctx, &id, keep_alive_ms.map(Duration::from_millis), spec).await?,
+            ),
+            NodeCall::ClosePits(ids) => NodeReply::Freed(pit::close_here(ctx, &ids).await),
             NodeCall::Write(write) => {
                 NodeReply::Written(leaf::docs::write(leaf, &fields, write).await?)
             }

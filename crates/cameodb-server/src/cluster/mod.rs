@@ -10,6 +10,7 @@ pub mod docs;
 pub mod inbound;
 pub mod metadata;
 pub mod mget;
+pub mod pit;
 pub mod router_actor;
 pub mod scatter;
 mod sync_rules;
@@ -40,6 +41,8 @@ pub struct ClusterCtx {
     pub leaf: Arc<Leaf>,
     /// Scrolls this node coordinates.
     pub scrolls: scatter::ClusterScrolls,
+    /// Points in time this node coordinates.
+    pub pits: pit::ClusterPits,
 }
 
 impl ClusterCtx {

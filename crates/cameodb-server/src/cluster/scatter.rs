@@ -48,7 +48,7 @@ pub fn scroll_owner(id: &str) -> Option<&str> {
 }
 
 /// Sends each member its request; gathers partials, shard accounting and snapshot ids.
-async fn fan_out(
+pub(super) async fn fan_out(
     ctx: &ClusterCtx,
     calls: Vec<(Member, ShardRequest)>,
     timeout: Duration,
@@ -107,7 +107,7 @@ async fn fan_out(
 }
 
 /// Round one: every node's statistics, summed.
-async fn gather_stats(
+pub(super) async fn gather_stats(
     ctx: &ClusterCtx,
     members: &[Member],
     request: &ShardRequest,
@@ -169,7 +169,7 @@ fn targets(
 
 /// Reports as failed shards the nodes an index was placed on that the cluster no longer knows
 /// (gone longer than gossip remembers a dead node): their documents are missing from the answer.
-fn report_forgotten(
+pub(super) fn report_forgotten(
     view: &View,
     entries: &[Arc<IndexEntry>],
     params: &HashMap<String, String>,
@@ -221,8 +221,10 @@ pub async fn search(
     }
     let calls = members
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(part, m)| {
             let mut request = request.clone();
+            request.spec.shard = part as u32;
             request.pin = keep_alive.map(|k| Pin::Open {
                 keep_alive_ms: k.as_millis() as u64,
             });
@@ -278,7 +280,7 @@ pub async fn next_page(
 }
 
 /// The 404 for a scroll id no node keeps.
-fn missing_context(id: &str, why: &str) -> ApiError {
+pub(super) fn missing_context(id: &str, why: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
         "search_context_missing_exception",
@@ -298,9 +300,11 @@ pub async fn scroll_page(ctx: &ClusterCtx, call: &ScrollCall) -> Result<Value, A
         let calls: Vec<(Member, ShardRequest)> = context
             .pins
             .iter()
-            .map(|(member, pin)| {
+            .enumerate()
+            .map(|(part, (member, pin))| {
                 let mut request = context.request.clone();
                 request.spec = spec.for_nodes();
+                request.spec.shard = part as u32;
                 request.pin = Some(Pin::Use {
                     id: pin.clone(),
                     keep_alive_ms,
@@ -329,7 +333,7 @@ pub async fn clear_scrolls(ctx: &ClusterCtx, ids: &[String]) -> usize {
 }
 
 /// Frees the snapshots `pins` on their nodes.
-async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Member, String)>) {
+pub(super) async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Member, String)>) {
     let mut by_node: HashMap<String, (Member, Vec<String>)> = HashMap::new();
     for (member, pin) in pins {
         by_node

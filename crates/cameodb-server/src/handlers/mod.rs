@@ -10,6 +10,7 @@ mod indices;
 mod mget;
 mod msearch;
 mod nodes;
+mod pit;
 mod root;
 mod scroll;
 mod search;
@@ -128,6 +129,8 @@ pub fn router(state: AppState) -> Router {
         .route("/{index}/_update/{id}", post(docs::update))
         .route("/_cameo/fault/{index}/panic", post(fault::panic_index))
         .route("/{index}/_cameo/changes", get(changes::changes))
+        .route("/{index}/_pit", post(pit::open))
+        .route("/_pit", axum::routing::delete(pit::close))
         .route("/_cat/nodes", get(nodes::cat_nodes))
         .route("/_cameo/ring", get(nodes::ring))
         .route("/_cameo/node/stats", get(nodes::node_stats))

@@ -9,8 +9,10 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::pit::pit_of;
 use super::{AppState, Params};
 use crate::catalog::IndexEntry;
+use crate::cluster::pit;
 use crate::cluster::scatter;
 use crate::error::ApiError;
 use crate::request::params::{check_params, flag};
@@ -18,6 +20,7 @@ use crate::request::parse_object_body;
 use crate::request::search::{parse_spec, query_spec};
 use crate::respond;
 use cameodb_search::SearchSpec;
+use cameodb_search::sorting::SortKey;
 
 /// Runs a search over `entries`, opening a scroll when `keep_alive` is set. `params` choose
 /// the nodes (`routing`).
@@ -61,7 +64,13 @@ pub async fn search(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // Parse errors come before a missing index, as in Elasticsearch.
-    parse_spec(&params, parse_object_body(&body)?)?;
+    let parsed = parse_object_body(&body)?;
+    if parsed.as_ref().is_some_and(|b| b.contains_key("pit")) {
+        return Err(ApiError::illegal_argument(
+            "[indices] cannot be used with point in time. Do not specify any index with point in time.",
+        ));
+    }
+    parse_spec(&params, parsed)?;
     let entries = targets(&state, &index, &params).await?;
     respond_search(&state, entries, &params, &body).await
 }
@@ -71,6 +80,26 @@ pub async fn search_all(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let parsed = parse_object_body(&body)?.unwrap_or_default();
+    if let Some(pit) = pit_of(&parsed)? {
+        if params.contains_key("scroll") {
+            return Err(ApiError::illegal_argument(
+                "using [point in time] is not allowed in a scroll context",
+            ));
+        }
+        let mut spec = parse_spec(&params, Some(parsed))?;
+        // As in Elasticsearch: a sorted search on a point in time ends with the `_shard_doc`
+        // tiebreaker, so `search_after` never skips or repeats a document.
+        if !spec.sort.is_empty() && !spec.sort.iter().any(|k| k.field == "_shard_doc") {
+            spec.sort.push(SortKey {
+                field: "_shard_doc".into(),
+                descending: false,
+                missing_first: false,
+            });
+        }
+        let out = pit::search(&state.cluster, &pit.id, pit.keep_alive, spec).await?;
+        return Ok(respond::ok(out));
+    }
     let entries = state.catalog.all().await;
     respond_search(&state, entries, &params, &body).await
 }

@@ -32,6 +32,17 @@ pub enum NodeCall {
     ScrollPage(ScrollCall),
     /// Free scrolls this node coordinates.
     ClearScrolls(ScrollCall),
+    /// A search on a point in time this node coordinates.
+    PitSearch {
+        /// The point-in-time id.
+        id: String,
+        /// New keep-alive, milliseconds.
+        keep_alive_ms: Option<u64>,
+        /// The search (its sort already with the `_shard_doc` tiebreaker).
+        spec: cameodb_search::SearchSpec,
+    },
+    /// Close points in time this node coordinates.
+    ClosePits(Vec<String>),
     /// One document write on its owner.
     Write(DocWrite),
     /// One document read on its owner.
@@ -98,9 +109,9 @@ pub enum NodeReply {
     Shard(ShardAnswer),
     /// To `Dfs`.
     Stats(ClusterStats),
-    /// To `ReleasePins` and `ClearScrolls`: how many were freed.
+    /// To `ReleasePins`, `ClearScrolls` and `ClosePits`: how many were freed.
     Freed(usize),
-    /// To `ScrollPage`: the page as the client sees it.
+    /// To `ScrollPage` and `PitSearch`: the page as the client sees it.
     Page(Value),
     /// To `Write`.
     Written(Written),

@@ -82,6 +82,8 @@ pub fn parse_spec(
         "aggregations",
         "version",
         "seq_no_primary_term",
+        // Read by the handler (a point in time, not an index in the path).
+        "pit",
     ];
     if let Some(unknown) = body.keys().find(|k| !BODY_KEYS.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
@@ -205,6 +207,7 @@ pub fn parse_spec(
         None => None,
     };
     Ok(SearchSpec {
+        shard: 0,
         timeout,
         query,
         from,

@@ -1,0 +1,103 @@
+//! Points in time: `POST /{index}/_pit?keep_alive=…` opens one, a `_search` whose body names
+//! it reads it (see `search.rs`), `DELETE /_pit` closes it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::{AppState, Params};
+use crate::cluster::pit;
+use crate::error::ApiError;
+use crate::request::params::check_params;
+use crate::request::parse_object_body;
+use crate::respond;
+
+pub async fn open(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    check_params(
+        &params,
+        &[
+            "keep_alive",
+            "ignore_unavailable",
+            "expand_wildcards",
+            "preference",
+            "routing",
+            "allow_partial_search_results",
+        ],
+    )?;
+    let keep_alive = params.get("keep_alive").ok_or_else(|| {
+        ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: [keep_alive] is not specified;",
+        )
+    })?;
+    let keep_alive = crate::units::required_time_value("keep_alive", keep_alive)?;
+    let entries = state.catalog.resolve(&index).await?;
+    let shards = entries.len();
+    let id = pit::open(&state.cluster, &entries, keep_alive).await?;
+    Ok(respond::ok(json!({
+        "id": id,
+        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
+    })))
+}
+
+pub async fn close(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.unwrap_or_default();
+    let ids: Vec<String> = match body.get("id") {
+        Some(Value::String(id)) => vec![id.clone()],
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "action_request_validation_exception",
+                "Validation Failed: 1: [id] of a point in time is missing;",
+            ));
+        }
+    };
+    let freed = pit::close(&state.cluster, &ids).await;
+    let status = if freed > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    Ok(respond::json(
+        status,
+        json!({"succeeded": true, "num_freed": freed}),
+    ))
+}
+
+/// A `pit` object of a search body: its id and new keep-alive.
+pub struct PitRequest {
+    /// The point-in-time id.
+    pub id: String,
+    /// New keep-alive, if given.
+    pub keep_alive: Option<std::time::Duration>,
+}
+
+/// Reads the `pit` object of a search body, if it has one.
+pub fn pit_of(body: &serde_json::Map<String, Value>) -> Result<Option<PitRequest>, ApiError> {
+    let Some(pit) = body.get("pit") else {
+        return Ok(None);
+    };
+    let id = pit
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::parse("[pit] must be an object with a string [id]"))?;
+    let keep_alive = match pit.get("keep_alive") {
+        None => None,
+        Some(Value::String(text)) => Some(crate::units::required_time_value("keep_alive", text)?),
+        Some(_) => return Err(ApiError::parse("[pit.keep_alive] must be a time value")),
+    };
+    Ok(Some(PitRequest {
+        id: id.to_string(),
+        keep_alive,
+    }))
+}
