@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cameodb_storage::{Store, StoreConfig, WriteOp, WriteResult};
-use common::{assert_in_sync, key, put};
+use common::{assert_feed_matches_store, assert_in_sync, key, put};
 use rand::Rng;
 use serde_json::json;
 
@@ -199,6 +199,7 @@ fn acknowledged_writes_survive_sigkill() {
             );
         }
         assert_in_sync(&store);
+        assert_feed_matches_store(&store);
         // Adopt whatever the in-flight operations left, so later cycles check from there.
         for id in uncertain {
             let got = store

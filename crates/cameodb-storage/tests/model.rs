@@ -110,6 +110,14 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
             (got, expected) => prop_assert!(false, "get {id}: store {got:?} vs model {expected:?}"),
         }
     }
+    // The change feed replays to the same documents and versions.
+    let replayed = common::feed_replay(store);
+    let expected_docs: std::collections::BTreeMap<String, (u64, Value)> = model
+        .docs
+        .iter()
+        .map(|(id, (value, version, _))| (id.clone(), (*version, value.clone())))
+        .collect();
+    prop_assert_eq!(replayed, expected_docs);
     let mut indexed = indexed_ids(store);
     indexed.sort();
     let expected: Vec<String> = model.searchable.keys().cloned().collect();
