@@ -265,15 +265,16 @@ fn catch_up(
     let docs = txn.open_table(DOCS)?;
     let log = txn.open_table(LOG)?;
     let deletes = txn.open_table(DELETES)?;
+    let superseded = superseded_from(&txn.open_table(SUPERSEDED)?, covered)?;
     let mut replayed = 0u64;
     // Live versions the index has not committed are re-indexed; superseded ones (kept for
     // snapshots, of which there are none yet) are skipped: their successor is replayed.
     for entry in log.range(covered..)? {
         let (seq, record) = entry?;
-        let entry = kv::decode_log(record.value())?;
-        if !is_live(&docs, &entry.key, seq.value())? {
+        if superseded.contains(&seq.value()) {
             continue;
         }
+        let entry = kv::decode_log(record.value())?;
         writer.delete_term(Term::from_field_bytes(fields.key, &entry.key.encode()));
         writer.add_document(index_doc(
             &entry.key,
@@ -316,13 +317,22 @@ fn catch_up(
     Ok(((index, writer, reader), replayed))
 }
 
-/// Whether the `log` entry at `seq` for `key` is the document's live version.
-fn is_live(
-    docs: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
-    key: &DocKey,
-    seq: u64,
-) -> Result<bool> {
-    Ok(kv::pointer(docs, key)?.is_some_and(|p| p.seq == seq))
+/// The `log` bodies at or above `from` that a later write superseded (kept for snapshots and
+/// the feed): replay and rebuild skip them, their successors are indexed instead. A body
+/// superseded at `u` has its row under `u` > its own sequence, so rows from `from` on suffice;
+/// collection never drops a row at or above what the index covers.
+fn superseded_from(
+    superseded: &impl ReadableTable<u64, u64>,
+    from: u64,
+) -> Result<std::collections::HashSet<u64>> {
+    let mut out = std::collections::HashSet::new();
+    for row in superseded.range(from..)? {
+        let (_, body) = row?;
+        if body.value() >= from {
+            out.insert(body.value());
+        }
+    }
+    Ok(out)
 }
 
 fn index_doc(
@@ -366,15 +376,16 @@ fn rebuild(
     analysis::register(index.tokenizers(), mapping);
     let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let txn = db.begin_read()?;
-    let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
+    let log = txn.open_table(LOG)?;
+    let superseded = superseded_from(&txn.open_table(SUPERSEDED)?, 0)?;
     let mut count = 0u64;
     // `log` holds the versions in write order: a sequential scan, keeping the live ones.
     for entry in log.iter()? {
         let (seq, record) = entry?;
-        let entry = kv::decode_log(record.value())?;
-        if !is_live(&docs, &entry.key, seq.value())? {
+        if superseded.contains(&seq.value()) {
             continue;
         }
+        let entry = kv::decode_log(record.value())?;
         writer.add_document(index_doc(
             &entry.key,
             seq.value(),
