@@ -1,8 +1,8 @@
 //! The indexer thread: applies durable operations to the tantivy IndexWriter in sequence order
 //! and commits on the refresh policy, stamping each commit with the sequence it covers.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -13,6 +13,7 @@ use tracing::{debug, error, warn};
 
 use crate::convert::IndexDoc;
 use crate::error::{Result, StoreError};
+use crate::visibility::Visibility;
 use cameodb_schema::analysis;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
@@ -62,49 +63,6 @@ pub(crate) enum IndexerMsg {
 pub(crate) struct CommitPayload {
     /// Every operation with a lower sequence number is in this commit.
     pub next_seq: u64,
-}
-
-/// Which sequence numbers searches can see, with a way to wait for one.
-#[derive(Default)]
-pub(crate) struct Visibility {
-    /// Every sequence below this value is searchable.
-    next: Mutex<u64>,
-    /// Signalled on every advance.
-    advanced: Condvar,
-}
-
-impl Visibility {
-    pub fn new(next: u64) -> Self {
-        Visibility {
-            next: Mutex::new(next),
-            advanced: Condvar::new(),
-        }
-    }
-
-    pub fn publish(&self, next: u64) {
-        if let Ok(mut guard) = self.next.lock() {
-            *guard = (*guard).max(next);
-            self.advanced.notify_all();
-        }
-    }
-
-    pub fn current(&self) -> u64 {
-        self.next.lock().map_or(0, |g| *g)
-    }
-
-    /// Waits until `seq` is searchable or `timeout` passes; returns whether it is.
-    pub fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
-        let Ok(guard) = self.next.lock() else {
-            return false;
-        };
-        match self
-            .advanced
-            .wait_timeout_while(guard, timeout, |next| *next <= seq)
-        {
-            Ok((guard, _)) => *guard > seq,
-            Err(_) => false,
-        }
-    }
 }
 
 /// State owned by the indexer thread.

@@ -9,6 +9,7 @@ mod changes;
 mod config;
 mod convert;
 mod error;
+mod hits;
 mod id;
 mod indexer;
 mod kv;
@@ -18,17 +19,19 @@ mod recovery;
 mod search;
 mod snapshot;
 mod store;
+mod visibility;
 mod writer;
 
 pub use changes::{Change, Changes, Cursor};
 pub use config::{DEFAULT_CHANGES_RETENTION, StoreConfig};
 pub use convert::{IndexDoc, to_index_doc};
 pub use error::{Result, StoreError};
+pub use hits::hit_keys;
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};
 pub use kv::StoredDoc;
 pub use ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
 pub use recovery::{DB_FILE, INDEX_DIR, RecoveryReport};
-pub use search::{SearchHit, SearchResults, hit_keys};
+pub use search::{SearchHit, SearchResults};
 pub use snapshot::Snapshot;
 pub use store::Store;
 

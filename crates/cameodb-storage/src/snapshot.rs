@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::Sender;
 use tantivy::Searcher;
 
-use crate::indexer::Visibility;
-use crate::writer::WriterMsg;
+use crate::visibility::Visibility;
+
+/// Asks the writer to collect superseded bodies (best effort, never blocks).
+pub(crate) type Collector = Box<dyn Fn() + Send + Sync>;
 
 /// The open snapshots of one store, by the sequence their commit covers.
 pub(crate) struct Registry {
@@ -22,7 +23,7 @@ pub(crate) struct Registry {
     /// What the index covers now: a snapshot taken now covers at least this.
     visibility: Arc<Visibility>,
     /// Asked to collect superseded bodies when the oldest snapshot closes.
-    collect: Mutex<Option<Sender<WriterMsg>>>,
+    collect: Mutex<Option<Collector>>,
 }
 
 impl Registry {
@@ -34,11 +35,11 @@ impl Registry {
         }
     }
 
-    /// Where to ask for collection (the writer's inbox), once the writer runs; `None` when
-    /// the store closes.
-    pub fn set_collector(&self, writer: Option<Sender<WriterMsg>>) {
+    /// How to ask for collection (a message to the writer), once the writer runs; `None`
+    /// when the store closes.
+    pub fn set_collector(&self, collector: Option<Collector>) {
         if let Ok(mut collect) = self.collect.lock() {
-            *collect = writer;
+            *collect = collector;
         }
     }
 
@@ -82,9 +83,9 @@ impl Registry {
     /// Asks the writer to collect (after a commit moved the horizon); best effort.
     pub fn request_collect(&self) {
         if let Ok(collect) = self.collect.lock()
-            && let Some(writer) = collect.as_ref()
+            && let Some(collect) = collect.as_ref()
         {
-            let _ = writer.try_send(WriterMsg::Collect);
+            collect();
         }
     }
 

@@ -18,11 +18,12 @@ use crate::activity::SearchActivity;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
-use crate::indexer::{Indexer, IndexerMsg, Visibility};
+use crate::indexer::{Indexer, IndexerMsg};
 use crate::kv::{self, DELETES, DOCS, LOG, StoredDoc};
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::recovery::{self, RecoveryReport};
 use crate::snapshot::{Registry, Snapshot};
+use crate::visibility::Visibility;
 use crate::writer::{Writer, WriterMsg};
 use cameodb_schema::fields::{self as schema, Fields};
 use cameodb_schema::mapping::Mapping;
@@ -103,7 +104,11 @@ impl Store {
         let (writer_tx, writer_rx) = bounded(config.queue_capacity.max(1));
         let activity = Arc::new(SearchActivity::new(config.search_idle_after));
         let snapshots = Arc::new(Registry::new(Arc::clone(&visibility)));
-        snapshots.set_collector(Some(writer_tx.clone()));
+        let collect_tx = writer_tx.clone();
+        snapshots.set_collector(Some(Box::new(move || {
+            // Best effort: a full inbox means writes are coming, and each one collects too.
+            let _ = collect_tx.try_send(WriterMsg::Collect);
+        })));
         let indexer = Indexer {
             snapshots: Arc::clone(&snapshots),
             activity: Arc::clone(&activity),
@@ -352,7 +357,7 @@ impl Store {
         snapshot: &Snapshot,
         addresses: &[DocAddress],
     ) -> Result<Vec<(DocKey, StoredDoc)>> {
-        let hits = crate::search::hit_seqs(snapshot, addresses)?;
+        let hits = crate::hits::hit_seqs(snapshot, addresses)?;
         let txn = self.db.begin_read()?;
         let log = txn.open_table(LOG)?;
         hits.into_iter()

@@ -15,7 +15,6 @@ use tracing::{debug, error};
 use crate::convert::to_index_doc;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
-use crate::indexer::Visibility;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
 use crate::kv::{
     self, DELETES, DOCS, DocPointer, LOG, META, META_FEED_FROM, META_MAPPING, META_NEXT_SEQ,
@@ -23,6 +22,7 @@ use crate::kv::{
 };
 use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
 use crate::snapshot::Registry;
+use crate::visibility::Visibility;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
 
