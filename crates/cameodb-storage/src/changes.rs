@@ -8,8 +8,6 @@
 
 use std::time::Duration;
 
-use redb::ReadableDatabase;
-
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::kv::{self, DELETES, LOG, META, META_FEED_FROM};

@@ -8,6 +8,7 @@ mod activity;
 mod changes;
 mod config;
 mod convert;
+mod db;
 mod error;
 mod hits;
 mod id;

@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, bounded};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde_json::Value;
 use tantivy::{DocAddress, Index, IndexReader};
 use tracing::warn;
 
 use crate::activity::SearchActivity;
 use crate::config::StoreConfig;
+use crate::db::Db;
 use crate::error::{Result, StoreError};
 use crate::id::{DocId, DocKey};
 use crate::indexer::{Indexer, IndexerMsg};
@@ -36,7 +37,7 @@ pub struct Store {
     /// Where the store lives.
     dir: PathBuf,
     /// The database, shared with the writer thread; reads use their own transactions.
-    db: Arc<Database>,
+    db: Arc<Db>,
     /// Schema handles, for building queries.
     fields: Fields,
     /// The tantivy index (for its schema and tokenizers when building queries).
@@ -92,7 +93,7 @@ impl Store {
     fn open_here(dir: PathBuf, config: StoreConfig) -> Result<Store> {
         let (schema, fields) = schema::build();
         let recovered = recovery::open(&dir, &config, &schema, &fields)?;
-        let db = Arc::new(recovered.db);
+        let db = Arc::new(Db::new(recovered.db, dir.join(crate::recovery::DB_FILE)));
         let mapping = Arc::new(recovered.mapping);
         let shared_mapping = Arc::new(RwLock::new(Arc::clone(&mapping)));
         let visibility = Arc::new(Visibility::new(recovered.next_seq));
@@ -133,6 +134,7 @@ impl Store {
             retained_from: 0,
             feed_from: recovered.feed_from,
             durable: Arc::clone(&durable),
+            compact_checked: None,
             db: Arc::clone(&db),
             fields: fields.clone(),
             mapping: Mapping::clone(&mapping),
@@ -235,21 +237,21 @@ impl Store {
 
     /// Real-time get: the latest durable version, whether or not it is searchable yet.
     pub fn get(&self, key: &DocKey) -> Result<Option<StoredDoc>> {
-        let txn = self.db.begin_read()?;
-        kv::read(&txn.open_table(DOCS)?, &txn.open_table(LOG)?, key)
+        self.db
+            .read(|txn| kv::read(&txn.open_table(DOCS)?, &txn.open_table(LOG)?, key))
     }
 
     /// Gets several documents from one consistent snapshot.
     pub fn get_many(&self, keys: &[DocKey]) -> Result<Vec<Option<StoredDoc>>> {
-        let txn = self.db.begin_read()?;
-        let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
-        keys.iter().map(|key| kv::read(&docs, &log, key)).collect()
+        self.db.read(|txn| {
+            let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
+            keys.iter().map(|key| kv::read(&docs, &log, key)).collect()
+        })
     }
 
     /// Number of documents in the KV store.
     pub fn doc_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(DOCS)?.len()?)
+        self.db.read(|txn| Ok(txn.open_table(DOCS)?.len()?))
     }
 
     /// Number of write-ahead records a crash now would replay: bodies written since tantivy's
@@ -366,7 +368,7 @@ impl Store {
     }
 
     /// The database (the change feed reads it).
-    pub(crate) fn db(&self) -> &Database {
+    pub(crate) fn db(&self) -> &Db {
         &self.db
     }
 

@@ -8,11 +8,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use redb::{Database, ReadableDatabase, ReadableTable, Table};
+use redb::{ReadableTable, Table};
 use serde_json::Value;
 use tracing::{debug, error};
 
 use crate::convert::to_index_doc;
+use crate::db::Db;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
@@ -58,7 +59,7 @@ const RETENTION_GRAIN: Duration = Duration::from_secs(1);
 /// State owned by the writer thread.
 pub(crate) struct Writer {
     /// The store's database; only this thread writes to it while the store is open.
-    pub db: Arc<Database>,
+    pub db: Arc<Db>,
     /// Schema handles for building index documents.
     pub fields: Fields,
     /// Authoritative mapping; published to `shared_mapping` after each durable change.
@@ -88,6 +89,8 @@ pub(crate) struct Writer {
     pub feed_from: u64,
     /// Published after each durable transaction: what change-feed readers wait on.
     pub durable: Arc<Visibility>,
+    /// When the file was last checked for compaction.
+    pub compact_checked: Option<std::time::Instant>,
 }
 
 /// One coalesced transaction's worth of requests.
@@ -176,9 +179,11 @@ impl Writer {
                     .is_some_and(|(seq, _)| seq.value() < truncate_below)
         };
         if !due {
+            self.db.compact_if_worthwhile(&mut self.compact_checked)?;
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
+        let database = self.db.shared()?;
+        let txn = database.begin_write()?;
         let feed_from = {
             let mut log = txn.open_table(LOG)?;
             let mut superseded = txn.open_table(SUPERSEDED)?;
@@ -189,7 +194,9 @@ impl Writer {
             self.note_feed_from(&mut meta, dropped)?
         };
         txn.commit()?;
+        drop(database);
         self.feed_from = feed_from;
+        self.db.compact_if_worthwhile(&mut self.compact_checked)?;
         Ok(())
     }
 
@@ -216,8 +223,14 @@ impl Writer {
             index_ops: Vec::new(),
             index_bytes: 0,
         };
-        let outcome = self
-            .db
+        let database = match self.db.shared() {
+            Ok(database) => database,
+            Err(err) => {
+                fail_group(group, &err);
+                return;
+            }
+        };
+        let outcome = database
             .begin_write()
             .map_err(StoreError::from)
             .and_then(|txn| {
@@ -264,6 +277,7 @@ impl Writer {
                 txn.commit()?;
                 Ok(results)
             });
+        drop(database);
         let outcome = outcome.map(|(results, feed_from)| {
             self.feed_from = feed_from;
             results
@@ -315,18 +329,21 @@ impl Writer {
                     }
                 }
             }
-            Err(err) => {
-                error!(error = %err, "group commit failed; nothing from this group was written");
-                for pending in group {
-                    match pending {
-                        Pending::Write { ops, reply } => {
-                            let _ = reply.send(ops.iter().map(|_| Err(err.clone())).collect());
-                        }
-                        Pending::Mapping { reply, .. } => {
-                            let _ = reply.send(Err(err.clone()));
-                        }
-                    }
-                }
+            Err(err) => fail_group(group, &err),
+        }
+    }
+}
+
+/// Answers every request of a group that could not be written with `err`.
+fn fail_group(group: Vec<Pending>, err: &StoreError) {
+    error!(error = %err, "group commit failed; nothing from this group was written");
+    for pending in group {
+        match pending {
+            Pending::Write { ops, reply } => {
+                let _ = reply.send(ops.iter().map(|_| Err(err.clone())).collect());
+            }
+            Pending::Mapping { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
             }
         }
     }
