@@ -28,6 +28,8 @@ pub(crate) const SUPERSEDED: TableDefinition<u64, u64> = TableDefinition::new("s
 /// sequence → version and encoded key of a delete: the write-ahead record until tantivy has
 /// committed past it, then the tombstone the change feed serves until retention lets it go.
 pub(crate) const DELETES: TableDefinition<u64, &[u8]> = TableDefinition::new("deletes");
+/// change-feed consumer name → the sequence it still needs (history from there on is kept).
+pub(crate) const CONSUMERS: TableDefinition<&str, u64> = TableDefinition::new("consumers");
 /// Store metadata by name.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 

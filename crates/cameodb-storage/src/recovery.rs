@@ -52,6 +52,8 @@ pub(crate) struct Recovered {
     pub next_seq: u64,
     /// The change feed is complete from this sequence on.
     pub feed_from: u64,
+    /// Registered feed consumers and the sequence each still needs.
+    pub consumers: std::collections::BTreeMap<String, u64>,
     /// What recovery did.
     pub report: RecoveryReport,
 }
@@ -68,7 +70,7 @@ pub(crate) fn open(
     let db = Database::builder()
         .set_cache_size(config.kv_cache_bytes)
         .create(dir.join(DB_FILE))?;
-    let (next_seq, mapping, feed_from) = load_meta(&db)?;
+    let (next_seq, mapping, feed_from, consumers) = load_meta(&db)?;
     let index_dir = dir.join(INDEX_DIR);
     let existing = match open_index(&index_dir, schema, config, &mapping) {
         Ok(Some((index, covered))) if covered <= next_seq => Ok((index, covered)),
@@ -110,17 +112,25 @@ pub(crate) fn open(
         mapping,
         next_seq,
         feed_from,
+        consumers,
         report,
     })
 }
 
-fn load_meta(db: &Database) -> Result<(u64, Mapping, u64)> {
+type Meta = (u64, Mapping, u64, std::collections::BTreeMap<String, u64>);
+
+fn load_meta(db: &Database) -> Result<Meta> {
     let txn = db.begin_write()?;
     let loaded = {
         let docs = txn.open_table(DOCS)?;
         let mut log = txn.open_table(LOG)?;
         let mut deletes = txn.open_table(DELETES)?;
         txn.open_table(SUPERSEDED)?;
+        let mut consumers = std::collections::BTreeMap::new();
+        for row in txn.open_table(kv::CONSUMERS)?.iter()? {
+            let (name, from) = row?;
+            consumers.insert(name.value().to_string(), from.value());
+        }
         let mut meta = txn.open_table(META)?;
         let format = meta
             .get(META_LOG_FORMAT)?
@@ -152,7 +162,7 @@ fn load_meta(db: &Database) -> Result<(u64, Mapping, u64)> {
             Some(v) => kv::decode_u64(v.value())?,
             None => 0,
         };
-        (next_seq, mapping, feed_from)
+        (next_seq, mapping, feed_from, consumers)
     };
     txn.commit()?;
     Ok(loaded)

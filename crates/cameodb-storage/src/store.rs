@@ -135,6 +135,7 @@ impl Store {
             feed_from: recovered.feed_from,
             durable: Arc::clone(&durable),
             compact_checked: None,
+            consumers: recovered.consumers,
             db: Arc::clone(&db),
             fields: fields.clone(),
             mapping: Mapping::clone(&mapping),
@@ -375,6 +376,29 @@ impl Store {
     /// Which sequences are durable.
     pub(crate) fn durable(&self) -> &Visibility {
         &self.durable
+    }
+
+    /// Keeps the change feed from sequence `from` on for consumer `name` (a replica catching
+    /// up), whatever the retention, until released; durable, so it survives a restart.
+    pub fn hold_changes(&self, name: &str, from: u64) -> Result<()> {
+        self.send_hold(name, Some(from))
+    }
+
+    /// Lets the history consumer `name` held go (to the retention).
+    pub fn release_changes(&self, name: &str) -> Result<()> {
+        self.send_hold(name, None)
+    }
+
+    fn send_hold(&self, name: &str, from: Option<u64>) -> Result<()> {
+        let (tx, rx) = bounded(1);
+        self.writer()?
+            .send(WriterMsg::Hold {
+                name: name.to_string(),
+                from,
+                reply: tx,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
     }
 
     /// How many superseded versions are kept for snapshots (diagnostics and tests).

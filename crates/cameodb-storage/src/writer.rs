@@ -18,8 +18,8 @@ use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
 use crate::kv::{
-    self, DELETES, DOCS, DocPointer, LOG, META, META_FEED_FROM, META_MAPPING, META_NEXT_SEQ,
-    SUPERSEDED,
+    self, CONSUMERS, DELETES, DOCS, DocPointer, LOG, META, META_FEED_FROM, META_MAPPING,
+    META_NEXT_SEQ, SUPERSEDED,
 };
 use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
 use crate::snapshot::Registry;
@@ -45,6 +45,13 @@ pub(crate) enum WriterMsg {
     /// Drop the superseded bodies no snapshot can reach any more (sent when the index commits
     /// and when the oldest snapshot closes).
     Collect,
+    /// Keep the changes from `from` on for consumer `name` (a replica catching up), whatever
+    /// the retention; `None` lets them go.
+    Hold {
+        name: String,
+        from: Option<u64>,
+        reply: Sender<Result<()>>,
+    },
 }
 
 /// Superseded bodies dropped at most per write transaction: collection rides along with writes
@@ -91,6 +98,9 @@ pub(crate) struct Writer {
     pub durable: Arc<Visibility>,
     /// When the file was last checked for compaction.
     pub compact_checked: Option<std::time::Instant>,
+    /// Registered consumers of the change feed and the sequence each still needs (persisted in
+    /// the `consumers` table): history from there on stays whatever the retention.
+    pub consumers: std::collections::BTreeMap<String, u64>,
 }
 
 /// One coalesced transaction's worth of requests.
@@ -101,6 +111,11 @@ enum Pending {
     },
     Mapping {
         body: Value,
+        reply: Sender<Result<()>>,
+    },
+    Hold {
+        name: String,
+        from: Option<u64>,
         reply: Sender<Result<()>>,
     },
 }
@@ -158,7 +173,8 @@ impl Writer {
     /// Below which superseded bodies (no snapshot and no feed reader within retention needs
     /// them) and delete records (committed to tantivy, older than retention) may go.
     fn horizons(&mut self) -> (u64, u64) {
-        let retained = self.retention_horizon();
+        let held = self.consumers.values().min().copied().unwrap_or(u64::MAX);
+        let retained = self.retention_horizon().min(held);
         let collect_below = self.snapshots.horizon().min(retained);
         let truncate_below = self.committed.load(Ordering::Acquire).min(retained);
         (collect_below, truncate_below)
@@ -242,6 +258,7 @@ impl Writer {
                         superseded: txn.open_table(SUPERSEDED)?,
                     };
                     let mut meta = txn.open_table(META)?;
+                    let mut consumers = txn.open_table(CONSUMERS)?;
                     let results: Vec<Reply> = group
                         .iter()
                         .map(|pending| match pending {
@@ -249,6 +266,13 @@ impl Writer {
                                 ops.iter().map(|op| tx.apply(&mut tables, op)).collect(),
                             ),
                             Pending::Mapping { body, .. } => Reply::Mapping(tx.put_mapping(body)),
+                            Pending::Hold { name, from, .. } => Reply::Hold(
+                                match from {
+                                    Some(from) => consumers.insert(name.as_str(), from).map(drop),
+                                    None => consumers.remove(name.as_str()).map(drop),
+                                }
+                                .map_err(StoreError::from),
+                            ),
                         })
                         .collect();
                     // A storage failure mid-group may have left partial rows: abort the whole group.
@@ -325,6 +349,15 @@ impl Writer {
                         (Pending::Mapping { reply, .. }, Reply::Mapping(r)) => {
                             let _ = reply.send(r);
                         }
+                        (Pending::Hold { name, from, reply }, Reply::Hold(r)) => {
+                            if r.is_ok() {
+                                match from {
+                                    Some(from) => self.consumers.insert(name, from),
+                                    None => self.consumers.remove(&name),
+                                };
+                            }
+                            let _ = reply.send(r);
+                        }
                         _ => error!("writer reply mismatch"),
                     }
                 }
@@ -342,7 +375,7 @@ fn fail_group(group: Vec<Pending>, err: &StoreError) {
             Pending::Write { ops, reply } => {
                 let _ = reply.send(ops.iter().map(|_| Err(err.clone())).collect());
             }
-            Pending::Mapping { reply, .. } => {
+            Pending::Mapping { reply, .. } | Pending::Hold { reply, .. } => {
                 let _ = reply.send(Err(err.clone()));
             }
         }
@@ -352,6 +385,7 @@ fn fail_group(group: Vec<Pending>, err: &StoreError) {
 enum Reply {
     Write(BatchReply),
     Mapping(Result<()>),
+    Hold(Result<()>),
 }
 
 impl Reply {
@@ -364,7 +398,9 @@ impl Reply {
                 .filter_map(|r| r.as_ref().err())
                 .find(is_engine)
                 .cloned(),
-            Reply::Mapping(result) => result.as_ref().err().filter(is_engine).cloned(),
+            Reply::Mapping(result) | Reply::Hold(result) => {
+                result.as_ref().err().filter(is_engine).cloned()
+            }
         }
     }
 }
@@ -373,6 +409,7 @@ fn into_pending(msg: WriterMsg) -> Option<Pending> {
     match msg {
         WriterMsg::Write { ops, reply } => Some(Pending::Write { ops, reply }),
         WriterMsg::PutMapping { body, reply } => Some(Pending::Mapping { body, reply }),
+        WriterMsg::Hold { name, from, reply } => Some(Pending::Hold { name, from, reply }),
         WriterMsg::Collect => None,
     }
 }
@@ -427,7 +464,7 @@ fn group_ops(group: &[Pending]) -> usize {
         .iter()
         .map(|p| match p {
             Pending::Write { ops, .. } => ops.len(),
-            Pending::Mapping { .. } => 1,
+            Pending::Mapping { .. } | Pending::Hold { .. } => 1,
         })
         .sum()
 }
