@@ -73,15 +73,16 @@ impl Db {
     }
 
     /// Compacts the file when it is much larger than what it holds; `last` rate-limits the
-    /// check. Called by the writer thread only (the one writer), between transactions.
-    pub fn compact_if_worthwhile(&self, last: &mut Option<Instant>) -> Result<bool> {
+    /// check (`None`: not looked at now). Called by the writer thread only (the one writer),
+    /// between transactions.
+    pub fn compact_if_worthwhile(&self, last: &mut Option<Instant>) -> Result<Option<bool>> {
         if last.is_some_and(|at| at.elapsed() < COMPACT_CHECK_EVERY) {
-            return Ok(false);
+            return Ok(None);
         }
         *last = Some(Instant::now());
         let file = std::fs::metadata(&self.path)?.len();
         if file < COMPACT_MIN_FILE {
-            return Ok(false);
+            return Ok(Some(false));
         }
         let held = {
             let database = self.shared()?;
@@ -91,7 +92,7 @@ impl Db {
             stats.allocated_pages() * stats.page_size() as u64
         };
         if (file as f64) < held as f64 * COMPACT_RATIO {
-            return Ok(false);
+            return Ok(Some(false));
         }
         let started = Instant::now();
         let mut database = self.inner.write().map_err(|_| poisoned())?;
@@ -111,6 +112,6 @@ impl Db {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "database compacted"
         );
-        Ok(true)
+        Ok(Some(true))
     }
 }

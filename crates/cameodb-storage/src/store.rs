@@ -135,6 +135,7 @@ impl Store {
             feed_from: recovered.feed_from,
             durable: Arc::clone(&durable),
             compact_checked: None,
+            dropped_since_check: 0,
             consumers: recovered.consumers,
             db: Arc::clone(&db),
             fields: fields.clone(),

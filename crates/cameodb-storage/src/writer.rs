@@ -59,6 +59,8 @@ pub(crate) enum WriterMsg {
 const COLLECT_PER_GROUP: usize = 1_000;
 /// Superseded bodies dropped at most per transaction of its own.
 const COLLECT_PER_TXN: usize = 50_000;
+/// Collected bodies after which the file is looked at for compaction.
+const COMPACT_AFTER_DROPS: u64 = 1_000;
 /// How finely write times are remembered for the change feed's retention: one sample per
 /// this much time, so a day of writes costs tens of thousands of samples, not one per group.
 const RETENTION_GRAIN: Duration = Duration::from_secs(1);
@@ -98,6 +100,8 @@ pub(crate) struct Writer {
     pub durable: Arc<Visibility>,
     /// When the file was last checked for compaction.
     pub compact_checked: Option<std::time::Instant>,
+    /// Superseded bodies collected since the file was last checked for compaction.
+    pub dropped_since_check: u64,
     /// Registered consumers of the change feed and the sequence each still needs (persisted in
     /// the `consumers` table): history from there on stays whatever the retention.
     pub consumers: std::collections::BTreeMap<String, u64>,
@@ -195,8 +199,7 @@ impl Writer {
                     .is_some_and(|(seq, _)| seq.value() < truncate_below)
         };
         if !due {
-            self.db.compact_if_worthwhile(&mut self.compact_checked)?;
-            return Ok(());
+            return self.maybe_compact();
         }
         let database = self.db.shared()?;
         let txn = database.begin_write()?;
@@ -205,14 +208,27 @@ impl Writer {
             let mut superseded = txn.open_table(SUPERSEDED)?;
             let mut deletes = txn.open_table(DELETES)?;
             let mut meta = txn.open_table(META)?;
-            drop_superseded(&mut log, &mut superseded, collect_below, COLLECT_PER_TXN)?;
+            self.dropped_since_check +=
+                drop_superseded(&mut log, &mut superseded, collect_below, COLLECT_PER_TXN)?;
             let dropped = drop_deletes(&mut deletes, &superseded, truncate_below)?;
             self.note_feed_from(&mut meta, dropped)?
         };
         txn.commit()?;
         drop(database);
         self.feed_from = feed_from;
-        self.db.compact_if_worthwhile(&mut self.compact_checked)?;
+        self.maybe_compact()
+    }
+
+    /// Looks at compacting the file, once enough was collected since the last look: the look
+    /// reads the database's statistics, which is not free, and a store that collects nothing
+    /// (a pure load, or history still within retention) never needs it.
+    fn maybe_compact(&mut self) -> Result<()> {
+        if self.dropped_since_check < COMPACT_AFTER_DROPS {
+            return Ok(());
+        }
+        if let Some(_compacted) = self.db.compact_if_worthwhile(&mut self.compact_checked)? {
+            self.dropped_since_check = 0;
+        }
         Ok(())
     }
 
@@ -287,7 +303,7 @@ impl Writer {
                             .map_err(|e| StoreError::Storage(e.to_string()))?;
                         meta.insert(META_MAPPING, json.as_slice())?;
                     }
-                    drop_superseded(
+                    let bodies = drop_superseded(
                         &mut tables.log,
                         &mut tables.superseded,
                         collect_below,
@@ -296,14 +312,15 @@ impl Writer {
                     let dropped =
                         drop_deletes(&mut tables.deletes, &tables.superseded, truncate_below)?;
                     let feed_from = self.note_feed_from(&mut meta, dropped)?;
-                    (results, feed_from)
+                    (results, feed_from, bodies)
                 };
                 txn.commit()?;
                 Ok(results)
             });
         drop(database);
-        let outcome = outcome.map(|(results, feed_from)| {
+        let outcome = outcome.map(|(results, feed_from, bodies)| {
             self.feed_from = feed_from;
+            self.dropped_since_check += bodies;
             results
         });
         let GroupTx {
@@ -421,7 +438,7 @@ fn drop_superseded(
     superseded: &mut Table<'_, u64, u64>,
     horizon: u64,
     limit: usize,
-) -> Result<()> {
+) -> Result<u64> {
     let doomed: Vec<(u64, u64)> = superseded
         .range(..horizon)?
         .take(limit)
@@ -431,7 +448,7 @@ fn drop_superseded(
         superseded.remove(superseding)?;
         log.remove(body)?;
     }
-    Ok(())
+    Ok(doomed.len() as u64)
 }
 
 /// Drops the delete records below `horizon`, and below the oldest body still kept for a
