@@ -165,6 +165,24 @@ pub(crate) fn decode_delete(bytes: &[u8]) -> Result<(DocKey, u64)> {
     Ok((key, u64::from_le_bytes(*version)))
 }
 
+/// The `log` bodies at or above `from` that a later write superseded (kept for snapshots and
+/// the feed): what replay skips, since their successors are replayed. A body superseded at `u`
+/// has its row under `u` > its own sequence, so rows from `from` on suffice; collection never
+/// drops a row at or above what the index covers.
+pub(crate) fn superseded_from(
+    superseded: &impl ReadableTable<u64, u64>,
+    from: u64,
+) -> Result<std::collections::HashSet<u64>> {
+    let mut out = std::collections::HashSet::new();
+    for row in superseded.range(from..)? {
+        let (_, body) = row?;
+        if body.value() >= from {
+            out.insert(body.value());
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the live pointer of `key`.
 pub(crate) fn pointer<T>(docs: &T, key: &DocKey) -> Result<Option<DocPointer>>
 where

@@ -275,26 +275,18 @@ fn catch_up(
     let docs = txn.open_table(DOCS)?;
     let log = txn.open_table(LOG)?;
     let deletes = txn.open_table(DELETES)?;
-    let superseded = superseded_from(&txn.open_table(SUPERSEDED)?, covered)?;
-    let mut replayed = 0u64;
     // Live versions the index has not committed are re-indexed; superseded ones (kept for
     // snapshots, of which there are none yet) are skipped: their successor is replayed.
-    for entry in log.range(covered..)? {
-        let (seq, record) = entry?;
-        if superseded.contains(&seq.value()) {
-            continue;
-        }
-        let entry = kv::decode_log(record.value())?;
-        writer.delete_term(Term::from_field_bytes(fields.key, &entry.key.encode()));
-        writer.add_document(index_doc(
-            &entry.key,
-            seq.value(),
-            entry.body,
-            mapping,
-            fields,
-        )?)?;
-        replayed += 1;
-    }
+    let superseded = txn.open_table(SUPERSEDED)?;
+    let mut replayed = index_live(
+        &log,
+        &superseded,
+        covered,
+        &mut writer,
+        true,
+        mapping,
+        fields,
+    )?;
     // A delete applies only if the document is still absent: if it was written again later,
     // that later version is a live `log` entry above `covered` and was re-indexed above.
     for entry in deletes.range(covered..)? {
@@ -327,22 +319,33 @@ fn catch_up(
     Ok(((index, writer, reader), replayed))
 }
 
-/// The `log` bodies at or above `from` that a later write superseded (kept for snapshots and
-/// the feed): replay and rebuild skip them, their successors are indexed instead. A body
-/// superseded at `u` has its row under `u` > its own sequence, so rows from `from` on suffice;
-/// collection never drops a row at or above what the index covers.
-fn superseded_from(
-    superseded: &impl ReadableTable<u64, u64>,
+/// Indexes the live versions among the `log` entries from `from` on (in sequence order),
+/// first deleting any indexed version of the same document when `replace`; returns how many.
+fn index_live(
+    log: &redb::ReadOnlyTable<u64, &'static [u8]>,
+    superseded: &redb::ReadOnlyTable<u64, u64>,
     from: u64,
-) -> Result<std::collections::HashSet<u64>> {
-    let mut out = std::collections::HashSet::new();
-    for row in superseded.range(from..)? {
-        let (_, body) = row?;
-        if body.value() >= from {
-            out.insert(body.value());
+    writer: &mut IndexWriter<TantivyDocument>,
+    replace: bool,
+    mapping: &Mapping,
+    fields: &Fields,
+) -> Result<u64> {
+    let superseded = kv::superseded_from(superseded, from)?;
+    let mut count = 0;
+    for entry in log.range(from..)? {
+        let (seq, record) = entry?;
+        if superseded.contains(&seq.value()) {
+            continue;
         }
+        let entry = kv::decode_log(record.value())?;
+        if replace {
+            writer.delete_term(Term::from_field_bytes(fields.key, &entry.key.encode()));
+        }
+        let doc = index_doc(&entry.key, seq.value(), entry.body, mapping, fields)?;
+        writer.add_document(doc)?;
+        count += 1;
     }
-    Ok(out)
+    Ok(count)
 }
 
 fn index_doc(
@@ -387,24 +390,9 @@ fn rebuild(
     let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let txn = db.begin_read()?;
     let log = txn.open_table(LOG)?;
-    let superseded = superseded_from(&txn.open_table(SUPERSEDED)?, 0)?;
-    let mut count = 0u64;
     // `log` holds the versions in write order: a sequential scan, keeping the live ones.
-    for entry in log.iter()? {
-        let (seq, record) = entry?;
-        if superseded.contains(&seq.value()) {
-            continue;
-        }
-        let entry = kv::decode_log(record.value())?;
-        writer.add_document(index_doc(
-            &entry.key,
-            seq.value(),
-            entry.body,
-            mapping,
-            fields,
-        )?)?;
-        count += 1;
-    }
+    let superseded = txn.open_table(SUPERSEDED)?;
+    let count = index_live(&log, &superseded, 0, &mut writer, false, mapping, fields)?;
     commit_with_payload(&mut writer, next_seq)?;
     reader.reload()?;
     info!(

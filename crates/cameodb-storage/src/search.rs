@@ -17,7 +17,7 @@ pub struct SearchHit {
     /// BM25 score.
     pub score: f32,
     /// The document as it was in the snapshot that matched it.
-    pub doc: Option<StoredDoc>,
+    pub doc: StoredDoc,
 }
 
 /// A page of hits and the total number of matches.
@@ -49,11 +49,7 @@ impl Store {
         let hits = top
             .into_iter()
             .zip(docs)
-            .map(|((score, _), (key, doc))| SearchHit {
-                key,
-                score,
-                doc: Some(doc),
-            })
+            .map(|((score, _), (key, doc))| SearchHit { key, score, doc })
             .collect();
         Ok(SearchResults { total, hits })
     }

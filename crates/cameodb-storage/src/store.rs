@@ -261,16 +261,13 @@ impl Store {
     pub fn wal_len(&self) -> Result<u64> {
         let committed = self.committed.load(std::sync::atomic::Ordering::Acquire);
         let txn = self.db.begin_read()?;
-        let docs = txn.open_table(DOCS)?;
         let deletes = txn.open_table(DELETES)?.range(committed..)?.count() as u64;
-        let mut uncommitted = 0u64;
         // Superseded bodies kept for snapshots are not replayed: their successors are.
+        let superseded = kv::superseded_from(&txn.open_table(kv::SUPERSEDED)?, committed)?;
+        let mut uncommitted = 0u64;
         for entry in txn.open_table(LOG)?.range(committed..)? {
-            let (seq, record) = entry?;
-            let key = kv::decode_log(record.value())?.key;
-            if kv::pointer(&docs, &key)?.is_some_and(|p| p.seq == seq.value()) {
-                uncommitted += 1;
-            }
+            let (seq, _) = entry?;
+            uncommitted += u64::from(!superseded.contains(&seq.value()));
         }
         Ok(uncommitted + deletes)
     }

@@ -2,11 +2,11 @@
 //! it reads it (see `search.rs`), `DELETE /_pit` closes it.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::scroll::clear_response;
 use super::{AppState, Params};
 use crate::cluster::pit;
 use crate::error::ApiError;
@@ -62,16 +62,7 @@ pub async fn close(State(state): State<AppState>, body: Bytes) -> Result<Respons
             ));
         }
     };
-    let freed = pit::close(&state.cluster, &ids).await;
-    let status = if freed > 0 {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    Ok(respond::json(
-        status,
-        json!({"succeeded": true, "num_freed": freed}),
-    ))
+    Ok(clear_response(pit::close(&state.cluster, &ids).await))
 }
 
 /// A `pit` object of a search body: its id and new keep-alive.

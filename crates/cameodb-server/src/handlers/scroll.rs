@@ -75,7 +75,8 @@ pub async fn scroll_by_id(
     next_page(&state, id, keep_alive).await
 }
 
-fn clear_response(freed: usize) -> Response {
+/// The answer to freeing scrolls or points in time: 404 when none was freed.
+pub(super) fn clear_response(freed: usize) -> Response {
     respond::json(
         if freed > 0 {
             StatusCode::OK
