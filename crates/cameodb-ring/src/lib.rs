@@ -39,6 +39,17 @@ pub struct Ring {
     members: Vec<String>,
 }
 
+/// A contiguous, inclusive span of tokens and the members that hold a copy of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaRange {
+    /// First token of the range (inclusive).
+    pub start: u64,
+    /// Last token of the range (inclusive).
+    pub end: u64,
+    /// Member ids holding it, in preference order: the first is the ring owner.
+    pub replicas: Vec<String>,
+}
+
 /// A contiguous, inclusive span of tokens owned by one member; the unit in which data is moved
 /// or scanned when membership changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +133,73 @@ impl Ring {
         // The tail above the last vnode wraps around to the first vnode.
         if let Some(start) = next_start {
             push(start, u64::MAX, first_member);
+        }
+        out
+    }
+
+    /// The replicas of `token`, in preference order: its owner, then the next distinct members
+    /// clockwise, `n` of them at most (fewer when the ring has fewer members). Empty for an
+    /// empty ring. Walks at most every vnode once.
+    pub fn preference(&self, token: u64, n: usize) -> Vec<&str> {
+        let start = self.vnodes.partition_point(|&(t, _)| t < token);
+        self.walk(start, n)
+            .into_iter()
+            .map(|m| self.members[m].as_str())
+            .collect()
+    }
+
+    /// Member indexes of the first `n` distinct members from vnode `start` on, wrapping.
+    fn walk(&self, start: usize, n: usize) -> Vec<usize> {
+        let want = n.min(self.members.len());
+        let mut out: Vec<usize> = Vec::with_capacity(want);
+        let len = self.vnodes.len();
+        for step in 0..len {
+            if out.len() >= want {
+                break;
+            }
+            let (_, member) = self.vnodes[(start + step) % len];
+            if !out.contains(&member) {
+                out.push(member);
+            }
+        }
+        out
+    }
+
+    /// The whole token space as contiguous ranges, each with its `n` replicas in preference
+    /// order (see [`Ring::preference`]); adjacent ranges with the same replicas are merged.
+    /// Covers `0..=u64::MAX` exactly once; empty when the ring is empty.
+    pub fn replica_ranges(&self, n: usize) -> Vec<ReplicaRange> {
+        let mut out: Vec<ReplicaRange> = Vec::new();
+        if self.vnodes.is_empty() {
+            return out;
+        }
+        let mut push = |start: u64, end: u64, replicas: Vec<usize>| match out.last_mut() {
+            Some(last)
+                if last
+                    .replicas
+                    .iter()
+                    .map(String::as_str)
+                    .eq(replicas.iter().map(|m| self.members[*m].as_str())) =>
+            {
+                last.end = end
+            }
+            _ => out.push(ReplicaRange {
+                start,
+                end,
+                replicas: replicas.iter().map(|m| self.members[*m].clone()).collect(),
+            }),
+        };
+        // Vnode i owns (previous vnode token, its token]; the first vnode also owns from 0.
+        let mut next_start = Some(0u64);
+        for (i, &(token, _)) in self.vnodes.iter().enumerate() {
+            match next_start {
+                Some(start) if start <= token => push(start, token, self.walk(i, n)),
+                _ => continue,
+            }
+            next_start = token.checked_add(1);
+        }
+        if let Some(start) = next_start {
+            push(start, u64::MAX, self.walk(0, n));
         }
         out
     }

@@ -221,3 +221,53 @@ fn single_member_owns_everything() {
     );
     assert_eq!(ring.ownership().get("only"), Some(&1.0));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Preference lists start at the owner, hold distinct members, as many as asked for (or
+    /// every member), and `replica_ranges` covers the space exactly once with the same lists.
+    #[test]
+    fn replica_ranges_agree_with_preference_lists(
+        seed: u64,
+        n in 1usize..=7,
+        rf in 1usize..=4,
+    ) {
+        let ring = Ring::new(ids(seed, n));
+        let ranges = ring.replica_ranges(rf);
+        prop_assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        prop_assert_eq!(ranges.last().map(|r| r.end), Some(u64::MAX));
+        for pair in ranges.windows(2) {
+            prop_assert_eq!(pair[0].end.checked_add(1), Some(pair[1].start));
+            prop_assert_ne!(&pair[0].replicas, &pair[1].replicas);
+        }
+        for token in tokens(seed, 200) {
+            let list = ring.preference(token, rf);
+            prop_assert_eq!(list.len(), rf.min(n));
+            prop_assert_eq!(list.first().copied(), ring.owner(token));
+            let mut distinct = list.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            prop_assert_eq!(distinct.len(), list.len());
+            let i = ranges.partition_point(|r| r.end < token);
+            prop_assert!(ranges[i].start <= token);
+            prop_assert_eq!(&ranges[i].replicas, &list);
+        }
+    }
+}
+
+#[test]
+fn replicas_spread_evenly() {
+    // With RF 3 of 5, each member holds about 3/5 of the token space.
+    let ring = Ring::new(ids(7, 5));
+    let mut held: std::collections::BTreeMap<String, f64> = Default::default();
+    for r in ring.replica_ranges(3) {
+        let share = (r.end - r.start) as f64 / u64::MAX as f64;
+        for m in r.replicas {
+            *held.entry(m).or_default() += share;
+        }
+    }
+    for (member, share) in held {
+        assert!((share - 0.6).abs() < 0.1, "{member} holds {share}");
+    }
+}

@@ -16,6 +16,8 @@ use tantivy::schema::Field;
 use tantivy::{Searcher, Term};
 
 use crate::error::SearchError;
+use crate::tokens::{TokenRanges, token_column};
+use tantivy::DocSet;
 
 /// One index's statistics, summed over the nodes that answered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -29,6 +31,17 @@ pub struct IndexStats {
 }
 
 impl IndexStats {
+    /// These statistics summed over nodes that each hold `copies` copies' worth of every
+    /// document (every holder of a replicated index answered for all it holds): divided back
+    /// to one copy's.
+    pub fn one_copy_of(&mut self, copies: u64) {
+        let copies = copies.max(1);
+        self.docs /= copies;
+        for n in self.tokens.values_mut().chain(self.doc_freqs.values_mut()) {
+            *n /= copies;
+        }
+    }
+
     /// Adds another node's statistics.
     pub fn add(&mut self, other: &IndexStats) {
         self.docs += other.docs;
@@ -95,15 +108,20 @@ impl FieldKeys {
     }
 }
 
-/// This node's statistics for `query` on one index.
+/// This node's statistics for `query` on one index: over every document it holds, or with
+/// `ranges` over the documents in those token ranges only (see [`ranged`]).
 pub fn collect(
     store: &Store,
     searcher: &Searcher,
     query: &dyn Query,
+    ranges: Option<&TokenRanges>,
 ) -> Result<IndexStats, SearchError> {
     let keys = FieldKeys::new(store, &store.mapping());
     let mut terms: Vec<Term> = Vec::new();
     query.query_terms(&mut |term, _| terms.push(term.clone()));
+    if let Some(ranges) = ranges {
+        return ranged(searcher, &keys, &terms, ranges);
+    }
     let mut stats = IndexStats {
         docs: Bm25StatisticsProvider::total_num_docs(searcher)?,
         ..IndexStats::default()
@@ -119,6 +137,81 @@ pub fn collect(
         stats
             .doc_freqs
             .insert(keys.term(term), searcher.doc_freq(term)?);
+    }
+    Ok(stats)
+}
+
+/// Statistics over the documents whose token is in `ranges`: the live documents and each
+/// term's document frequency are counted exactly; a field's token count is the field's total
+/// scaled by the share of its length (as tantivy's field norms record it) in the ranges —
+/// field norms round long fields, so scaling keeps their rounding from adding up.
+fn ranged(
+    searcher: &Searcher,
+    keys: &FieldKeys,
+    terms: &[Term],
+    ranges: &TokenRanges,
+) -> Result<IndexStats, SearchError> {
+    let mut fields: Vec<Field> = terms.iter().map(Term::field).collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let mut docs = 0u64;
+    // Per field: (field-norm sum inside the ranges, field-norm sum overall).
+    let mut norms: Vec<(u64, u64)> = vec![(0, 0); fields.len()];
+    let mut doc_freqs: Vec<u64> = vec![0; terms.len()];
+    for segment in searcher.segment_readers() {
+        let column = token_column(segment)?;
+        let alive = |doc: u32| segment.alive_bitset().is_none_or(|a| a.is_alive(doc));
+        let inside = |doc: u32| column.first(doc).is_some_and(|t| ranges.contains(t));
+        let readers = fields
+            .iter()
+            .map(|f| segment.get_fieldnorms_reader(*f))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        for doc in 0..segment.max_doc() {
+            if !alive(doc) {
+                continue;
+            }
+            let counted = inside(doc);
+            docs += u64::from(counted);
+            for (reader, sums) in readers.iter().zip(norms.iter_mut()) {
+                let norm = u64::from(reader.fieldnorm(doc));
+                sums.1 += norm;
+                if counted {
+                    sums.0 += norm;
+                }
+            }
+        }
+        for (term, freq) in terms.iter().zip(doc_freqs.iter_mut()) {
+            let index = segment.inverted_index(term.field())?;
+            let Some(mut postings) = index
+                .read_postings(term, tantivy::schema::IndexRecordOption::Basic)
+                .map_err(tantivy::TantivyError::from)?
+            else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != tantivy::TERMINATED {
+                *freq += u64::from(alive(doc) && inside(doc));
+                doc = postings.advance();
+            }
+        }
+    }
+    let mut stats = IndexStats {
+        docs,
+        ..IndexStats::default()
+    };
+    for (field, (inside, overall)) in fields.iter().zip(norms) {
+        let total = Bm25StatisticsProvider::total_num_tokens(searcher, *field)?;
+        let share = if overall == 0 {
+            0.0
+        } else {
+            inside as f64 / overall as f64
+        };
+        stats
+            .tokens
+            .insert(keys.field(*field), (total as f64 * share).round() as u64);
+    }
+    for (term, freq) in terms.iter().zip(doc_freqs) {
+        stats.doc_freqs.insert(keys.term(term), freq);
     }
     Ok(stats)
 }

@@ -113,9 +113,10 @@ pub fn search_store(
     index: &str,
     spec: &SearchSpec,
     stats: Option<&crate::dfs::IndexStats>,
+    ranges: Option<&std::sync::Arc<crate::tokens::TokenRanges>>,
 ) -> Result<(usize, Vec<Hit>, Option<AggPart>), SearchError> {
     let searcher: &Searcher = snapshot;
-    let query = build_query(store, &spec.query)?;
+    let query = crate::tokens::restrict(build_query(store, &spec.query)?, ranges);
     let scoring = stats.map(|stats| crate::dfs::GlobalScoring {
         stats,
         local: searcher,
@@ -208,7 +209,7 @@ pub fn search_store(
             rank: sort.map(|(_, k)| k),
             source,
             version: doc.version,
-            seq_no: doc.seq_no,
+            seq_no: doc.stamp.hlc,
             highlight: highlighted,
             fields,
         });

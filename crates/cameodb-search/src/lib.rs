@@ -15,6 +15,7 @@ mod request;
 pub mod script;
 pub mod sorting;
 pub mod source_filter;
+pub mod tokens;
 mod wildcard;
 
 pub use error::SearchError;

@@ -46,7 +46,25 @@ pub struct IndexEntry {
     pub placement: Option<Arc<cameodb_ring::Ring>>,
 }
 
+/// `number_of_replicas` when an index is created without one, on a cluster of `members`: two
+/// (three copies) from three members on — the fewest copies with which a majority write
+/// survives the loss of any one node — one with two members, none on a node alone (a copy on
+/// the same node protects nothing).
+pub fn default_replicas(members: usize) -> usize {
+    members.saturating_sub(1).min(2)
+}
+
 impl IndexEntry {
+    /// Copies of each document the index asks for: 1 + `number_of_replicas` (the copies it
+    /// gets are at most the members it is placed on).
+    pub fn wanted_copies(&self) -> usize {
+        self.meta
+            .settings
+            .get("index.number_of_replicas")
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(1, |r| r.saturating_add(1))
+    }
+
     /// An open index.
     pub fn new(name: String, meta: IndexMeta, shard: Shard) -> IndexEntry {
         let placement = (!meta.placement.is_empty())
@@ -209,8 +227,6 @@ pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, Strin
     }
     out.entry("index.number_of_shards".into())
         .or_insert_with(|| "1".into());
-    out.entry("index.number_of_replicas".into())
-        .or_insert_with(|| "1".into());
     Ok(out)
 }
 
@@ -372,12 +388,16 @@ impl Catalog {
     }
 
     /// A new index's identity: a fresh uuid, now, and the members that place its documents.
-    fn new_meta(&self, settings: BTreeMap<String, String>) -> IndexMeta {
+    fn new_meta(&self, mut settings: BTreeMap<String, String>) -> IndexMeta {
+        let placement = self.members.read().map(|m| m.clone()).unwrap_or_default();
+        settings
+            .entry("index.number_of_replicas".into())
+            .or_insert_with(|| default_replicas(placement.len()).to_string());
         IndexMeta {
             uuid: uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
             creation_date: now_millis(),
             settings,
-            placement: self.members.read().map(|m| m.clone()).unwrap_or_default(),
+            placement,
         }
     }
 

@@ -130,9 +130,13 @@ pub async fn run(
     let keypair = cameodb_cluster::load_or_create_identity(&config.data_dir)
         .map_err(|e| ServerError::Open(format!("cannot load the node key: {e}")))?;
     let node_id = keypair.public().to_peer_id().to_string();
+    let store_config = cameodb_storage::StoreConfig {
+        origin: cameodb_storage::origin_of(&node_id),
+        ..config.store.clone()
+    };
     let catalog = catalog::Catalog::open(
         &config.data_dir,
-        config.store.clone(),
+        store_config,
         config.max_in_flight_per_index,
     )
     .await
@@ -171,6 +175,7 @@ pub async fn run(
         Arc::clone(&catalog),
         Arc::clone(&ctx),
     ));
+    tokio::spawn(cluster::catchup::catch_up_loop(Arc::clone(&ctx)));
     let state = handlers::AppState {
         catalog: Arc::clone(&catalog),
         node_name: handlers::node_name(&node_id),
@@ -251,11 +256,16 @@ async fn start_cluster(
         }
     });
     info!(cluster_addr = %settings.cluster_addr, seeds = ?settings.seeds, "cluster layer started");
-    Ok(Arc::new(cluster::ClusterCtx {
+    let origin = cameodb_storage::origin_of(membership.self_id());
+    Ok(Arc::new_cyclic(|me| cluster::ClusterCtx {
         cluster: membership,
         router,
         leaf,
         scrolls: cluster::scatter::ClusterScrolls::new(scroll_limits),
         pits: cluster::pit::ClusterPits::new(scroll_limits),
+        clock: cameodb_storage::Hlc::new(),
+        origin,
+        me: me.clone(),
+        rotation: std::sync::atomic::AtomicUsize::new(0),
     }))
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 use crate::kv::{self, DELETES, LOG, META, META_FEED_FROM};
+use crate::stamp::Stamp;
 use crate::store::Store;
 
 /// One change.
@@ -22,6 +23,8 @@ pub struct Change {
     pub key: DocKey,
     /// The version the change produced.
     pub version: u64,
+    /// Its last-writer-wins stamp: what a replica applying the change compares.
+    pub stamp: Stamp,
     /// The body written; `None` for a delete.
     pub source: Option<Vec<u8>>,
 }
@@ -100,16 +103,18 @@ impl Store {
                     seq: seq.value(),
                     key: entry.key,
                     version: entry.version,
+                    stamp: entry.stamp,
                     source: Some(entry.body.to_vec()),
                 });
             } else {
                 let Some(row) = tombstones.next() else { break };
                 let (seq, record) = row?;
-                let (key, version) = kv::decode_delete(record.value())?;
+                let (key, version, stamp) = kv::decode_delete(record.value())?;
                 changes.push(Change {
                     seq: seq.value(),
                     key,
                     version,
+                    stamp,
                     source: None,
                 });
             }

@@ -38,6 +38,9 @@ pub struct StoreConfig {
     /// Nice value for the store's threads (writer, indexer and the tantivy indexing and merge
     /// threads they start), so ingest yields the CPU to reads; 0 keeps the caller's priority.
     pub background_nice: i32,
+    /// The node this store belongs to, as stamped into the writes it stamps itself (see
+    /// [`crate::origin_of`]); 0 for a store outside a server.
+    pub origin: u64,
 }
 
 /// The change feed's default retention: 12 hours, Elasticsearch's retention-lease period for
@@ -64,6 +67,7 @@ impl Default for StoreConfig {
             kv_cache_bytes: 64 * 1024 * 1024,
             changes_retention: DEFAULT_CHANGES_RETENTION,
             background_nice: 10,
+            origin: 0,
         }
     }
 }

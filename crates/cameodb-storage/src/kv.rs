@@ -15,6 +15,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
+use crate::stamp::Stamp;
 
 /// (id, ring token) → [`DocPointer`]. Id first: ids written together (a bulk load, time-ordered
 /// generated ids) are neighbours in the B-tree, so a transaction rewrites a few leaves instead of
@@ -28,6 +29,11 @@ pub(crate) const SUPERSEDED: TableDefinition<u64, u64> = TableDefinition::new("s
 /// sequence → version and encoded key of a delete: the write-ahead record until tantivy has
 /// committed past it, then the tombstone the change feed serves until retention lets it go.
 pub(crate) const DELETES: TableDefinition<u64, &[u8]> = TableDefinition::new("deletes");
+/// (id, ring token) → [`DocPointer`] of the delete that removed a document (seq of its delete
+/// record): the version a replayed or late older write must beat to bring it back. Dropped with
+/// the delete record when retention lets it go (Cassandra's `gc_grace_seconds`).
+pub(crate) const TOMBSTONES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("tombstones");
 /// change-feed consumer name → the sequence it still needs (history from there on is kept).
 pub(crate) const CONSUMERS: TableDefinition<&str, u64> = TableDefinition::new("consumers");
 /// Store metadata by name.
@@ -41,7 +47,7 @@ pub(crate) const META_MAPPING: &str = "mapping";
 /// entries carried their version (format 1), which are converted when opened.
 pub(crate) const META_LOG_FORMAT: &str = "log_format";
 /// The `log` entry format this version writes.
-pub(crate) const LOG_FORMAT: u64 = 2;
+pub(crate) const LOG_FORMAT: u64 = 3;
 /// Meta key: a feed cursor from this sequence on misses no delete (u64, little-endian): below
 /// it, tombstones may have been collected. (Collected superseded bodies miss nothing: the
 /// write that superseded each is later in the feed.)
@@ -54,6 +60,9 @@ pub struct StoredDoc {
     pub seq_no: u64,
     /// Per-document version, 1 on creation and +1 on every change (Elasticsearch `_version`).
     pub version: u64,
+    /// The version's place in the last-writer-wins order across replicas; its clock reading
+    /// is the `_seq_no` clients see (the same on every replica, unlike `seq_no`).
+    pub stamp: Stamp,
     /// The document body, as JSON.
     pub source: Vec<u8>,
 }
@@ -73,6 +82,8 @@ pub(crate) struct DocPointer {
     pub seq: u64,
     /// The document's version.
     pub version: u64,
+    /// The live version's stamp ([`Stamp::ZERO`] in rows written before stamps).
+    pub stamp: Stamp,
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -80,21 +91,36 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 impl DocPointer {
-    pub fn encode(self) -> [u8; 16] {
-        let mut out = [0u8; 16];
+    /// seq, version, stamp clock, stamp origin: four u64 LE.
+    pub fn encode(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
         out[..8].copy_from_slice(&self.seq.to_le_bytes());
-        out[8..].copy_from_slice(&self.version.to_le_bytes());
+        out[8..16].copy_from_slice(&self.version.to_le_bytes());
+        out[16..24].copy_from_slice(&self.stamp.hlc.to_le_bytes());
+        out[24..].copy_from_slice(&self.stamp.origin.to_le_bytes());
         out
     }
 
+    /// Decodes a row; rows written before stamps (16 bytes) get [`Stamp::ZERO`].
     pub fn decode(bytes: &[u8]) -> Result<DocPointer> {
-        let (seq, version) = bytes
-            .split_first_chunk::<8>()
-            .ok_or_else(|| corrupt("document row"))?;
-        let version: [u8; 8] = version.try_into().map_err(|_| corrupt("document row"))?;
+        let word = |i: usize| -> Result<u64> {
+            let chunk = bytes
+                .get(i * 8..i * 8 + 8)
+                .ok_or_else(|| corrupt("document row"))?;
+            decode_u64(chunk)
+        };
+        let stamp = match bytes.len() {
+            16 => Stamp::ZERO,
+            32 => Stamp {
+                hlc: word(2)?,
+                origin: word(3)?,
+            },
+            _ => return Err(corrupt("document row")),
+        };
         Ok(DocPointer {
-            seq: u64::from_le_bytes(*seq),
-            version: u64::from_le_bytes(version),
+            seq: word(0)?,
+            version: word(1)?,
+            stamp,
         })
     }
 }
@@ -106,15 +132,20 @@ pub(crate) struct LogEntry<'a> {
     pub key: DocKey,
     /// The version this write produced.
     pub version: u64,
+    /// Its stamp.
+    pub stamp: Stamp,
     /// The JSON body.
     pub body: &'a [u8],
 }
 
-/// Encodes a log entry: version (u64 LE), key length (u16 LE), encoded key, body.
-pub(crate) fn encode_log(key: &DocKey, version: u64, body: &[u8]) -> Vec<u8> {
+/// Encodes a log entry: version, stamp clock, stamp origin (u64 LE each), key length (u16 LE),
+/// encoded key, body.
+pub(crate) fn encode_log(key: &DocKey, version: u64, stamp: Stamp, body: &[u8]) -> Vec<u8> {
     let key = key.encode();
-    let mut out = Vec::with_capacity(10 + key.len() + body.len());
+    let mut out = Vec::with_capacity(26 + key.len() + body.len());
     out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&stamp.hlc.to_le_bytes());
+    out.extend_from_slice(&stamp.origin.to_le_bytes());
     // Keys are at most 8 + 512 bytes, so the length always fits.
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
     out.extend_from_slice(&key);
@@ -122,17 +153,34 @@ pub(crate) fn encode_log(key: &DocKey, version: u64, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Splits off the three leading u64 of a format-3 entry or delete record.
+fn split_words<'a>(bytes: &'a [u8], what: &str) -> Result<([u64; 3], &'a [u8])> {
+    let (head, rest) = bytes
+        .split_first_chunk::<24>()
+        .ok_or_else(|| corrupt(what))?;
+    let word = |i: usize| decode_u64(&head[i * 8..i * 8 + 8]);
+    Ok(([word(0)?, word(1)?, word(2)?], rest))
+}
+
 /// Decodes a log entry.
 pub(crate) fn decode_log(bytes: &[u8]) -> Result<LogEntry<'_>> {
+    let ([version, hlc, origin], rest) = split_words(bytes, "log entry")?;
+    let (key, body) = decode_v1(rest)?;
+    Ok(LogEntry {
+        key,
+        version,
+        stamp: Stamp { hlc, origin },
+        body,
+    })
+}
+
+/// Decodes a format-2 entry (version, key length, key, body: no stamp).
+pub(crate) fn decode_v2(bytes: &[u8]) -> Result<(DocKey, u64, &[u8])> {
     let (version, rest) = bytes
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("log entry"))?;
     let (key, body) = decode_v1(rest)?;
-    Ok(LogEntry {
-        key,
-        version: u64::from_le_bytes(*version),
-        body,
-    })
+    Ok((key, u64::from_le_bytes(*version), body))
 }
 
 /// Decodes a format-1 entry (key length, key, body: no version), as stores written before
@@ -147,17 +195,27 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<(DocKey, &[u8])> {
     Ok((DocKey::decode(key).ok_or_else(|| corrupt("log key"))?, body))
 }
 
-/// Encodes a delete record: the version the delete produced (u64 LE), then the encoded key.
-pub(crate) fn encode_delete(key: &DocKey, version: u64) -> Vec<u8> {
+/// Encodes a delete record: the version the delete produced, its stamp's clock and origin
+/// (u64 LE each), then the encoded key.
+pub(crate) fn encode_delete(key: &DocKey, version: u64, stamp: Stamp) -> Vec<u8> {
     let key = key.encode();
-    let mut out = Vec::with_capacity(8 + key.len());
+    let mut out = Vec::with_capacity(24 + key.len());
     out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&stamp.hlc.to_le_bytes());
+    out.extend_from_slice(&stamp.origin.to_le_bytes());
     out.extend_from_slice(&key);
     out
 }
 
-/// Decodes a delete record into its key and version.
-pub(crate) fn decode_delete(bytes: &[u8]) -> Result<(DocKey, u64)> {
+/// Decodes a delete record into its key, version and stamp.
+pub(crate) fn decode_delete(bytes: &[u8]) -> Result<(DocKey, u64, Stamp)> {
+    let ([version, hlc, origin], key) = split_words(bytes, "delete record")?;
+    let key = DocKey::decode(key).ok_or_else(|| corrupt("delete record"))?;
+    Ok((key, version, Stamp { hlc, origin }))
+}
+
+/// Decodes a format-2 delete record (version, key).
+pub(crate) fn decode_delete_v2(bytes: &[u8]) -> Result<(DocKey, u64)> {
     let (version, key) = bytes
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("delete record"))?;
@@ -213,6 +271,7 @@ where
     Ok(StoredDoc {
         seq_no: seq,
         version: entry.version,
+        stamp: entry.stamp,
         source: entry.body.to_vec(),
     })
 }
@@ -241,22 +300,36 @@ mod tests {
     #[test]
     fn encodings_round_trip() {
         let key = DocKey::new(DocId::new("abc").unwrap(), Some("r")).unwrap();
-        let entry = encode_log(&key, 4, b"{\"a\":1}");
+        let stamp = Stamp {
+            hlc: 11,
+            origin: 12,
+        };
+        let entry = encode_log(&key, 4, stamp, b"{\"a\":1}");
         let decoded = decode_log(&entry).unwrap();
         assert_eq!(
             decoded,
             LogEntry {
                 key,
                 version: 4,
+                stamp,
                 body: &b"{\"a\":1}"[..]
             }
         );
-        let p = DocPointer { seq: 7, version: 3 };
+        let p = DocPointer {
+            seq: 7,
+            version: 3,
+            stamp,
+        };
         assert_eq!(DocPointer::decode(&p.encode()).unwrap(), p);
+        let legacy = DocPointer::decode(&p.encode()[..16]).unwrap();
+        assert_eq!(legacy.stamp, Stamp::ZERO);
         assert!(decode_log(&[9, 0, 1]).is_err());
         assert!(decode_v1(&[9, 0, 1]).is_err());
-        let deleted = encode_delete(&decoded.key, 9);
-        assert_eq!(decode_delete(&deleted).unwrap(), (decoded.key.clone(), 9));
+        let deleted = encode_delete(&decoded.key, 9, stamp);
+        assert_eq!(
+            decode_delete(&deleted).unwrap(),
+            (decoded.key.clone(), 9, stamp)
+        );
         assert!(decode_delete(&[1, 2, 3]).is_err());
         assert!(DocPointer::decode(&[1, 2]).is_err());
     }

@@ -5,6 +5,7 @@
 //! no network.
 
 mod activity;
+mod apply;
 mod changes;
 mod config;
 mod convert;
@@ -19,6 +20,7 @@ pub mod priority;
 mod recovery;
 mod search;
 mod snapshot;
+mod stamp;
 mod store;
 mod visibility;
 mod writer;
@@ -30,10 +32,11 @@ pub use error::{Result, StoreError};
 pub use hits::hit_keys;
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};
 pub use kv::StoredDoc;
-pub use ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult};
+pub use ops::{Applied, OpKind, Source, WriteOp, WriteOutcome, WriteResult};
 pub use recovery::{DB_FILE, INDEX_DIR, RecoveryReport};
 pub use search::{SearchHit, SearchResults};
 pub use snapshot::Snapshot;
+pub use stamp::{Hlc, Stamp, origin_of};
 pub use store::Store;
 
 /// The primary term of every document: a store has one primary, its own, for its whole life

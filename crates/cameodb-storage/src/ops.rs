@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
+use crate::stamp::Stamp;
 
 /// A validated JSON object body. Parsing happens on the caller's thread, so malformed input is
 /// rejected before it reaches the single writer.
@@ -79,8 +80,12 @@ pub struct WriteOp {
     pub key: DocKey,
     /// What to do.
     pub kind: OpKind,
-    /// Optimistic concurrency: apply only if the document's current `_seq_no` equals this.
+    /// Optimistic concurrency: apply only if the document's current `_seq_no` (its stamp's
+    /// clock reading, see [`Stamp`]) equals this.
     pub if_seq_no: Option<u64>,
+    /// The stamp its coordinator gave the write; the store raises it past the stamp of what the
+    /// write replaces (see [`Stamp::after`]). `None`: the store's own clock stamps it.
+    pub stamp: Option<Stamp>,
 }
 
 /// The kinds of write.
@@ -97,6 +102,29 @@ pub enum OpKind {
     },
     /// Remove the document.
     Delete,
+    /// A write another replica already resolved (see [`Applied`]): applied only if its stamp
+    /// is newer than the document's current one, live or deleted (last writer wins), with the
+    /// version and stamp it carries. Idempotent, and any order of the same writes converges.
+    Replica {
+        /// The document's version after the write.
+        version: u64,
+        /// The write's stamp.
+        stamp: Stamp,
+        /// The new body; `None` for a delete.
+        source: Option<Source>,
+    },
+}
+
+/// What a write did to a document, as every replica applies it: the whole new body (or its
+/// absence), never the request that produced it, so applying it needs no earlier state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The document's version after the write.
+    pub version: u64,
+    /// Its stamp.
+    pub stamp: Stamp,
+    /// The new body as stored; `None` for a delete.
+    pub body: Option<Vec<u8>>,
 }
 
 impl WriteOp {
@@ -109,6 +137,7 @@ impl WriteOp {
                 create: false,
             },
             if_seq_no: None,
+            stamp: None,
         }
     }
 
@@ -121,6 +150,7 @@ impl WriteOp {
                 create: true,
             },
             if_seq_no: None,
+            stamp: None,
         }
     }
 
@@ -130,6 +160,7 @@ impl WriteOp {
             key,
             kind: OpKind::Delete,
             if_seq_no: None,
+            stamp: None,
         }
     }
 
@@ -143,7 +174,28 @@ impl WriteOp {
                 doc_as_upsert: false,
             },
             if_seq_no: None,
+            stamp: None,
         }
+    }
+
+    /// Applies a write another replica resolved: `source` is the new body, `None` a delete.
+    pub fn replica(key: DocKey, version: u64, stamp: Stamp, source: Option<Source>) -> WriteOp {
+        WriteOp {
+            key,
+            kind: OpKind::Replica {
+                version,
+                stamp,
+                source,
+            },
+            if_seq_no: None,
+            stamp: None,
+        }
+    }
+
+    /// The same operation, stamped by its coordinator.
+    pub fn stamped(mut self, stamp: Stamp) -> WriteOp {
+        self.stamp = Some(stamp);
+        self
     }
 
     /// The same operation, conditional on the document's current sequence number.
@@ -164,7 +216,8 @@ pub enum WriteResult {
     Deleted,
     /// Delete of a document that did not exist; nothing was written.
     NotFound,
-    /// Update that changed nothing; nothing was written.
+    /// Update that changed nothing, or a replica write older than the document's current
+    /// version; nothing was written.
     Noop,
 }
 
@@ -193,6 +246,11 @@ pub struct WriteOutcome {
     pub seq_no: Option<u64>,
     /// The document's version after the write (its last version for deletes).
     pub version: Option<u64>,
+    /// The document's stamp after the write (its `_seq_no` is the clock reading); `None` for
+    /// `NotFound`.
+    pub stamp: Option<Stamp>,
+    /// What the write did, for the other replicas; `None` when it wrote nothing.
+    pub applied: Option<Applied>,
 }
 
 /// Recursive merge of `patch` into `target`, as Elasticsearch's partial update does: objects

@@ -19,6 +19,7 @@ use crate::kv::{
     self, DELETES, DOCS, LOG, LOG_FORMAT, META, META_LOG_FORMAT, META_MAPPING, META_NEXT_SEQ,
     SUPERSEDED,
 };
+use crate::stamp::Stamp;
 use cameodb_schema::analysis;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
@@ -126,6 +127,7 @@ fn load_meta(db: &Database) -> Result<Meta> {
         let mut log = txn.open_table(LOG)?;
         let mut deletes = txn.open_table(DELETES)?;
         txn.open_table(SUPERSEDED)?;
+        txn.open_table(kv::TOMBSTONES)?;
         let mut consumers = std::collections::BTreeMap::new();
         for row in txn.open_table(kv::CONSUMERS)?.iter()? {
             let (name, from) = row?;
@@ -138,9 +140,10 @@ fn load_meta(db: &Database) -> Result<Meta> {
             .transpose()?;
         match format {
             Some(LOG_FORMAT) => {}
-            None => {
-                upgrade_log(&docs, &mut log)?;
-                upgrade_deletes(&mut deletes)?;
+            old @ (Some(1 | 2) | None) => {
+                let old = old.unwrap_or(1);
+                upgrade_log(&docs, &mut log, old)?;
+                upgrade_deletes(&mut deletes, old)?;
                 meta.insert(META_LOG_FORMAT, LOG_FORMAT.to_le_bytes().as_slice())?;
             }
             Some(other) => {
@@ -168,23 +171,35 @@ fn load_meta(db: &Database) -> Result<Meta> {
     Ok(loaded)
 }
 
-/// Rewrites format-1 `log` entries (no version; every entry live) with their version from
-/// `docs`, in the opening transaction.
+/// Rewrites `log` entries of format `old` in the current format, in the opening transaction:
+/// format-1 entries (no version; every entry live) get their version from `docs`; entries of
+/// both older formats get [`Stamp::ZERO`], older than any write stamped since.
 fn upgrade_log(
     docs: &redb::Table<'_, (&'static str, u64), &'static [u8]>,
     log: &mut redb::Table<'_, u64, &'static [u8]>,
+    old: u64,
 ) -> Result<()> {
     let mut upgraded = Vec::new();
     for entry in log.iter()? {
         let (seq, record) = entry?;
-        let (key, body) = kv::decode_v1(record.value())?;
-        let version = kv::pointer(docs, &key)?.map_or(1, |p| p.version);
-        upgraded.push((seq.value(), kv::encode_log(&key, version, body)));
+        let (key, version, body) = match old {
+            1 => {
+                let (key, body) = kv::decode_v1(record.value())?;
+                let version = kv::pointer(docs, &key)?.map_or(1, |p| p.version);
+                (key, version, body)
+            }
+            _ => kv::decode_v2(record.value())?,
+        };
+        upgraded.push((
+            seq.value(),
+            kv::encode_log(&key, version, Stamp::ZERO, body),
+        ));
     }
     if !upgraded.is_empty() {
         info!(
             entries = upgraded.len(),
-            "log entries upgraded to carry their version"
+            from_format = old,
+            "log entries upgraded to the current format"
         );
     }
     for (seq, record) in upgraded {
@@ -193,15 +208,22 @@ fn upgrade_log(
     Ok(())
 }
 
-/// Rewrites format-1 delete records (the key only) with version 0: their version was never
-/// recorded. Format-1 stores kept only the deletes tantivy had not committed yet.
-fn upgrade_deletes(deletes: &mut redb::Table<'_, u64, &'static [u8]>) -> Result<()> {
+/// Rewrites delete records of format `old` in the current format: format-1 records (the key
+/// only; such stores kept only the deletes tantivy had not committed yet) get version 0, their
+/// version was never recorded; all get [`Stamp::ZERO`].
+fn upgrade_deletes(deletes: &mut redb::Table<'_, u64, &'static [u8]>, old: u64) -> Result<()> {
     let mut upgraded = Vec::new();
     for entry in deletes.iter()? {
         let (seq, record) = entry?;
-        let key = DocKey::decode(record.value())
-            .ok_or_else(|| StoreError::Storage("corrupt delete record".into()))?;
-        upgraded.push((seq.value(), kv::encode_delete(&key, 0)));
+        let (key, version) = match old {
+            1 => (
+                DocKey::decode(record.value())
+                    .ok_or_else(|| StoreError::Storage("corrupt delete record".into()))?,
+                0,
+            ),
+            _ => kv::decode_delete_v2(record.value())?,
+        };
+        upgraded.push((seq.value(), kv::encode_delete(&key, version, Stamp::ZERO)));
     }
     for (seq, record) in upgraded {
         deletes.insert(seq, record.as_slice())?;
@@ -291,7 +313,7 @@ fn catch_up(
     // that later version is a live `log` entry above `covered` and was re-indexed above.
     for entry in deletes.range(covered..)? {
         let (_, record) = entry?;
-        let (key, _) = kv::decode_delete(record.value())?;
+        let (key, _, _) = kv::decode_delete(record.value())?;
         if kv::pointer(&docs, &key)?.is_none() {
             writer.delete_term(Term::from_field_bytes(fields.key, &key.encode()));
         }

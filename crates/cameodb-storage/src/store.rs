@@ -146,6 +146,8 @@ impl Store {
             committed: Arc::clone(&committed),
             max_group_ops: config.max_group_ops.max(1),
             snapshots: Arc::clone(&snapshots),
+            clock: crate::stamp::Hlc::new(),
+            origin: config.origin,
         };
         let indexer_thread = std::thread::Builder::new()
             .name("cameodb-indexer".into())
@@ -248,6 +250,24 @@ impl Store {
         self.db.read(|txn| {
             let (docs, log) = (txn.open_table(DOCS)?, txn.open_table(LOG)?);
             keys.iter().map(|key| kv::read(&docs, &log, key)).collect()
+        })
+    }
+
+    /// The current stamp of each of `keys`: its live version's, or its tombstone's when it was
+    /// deleted (within the retention), or `None` when this store never saw it. What a replica
+    /// compares with another's to tell which writes it lacks.
+    pub fn stamps(&self, keys: &[DocKey]) -> Result<Vec<Option<crate::Stamp>>> {
+        self.db.read(|txn| {
+            let docs = txn.open_table(DOCS)?;
+            let tombstones = txn.open_table(kv::TOMBSTONES)?;
+            keys.iter()
+                .map(|key| {
+                    Ok(match kv::pointer(&docs, key)? {
+                        Some(live) => Some(live.stamp),
+                        None => kv::pointer(&tombstones, key)?.map(|t| t.stamp),
+                    })
+                })
+                .collect()
         })
     }
 

@@ -12,17 +12,17 @@ use redb::{ReadableTable, Table};
 use serde_json::Value;
 use tracing::{debug, error};
 
-use crate::convert::to_index_doc;
+use crate::apply::{GroupTx, Tables};
 use crate::db::Db;
 use crate::error::{Result, StoreError};
-use crate::id::DocKey;
-use crate::indexer::{IndexBatch, IndexOp, IndexerMsg};
+use crate::indexer::{IndexBatch, IndexerMsg};
 use crate::kv::{
-    self, CONSUMERS, DELETES, DOCS, DocPointer, LOG, META, META_FEED_FROM, META_MAPPING,
-    META_NEXT_SEQ, SUPERSEDED,
+    self, CONSUMERS, DELETES, DOCS, LOG, META, META_FEED_FROM, META_MAPPING, META_NEXT_SEQ,
+    SUPERSEDED, TOMBSTONES,
 };
-use crate::ops::{OpKind, Source, WriteOp, WriteOutcome, WriteResult, merge_json};
+use crate::ops::{WriteOp, WriteOutcome};
 use crate::snapshot::Registry;
+use crate::stamp::Hlc;
 use crate::visibility::Visibility;
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
@@ -105,6 +105,10 @@ pub(crate) struct Writer {
     /// Registered consumers of the change feed and the sequence each still needs (persisted in
     /// the `consumers` table): history from there on stays whatever the retention.
     pub consumers: std::collections::BTreeMap<String, u64>,
+    /// Stamps the writes that arrive without one, and follows the stamps of those that do.
+    pub clock: Hlc,
+    /// This store's node in the stamps it makes (see [`crate::origin_of`]).
+    pub origin: u64,
 }
 
 /// One coalesced transaction's worth of requests.
@@ -207,10 +211,11 @@ impl Writer {
             let mut log = txn.open_table(LOG)?;
             let mut superseded = txn.open_table(SUPERSEDED)?;
             let mut deletes = txn.open_table(DELETES)?;
+            let mut tombstones = txn.open_table(TOMBSTONES)?;
             let mut meta = txn.open_table(META)?;
             self.dropped_since_check +=
                 drop_superseded(&mut log, &mut superseded, collect_below, COLLECT_PER_TXN)?;
-            let dropped = drop_deletes(&mut deletes, &superseded, truncate_below)?;
+            let dropped = drop_deletes(&mut deletes, &mut tombstones, &superseded, truncate_below)?;
             self.note_feed_from(&mut meta, dropped)?
         };
         txn.commit()?;
@@ -226,7 +231,9 @@ impl Writer {
         if self.dropped_since_check < COMPACT_AFTER_DROPS {
             return Ok(());
         }
-        if let Some(_compacted) = self.db.compact_if_worthwhile(&mut self.compact_checked)? {
+        // A look that found too little to gain keeps the count: the collection that makes it
+        // worthwhile may be the one still running (at most one look a second either way).
+        if let Some(true) = self.db.compact_if_worthwhile(&mut self.compact_checked)? {
             self.dropped_since_check = 0;
         }
         Ok(())
@@ -254,6 +261,8 @@ impl Writer {
             next_seq: self.next_seq,
             index_ops: Vec::new(),
             index_bytes: 0,
+            clock: &self.clock,
+            origin: self.origin,
         };
         let database = match self.db.shared() {
             Ok(database) => database,
@@ -272,6 +281,7 @@ impl Writer {
                         log: txn.open_table(LOG)?,
                         deletes: txn.open_table(DELETES)?,
                         superseded: txn.open_table(SUPERSEDED)?,
+                        tombstones: txn.open_table(TOMBSTONES)?,
                     };
                     let mut meta = txn.open_table(META)?;
                     let mut consumers = txn.open_table(CONSUMERS)?;
@@ -309,8 +319,12 @@ impl Writer {
                         collect_below,
                         COLLECT_PER_GROUP,
                     )?;
-                    let dropped =
-                        drop_deletes(&mut tables.deletes, &tables.superseded, truncate_below)?;
+                    let dropped = drop_deletes(
+                        &mut tables.deletes,
+                        &mut tables.tombstones,
+                        &tables.superseded,
+                        truncate_below,
+                    )?;
                     let feed_from = self.note_feed_from(&mut meta, dropped)?;
                     (results, feed_from, bodies)
                 };
@@ -452,11 +466,12 @@ fn drop_superseded(
 }
 
 /// Drops the delete records below `horizon`, and below the oldest body still kept for a
-/// snapshot (so no reader from the start can see a body whose delete is gone); returns one
-/// past the highest dropped (0: none). A feed reader behind a dropped tombstone would miss
-/// that delete: its cursor expires.
+/// snapshot (so no reader from the start can see a body whose delete is gone), with the
+/// tombstone rows they wrote; returns one past the highest dropped (0: none). A feed reader
+/// behind a dropped tombstone would miss that delete: its cursor expires.
 fn drop_deletes(
     deletes: &mut Table<'_, u64, &'static [u8]>,
+    tombstones: &mut Table<'_, (&'static str, u64), &'static [u8]>,
     superseded: &Table<'_, u64, u64>,
     horizon: u64,
 ) -> Result<u64> {
@@ -472,6 +487,19 @@ fn drop_deletes(
     let Some(last) = last else {
         return Ok(0);
     };
+    let mut doomed = Vec::new();
+    for row in deletes.range(..horizon)? {
+        let (seq, record) = row?;
+        let (key, _, _) = kv::decode_delete(record.value())?;
+        doomed.push((seq.value(), key));
+    }
+    for (seq, key) in doomed {
+        let row = (key.id.as_str(), key.token);
+        // A later delete of the same document rewrote the row: that one stays.
+        if kv::pointer(tombstones, &key)?.is_some_and(|t| t.seq == seq) {
+            tombstones.remove(row)?;
+        }
+    }
     deletes.retain_in(..horizon, |_, _| false)?;
     Ok(last + 1)
 }
@@ -484,173 +512,4 @@ fn group_ops(group: &[Pending]) -> usize {
             Pending::Mapping { .. } | Pending::Hold { .. } => 1,
         })
         .sum()
-}
-
-/// The state of one transaction being built.
-struct GroupTx<'a> {
-    fields: &'a Fields,
-    /// The mapping as changed by this transaction so far, if changed.
-    mapping: Option<Mapping>,
-    /// The mapping before this transaction.
-    base_mapping: &'a Mapping,
-    /// Next sequence number within this transaction.
-    next_seq: u64,
-    /// Operations for the indexer, in sequence order.
-    index_ops: Vec<IndexOp>,
-    /// Their rough size.
-    index_bytes: usize,
-}
-
-/// The tables one transaction writes.
-struct Tables<'t> {
-    docs: Table<'t, (&'static str, u64), &'static [u8]>,
-    log: Table<'t, u64, &'static [u8]>,
-    deletes: Table<'t, u64, &'static [u8]>,
-    superseded: Table<'t, u64, u64>,
-}
-
-impl GroupTx<'_> {
-    fn mapping(&self) -> &Mapping {
-        self.mapping.as_ref().unwrap_or(self.base_mapping)
-    }
-
-    fn put_mapping(&mut self, body: &Value) -> Result<()> {
-        let mut next = self.mapping().clone();
-        next.merge_es_json(body)?;
-        if &next != self.mapping() {
-            self.mapping = Some(next);
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, tables: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome> {
-        let key = &op.key;
-        let current = kv::pointer(&tables.docs, key)?;
-        if let Some(expected) = op.if_seq_no {
-            let current_seq = current.map(|c| c.seq);
-            if current_seq != Some(expected) {
-                return Err(StoreError::VersionConflict {
-                    id: key.id.to_string(),
-                    expected,
-                    current: current_seq,
-                });
-            }
-        }
-        match &op.kind {
-            OpKind::Index { source, create } => {
-                if let (true, Some(existing)) = (create, &current) {
-                    return Err(StoreError::DocumentExists {
-                        id: key.id.to_string(),
-                        version: existing.version,
-                    });
-                }
-                self.write(tables, key, source, current)
-            }
-            OpKind::Update {
-                doc,
-                upsert,
-                doc_as_upsert,
-            } => match current {
-                Some(pointer) => {
-                    let existing = kv::load(&tables.log, pointer)?;
-                    let Value::Object(original) = existing.source_json()? else {
-                        return Err(StoreError::Storage(
-                            "stored document is not an object".into(),
-                        ));
-                    };
-                    let mut merged = original.clone();
-                    merge_json(&mut merged, doc.as_map());
-                    if merged == original {
-                        return Ok(WriteOutcome {
-                            key: key.clone(),
-                            result: WriteResult::Noop,
-                            seq_no: Some(existing.seq_no),
-                            version: Some(existing.version),
-                        });
-                    }
-                    self.write(tables, key, &Source::from_map(merged), current)
-                }
-                None if *doc_as_upsert => self.write(tables, key, doc, None),
-                None => match upsert {
-                    Some(upsert) => self.write(tables, key, upsert, None),
-                    None => Err(StoreError::DocumentMissing {
-                        id: key.id.to_string(),
-                    }),
-                },
-            },
-            OpKind::Delete => {
-                let Some(existing) = current else {
-                    return Ok(WriteOutcome {
-                        key: key.clone(),
-                        result: WriteResult::NotFound,
-                        seq_no: None,
-                        version: None,
-                    });
-                };
-                let seq = self.next_seq;
-                tables.docs.remove((key.id.as_str(), key.token))?;
-                // The body stays while a snapshot may still match it.
-                tables.superseded.insert(seq, existing.seq)?;
-                tables
-                    .deletes
-                    .insert(seq, kv::encode_delete(key, existing.version + 1).as_slice())?;
-                self.next_seq += 1;
-                self.index_ops.push(IndexOp::Delete { key: key.encode() });
-                Ok(WriteOutcome {
-                    key: key.clone(),
-                    result: WriteResult::Deleted,
-                    seq_no: Some(seq),
-                    version: Some(existing.version + 1),
-                })
-            }
-        }
-    }
-
-    fn write(
-        &mut self,
-        tables: &mut Tables<'_>,
-        key: &DocKey,
-        source: &Source,
-        current: Option<DocPointer>,
-    ) -> Result<WriteOutcome> {
-        let (mut doc, new_mapping) =
-            to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
-        let body = source.to_bytes()?;
-        let seq = self.next_seq;
-        doc.doc.add_u64(self.fields.seq, seq);
-        let version = current.map_or(1, |c| c.version + 1);
-        if let Some(previous) = current {
-            // The superseded body stays while a snapshot may still match it.
-            tables.superseded.insert(seq, previous.seq)?;
-        }
-        let pointer = DocPointer { seq, version };
-        tables
-            .docs
-            .insert((key.id.as_str(), key.token), pointer.encode().as_slice())?;
-        tables
-            .log
-            .insert(seq, kv::encode_log(key, version, &body).as_slice())?;
-        // Only now, with the rows written, does the op count: a redb error above fails the whole
-        // transaction, and a mapping error earlier left no trace.
-        self.next_seq += 1;
-        if let Some(mapping) = new_mapping {
-            self.mapping = Some(mapping);
-        }
-        self.index_bytes += doc.approx_bytes;
-        self.index_ops.push(IndexOp::Upsert {
-            key: key.encode(),
-            doc,
-            replaces: current.is_some(),
-        });
-        Ok(WriteOutcome {
-            key: key.clone(),
-            result: if current.is_some() {
-                WriteResult::Updated
-            } else {
-                WriteResult::Created
-            },
-            seq_no: Some(seq),
-            version: Some(version),
-        })
-    }
 }

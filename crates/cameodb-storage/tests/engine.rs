@@ -125,7 +125,7 @@ fn create_conditional_writes_and_update_rules() {
         .unwrap_err();
     assert!(matches!(err, StoreError::DocumentExists { .. }));
 
-    let seq = first.seq_no.unwrap();
+    let seq = first.stamp.unwrap().hlc;
     let stale = store
         .write(put("a", json!({"n": 3})).if_seq_no(seq + 100))
         .unwrap_err();
@@ -157,6 +157,7 @@ fn create_conditional_writes_and_update_rules() {
             doc_as_upsert: false,
         },
         if_seq_no: None,
+        stamp: None,
     };
     store.write(upsert.clone()).unwrap();
     assert_eq!(
@@ -186,6 +187,7 @@ fn create_conditional_writes_and_update_rules() {
             doc_as_upsert: true,
         },
         if_seq_no: None,
+        stamp: None,
     };
     assert_eq!(store.write(as_upsert).unwrap().result, WriteResult::Created);
 }

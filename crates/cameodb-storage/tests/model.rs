@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use cameodb_storage::{OpKind, Store, StoreConfig, StoreError, WriteOp, WriteResult};
+use cameodb_storage::{OpKind, Store, StoreConfig, StoreError, WriteOp, WriteOutcome, WriteResult};
 use common::{indexed_ids, key, source};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -46,6 +46,9 @@ fn step() -> impl Strategy<Value = Step> {
 struct Model {
     /// id → (document, version, seq_no).
     docs: BTreeMap<String, (Value, u64, u64)>,
+    /// id → the stamp's clock reading (`_seq_no` to clients) of its last write, deletes
+    /// included: every write must stamp past it.
+    stamps: BTreeMap<String, u64>,
     next_seq: u64,
     /// Versions survive deletes only until the row is gone; we track the last one for outcomes.
     searchable: BTreeMap<String, Value>,
@@ -61,6 +64,25 @@ impl Model {
         };
         self.docs.insert(id.to_string(), (doc, version, seq));
         (result, seq, version)
+    }
+
+    /// Records the stamp a write of `id` got, checking that it is newer than the last.
+    fn stamped(&mut self, id: &str, out: &WriteOutcome) -> Result<(), TestCaseError> {
+        let hlc = out.stamp.map(|s| s.hlc);
+        prop_assert!(hlc.is_some(), "a write reports its stamp");
+        let hlc = hlc.unwrap_or_default();
+        if let Some(last) = self.stamps.insert(id.to_string(), hlc) {
+            prop_assert!(hlc > last, "stamps of {id} grow: {last} then {hlc}");
+        }
+        Ok(())
+    }
+
+    /// The `_seq_no` clients see for `id`'s live version.
+    fn seq_no(&self, id: &str) -> Option<u64> {
+        self.docs
+            .contains_key(id)
+            .then(|| self.stamps.get(id).copied())
+            .flatten()
     }
 
     fn snapshot(&mut self) {
@@ -106,6 +128,7 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
                 prop_assert_eq!(&doc.source_json().unwrap(), value);
                 prop_assert_eq!(doc.version, *version);
                 prop_assert_eq!(doc.seq_no, *seq);
+                prop_assert_eq!(Some(doc.stamp.hlc), model.seq_no(id));
             }
             (got, expected) => prop_assert!(false, "get {id}: store {got:?} vs model {expected:?}"),
         }
@@ -151,6 +174,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     (out.result, out.seq_no, out.version),
                     (result, Some(seq), Some(version))
                 );
+                model.stamped(IDS[id], &out)?;
             }
             Step::Create { id, word } => {
                 let out = store.write(WriteOp::create(key(IDS[id]), source(doc(word, 0))));
@@ -163,22 +187,27 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     );
                 } else {
                     let (_, seq, _) = model.write(IDS[id], doc(word, 0));
-                    prop_assert_eq!(out.unwrap().seq_no, Some(seq));
+                    let out = out.unwrap();
+                    prop_assert_eq!(out.seq_no, Some(seq));
+                    model.stamped(IDS[id], &out)?;
                 }
             }
             Step::Delete { id } => {
                 let out = store.write(WriteOp::delete(key(IDS[id]))).unwrap();
+                // Deleting a missing document still records its tombstone.
+                let seq = model.next_seq;
+                model.next_seq += 1;
                 match model.docs.remove(IDS[id]) {
-                    Some((_, version, _)) => {
-                        let seq = model.next_seq;
-                        model.next_seq += 1;
-                        prop_assert_eq!(
-                            (out.result, out.seq_no, out.version),
-                            (WriteResult::Deleted, Some(seq), Some(version + 1))
-                        );
-                    }
-                    None => prop_assert_eq!(out.result, WriteResult::NotFound),
+                    Some((_, version, _)) => prop_assert_eq!(
+                        (out.result, out.seq_no, out.version),
+                        (WriteResult::Deleted, Some(seq), Some(version + 1))
+                    ),
+                    None => prop_assert_eq!(
+                        (out.result, out.seq_no),
+                        (WriteResult::NotFound, Some(seq))
+                    ),
                 }
+                model.stamped(IDS[id], &out)?;
             }
             Step::Update { id, n } => {
                 let op = WriteOp {
@@ -189,6 +218,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                         doc_as_upsert: false,
                     },
                     if_seq_no: None,
+                    stamp: None,
                 };
                 let out = store.write(op);
                 match model.docs.get(IDS[id]).cloned() {
@@ -207,11 +237,12 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                         let (result, seq, _) = model.write(IDS[id], current);
                         let out = out.unwrap();
                         prop_assert_eq!((out.result, out.seq_no), (result, Some(seq)));
+                        model.stamped(IDS[id], &out)?;
                     }
                 }
             }
             Step::PutIfSeq { id, word, stale } => {
-                let current = model.docs.get(IDS[id]).map(|(_, _, seq)| *seq);
+                let current = model.seq_no(IDS[id]);
                 let expect_seq = match (current, stale) {
                     (Some(seq), false) => seq,
                     (Some(seq), true) => seq + 1000,
@@ -221,7 +252,9 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     .write(WriteOp::put(key(IDS[id]), source(doc(word, 9))).if_seq_no(expect_seq));
                 if current == Some(expect_seq) {
                     let (_, seq, _) = model.write(IDS[id], doc(word, 9));
-                    prop_assert_eq!(out.unwrap().seq_no, Some(seq));
+                    let out = out.unwrap();
+                    prop_assert_eq!(out.seq_no, Some(seq));
+                    model.stamped(IDS[id], &out)?;
                 } else {
                     prop_assert!(
                         matches!(out, Err(StoreError::VersionConflict { .. })),

@@ -94,9 +94,9 @@ fn three_nodes_converge_route_and_answer_like_one() {
     let (status, body) = nodes[0].call(
         "PUT",
         "/notes",
-        Some(
-            json!({"mappings": {"properties": {"text": {"type": "text"}, "n": {"type": "long"}}}}),
-        ),
+        // One copy of each document: this test is about routing to owners.
+        Some(json!({"settings": {"number_of_replicas": 0},
+            "mappings": {"properties": {"text": {"type": "text"}, "n": {"type": "long"}}}})),
     );
     assert_eq!(status, StatusCode::OK, "{body}");
     for n in 0..30 {
@@ -362,11 +362,25 @@ fn three_nodes_converge_route_and_answer_like_one() {
         "documents spread over every node: {spread:?}"
     );
 
-    // The same documents in one standalone node answer every search the same.
+    // The same documents in one standalone node answer every search the same, with one, two
+    // or three copies of each document in the cluster (with two, each search asks two nodes
+    // for part of their ranges; with three, one node holds everything and answers alone).
     let single = Server::start();
     let docs = movies(1500);
-    bulk(nodes[0], "movies", &docs);
     bulk(&single, "movies", &docs);
+    for replicas in 0..3 {
+        let index = format!("movies-r{replicas}");
+        let settings = json!({"settings": {"number_of_replicas": replicas}});
+        let (status, body) = nodes[0].call("PUT", &format!("/{index}"), Some(settings));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        bulk(nodes[0], &index, &docs);
+        answers_like_one(&nodes, &single, &index);
+    }
+}
+
+/// Every query of a fixed set answers on `index` through each of `nodes` as on `single`'s
+/// `movies`, which holds the same documents.
+fn answers_like_one(nodes: &[&Server], single: &Server, index: &str) {
     let queries = [
         json!({"query": {"match": {"Title": "love story"}}, "size": 100}),
         json!({"query": {"match": {"Cast": "John"}}, "size": 30, "from": 10}),
@@ -385,12 +399,13 @@ fn three_nodes_converge_route_and_answer_like_one() {
     for query in &queries {
         let (status, expected) = single.call("POST", "/movies/_search", Some(query.clone()));
         assert_eq!(status, StatusCode::OK, "{expected}");
-        for node in &nodes {
-            let (status, got) = node.call("POST", "/movies/_search", Some(query.clone()));
+        for node in nodes {
+            let (status, got) =
+                node.call("POST", &format!("/{index}/_search"), Some(query.clone()));
             assert_eq!(status, StatusCode::OK, "{got}");
             assert_eq!(
                 got["hits"]["total"], expected["hits"]["total"],
-                "total of {query}"
+                "total of {query} on {index}"
             );
             same_ranking(&ranked(&got), &ranked(&expected), query);
             assert_eq!(
@@ -404,9 +419,12 @@ fn three_nodes_converge_route_and_answer_like_one() {
         json!({"query": {"range": {"Year": {"lt": 1970}}}}),
     ] {
         let (_, expected) = single.call("POST", "/movies/_count", Some(query.clone()));
-        for node in &nodes {
-            let (_, got) = node.call("POST", "/movies/_count", Some(query.clone()));
-            assert_eq!(got["count"], expected["count"], "count of {query}");
+        for node in nodes {
+            let (_, got) = node.call("POST", &format!("/{index}/_count"), Some(query.clone()));
+            assert_eq!(
+                got["count"], expected["count"],
+                "count of {query} on {index}"
+            );
         }
     }
 }
@@ -419,6 +437,11 @@ fn bulk_through_one_node_spreads_evenly() {
     let docs: Vec<Value> = (0..10_000)
         .map(|n| json!({"id": format!("doc-{n}"), "n": n, "text": format!("document {n}")}))
         .collect();
+    let one_copy = json!({"settings": {"number_of_replicas": 0}});
+    assert_eq!(
+        nodes[1].call("PUT", "/spread", Some(one_copy)).0,
+        StatusCode::OK
+    );
     bulk(nodes[1], "spread", &docs);
     let counts: Vec<u64> = nodes.iter().map(|s| local_docs(s, "spread")).collect();
     assert_eq!(counts.iter().sum::<u64>(), 10_000, "{counts:?}");
@@ -444,6 +467,13 @@ fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
     let docs: Vec<Value> = (0..300)
         .map(|n| json!({"id": format!("k-{n}"), "text": "kill test"}))
         .collect();
+    // One copy of each document: what a dead node holds is then unavailable (the replicated
+    // case is `tests/replication.rs`).
+    let one_copy = json!({"settings": {"number_of_replicas": 0}});
+    assert_eq!(
+        trio.nodes[0].call("PUT", "/kills", Some(one_copy)).0,
+        StatusCode::OK
+    );
     bulk(&trio.nodes[0], "kills", &docs);
     let victim_id = node_id(&trio.nodes[2]);
     let victim_docs = local_docs(&trio.nodes[2], "kills");

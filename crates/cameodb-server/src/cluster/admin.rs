@@ -2,10 +2,13 @@
 //! node holds, and delete/update-by-query.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use futures::future::join_all;
 use serde_json::json;
 
 use super::{ClusterCtx, fan_out};
+use crate::catalog::IndexEntry;
 use crate::error::ApiError;
 use crate::messages::{ByQueryPart, NodeCall, NodeReply, Tally};
 
@@ -42,13 +45,32 @@ pub async fn sizes(ctx: &ClusterCtx) -> (HashMap<String, (u64, u64)>, bool) {
     (sizes, complete)
 }
 
-/// A delete- or update-by-query: every node runs it over the documents it holds; the counts
-/// add up. A node that refuses the request itself (a 4xx) fails it, as one node would; a node
-/// that fails is reported in `failures`.
-pub async fn by_query(ctx: &ClusterCtx, part: ByQueryPart) -> Result<Tally, ApiError> {
+/// A delete- or update-by-query: one live copy of every shard runs it over the documents of
+/// its ranges (see `plan`); the counts add up, and the writes go on to the other copies of
+/// their documents. A node that refuses the request itself (a 4xx) fails it, as one node
+/// would; a node that fails is reported in `failures`.
+pub async fn by_query(
+    ctx: &ClusterCtx,
+    entries: &[Arc<IndexEntry>],
+    part: ByQueryPart,
+) -> Result<Tally, ApiError> {
     let view = ctx.view().await;
+    let plan = super::plan::plan(ctx, &view, entries, None);
+    let calls = plan.parts.iter().map(|p| {
+        let mut call = part.clone();
+        call.indices = p.indices.clone();
+        call.ranges = p.ranges.clone();
+        let member = p.member.clone();
+        async move {
+            let answer = ctx
+                .call_node(&member, NodeCall::ByQuery(call), super::CALL_TIMEOUT)
+                .await;
+            (member, answer)
+        }
+    });
     let mut total = Tally::default();
-    for (member, answer) in fan_out(ctx, &view, NodeCall::ByQuery(part)).await {
+    total.failures.extend(plan.unserved.iter().cloned());
+    for (member, answer) in join_all(calls).await {
         match answer {
             Ok(NodeReply::Tally(tally)) => total.add(tally),
             Ok(other) => {
@@ -62,6 +84,12 @@ pub async fn by_query(ctx: &ClusterCtx, part: ByQueryPart) -> Result<Tally, ApiE
                 json!({"node": member.id, "status": err.status.as_u16(), "cause": err.cause()}),
             ),
         }
+    }
+    let applied = std::mem::take(&mut total.applied);
+    for failure in
+        super::replicate::replicate_made(ctx, &view, entries, applied, part.refresh).await
+    {
+        total.failures.push(failure);
     }
     Ok(total)
 }

@@ -1,20 +1,23 @@
 //! `_bulk` across the cluster: the coordinator parses the action lines once (strictly: a
-//! malformed one fails the request), picks each item's owner from its ring token (generating
-//! missing ids itself, so it knows where they go), sends every owner its items as one typed
-//! part, in parallel, and puts the outcomes back in request order. Sources travel as they came
-//! and are parsed only by the owner that writes them.
+//! malformed one fails the request), picks each item's lead replica from its ring token
+//! (generating missing ids itself, so it knows where they go), sends every lead its items as
+//! one typed part, in parallel, puts the outcomes back in request order, and sends what the
+//! leads wrote on to the other copies, batched per node (see `replicate`). Sources travel as
+//! they came and are parsed only by the lead that writes them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cameodb_ring::Ring;
 use futures::future::join_all;
 use serde_json::Value;
 
+use super::placement::{ActiveShards, Copies};
+use super::replicate::{outgoing, replicate};
 use super::{ClusterCtx, metadata};
+use crate::catalog::IndexEntry;
 use crate::error::ApiError;
-use crate::ids::generate_id;
+use crate::ids::{doc_key, generate_id};
 use crate::messages::docs::BulkItem;
 use crate::messages::{BulkPart, NodeCall, NodeReply, Written};
 use crate::request::bulk::{Action, Line, parse_lines};
@@ -33,16 +36,26 @@ pub struct ItemOutcome {
     pub result: Result<Written, ApiError>,
 }
 
-/// Where one item goes: to a node (by id), or nowhere because it failed already.
+/// Where one item goes: to the lead replica of its document, or nowhere because it failed
+/// already.
 #[derive(Debug)]
 enum Route {
-    /// Sent to this node.
-    Node(String),
+    /// Sent to this node (the lead), with the document's token and copies (`None`: an index
+    /// this node does not know, answered by this node).
+    Node {
+        lead: String,
+        token: u64,
+        copies: Option<Copies>,
+    },
     /// Refused by the coordinator.
     Refused(ApiError),
 }
 
-/// The request split by owner.
+/// One item of the request before it is routed: its action, index, id, and its write (with
+/// its document's token) or why it cannot be sent anywhere.
+type Unrouted = (Action, String, String, Result<(u64, BulkItem), ApiError>);
+
+/// The request split by lead replica.
 struct Plan {
     /// Every item, in request order, with its route.
     items: Vec<(Action, String, String, Route)>,
@@ -67,16 +80,14 @@ fn refusal(line: &Line<'_>) -> Option<ApiError> {
     None
 }
 
-/// Splits `lines` parsed from `body` by owner (`owner(index, id, routing)` names the node),
-/// giving `index`/`create` items without an id a generated one.
+/// Turns `lines` parsed from `body` into writes, giving `index`/`create` items without an id
+/// a generated one.
 fn split(
     body: &Bytes,
     lines: Vec<Line<'_>>,
     params: &HashMap<String, String>,
-    owner: impl Fn(&str, &str, Option<&str>) -> String,
-) -> Result<Plan, ApiError> {
+) -> Result<Vec<Unrouted>, ApiError> {
     let mut items = Vec::with_capacity(lines.len());
-    let mut parts: BTreeMap<String, Vec<BulkItem>> = BTreeMap::new();
     for line in lines {
         cameodb_memory::check()?;
         let index = line.index.clone().unwrap_or_default();
@@ -86,11 +97,17 @@ fn split(
             (None, _) => String::new(),
         };
         if let Some(err) = refusal(&line) {
-            items.push((line.action, index, id, Route::Refused(err)));
+            items.push((line.action, index, id, Err(err)));
             continue;
         }
         let routing = line.routing(params).map(String::from);
-        let node = owner(&index, &id, routing.as_deref());
+        let token = match doc_key(&id, routing.as_deref()) {
+            Ok(key) => key.token,
+            Err(err) => {
+                items.push((line.action, index, id, Err(err)));
+                continue;
+            }
+        };
         let meta = &line.meta;
         let if_seq_no = match (
             meta.get("if_seq_no").and_then(Value::as_u64),
@@ -101,7 +118,7 @@ fn split(
             (Some(_), Some(_)) => Some(u64::MAX),
             _ => None,
         };
-        parts.entry(node.clone()).or_default().push(BulkItem {
+        let item = BulkItem {
             action: line.action,
             index: index.clone(),
             id: id.clone(),
@@ -113,18 +130,64 @@ fn split(
                 .source
                 .map(|source| body.slice_ref(source))
                 .unwrap_or_default(),
-        });
-        items.push((line.action, index, id, Route::Node(node)));
+            stamp: None,
+        };
+        items.push((line.action, index, id, Ok((token, item))));
     }
-    Ok(Plan { items, parts })
+    Ok(items)
+}
+
+/// Sends each item to the lead replica of its document (`copies(index, token)` names them;
+/// `None` for an index this node does not know, which `fallback` answers), stamping it; items
+/// whose document has too few live copies are refused (503, nothing written).
+fn route(
+    items: Vec<Unrouted>,
+    copies: impl Fn(&str, u64) -> Result<Option<Copies>, ApiError>,
+    fallback: &str,
+    mut stamp: impl FnMut() -> cameodb_storage::Stamp,
+) -> Plan {
+    let mut parts: BTreeMap<String, Vec<BulkItem>> = BTreeMap::new();
+    let items = items
+        .into_iter()
+        .map(|(action, index, id, item)| {
+            let route = match item.and_then(|(token, item)| {
+                let copies = copies(&index, token)?;
+                if let Some(copies) = &copies {
+                    copies.check()?;
+                }
+                Ok((token, item, copies))
+            }) {
+                Err(err) => Route::Refused(err),
+                Ok((token, mut item, copies)) => {
+                    let lead = copies
+                        .as_ref()
+                        .and_then(Copies::lead)
+                        .unwrap_or(fallback)
+                        .to_string();
+                    item.stamp = Some(stamp());
+                    parts.entry(lead.clone()).or_default().push(item);
+                    Route::Node {
+                        lead,
+                        token,
+                        copies,
+                    }
+                }
+            };
+            (action, index, id, route)
+        })
+        .collect();
+    Plan { items, parts }
 }
 
 /// Each node's outcomes for its part, in the part's order, or why the node failed it.
 type Answers = HashMap<String, Result<Vec<Result<Written, ApiError>>, ApiError>>;
 
 /// Puts the parts' outcomes back in request order; an item whose node failed gets that
-/// failure as its error.
-fn reassemble(items: Vec<(Action, String, String, Route)>, answers: Answers) -> Vec<ItemOutcome> {
+/// failure as its error. Also gives each item's route back, for replication.
+fn reassemble(
+    items: Vec<(Action, String, String, Route)>,
+    answers: Answers,
+) -> Vec<(ItemOutcome, Route)> {
     let mut per_node: HashMap<String, std::vec::IntoIter<Result<Written, ApiError>>> = answers
         .iter()
         .filter_map(|(node, answer)| {
@@ -134,24 +197,67 @@ fn reassemble(items: Vec<(Action, String, String, Route)>, answers: Answers) -> 
     items
         .into_iter()
         .map(|(action, index, id, route)| {
-            let result = match route {
-                Route::Refused(err) => Err(err),
-                Route::Node(node) => match answers.get(&node) {
+            let result = match &route {
+                Route::Refused(err) => Err(err.clone()),
+                Route::Node { lead, .. } => match answers.get(lead) {
                     Some(Err(err)) => Err(err.clone()),
                     _ => per_node
-                        .get_mut(&node)
+                        .get_mut(lead)
                         .and_then(Iterator::next)
                         .unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))),
                 },
             };
-            ItemOutcome {
+            let outcome = ItemOutcome {
                 action,
                 index,
                 id,
                 result,
-            }
+            };
+            (outcome, route)
         })
         .collect()
+}
+
+/// Sends what the leads wrote to the other live copies (one batch per node); an item fewer
+/// copies confirmed than it needs becomes a 503.
+async fn replicate_items(
+    ctx: &ClusterCtx,
+    routed: Vec<(ItemOutcome, Route)>,
+    refresh: Refresh,
+) -> Vec<ItemOutcome> {
+    let mut writes = Vec::new();
+    let mut owners = Vec::new();
+    for (n, (outcome, route)) in routed.iter().enumerate() {
+        let (
+            Ok(written),
+            Route::Node {
+                token,
+                copies: Some(copies),
+                ..
+            },
+        ) = (&outcome.result, route)
+        else {
+            continue;
+        };
+        if let Some(out) = outgoing(&outcome.index, *token, copies, written) {
+            writes.push(out);
+            owners.push(n);
+        }
+    }
+    let acks = replicate(ctx, writes, refresh).await;
+    let mut outcomes: Vec<(ItemOutcome, Route)> = routed;
+    for (n, acked) in owners.into_iter().zip(acks) {
+        let (outcome, route) = &mut outcomes[n];
+        if let Route::Node {
+            copies: Some(copies),
+            ..
+        } = route
+            && acked + 1 < copies.required
+        {
+            outcome.result = Err(copies.short(acked + 1));
+        }
+    }
+    outcomes.into_iter().map(|(o, _)| o).collect()
 }
 
 /// Runs a `_bulk` body: every item's outcome, in request order. A malformed body fails whole.
@@ -162,40 +268,44 @@ pub async fn bulk(
     body: Bytes,
     refresh: Refresh,
 ) -> Result<Vec<ItemOutcome>, ApiError> {
-    let view = ctx.view().await;
-    // Each existing index's fixed placement; indexes this request creates get the live ring.
-    let placements: HashMap<String, Arc<Ring>> = ctx
-        .leaf
-        .catalog
-        .all()
-        .await
-        .into_iter()
-        .filter_map(|e| Some((e.name.clone(), e.placement.clone()?)))
-        .collect();
-    let split_view = Arc::clone(&view);
+    let wait = ActiveShards::parse(params.get("wait_for_active_shards").map(String::as_str))?;
     // Parsing a large body is CPU work: off the async workers, at ingest priority.
-    let plan = ctx
+    let items = ctx
         .leaf
         .ingest
         .run(move || {
             let lines = parse_lines(default_index.as_deref(), &body)?;
-            split(&body, lines, &params, |index, id, routing| {
-                split_view.owner_of(placements.get(index).map(|r| r.as_ref()), id, routing)
-            })
+            split(&body, lines, &params)
         })
         .await??;
-    let mut indices: Vec<&str> = plan
-        .parts
-        .values()
-        .flatten()
-        .map(|i| i.index.as_str())
+    let mut indices: Vec<&str> = items
+        .iter()
+        .filter(|(.., item)| item.is_ok())
+        .map(|(_, index, ..)| index.as_str())
         .collect();
     indices.sort_unstable();
     indices.dedup();
+    let mut entries: HashMap<String, Arc<IndexEntry>> = HashMap::new();
     for index in indices {
-        // Failures show up per item, from the owners.
+        // Failures show up per item, from the leads.
         let _ = metadata::ensure_index(ctx, index).await;
+        if let Some(entry) = ctx.leaf.catalog.get(index).await {
+            entries.insert(index.to_string(), entry);
+        }
     }
+    let view = ctx.view().await;
+    let copies = |index: &str, token: u64| -> Result<Option<Copies>, ApiError> {
+        let Some(entry) = entries.get(index) else {
+            return Ok(None);
+        };
+        let ring = view.ring_of(entry.placement.as_deref());
+        let rf = entry.wanted_copies().min(ring.members().len()).max(1);
+        let required = wait.required(rf)?;
+        Ok(Some(Copies::new(ring, rf, token, required, |m| {
+            view.is_live(m)
+        })))
+    };
+    let plan = route(items, copies, &view.self_id, || ctx.stamp());
     let calls = plan.parts.into_iter().map(|(node, items)| {
         let view = &view;
         async move {
@@ -215,7 +325,8 @@ pub async fn bulk(
     // This node's part ran in this request's memory account: when it tripped the breaker, the
     // whole request is refused, as Elasticsearch refuses a bulk it has no room for.
     cameodb_memory::check()?;
-    Ok(reassemble(plan.items, answers))
+    let routed = reassemble(plan.items, answers);
+    Ok(replicate_items(ctx, routed, refresh).await)
 }
 
 #[cfg(test)]
@@ -236,6 +347,7 @@ mod tests {
                     seq_no: Some(1),
                     version: Some(1),
                     forced_refresh: false,
+                    applied: None,
                 })
             })
             .collect()
@@ -279,15 +391,16 @@ mod tests {
             let lines = parse_lines(Some("p"), &body).expect("parses");
             let expected: Vec<(Action, String)> =
                 lines.iter().map(|l| (l.action, l.index.clone().unwrap_or_default())).collect();
-            let owner = |index: &str, id: &str, _: Option<&str>| {
-                let hash = index.bytes().chain(id.bytes()).fold(7usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
-                format!("n{}", hash % nodes)
+            let ring = cameodb_ring::Ring::new((0..nodes).map(|n| format!("n{n}")));
+            let copies = |_: &str, token: u64| {
+                Ok(Some(Copies::new(&ring, 1, token, 1, |_| true)))
             };
-            let plan = split(&body, lines, &HashMap::new(), owner).expect("splits");
+            let unrouted = split(&body, lines, &HashMap::new()).expect("splits");
+            let plan = route(unrouted, copies, "n0", cameodb_storage::Stamp::default);
             prop_assert_eq!(plan.items.len(), items.len());
             let failed_node = failing.map(|f| format!("n{f}"));
             let routes: Vec<Option<String>> = plan.items.iter().map(|(_, _, _, r)| match r {
-                Route::Node(node) => Some(node.clone()),
+                Route::Node { lead, .. } => Some(lead.clone()),
                 Route::Refused(_) => None,
             }).collect();
             let ids: Vec<String> = plan.items.iter().map(|(_, _, id, _)| id.clone()).collect();
@@ -303,7 +416,8 @@ mod tests {
                     (node.clone(), answer)
                 })
                 .collect();
-            let outcomes = reassemble(plan.items, answers);
+            let outcomes: Vec<ItemOutcome> =
+                reassemble(plan.items, answers).into_iter().map(|(o, _)| o).collect();
             prop_assert_eq!(outcomes.len(), items.len());
             for (n, outcome) in outcomes.iter().enumerate() {
                 prop_assert_eq!(&(outcome.action, outcome.index.clone()), &expected[n]);
@@ -326,7 +440,13 @@ mod tests {
             b"{\"index\":{}}\n{\"a\":1}\n{\"delete\":{\"_id\":\"x\"}}\n{\"delete\":{}}\n",
         );
         let lines = parse_lines(Some("p"), &body).expect("parses");
-        let plan = split(&body, lines, &HashMap::new(), |_, _, _| "n0".into()).expect("splits");
+        let items = split(&body, lines, &HashMap::new()).expect("splits");
+        let plan = route(
+            items,
+            |_, _| Ok(None),
+            "n0",
+            cameodb_storage::Stamp::default,
+        );
         let part = &plan.parts["n0"];
         assert_eq!(part[0].id.len(), 22, "a generated id");
         assert_eq!(part[0].id, plan.items[0].2);

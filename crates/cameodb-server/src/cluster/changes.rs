@@ -1,5 +1,7 @@
-//! The change feed across the cluster: each data node serves its own feed of the index; the
-//! reader's cursor holds every node's position, so one opaque string resumes them all. A page
+//! The change feed across the cluster: each data node serves its own feed of the index (with
+//! replicas, of the ranges it owns, so each change comes once — a change made while its
+//! owner was down appears when the owner has caught up); the reader's cursor holds every
+//! node's position, so one opaque string resumes them all. A page
 //! takes what the nodes have, up to the limit; a reader that asks to wait gets the first
 //! changes any node has, as soon as it has them.
 
@@ -13,6 +15,7 @@ use super::{CALL_TIMEOUT, ClusterCtx};
 use crate::error::ApiError;
 use crate::messages::changes::{ChangeItem, ChangesCall, ChangesPage, NodeCursor};
 use crate::messages::{NodeCall, NodeReply};
+use cameodb_search::tokens::TokenRanges;
 
 /// A cluster cursor: each node's position, by node id.
 pub type ClusterCursor = BTreeMap<String, NodeCursor>;
@@ -87,15 +90,33 @@ pub async fn read(
 ) -> Result<FeedPage, ApiError> {
     let view = ctx.view().await;
     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    let entry = ctx.leaf.catalog.get(index).await;
+    let placement = entry.as_ref().and_then(|e| e.placement.clone());
+    let ring = view.ring_of(placement.as_deref());
+    let replicated = entry
+        .as_ref()
+        .is_some_and(|e| e.wanted_copies().min(ring.members().len()) > 1);
     let mut calls: FuturesUnordered<_> = view
         .data_members()
         .into_iter()
         .map(|member| {
+            // With copies, each node lists the changes of the ranges it owns (the first copy):
+            // every change once.
+            let ranges = replicated.then(|| {
+                TokenRanges::new(
+                    ring.ranges()
+                        .into_iter()
+                        .filter(|r| r.owner == member.id)
+                        .map(|r| (r.start, r.end))
+                        .collect(),
+                )
+            });
             let call = NodeCall::Changes(ChangesCall {
                 index: index.to_string(),
                 since: since.get(&member.id).copied(),
                 limit,
                 wait_ms,
+                ranges,
             });
             async move {
                 let answer = ctx.call_node(member, call, CALL_TIMEOUT + wait).await;
@@ -174,6 +195,7 @@ mod tests {
             id: format!("d{seq}"),
             seq,
             version: 1,
+            stamp: cameodb_storage::Stamp::default(),
             source: None,
         }
     }

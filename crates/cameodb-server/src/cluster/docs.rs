@@ -1,46 +1,93 @@
-//! Unicast: a write or read of one document goes to the node owning its ring token (with the
-//! index's placement, when it has one). A write that may create its index makes sure the
-//! index exists cluster-wide first, so every node gets the same one.
+//! Unicast: a write of one document goes to the lead replica of its token and then to the
+//! other replicas (see `replicate`); a read goes to one live replica. A write that may create
+//! its index makes sure the index exists cluster-wide first, so every node gets the same one.
 
+use super::replicate::{copies_of, outgoing, replicate};
 use super::{ClusterCtx, metadata};
 use crate::error::ApiError;
+use crate::ids::doc_key;
 use crate::messages::{DocRead, DocWrite, FoundDoc, NodeCall, NodeReply, Written};
 
-/// The owner of document `id` (routed by `routing`) of `index`.
-async fn owner(
-    ctx: &ClusterCtx,
-    index: &str,
-    id: &str,
-    routing: Option<&str>,
-) -> (std::sync::Arc<super::router_actor::View>, String) {
-    let view = ctx.view().await;
-    let placement = ctx
-        .leaf
-        .catalog
-        .get(index)
-        .await
-        .and_then(|e| e.placement.clone());
-    let node = view.owner_of(placement.as_deref(), id, routing);
-    (view, node)
-}
-
-/// Writes one document on its owner.
-pub async fn write(ctx: &ClusterCtx, write: DocWrite) -> Result<Written, ApiError> {
+/// Writes one document on its copies; acknowledged once `wait_for_active_shards` have it.
+pub async fn write(ctx: &ClusterCtx, mut write: DocWrite) -> Result<Written, ApiError> {
     if write.auto_create {
         metadata::ensure_index(ctx, &write.index).await?;
     }
-    let (view, node) = owner(ctx, &write.index, &write.id, write.routing.as_deref()).await;
-    match ctx.call_id(&view, &node, NodeCall::Write(write)).await? {
-        NodeReply::Written(written) => Ok(written),
-        other => Err(other.unexpected("write")),
+    let view = ctx.view().await;
+    let Some(entry) = ctx.leaf.catalog.get(&write.index).await else {
+        // This node answers for a missing index, as any node would.
+        return match ctx
+            .call_id(&view, &view.self_id, NodeCall::Write(write))
+            .await?
+        {
+            NodeReply::Written(written) => Ok(written),
+            other => Err(other.unexpected("write")),
+        };
+    };
+    let copies = copies_of(
+        &view,
+        &entry,
+        &write.id,
+        write.routing.as_deref(),
+        write.wait,
+    )?;
+    copies.check()?;
+    let lead = copies.lead().unwrap_or(&view.self_id).to_string();
+    write.stamp = Some(ctx.stamp());
+    let refresh = write.refresh;
+    let written = match ctx.call_id(&view, &lead, NodeCall::Write(write)).await? {
+        NodeReply::Written(written) => written,
+        other => return Err(other.unexpected("write")),
+    };
+    if let Some(out) = outgoing(&entry.name, copies.token, &copies, &written) {
+        let needed = out.needed;
+        let acked = replicate(ctx, vec![out], refresh)
+            .await
+            .first()
+            .copied()
+            .unwrap_or(0);
+        if acked < needed {
+            return Err(copies.short(acked + 1));
+        }
     }
+    Ok(written)
 }
 
-/// Reads one document from its owner.
+/// Reads one document from a live replica: the lead (where writes resolve, so a client reads
+/// what it wrote), or this node when asked with `preference=_local` and it holds a copy.
 pub async fn read(ctx: &ClusterCtx, read: DocRead) -> Result<Option<FoundDoc>, ApiError> {
-    let (view, node) = owner(ctx, &read.index, &read.id, read.routing.as_deref()).await;
+    let view = ctx.view().await;
+    let node = reader(ctx, &view, &read).await?;
     match ctx.call_id(&view, &node, NodeCall::Read(read)).await? {
         NodeReply::Doc(doc) => Ok(doc),
         other => Err(other.unexpected("read")),
+    }
+}
+
+/// The replica a read of `read` goes to.
+pub async fn reader(
+    ctx: &ClusterCtx,
+    view: &super::router_actor::View,
+    read: &DocRead,
+) -> Result<String, ApiError> {
+    let Some(entry) = ctx.leaf.catalog.get(&read.index).await else {
+        return Ok(view.self_id.clone());
+    };
+    doc_key(&read.id, read.routing.as_deref())?;
+    let copies = copies_of(
+        view,
+        &entry,
+        &read.id,
+        read.routing.as_deref(),
+        crate::request::params::ActiveShards::Count(1),
+    )?;
+    if read.local && copies.live.contains(&view.self_id) {
+        return Ok(view.self_id.clone());
+    }
+    match copies.lead() {
+        Some(lead) => Ok(lead.to_string()),
+        None => Err(copies.check().err().unwrap_or_else(|| {
+            ApiError::internal("a document with no live copy passed the check")
+        })),
     }
 }

@@ -69,6 +69,15 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
             NodeCall::Changes(call) => {
                 NodeReply::Changes(leaf::changes::changes(leaf, call).await?)
             }
+            NodeCall::Replicate(batch) => NodeReply::Replicated(
+                leaf::replica::apply(leaf, batch)
+                    .await
+                    .into_iter()
+                    .map(|r| r.map_err(Into::into))
+                    .collect(),
+            ),
+            NodeCall::Digest(call) => NodeReply::Digest(leaf::replica::digest(leaf, call).await?),
+            NodeCall::Fetch(call) => NodeReply::Fetched(leaf::replica::fetch(leaf, call).await?),
             NodeCall::EnsureIndex(name) => {
                 metadata::ensure_here(ctx, &name).await?;
                 NodeReply::Ack

@@ -1,5 +1,5 @@
-//! `_mget` across the cluster: each wanted document is asked of its owner (one call per owner,
-//! in parallel) and the answers are put back in request order.
+//! `_mget` across the cluster: each wanted document is asked of one live replica (one call per
+//! node, in parallel) and the answers are put back in request order.
 
 use std::collections::BTreeMap;
 
@@ -17,15 +17,14 @@ pub async fn mget(
     let view = ctx.view().await;
     let mut groups: BTreeMap<String, Vec<(usize, DocRead)>> = BTreeMap::new();
     let total = wanted.len();
+    let mut out: Vec<Result<Option<FoundDoc>, ApiError>> = (0..total)
+        .map(|_| Err(ApiError::internal("document was not read")))
+        .collect();
     for (n, want) in wanted.into_iter().enumerate() {
-        let placement = ctx
-            .leaf
-            .catalog
-            .get(&want.index)
-            .await
-            .and_then(|e| e.placement.clone());
-        let node = view.owner_of(placement.as_deref(), &want.id, want.routing.as_deref());
-        groups.entry(node).or_default().push((n, want));
+        match super::docs::reader(ctx, &view, &want).await {
+            Ok(node) => groups.entry(node).or_default().push((n, want)),
+            Err(err) => out[n] = Err(err.with_index(&want.index)),
+        }
     }
     let calls = groups.into_iter().map(|(node, docs)| {
         let view = &view;
@@ -40,9 +39,6 @@ pub async fn mget(
             (positions, indices, answer)
         }
     });
-    let mut out: Vec<Result<Option<FoundDoc>, ApiError>> = (0..total)
-        .map(|_| Err(ApiError::internal("document was not read")))
-        .collect();
     for (positions, indices, answer) in join_all(calls).await {
         match answer {
             Ok(found) => {

@@ -5,12 +5,16 @@
 
 pub mod admin;
 pub mod bulk;
+pub mod catchup;
 pub mod changes;
 pub mod docs;
 pub mod inbound;
 pub mod metadata;
 pub mod mget;
 pub mod pit;
+pub mod placement;
+pub mod plan;
+pub mod replicate;
 pub mod router_actor;
 pub mod scatter;
 mod sync_rules;
@@ -43,6 +47,15 @@ pub struct ClusterCtx {
     pub scrolls: scatter::ClusterScrolls,
     /// Points in time this node coordinates.
     pub pits: pit::ClusterPits,
+    /// Stamps the writes this node coordinates (last-writer-wins order across replicas).
+    pub clock: cameodb_storage::Hlc,
+    /// This node in those stamps.
+    pub origin: u64,
+    /// This context, for work that outlives the request that started it (replica writes
+    /// still on their way when the write was acknowledged).
+    pub me: std::sync::Weak<ClusterCtx>,
+    /// Turns the order in which searches ask replicas, spreading them over the copies.
+    pub rotation: std::sync::atomic::AtomicUsize,
 }
 
 impl ClusterCtx {
@@ -109,6 +122,14 @@ impl ClusterCtx {
                 "node [{}] failed the call: {reason}",
                 member.id
             ))),
+        }
+    }
+
+    /// A stamp for a write this node coordinates.
+    pub fn stamp(&self) -> cameodb_storage::Stamp {
+        cameodb_storage::Stamp {
+            hlc: self.clock.now(),
+            origin: self.origin,
         }
     }
 

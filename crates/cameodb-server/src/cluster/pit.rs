@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cameodb_cluster::Member;
 use serde_json::{Value, json};
 
-use super::scatter::{fan_out, gather_stats, missing_context, release_pins, report_forgotten};
+use super::plan::{Part, plan};
+use super::scatter::{fan_out, gather_stats, missing_context, release_pins, report_unserved};
 use super::{CALL_TIMEOUT, ClusterCtx};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
@@ -26,10 +26,9 @@ const PIT_PREFIX: &str = "p.";
 
 /// One open point in time on its coordinator.
 pub struct ClusterPit {
-    /// The concrete indexes it covers.
-    indices: Vec<String>,
-    /// Each node's snapshot id, in a fixed order (a node's place is its `_shard_doc` part).
-    pins: Vec<(Member, String)>,
+    /// Each asked node's part and snapshot id, in a fixed order (a node's place is its
+    /// `_shard_doc` part).
+    pins: Vec<(Part, String)>,
     /// Nodes that held none (down when it opened): every search reports them failed.
     missing: Vec<Value>,
 }
@@ -52,25 +51,21 @@ pub async fn open(
     ctx.pits.check_room()?;
     ctx.leaf.scrolls.check_open(keep_alive)?;
     let view = ctx.view().await;
-    let indices: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-    let request = ShardRequest {
-        indices: indices.clone(),
-        spec: SearchSpec::count(QuerySpec::All),
-        stats: None,
-        pin: Some(Pin::Open {
-            keep_alive_ms: u64::try_from(keep_alive.as_millis()).unwrap_or(u64::MAX),
-        }),
+    let plan = plan(ctx, &view, entries, None);
+    let spec = SearchSpec::count(QuerySpec::All);
+    let pin = Pin::Open {
+        keep_alive_ms: u64::try_from(keep_alive.as_millis()).unwrap_or(u64::MAX),
     };
-    let calls = view
-        .data_members()
-        .into_iter()
-        .map(|m| (m.clone(), request.clone()))
+    let calls = plan
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(n, part)| (part.clone(), part.request(&spec, n, Some(pin.clone()))))
         .collect();
     let (_, mut report, pins) = fan_out(ctx, calls, CALL_TIMEOUT).await?;
-    report_forgotten(&view, entries, &HashMap::new(), &mut report);
+    report_unserved(&plan, &mut report);
     let id = format!("{PIT_PREFIX}{}.{}", view.self_id, generate_id());
     let pit = ClusterPit {
-        indices,
         pins: pins.clone(),
         missing: report.failures,
     };
@@ -112,34 +107,42 @@ pub async fn search_here(
     spec: SearchSpec,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
-    let (indices, pins, missing) = ctx.pits.read(id, keep_alive, |pit, _| {
-        (pit.indices.clone(), pit.pins.clone(), pit.missing.clone())
+    let (pins, missing) = ctx.pits.read(id, keep_alive, |pit, _| {
+        (pit.pins.clone(), pit.missing.clone())
     })?;
     let keep_alive_ms = keep_alive.map(|k| u64::try_from(k.as_millis()).unwrap_or(u64::MAX));
     let timeout = spec.timeout.unwrap_or(CALL_TIMEOUT);
-    let mut request = ShardRequest {
-        indices,
-        spec: spec.for_nodes(),
-        stats: None,
-        pin: None,
-    };
-    let members: Vec<Member> = pins.iter().map(|(m, _)| m.clone()).collect();
-    if spec.uses_scores() && members.len() > 1 {
-        request.stats = Some(gather_stats(ctx, &members, &request, timeout).await);
-    }
-    let calls = pins
+    let node_spec = spec.for_nodes();
+    let mut calls: Vec<(Part, ShardRequest)> = pins
         .into_iter()
         .enumerate()
-        .map(|(part, (member, pin))| {
-            let mut request = request.clone();
-            request.spec.shard = part as u32;
-            request.pin = Some(Pin::Use {
+        .map(|(n, (part, pin))| {
+            let pin = Pin::Use {
                 id: pin,
                 keep_alive_ms,
-            });
-            (member, request)
+            };
+            let request = part.request(&node_spec, n, Some(pin));
+            (part, request)
         })
         .collect();
+    if spec.uses_scores() && calls.len() > 1 {
+        // Statistics from the live searchers (as a scroll's first page does).
+        let view = ctx.view().await;
+        let parts: Vec<Part> = calls.iter().map(|(p, _)| p.clone()).collect();
+        let mut names: Vec<&String> = parts.iter().flat_map(|p| p.indices.iter()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(entry) = ctx.leaf.catalog.get(name).await {
+                entries.push(entry);
+            }
+        }
+        let stats = gather_stats(ctx, &view, &entries, &parts, &node_spec, timeout).await;
+        for (_, request) in &mut calls {
+            request.stats = Some(stats.clone());
+        }
+    }
     let (partials, mut report, _) = fan_out(ctx, calls, timeout).await?;
     report.total += missing.len();
     report.failures.extend(missing);

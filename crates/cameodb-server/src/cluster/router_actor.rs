@@ -16,10 +16,9 @@ pub struct View {
     pub self_id: String,
     /// Every known member, self included, sorted by id.
     pub members: Vec<Member>,
-    /// The ring over every known member. Down and left members keep their token ranges:
-    /// nothing moves their documents elsewhere yet (no replication or rebalancing), so
-    /// requests for them fail loudly instead of landing on a node that would hide them once
-    /// the owner is back.
+    /// The ring over every known member. Down and left members keep their token ranges (their
+    /// copies are still theirs: nothing moves documents yet); requests go to the other live
+    /// copies, and fail loudly when a range has none.
     pub ring: Ring,
 }
 
@@ -44,16 +43,31 @@ impl View {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// The id of the node owning document `id` (with `routing`) under `placement` (an
-    /// index's fixed ring; `None`: the live ring); this node's own id when the id or routing is
-    /// invalid, so this node answers the error.
-    pub fn owner_of(&self, placement: Option<&Ring>, id: &str, routing: Option<&str>) -> String {
-        let ring = placement.unwrap_or(&self.ring);
-        crate::ids::doc_key(id, routing)
-            .ok()
-            .and_then(|key| ring.owner(key.token))
-            .unwrap_or(&self.self_id)
-            .to_string()
+    /// Whether `id` can take calls now: this node, or a member that is up.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.member(id)
+            .is_some_and(|m| m.is_self || m.state == cameodb_cluster::MemberState::Up)
+    }
+
+    /// The ring an index is placed on: its fixed placement, or the live ring.
+    pub fn ring_of<'a>(&'a self, placement: Option<&'a Ring>) -> &'a Ring {
+        placement.unwrap_or(&self.ring)
+    }
+
+    /// The live members of `ring`, in id order turned left by `turn` (spreads searches over
+    /// the copies).
+    pub fn live_order(&self, ring: &Ring, turn: usize) -> Vec<String> {
+        let mut order: Vec<String> = ring
+            .members()
+            .iter()
+            .filter(|id| self.is_live(id))
+            .cloned()
+            .collect();
+        if !order.is_empty() {
+            let by = turn % order.len();
+            order.rotate_left(by);
+        }
+        order
     }
 
     /// The members holding data: every member on the ring.

@@ -1,8 +1,10 @@
-//! Scatter-gather: searches, counts and scrolls over every node of the cluster. Round one
-//! (when scores matter) gathers term statistics from every node; round two asks every node for
-//! its top `from + size` hits, total and aggregation partials under those statistics; the
-//! coordinator merges them as if they came from one node. A node that fails or does not answer
-//! in time is reported in `_shards.failures`, never waited for beyond the call timeout.
+//! Scatter-gather: searches, counts and scrolls over the cluster, one live copy of every shard
+//! (see `plan`). Round one (when scores matter) gathers term statistics from every asked node
+//! for the ranges it answers for; round two asks each for its top `from + size` hits, total
+//! and aggregation partials under those statistics; the coordinator merges them as if they
+//! came from one node. A node that fails or does not answer in time is reported in
+//! `_shards.failures` (one entry per shard it answered for), never waited for beyond the call
+//! timeout; a shard with no live copy is a failed shard.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::ClusterCtx;
+use super::plan::{Part, Plan, plan, stats_plan};
 use super::router_actor::View;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
@@ -30,10 +33,10 @@ const SCROLL_PREFIX: &str = "c.";
 pub struct ClusterScroll {
     /// The search, with `from` at the next page.
     spec: SearchSpec,
-    /// What every node is asked (its `pin` is set per node).
-    request: ShardRequest,
-    /// Each node's snapshot id.
-    pins: Vec<(Member, String)>,
+    /// Cluster-wide statistics of the first page, used by every page.
+    stats: Option<ClusterStats>,
+    /// Each asked node's part and snapshot id.
+    pins: Vec<(Part, String)>,
     /// The shards that failed the first page: they hold no snapshot, so every later page is
     /// missing them too and says so.
     missing: Vec<Value>,
@@ -47,16 +50,15 @@ pub fn scroll_owner(id: &str) -> Option<&str> {
     id.strip_prefix(SCROLL_PREFIX)?.split('.').next()
 }
 
-/// Sends each member its request; gathers partials, shard accounting and snapshot ids.
+/// Sends each part its request; gathers partials, shard accounting and snapshot ids.
 pub(super) async fn fan_out(
     ctx: &ClusterCtx,
-    calls: Vec<(Member, ShardRequest)>,
+    calls: Vec<(Part, ShardRequest)>,
     timeout: Duration,
-) -> Result<(Vec<Partial>, ShardReport, Vec<(Member, String)>), ApiError> {
-    let answers = join_all(calls.into_iter().map(|(member, request)| async move {
-        let indices = request.indices.clone();
+) -> Result<(Vec<Partial>, ShardReport, Vec<(Part, String)>), ApiError> {
+    let answers = join_all(calls.into_iter().map(|(part, request)| async move {
         let answer = match ctx
-            .call_node(&member, NodeCall::Search(request), timeout)
+            .call_node(&part.member, NodeCall::Search(request), timeout)
             .await
         {
             Ok(NodeReply::Shard(answer)) => Ok(Ok(answer)),
@@ -65,32 +67,32 @@ pub(super) async fn fan_out(
             Err(err) if err.status.is_client_error() => Err(err),
             Err(err) => Ok(Err(err)),
         };
-        (member, indices, answer)
+        (part, answer)
     }))
     .await;
     let mut partials = Vec::new();
     let mut report = ShardReport::default();
     let mut pins = Vec::new();
     let mut refused = None;
-    for (member, indices, answer) in answers {
+    for (part, answer) in answers {
         match answer {
             Err(err) => refused = Some(err),
             Ok(Ok(answer)) => {
-                report.total += answer.partial.shards;
-                report.successful += answer.partial.shards;
+                report.total += part.shards.len();
+                report.successful += part.shards.len();
                 if let Some(pin) = answer.pin {
-                    pins.push((member, pin));
+                    pins.push((part, pin));
                 }
                 partials.push(answer.partial);
             }
             Ok(Err(err)) => {
-                tracing::warn!(node = %member.id, reason = %err.reason, "node failed its part of a search");
+                tracing::warn!(node = %part.member.id, reason = %err.reason, "node failed its part of a search");
                 // `ClusterCtx::call` answers a node that missed the deadline with a 504.
                 report.timed_out |= err.status == axum::http::StatusCode::GATEWAY_TIMEOUT;
-                for index in &indices {
+                for (index, shard) in &part.shards {
                     report.total += 1;
                     report.failures.push(json!({
-                        "shard": 0, "index": index, "node": member.id,
+                        "shard": shard, "index": index, "node": part.member.id,
                         "reason": err.cause(),
                     }));
                 }
@@ -106,17 +108,37 @@ pub(super) async fn fan_out(
     Ok((partials, report, pins))
 }
 
-/// Round one: every node's statistics, summed.
+/// Adds the shards no live copy answers to `report`, as failed shards.
+pub(super) fn report_unserved(plan: &Plan, report: &mut ShardReport) {
+    report.total += plan.unserved.len();
+    report.failures.extend(plan.unserved.iter().cloned());
+}
+
+/// Round one: the statistics of `entries` for `spec`'s query as `stats_plan` asks for them,
+/// summed (and divided back to one copy of each document).
 pub(super) async fn gather_stats(
     ctx: &ClusterCtx,
-    members: &[Member],
-    request: &ShardRequest,
+    view: &View,
+    entries: &[Arc<IndexEntry>],
+    parts: &[Part],
+    spec: &SearchSpec,
     timeout: Duration,
 ) -> ClusterStats {
-    let answers = join_all(members.iter().map(|member| async move {
-        ctx.call_node(member, NodeCall::Dfs(request.clone()), timeout)
-            .await
-    }))
+    let plan = stats_plan(view, entries, parts);
+    let answers = join_all(
+        plan.asks
+            .iter()
+            .map(|(member, indices, ranges)| async move {
+                let request = ShardRequest {
+                    indices: indices.clone(),
+                    spec: spec.clone(),
+                    stats: None,
+                    pin: None,
+                    ranges: ranges.clone(),
+                };
+                ctx.call_node(member, NodeCall::Dfs(request), timeout).await
+            }),
+    )
     .await;
     let mut total = ClusterStats::new();
     for answer in answers {
@@ -128,76 +150,16 @@ pub(super) async fn gather_stats(
             total.entry(index).or_default().add(&stats);
         }
     }
+    for (index, stats) in total.iter_mut() {
+        if let Some(copies) = plan.copies.get(index).filter(|c| **c > 1) {
+            stats.one_copy_of(*copies as u64);
+        }
+    }
     total
 }
 
-/// The nodes a search asks: every data node, or with `routing` only the owners of the routing
-/// values (as Elasticsearch searches only the shards they route to).
-fn targets(
-    view: &View,
-    entries: &[Arc<IndexEntry>],
-    params: &HashMap<String, String>,
-) -> Vec<Member> {
-    let Some(routing) = params.get("routing") else {
-        return view.data_members().into_iter().cloned().collect();
-    };
-    let mut owners: Vec<String> = Vec::new();
-    for value in routing.split(',').filter(|v| !v.is_empty()) {
-        let token = cameodb_storage::routing_token(value);
-        let rings: Vec<&cameodb_ring::Ring> = if entries.is_empty() {
-            vec![&view.ring]
-        } else {
-            entries
-                .iter()
-                .map(|e| e.placement.as_deref().unwrap_or(&view.ring))
-                .collect()
-        };
-        for ring in rings {
-            if let Some(owner) = ring.owner(token)
-                && !owners.iter().any(|o| o == owner)
-            {
-                owners.push(owner.to_string());
-            }
-        }
-    }
-    view.data_members()
-        .into_iter()
-        .filter(|m| owners.contains(&m.id))
-        .cloned()
-        .collect()
-}
-
-/// Reports as failed shards the nodes an index was placed on that the cluster no longer knows
-/// (gone longer than gossip remembers a dead node): their documents are missing from the answer.
-pub(super) fn report_forgotten(
-    view: &View,
-    entries: &[Arc<IndexEntry>],
-    params: &HashMap<String, String>,
-    report: &mut ShardReport,
-) {
-    if params.contains_key("routing") {
-        return;
-    }
-    for entry in entries {
-        for id in entry
-            .meta
-            .placement
-            .iter()
-            .filter(|id| view.member(id).is_none())
-        {
-            report.total += 1;
-            report.failures.push(json!({
-                "shard": 0, "index": entry.name, "node": id,
-                "reason": {
-                    "type": "unavailable_shards_exception",
-                    "reason": format!("node [{id}] holds part of this index but is no longer in the cluster"),
-                },
-            }));
-        }
-    }
-}
-
-/// A search over `entries` on every node (or the routing values' owners), merged.
+/// A search over `entries`, one live copy of every shard (or of those `routing` selects),
+/// merged.
 pub async fn search(
     ctx: &ClusterCtx,
     view: &View,
@@ -208,31 +170,34 @@ pub async fn search(
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
     let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
-    let members = targets(view, entries, params);
-    let mut request = ShardRequest {
-        indices: entries.iter().map(|e| e.name.clone()).collect(),
-        spec: spec.for_nodes(),
-        stats: None,
-        pin: None,
-    };
-    // One node's statistics are the cluster's: round one is needed only with several.
-    if spec.uses_scores() && members.len() > 1 {
-        request.stats = Some(gather_stats(ctx, &members, &request, timeout).await);
-    }
-    let calls = members
+    let plan = plan(
+        ctx,
+        view,
+        entries,
+        params.get("routing").map(String::as_str),
+    );
+    let node_spec = spec.for_nodes();
+    let pin = keep_alive.map(|k| Pin::Open {
+        keep_alive_ms: u64::try_from(k.as_millis()).unwrap_or(u64::MAX),
+    });
+    let mut calls: Vec<(Part, ShardRequest)> = plan
+        .parts
         .iter()
         .enumerate()
-        .map(|(part, m)| {
-            let mut request = request.clone();
-            request.spec.shard = part as u32;
-            request.pin = keep_alive.map(|k| Pin::Open {
-                keep_alive_ms: k.as_millis() as u64,
-            });
-            (m.clone(), request)
-        })
+        .map(|(n, part)| (part.clone(), part.request(&node_spec, n, pin.clone())))
         .collect();
+    // One node's statistics are the cluster's: round one is needed only with several.
+    let stats = if spec.uses_scores() && calls.len() > 1 {
+        let stats = gather_stats(ctx, view, entries, &plan.parts, &node_spec, timeout).await;
+        for (_, request) in &mut calls {
+            request.stats = Some(stats.clone());
+        }
+        Some(stats)
+    } else {
+        None
+    };
     let (partials, mut report, pins) = fan_out(ctx, calls, timeout).await?;
-    report_forgotten(view, entries, params, &mut report);
+    report_unserved(&plan, &mut report);
     let missing = report.failures.clone();
     let mut out = render(partials, spec, report, started)?;
     if let Some(keep_alive) = keep_alive {
@@ -241,7 +206,7 @@ pub async fn search(
         next.from = next.window();
         let scroll = ClusterScroll {
             spec: next,
-            request,
+            stats,
             pins,
             missing,
         };
@@ -296,20 +261,20 @@ pub async fn scroll_page(ctx: &ClusterCtx, call: &ScrollCall) -> Result<Value, A
     let (spec, missing, calls) = ctx.scrolls.read(id, keep_alive, |context, keep_alive| {
         let spec = context.spec.clone();
         context.spec.from = context.spec.window();
-        let keep_alive_ms = Some(keep_alive.as_millis() as u64);
-        let calls: Vec<(Member, ShardRequest)> = context
+        let keep_alive_ms = Some(u64::try_from(keep_alive.as_millis()).unwrap_or(u64::MAX));
+        let node_spec = spec.for_nodes();
+        let calls: Vec<(Part, ShardRequest)> = context
             .pins
             .iter()
             .enumerate()
-            .map(|(part, (member, pin))| {
-                let mut request = context.request.clone();
-                request.spec = spec.for_nodes();
-                request.spec.shard = part as u32;
-                request.pin = Some(Pin::Use {
+            .map(|(n, (part, pin))| {
+                let pin = Pin::Use {
                     id: pin.clone(),
                     keep_alive_ms,
-                });
-                (member.clone(), request)
+                };
+                let mut request = part.request(&node_spec, n, Some(pin));
+                request.stats = context.stats.clone();
+                (part.clone(), request)
             })
             .collect();
         (spec, context.missing.clone(), calls)
@@ -333,12 +298,12 @@ pub async fn clear_scrolls(ctx: &ClusterCtx, ids: &[String]) -> usize {
 }
 
 /// Frees the snapshots `pins` on their nodes.
-pub(super) async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Member, String)>) {
+pub(super) async fn release_pins(ctx: &ClusterCtx, pins: Vec<(Part, String)>) {
     let mut by_node: HashMap<String, (Member, Vec<String>)> = HashMap::new();
-    for (member, pin) in pins {
+    for (part, pin) in pins {
         by_node
-            .entry(member.id.clone())
-            .or_insert_with(|| (member, Vec::new()))
+            .entry(part.member.id.clone())
+            .or_insert_with(|| (part.member, Vec::new()))
             .1
             .push(pin);
     }
@@ -379,7 +344,7 @@ pub async fn clear_anywhere(ctx: &ClusterCtx, ids: &[String]) -> usize {
     freed
 }
 
-/// `_count` over every node, summed.
+/// `_count` over one live copy of every shard, summed.
 pub async fn count(
     ctx: &ClusterCtx,
     view: &View,
@@ -387,18 +352,21 @@ pub async fn count(
     params: &HashMap<String, String>,
     query: QuerySpec,
 ) -> Result<Value, ApiError> {
-    let request = ShardRequest {
-        indices: entries.iter().map(|e| e.name.clone()).collect(),
-        spec: SearchSpec::count(query),
-        stats: None,
-        pin: None,
-    };
-    let calls = targets(view, entries, params)
-        .into_iter()
-        .map(|m| (m, request.clone()))
+    let plan = plan(
+        ctx,
+        view,
+        entries,
+        params.get("routing").map(String::as_str),
+    );
+    let spec = SearchSpec::count(query);
+    let calls = plan
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(n, part)| (part.clone(), part.request(&spec, n, None)))
         .collect();
     let (partials, mut report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
-    report_forgotten(view, entries, params, &mut report);
+    report_unserved(&plan, &mut report);
     let count: usize = partials.iter().map(|p| p.total).sum();
     Ok(json!({"count": count, "_shards": shards_json(&report)}))
 }

@@ -112,8 +112,9 @@ async fn handle(
         script: body.get("script").cloned(),
         refresh,
         proceed,
+        ranges: Default::default(),
     };
-    let total = admin::by_query(&state.cluster, part).await?;
+    let total = admin::by_query(&state.cluster, &entries, part).await?;
     Ok(finish(started, total, action))
 }
 

@@ -81,7 +81,7 @@ fn render(index: &str, page: FeedPage) -> Result<Response, ApiError> {
             } else {
                 "delete"
             },
-            _seq_no: change.seq,
+            _seq_no: change.stamp.hlc,
             _version: change.version,
         };
         serde_json::to_writer(&mut out, &head).map_err(encoding)?;

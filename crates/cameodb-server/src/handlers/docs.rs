@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::messages::docs::{WireSource, WriteBody};
 use crate::messages::{DocRead, DocWrite, FoundDoc, Written};
 use crate::request::docs::{UpdateBody, condition};
+use crate::request::params::ActiveShards;
 use crate::request::params::{check_params, flag, number, refresh_param, reject_require_alias};
 use crate::request::parse_object_body;
 use crate::respond;
@@ -86,6 +87,11 @@ pub fn outcome_status(outcome: &Written) -> StatusCode {
     }
 }
 
+/// `wait_for_active_shards`.
+fn wait_param(params: &HashMap<String, String>) -> Result<ActiveShards, ApiError> {
+    ActiveShards::parse(params.get("wait_for_active_shards").map(String::as_str))
+}
+
 /// Runs a write through the coordinator and renders its answer.
 async fn write_one(state: &AppState, write: DocWrite) -> Result<Response, ApiError> {
     let index = write.index.clone();
@@ -106,6 +112,7 @@ const INDEX_PARAMS: &[&str] = &[
     "if_primary_term",
     "require_alias",
     "pipeline",
+    "wait_for_active_shards",
 ];
 
 /// Parses an index or create request.
@@ -148,6 +155,8 @@ fn index_write(
         if_seq_no: condition(params)?,
         refresh: refresh_param(params)?,
         auto_create: true,
+        stamp: None,
+        wait: wait_param(params)?,
     })
 }
 
@@ -204,6 +213,7 @@ async fn fetch(
         id: id.to_string(),
         routing: params.get("routing").cloned(),
         refresh: flag(params, "refresh")?.unwrap_or(false),
+        local: params.get("preference").map(String::as_str) == Some("_local"),
     };
     crate::ids::doc_key(id, read.routing.as_deref())?;
     docs::read(&state.cluster, read).await
@@ -278,7 +288,13 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     check_params(
         &params,
-        &["refresh", "routing", "if_seq_no", "if_primary_term"],
+        &[
+            "refresh",
+            "routing",
+            "if_seq_no",
+            "if_primary_term",
+            "wait_for_active_shards",
+        ],
     )?;
     let routing = params.get("routing").cloned();
     crate::ids::doc_key(&id, routing.as_deref())?;
@@ -290,6 +306,8 @@ pub async fn delete(
         if_seq_no: condition(&params)?,
         refresh: refresh_param(&params)?,
         auto_create: false,
+        stamp: None,
+        wait: wait_param(&params)?,
     };
     write_one(&state, write).await
 }
@@ -308,6 +326,7 @@ pub async fn update(
             "if_seq_no",
             "if_primary_term",
             "retry_on_conflict",
+            "wait_for_active_shards",
         ],
     )?;
     let body = parse_object_body(&body)?.unwrap_or_default();
@@ -332,6 +351,8 @@ pub async fn update(
         if_seq_no: condition(&params)?,
         refresh: refresh_param(&params)?,
         auto_create: true,
+        stamp: None,
+        wait: wait_param(&params)?,
     };
     write_one(&state, write).await
 }

@@ -30,6 +30,7 @@ pub async fn mget(
             id: w.id.clone(),
             routing: w.routing.clone(),
             refresh: false,
+            local: params.get("preference").map(String::as_str) == Some("_local"),
         })
         .collect();
     let found = crate::cluster::mget::mget(&state.cluster, reads).await;

@@ -10,12 +10,14 @@
 
 use cameodb_search::build_query;
 use cameodb_search::script::Script;
+use cameodb_search::tokens::{TokenRanges, restrict};
 use cameodb_storage::{OpKind, Source, Store, StoreError, WriteOp, WriteResult};
 use serde_json::{Value, json};
 use tantivy::collector::DocSetCollector;
 
 use super::{Leaf, apply_refresh};
 use crate::error::ApiError;
+use crate::messages::replica::ReplicaOp;
 use crate::messages::{ByQueryPart, Tally};
 use crate::shard::run;
 
@@ -58,8 +60,9 @@ pub async fn by_query(leaf: &Leaf, part: ByQueryPart) -> Result<Tally, ApiError>
             name.clone(),
             part.refresh,
         );
+        let keep_to = part.ranges.get(&name).cloned().map(std::sync::Arc::new);
         let tally = run(&entry.shard, move |store| {
-            let tally = run_on_store(store, &name, &query, &change)?;
+            let tally = run_on_store(store, &name, &query, keep_to.as_ref(), &change)?;
             apply_refresh(store, refresh, tally.1)?;
             Ok(tally.0)
         })
@@ -74,9 +77,10 @@ fn run_on_store(
     store: &Store,
     index: &str,
     query: &cameodb_search::QuerySpec,
+    keep_to: Option<&std::sync::Arc<TokenRanges>>,
     change: &Change,
 ) -> Result<(Tally, Option<u64>), ApiError> {
-    let query = build_query(store, query)?;
+    let query = restrict(build_query(store, query)?, keep_to);
     let searcher = store.searcher();
     let addresses: Vec<_> = searcher
         .search(query.as_ref(), &DocSetCollector)?
@@ -128,17 +132,27 @@ fn run_on_store(
             ops.push(WriteOp {
                 key: key.clone(),
                 kind,
-                if_seq_no: Some(doc.seq_no),
+                if_seq_no: Some(doc.stamp.hlc),
+                stamp: None,
             });
         }
         tally.batches += 1;
-        let ids: Vec<String> = ops.iter().map(|op| op.key.id.to_string()).collect();
-        for (id, result) in ids.iter().zip(store.write_batch(ops)) {
+        let keys: Vec<cameodb_storage::DocKey> = ops.iter().map(|op| op.key.clone()).collect();
+        for (key, result) in keys.iter().zip(store.write_batch(ops)) {
+            let id = key.id.to_string();
             match result {
                 Ok(outcome) if outcome.result == WriteResult::Noop => tally.noops += 1,
                 Ok(outcome) => {
                     tally.done += 1;
                     max_seq = max_seq.max(outcome.seq_no);
+                    if let Some(applied) = outcome.applied {
+                        tally.applied.push(ReplicaOp {
+                            index: index.to_string(),
+                            id: id.clone(),
+                            token: key.token,
+                            applied: applied.into(),
+                        });
+                    }
                 }
                 Err(StoreError::VersionConflict { .. }) => {
                     tally.conflicts += 1;

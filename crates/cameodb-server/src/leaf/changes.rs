@@ -1,7 +1,7 @@
 //! A node's part of a change-feed read: its feed of one index from the reader's cursor,
 //! waiting for a change when asked to and there is none yet.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cameodb_storage::Cursor;
 
@@ -18,14 +18,28 @@ pub async fn changes(leaf: &Leaf, call: ChangesCall) -> Result<ChangesPage, ApiE
         floor: c.floor,
     });
     let (limit, wait) = (call.limit, Duration::from_millis(call.wait_ms));
+    let ranges = call.ranges;
     run(&entry.shard, move |store| {
-        let mut page = store.changes(since, limit)?;
-        if page.changes.is_empty() && !wait.is_zero() {
-            // Blocks this job's thread (a blocking-pool thread) for at most the wait.
-            if store.wait_for_changes(page.next.seq, wait) {
-                page = store.changes(Some(page.next), limit)?;
+        let deadline = Instant::now() + wait;
+        let mut cursor = since;
+        let page = loop {
+            let mut page = store.changes(cursor, limit)?;
+            let at_end = page.changes.len() < limit;
+            if let Some(ranges) = &ranges {
+                page.changes.retain(|c| ranges.contains(c.key.token));
             }
-        }
+            cursor = Some(page.next);
+            if !page.changes.is_empty() {
+                break page;
+            }
+            if at_end {
+                // Blocks this job's thread (a blocking-pool thread) for at most the wait.
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !store.wait_for_changes(page.next.seq, left) {
+                    break page;
+                }
+            }
+        };
         Ok(ChangesPage {
             changes: page
                 .changes
@@ -34,6 +48,7 @@ pub async fn changes(leaf: &Leaf, call: ChangesCall) -> Result<ChangesPage, ApiE
                     id: c.key.id.to_string(),
                     seq: c.seq,
                     version: c.version,
+                    stamp: c.stamp,
                     source: c.source,
                 })
                 .collect(),

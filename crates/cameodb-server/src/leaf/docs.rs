@@ -54,6 +54,7 @@ pub async fn write(
                 scripted_upsert,
                 retries,
                 condition: call.if_seq_no,
+                stamp: call.stamp,
             };
             let entry = leaf.catalog.get_or_create(&call.index).await?;
             return run(&entry.shard, move |store| script.run(store, key, refresh))
@@ -65,6 +66,7 @@ pub async fn write(
         key,
         kind,
         if_seq_no: call.if_seq_no,
+        stamp: call.stamp,
     };
     let entry = if call.auto_create {
         leaf.catalog.get_or_create(&call.index).await?
@@ -93,6 +95,8 @@ struct Scripted {
     scripted_upsert: bool,
     retries: usize,
     condition: Option<u64>,
+    /// The coordinator's stamp for the write.
+    stamp: Option<cameodb_storage::Stamp>,
 }
 
 impl Scripted {
@@ -118,11 +122,12 @@ impl Scripted {
                     WriteOp::create(key.clone(), Source::from_value(Value::Object(source))?)
                 }
                 (Some(doc), _) => {
-                    if let Some(expected) = self.condition.filter(|seq| *seq != doc.seq_no) {
+                    let seq_no = doc.stamp.hlc;
+                    if let Some(expected) = self.condition.filter(|seq| *seq != seq_no) {
                         return Err(StoreError::VersionConflict {
                             id: key.id.to_string(),
                             expected,
-                            current: Some(doc.seq_no),
+                            current: Some(seq_no),
                         }
                         .into());
                     }
@@ -137,12 +142,18 @@ impl Scripted {
                             result: WriteResult::Noop,
                             seq_no: Some(doc.seq_no),
                             version: Some(doc.version),
+                            stamp: Some(doc.stamp),
+                            applied: None,
                         };
                         return Ok(Written::new(noop, false));
                     }
                     WriteOp::put(key.clone(), Source::from_value(Value::Object(source))?)
-                        .if_seq_no(doc.seq_no)
+                        .if_seq_no(seq_no)
                 }
+            };
+            let op = match self.stamp {
+                Some(stamp) => op.stamped(stamp),
+                None => op,
             };
             match store.write(op) {
                 Err(StoreError::VersionConflict { .. } | StoreError::DocumentExists { .. })
@@ -196,6 +207,7 @@ fn bulk_op(item: &BulkItem) -> Result<WriteOp, ApiError> {
                 create: item.create,
             },
             if_seq_no: item.if_seq_no,
+            stamp: item.stamp,
         },
         Action::Update => {
             let body: Map<String, Value> = serde_json::from_slice(&item.source)
@@ -209,12 +221,14 @@ fn bulk_op(item: &BulkItem) -> Result<WriteOp, ApiError> {
                     doc_as_upsert: update.doc_as_upsert,
                 },
                 if_seq_no: item.if_seq_no,
+                stamp: item.stamp,
             }
         }
         Action::Delete => WriteOp {
             key,
             kind: OpKind::Delete,
             if_seq_no: item.if_seq_no,
+            stamp: item.stamp,
         },
     })
 }

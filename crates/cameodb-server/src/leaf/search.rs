@@ -1,10 +1,12 @@
 //! A node's part of a search: collect its top hits, total and aggregation partials (under the
 //! cluster-wide statistics the coordinator sent), and its term statistics for round one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cameodb_search::dfs::{ClusterStats, IndexStats};
+use cameodb_search::tokens::TokenRanges;
 use cameodb_search::{Partial, SearchSpec, build_query, search_store};
 use cameodb_storage::Snapshot;
 
@@ -24,6 +26,7 @@ pub async fn collect(
     targets: Vec<Target>,
     spec: &SearchSpec,
     stats: Option<&ClusterStats>,
+    ranges: &BTreeMap<String, TokenRanges>,
 ) -> Result<(Partial, Vec<(Arc<IndexEntry>, Snapshot)>), ApiError> {
     let mut partial = Partial {
         shards: targets.len(),
@@ -34,10 +37,17 @@ pub async fn collect(
         let spec = spec.clone();
         let name = entry.name.clone();
         let index_stats = stats.and_then(|s| s.get(&entry.name)).cloned();
+        let keep_to = ranges.get(&entry.name).cloned().map(Arc::new);
         let (n, mut found, aggs, searcher) = run(&entry.shard, move |store| {
             let searcher = snapshot.unwrap_or_else(|| store.searcher());
-            let (n, found, aggs) =
-                search_store(store, &searcher, &name, &spec, index_stats.as_ref())?;
+            let (n, found, aggs) = search_store(
+                store,
+                &searcher,
+                &name,
+                &spec,
+                index_stats.as_ref(),
+                keep_to.as_ref(),
+            )?;
             Ok((n, found, aggs, searcher))
         })
         .await
@@ -76,7 +86,7 @@ pub async fn search(leaf: &Leaf, request: ShardRequest) -> Result<ShardAnswer, A
             .map(|e| (e, None))
             .collect(),
     };
-    let (partial, used) = collect(targets, &spec, request.stats.as_ref()).await?;
+    let (partial, used) = collect(targets, &spec, request.stats.as_ref(), &request.ranges).await?;
     let pin = match request.pin {
         Some(Pin::Open { keep_alive_ms }) => Some(
             leaf.scrolls
@@ -93,6 +103,7 @@ pub async fn dfs(leaf: &Leaf, request: ShardRequest) -> Result<ClusterStats, Api
     let mut out = ClusterStats::new();
     for entry in local_entries(leaf, &request.indices).await {
         let query = request.spec.query.clone();
+        let keep_to = request.ranges.get(&entry.name).cloned();
         let stats: IndexStats = run(&entry.shard, move |store| {
             let searcher = store.searcher();
             let query = build_query(store, &query)?;
@@ -100,6 +111,7 @@ pub async fn dfs(leaf: &Leaf, request: ShardRequest) -> Result<ClusterStats, Api
                 store,
                 &searcher,
                 query.as_ref(),
+                keep_to.as_ref(),
             )?)
         })
         .await

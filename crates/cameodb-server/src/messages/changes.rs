@@ -13,6 +13,10 @@ pub struct ChangesCall {
     pub limit: usize,
     /// Wait at most this long (milliseconds) for a change when there is none yet.
     pub wait_ms: u64,
+    /// Only changes of documents in these token ranges (the ranges this node owns, with
+    /// replicas: every change then comes from one node); `None`: all.
+    #[serde(default)]
+    pub ranges: Option<cameodb_search::tokens::TokenRanges>,
 }
 
 /// A reader's position in one node's feed (see `cameodb_storage::Cursor`).
@@ -33,6 +37,8 @@ pub struct ChangeItem {
     pub seq: u64,
     /// The version the change produced.
     pub version: u64,
+    /// The change's stamp: its clock reading is the `_seq_no` GET shows for that version.
+    pub stamp: cameodb_storage::Stamp,
     /// The body written; `None` for a delete.
     #[serde(with = "serde_bytes")]
     pub source: Option<Vec<u8>>,

@@ -47,6 +47,13 @@ pub struct DocWrite {
     pub refresh: Refresh,
     /// Whether a missing index is created (index, create, update) or an error (delete).
     pub auto_create: bool,
+    /// The coordinator's stamp for the write (raised by the replica that resolves it past
+    /// the stamp of what it replaces).
+    #[serde(default)]
+    pub stamp: Option<cameodb_storage::Stamp>,
+    /// `wait_for_active_shards`: the coordinator's business, not the lead's.
+    #[serde(default)]
+    pub wait: crate::request::params::ActiveShards,
 }
 
 /// What a [`DocWrite`] writes.
@@ -90,12 +97,16 @@ pub struct Written {
     pub id: String,
     /// Created, updated, deleted, not found or noop.
     pub result: WriteResult,
-    /// The write's sequence number (or the current document's, for a noop).
+    /// The document's `_seq_no` after the write: its stamp's clock reading, the same on
+    /// every replica.
     pub seq_no: Option<u64>,
     /// The document's version after the write.
     pub version: Option<u64>,
     /// Whether the write refreshed the index (`refresh=true`).
     pub forced_refresh: bool,
+    /// What the write did, for the other replicas; `None` when it wrote nothing.
+    #[serde(default)]
+    pub applied: Option<super::replica::WireApplied>,
 }
 
 impl Written {
@@ -104,9 +115,10 @@ impl Written {
         Written {
             id: outcome.key.id.to_string(),
             result: outcome.result,
-            seq_no: outcome.seq_no,
+            seq_no: outcome.stamp.map(|s| s.hlc),
             version: outcome.version,
             forced_refresh,
+            applied: outcome.applied.map(Into::into),
         }
     }
 }
@@ -122,15 +134,20 @@ pub struct DocRead {
     pub routing: Option<String>,
     /// `refresh=true`: refresh the index before reading.
     pub refresh: bool,
+    /// `preference=_local`: read this node's copy when it holds one.
+    #[serde(default)]
+    pub local: bool,
 }
 
 /// A stored document, as read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FoundDoc {
-    /// `_seq_no`.
+    /// `_seq_no`: the stamp's clock reading, the same on every replica.
     pub seq_no: u64,
     /// `_version`.
     pub version: u64,
+    /// The version's stamp (read repair compares replicas by it).
+    pub stamp: cameodb_storage::Stamp,
     /// The document as stored (JSON bytes).
     #[serde(with = "serde_bytes")]
     pub source: Vec<u8>,
@@ -139,8 +156,9 @@ pub struct FoundDoc {
 impl From<StoredDoc> for FoundDoc {
     fn from(doc: StoredDoc) -> FoundDoc {
         FoundDoc {
-            seq_no: doc.seq_no,
+            seq_no: doc.stamp.hlc,
             version: doc.version,
+            stamp: doc.stamp,
             source: doc.source,
         }
     }
@@ -178,6 +196,9 @@ pub struct BulkItem {
     pub if_seq_no: Option<u64>,
     /// `create` for index actions (`op_type: create`).
     pub create: bool,
+    /// The coordinator's stamp for the write.
+    #[serde(default)]
+    pub stamp: Option<cameodb_storage::Stamp>,
     /// The source line, parsed on the owner (a malformed one fails only its item); a slice of
     /// the request body, not a copy, for a part this node owns.
     pub source: bytes::Bytes,

@@ -5,6 +5,7 @@
 
 pub mod changes;
 pub mod docs;
+pub mod replica;
 pub mod search;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,12 @@ pub enum NodeCall {
     Refresh(Vec<String>),
     /// This node's change feed of an index.
     Changes(changes::ChangesCall),
+    /// Apply writes another replica resolved.
+    Replicate(replica::ReplicaBatch),
+    /// A digest of this node's feed of an index, for a replica catching up.
+    Digest(replica::DigestCall),
+    /// The current versions of some documents, for a replica catching up.
+    Fetch(replica::FetchCall),
     /// Documents and bytes per index held here.
     NodeStats,
     /// As the metadata owner of `index`: create it if missing and tell every node.
@@ -125,6 +132,12 @@ pub enum NodeReply {
     Tally(Tally),
     /// To `Changes`.
     Changes(changes::ChangesPage),
+    /// To `Replicate`: each write's outcome, in order (applied, or already superseded).
+    Replicated(Vec<Result<(), WireError>>),
+    /// To `Digest`.
+    Digest(replica::DigestPage),
+    /// To `Fetch`: each document's current version, if it has one.
+    Fetched(Vec<Option<replica::WireApplied>>),
     /// To `NodeStats`: (documents, bytes) per index.
     Sizes(BTreeMap<String, (u64, u64)>),
     /// To `GetIndex`.
@@ -166,6 +179,9 @@ pub struct ByQueryPart {
     pub refresh: crate::request::params::Refresh,
     /// `conflicts=proceed`: count conflicts instead of failing on them.
     pub proceed: bool,
+    /// The token ranges to keep to, per index this node answers for only part of.
+    #[serde(default)]
+    pub ranges: BTreeMap<String, cameodb_search::tokens::TokenRanges>,
 }
 
 /// What a by-query operation did on one node; tallies add up across nodes.
@@ -183,6 +199,9 @@ pub struct Tally {
     pub conflicts: u64,
     /// Failed documents (and nodes), in Elasticsearch's shape.
     pub failures: Vec<Value>,
+    /// The writes made, for the other replicas of their documents.
+    #[serde(default)]
+    pub applied: Vec<replica::ReplicaOp>,
 }
 
 impl Tally {
@@ -194,6 +213,7 @@ impl Tally {
         self.batches += other.batches;
         self.conflicts += other.conflicts;
         self.failures.extend(other.failures);
+        self.applied.extend(other.applied);
     }
 }
 
@@ -270,6 +290,9 @@ impl NodeReply {
             NodeReply::Docs(_) => "docs",
             NodeReply::Tally(_) => "tally",
             NodeReply::Changes(_) => "changes",
+            NodeReply::Replicated(_) => "replicated",
+            NodeReply::Digest(_) => "digest",
+            NodeReply::Fetched(_) => "fetched",
             NodeReply::Sizes(_) => "sizes",
             NodeReply::Descriptor(_) => "descriptor",
         }
@@ -305,6 +328,8 @@ mod tests {
             if_seq_no: Some(7),
             refresh: Refresh::WaitFor,
             auto_create: true,
+            stamp: None,
+            wait: Default::default(),
         });
         let NodeCall::Write(back) =
             decode::<NodeCall>(&encode(&call).expect("encodes")).expect("decodes")

@@ -18,6 +18,10 @@ pub struct ShardRequest {
     pub stats: Option<ClusterStats>,
     /// Scroll snapshot handling.
     pub pin: Option<Pin>,
+    /// The token ranges to keep to, per index this node answers for only part of (with
+    /// replicas, another node answers for the rest).
+    #[serde(default)]
+    pub ranges: std::collections::BTreeMap<String, cameodb_search::tokens::TokenRanges>,
 }
 
 /// How a node keeps the snapshot a cluster scroll reads.

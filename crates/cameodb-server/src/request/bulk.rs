@@ -23,7 +23,15 @@ pub const ACTION_META_KEYS: &[&str] = &[
 
 /// Checks a `_bulk` request's parameters; the `refresh` it asks for.
 pub fn check_bulk_params(params: &HashMap<String, String>) -> Result<Refresh, ApiError> {
-    check_params(params, &["refresh", "routing", "require_alias"])?;
+    check_params(
+        params,
+        &[
+            "refresh",
+            "routing",
+            "require_alias",
+            "wait_for_active_shards",
+        ],
+    )?;
     reject_require_alias(params)?;
     refresh_param(params)
 }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::ApiError;
 
 /// Rejects parameters this endpoint does not understand (as Elasticsearch does).
@@ -91,5 +93,45 @@ pub fn refresh_param(params: &HashMap<String, String>) -> Result<Refresh, ApiErr
         Some(other) => Err(ApiError::illegal_argument(format!(
             "Unknown value for refresh: [{other}]."
         ))),
+    }
+}
+
+/// `wait_for_active_shards`: how many copies must have a write before it is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActiveShards {
+    /// Not given: a majority of the copies.
+    #[default]
+    Majority,
+    /// `all`.
+    All,
+    /// A number.
+    Count(usize),
+}
+
+impl ActiveShards {
+    /// Parses the parameter (`all`, or a number from 1).
+    pub fn parse(text: Option<&str>) -> Result<ActiveShards, ApiError> {
+        match text {
+            None => Ok(ActiveShards::Majority),
+            Some("all") => Ok(ActiveShards::All),
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(ActiveShards::Count(n)),
+                _ => Err(ApiError::illegal_argument(format!(
+                    "failed to parse [wait_for_active_shards] value [{n}]: expected [all] or a number of at least 1"
+                ))),
+            },
+        }
+    }
+
+    /// The copies required out of `rf`; asking for more copies than exist is a 400.
+    pub fn required(self, rf: usize) -> Result<usize, ApiError> {
+        match self {
+            ActiveShards::Majority => Ok(rf / 2 + 1),
+            ActiveShards::All => Ok(rf),
+            ActiveShards::Count(n) if n <= rf => Ok(n),
+            ActiveShards::Count(n) => Err(ApiError::illegal_argument(format!(
+                "[wait_for_active_shards] is [{n}] but the index has only [{rf}] copies of each document"
+            ))),
+        }
     }
 }

@@ -1,0 +1,221 @@
+//! Catch-up: every node keeps pulling, for each index it holds copies of, its peers' change
+//! feeds from where it last read them, and applies what it lacks. A replica that was down,
+//! frozen or cut off, or that missed a write because it was slow, converges within a round or
+//! two of coming back; one whose data was wiped rebuilds from the start of its peers' feeds
+//! (which always hold the live version of every document).
+//!
+//! Why pull the feed rather than hinted handoff: the feed is already durable, ordered and
+//! retained on every node (the log is the spine), so nothing new has to be stored on a
+//! coordinator that may die with its hints; it also heals both sides after a partition, where
+//! each side took writes the other lacks. To keep the steady state cheap, a round reads a
+//! digest first (ids and stamps, no bodies) and fetches only the documents newer than what
+//! this node holds — after a healthy write that is none. Each peer keeps its feed from this
+//! node's cursor on (a change-feed consumer per reader), so history a replica still needs is
+//! not collected while it is away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tracing::{debug, info, warn};
+
+use super::placement::{held_by, shards};
+use super::router_actor::View;
+use super::{CALL_TIMEOUT, ClusterCtx};
+use crate::catalog::IndexEntry;
+use crate::error::ApiError;
+use crate::leaf::replica;
+use crate::messages::changes::NodeCursor;
+use crate::messages::replica::{DigestCall, FetchCall, ReplicaBatch, ReplicaOp, WireApplied};
+use crate::messages::{NodeCall, NodeReply};
+use crate::request::params::Refresh;
+use cameodb_search::tokens::TokenRanges;
+
+/// How often a node pulls its peers' feeds when it is caught up.
+const ROUND_INTERVAL: Duration = Duration::from_millis(500);
+/// Feed entries one digest call reads.
+const DIGEST_LIMIT: usize = 2_000;
+/// Digest pages read from one peer per round, so one far-behind index does not starve others.
+const PAGES_PER_ROUND: usize = 50;
+
+/// Where this node is in one peer's feed of one index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Checkpoint {
+    /// The index copy it belongs to (a re-created index starts over).
+    uuid: String,
+    /// The ranges it was read for (when they change, reading starts over).
+    ranges: TokenRanges,
+    /// The next feed position.
+    cursor: NodeCursor,
+}
+
+/// Checkpoints by (index, peer). Kept in memory: after a restart a node reads its peers'
+/// digests from the start once, which costs ids and stamps, not bodies.
+type Checkpoints = HashMap<(String, String), Checkpoint>;
+
+/// The consumer name under which peers keep their feed for this node.
+fn holder(view: &View) -> String {
+    format!("replica:{}", view.self_id)
+}
+
+/// Runs catch-up rounds until the node stops.
+pub async fn catch_up_loop(ctx: Arc<ClusterCtx>) {
+    let mut checkpoints = Checkpoints::new();
+    loop {
+        tokio::time::sleep(ROUND_INTERVAL).await;
+        let view = ctx.view().await;
+        if view.is_single() {
+            continue;
+        }
+        for entry in ctx.leaf.catalog.all().await {
+            let ring = view.ring_of(entry.placement.as_deref());
+            let rf = entry.wanted_copies().min(ring.members().len());
+            if rf < 2 {
+                continue;
+            }
+            let shards = shards(ring, rf);
+            let mine = held_by(&shards, &view.self_id);
+            if mine.is_empty() {
+                continue;
+            }
+            let peers: Vec<String> = ring
+                .members()
+                .iter()
+                .filter(|m| **m != view.self_id && view.is_live(m))
+                .filter(|m| !held_by(&shards, m).is_empty())
+                .cloned()
+                .collect();
+            for peer in peers {
+                if let Err(err) = pull(&ctx, &view, &entry, &peer, &mine, &mut checkpoints).await {
+                    debug!(index = %entry.name, peer = %peer, reason = %err.reason, "catch-up round failed; retried");
+                }
+            }
+        }
+    }
+}
+
+/// Reads `peer`'s feed of `entry` from this node's checkpoint and applies what this node lacks.
+async fn pull(
+    ctx: &ClusterCtx,
+    view: &View,
+    entry: &IndexEntry,
+    peer: &str,
+    mine: &TokenRanges,
+    checkpoints: &mut Checkpoints,
+) -> Result<(), ApiError> {
+    let slot = (entry.name.clone(), peer.to_string());
+    let since = checkpoints
+        .get(&slot)
+        .filter(|c| c.uuid == entry.meta.uuid && &c.ranges == mine)
+        .map(|c| c.cursor);
+    let mut since = since;
+    let mut applied = 0usize;
+    for _ in 0..PAGES_PER_ROUND {
+        let call = NodeCall::Digest(DigestCall {
+            index: entry.name.clone(),
+            since,
+            limit: DIGEST_LIMIT,
+            holder: holder(view),
+            ranges: mine.clone(),
+        });
+        let page = match ctx.call_id(view, peer, call).await {
+            Ok(NodeReply::Digest(page)) => page,
+            Ok(other) => return Err(other.unexpected("digest")),
+            Err(err) if err.status == StatusCode::GONE => {
+                // The peer collected history past this node's cursor: read it from the start
+                // (its live documents are all there).
+                warn!(index = %entry.name, peer = %peer, "catch-up cursor expired; reading the peer's feed from the start");
+                checkpoints.remove(&slot);
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        let lacking = replica::lacking(&ctx.leaf, &entry.name, page.entries).await?;
+        if !lacking.is_empty() {
+            applied += apply_lacking(ctx, view, entry, peer, lacking).await?;
+        }
+        since = Some(page.next);
+        checkpoints.insert(
+            slot.clone(),
+            Checkpoint {
+                uuid: entry.meta.uuid.clone(),
+                ranges: mine.clone(),
+                cursor: page.next,
+            },
+        );
+        if page.at_end {
+            break;
+        }
+    }
+    if applied > 0 {
+        info!(index = %entry.name, peer = %peer, documents = applied, "caught up from a peer");
+    }
+    Ok(())
+}
+
+/// Fetches and applies the versions this node lacks; returns how many it applied.
+async fn apply_lacking(
+    ctx: &ClusterCtx,
+    view: &View,
+    entry: &IndexEntry,
+    peer: &str,
+    lacking: Vec<crate::messages::replica::DigestEntry>,
+) -> Result<usize, ApiError> {
+    let mut ops: Vec<ReplicaOp> = Vec::with_capacity(lacking.len());
+    let mut wanted: Vec<(String, u64)> = Vec::new();
+    for change in &lacking {
+        if change.deleted {
+            ops.push(ReplicaOp {
+                index: entry.name.clone(),
+                id: change.id.clone(),
+                token: change.token,
+                applied: WireApplied {
+                    version: change.version,
+                    stamp: change.stamp,
+                    body: None,
+                },
+            });
+        } else {
+            wanted.push((change.id.clone(), change.token));
+        }
+    }
+    if !wanted.is_empty() {
+        let call = NodeCall::Fetch(FetchCall {
+            index: entry.name.clone(),
+            keys: wanted.clone(),
+        });
+        let member = view
+            .member(peer)
+            .ok_or_else(|| super::forgotten(peer))?
+            .clone();
+        let fetched = match ctx.call_node(&member, call, CALL_TIMEOUT).await? {
+            NodeReply::Fetched(docs) => docs,
+            other => return Err(other.unexpected("fetch")),
+        };
+        // A document gone from the peer since was deleted: its tombstone is later in the feed.
+        for ((id, token), doc) in wanted.into_iter().zip(fetched) {
+            if let Some(applied) = doc {
+                ops.push(ReplicaOp {
+                    index: entry.name.clone(),
+                    id,
+                    token,
+                    applied,
+                });
+            }
+        }
+    }
+    let count = ops.len();
+    let results = replica::apply(
+        &ctx.leaf,
+        ReplicaBatch {
+            ops,
+            refresh: Refresh::No,
+        },
+    )
+    .await;
+    if let Some(err) = results.into_iter().find_map(Result::err) {
+        return Err(err);
+    }
+    Ok(count)
+}
