@@ -130,11 +130,14 @@ pub fn plan(
     }
 }
 
+/// One node asked for statistics: the indexes and, per index, the token ranges to count in
+/// (absent: all it holds).
+pub type StatsAsk = (Member, Vec<String>, BTreeMap<String, TokenRanges>);
+
 /// Round one of a scored search: which node gives statistics for which indexes.
 pub struct StatsPlan {
-    /// Each asked node with the indexes it gives statistics for and, per index, the token
-    /// ranges to count in (absent: all it holds).
-    pub asks: Vec<(Member, Vec<String>, BTreeMap<String, TokenRanges>)>,
+    /// Each asked node.
+    pub asks: Vec<StatsAsk>,
     /// Per index, how many copies of each document the summed statistics count.
     pub copies: BTreeMap<String, usize>,
 }
@@ -145,8 +148,7 @@ pub struct StatsPlan {
 /// (exact counts of documents and term frequencies; token totals estimated — see
 /// `cameodb_search::dfs`).
 pub fn stats_plan(view: &View, entries: &[Arc<IndexEntry>], parts: &[Part]) -> StatsPlan {
-    let mut asks: BTreeMap<String, (Member, Vec<String>, BTreeMap<String, TokenRanges>)> =
-        BTreeMap::new();
+    let mut asks: BTreeMap<String, StatsAsk> = BTreeMap::new();
     let mut copies = BTreeMap::new();
     let mut ask = |member: &Member, index: &str, ranges: Option<&TokenRanges>| {
         let entry = asks
