@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use cameodb_search::wildcard_match;
 use cameodb_storage::StoreConfig;
@@ -14,6 +14,8 @@ use tokio::sync::{Mutex, RwLock};
 use tracing::info;
 
 use crate::error::ApiError;
+use crate::index_settings::CHANGES_RETENTION;
+pub use crate::index_settings::{default_replicas, parse_settings, refresh_interval};
 use crate::shard::Shard;
 
 /// Settings and identity of one index, as persisted.
@@ -32,6 +34,11 @@ pub struct IndexMeta {
     /// a standalone node, and those created before placement was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+    /// Bumped by every settings update on the index's metadata owner: of two copies of the
+    /// same index, the one with the higher version has the newer settings (the metadata sync
+    /// spreads them).
+    #[serde(default)]
+    pub settings_version: u64,
 }
 
 /// An open index.
@@ -44,14 +51,6 @@ pub struct IndexEntry {
     pub shard: Shard,
     /// The ring over `meta.placement`, built once; `None` routes by the live ring.
     pub placement: Option<Arc<cameodb_ring::Ring>>,
-}
-
-/// `number_of_replicas` when an index is created without one, on a cluster of `members`: two
-/// (three copies) from three members on — the fewest copies with which a majority write
-/// survives the loss of any one node — one with two members, none on a node alone (a copy on
-/// the same node protects nothing).
-pub fn default_replicas(members: usize) -> usize {
-    members.saturating_sub(1).min(2)
 }
 
 impl IndexEntry {
@@ -109,18 +108,6 @@ pub enum Created {
     /// It existed already (the given identity was not used).
     Before,
 }
-/// Settings an index accepts (others are rejected, as Elasticsearch does).
-const KNOWN_SETTINGS: &[&str] = &[
-    "index.number_of_shards",
-    "index.number_of_replicas",
-    "index.refresh_interval",
-    "index.max_result_window",
-    CHANGES_RETENTION,
-];
-
-/// How long an index's change feed keeps superseded versions and tombstones.
-const CHANGES_RETENTION: &str = "index.cameo.changes.retention";
-
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -162,77 +149,6 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// Flattens `{"settings": {"index": {"x": 1}, "y": "2"}}` to `index.x = "1"`, `index.y = "2"`.
-fn flatten_settings(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten_settings(&name, v, out);
-            }
-        }
-        Value::String(s) => {
-            out.insert(prefix.to_string(), s.clone());
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-}
-
-/// Parses and validates the `settings` of an index creation body.
-pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut flat = BTreeMap::new();
-    if let Some(settings) = settings {
-        flatten_settings("", settings, &mut flat);
-    }
-    let mut out = BTreeMap::new();
-    for (key, value) in flat {
-        let key = if key.starts_with("index.") {
-            key
-        } else {
-            format!("index.{key}")
-        };
-        if !KNOWN_SETTINGS.contains(&key.as_str()) {
-            return Err(ApiError::illegal_argument(format!(
-                "unknown setting [{key}] please check that any required plugins are installed, or check the breaking changes documentation for removed settings"
-            )));
-        }
-        out.insert(key, value);
-    }
-    for key in [
-        "index.number_of_shards",
-        "index.number_of_replicas",
-        "index.max_result_window",
-    ] {
-        if let Some(v) = out.get(key)
-            && v.parse::<u32>().is_err()
-        {
-            return Err(ApiError::illegal_argument(format!(
-                "Failed to parse value [{v}] for setting [{key}]"
-            )));
-        }
-    }
-    if let Some(v) = out.get("index.refresh_interval") {
-        refresh_interval(v)?;
-    }
-    if let Some(v) = out.get(CHANGES_RETENTION) {
-        crate::units::required_time_value(CHANGES_RETENTION, v)?;
-    }
-    out.entry("index.number_of_shards".into())
-        .or_insert_with(|| "1".into());
-    Ok(out)
-}
-
-/// The refresh interval an index setting asks for; `None` means disabled (`-1`).
-pub fn refresh_interval(text: &str) -> Result<Option<Duration>, ApiError> {
-    Ok(crate::units::time_value("index.refresh_interval", text)?)
 }
 
 impl Catalog {
@@ -398,6 +314,7 @@ impl Catalog {
             creation_date: now_millis(),
             settings,
             placement,
+            settings_version: 0,
         }
     }
 
@@ -460,8 +377,25 @@ impl Catalog {
         Ok((entry, Created::Now))
     }
 
+    /// Applies settings changes (already checked: dynamic settings only) to index `name`;
+    /// returns its new identity and settings, with a higher settings version.
+    pub async fn update_settings(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, String>,
+    ) -> Result<IndexMeta, ApiError> {
+        let Some(existing) = self.get(name).await else {
+            return Err(ApiError::index_not_found(name));
+        };
+        let mut meta = existing.meta.clone();
+        meta.settings.extend(changes);
+        meta.settings_version = meta.settings_version.saturating_add(1);
+        self.adopt(name, meta.clone()).await?;
+        Ok(meta)
+    }
+
     /// Gives index `name` another identity and settings (the cluster settled on another node's
-    /// copy of a concurrently created index): its documents stay.
+    /// copy of a concurrently created index, or its settings changed): its documents stay.
     pub async fn adopt(&self, name: &str, meta: IndexMeta) -> Result<(), ApiError> {
         let _ddl = self.ddl.lock().await;
         let Some(existing) = self.get(name).await else {
@@ -578,21 +512,5 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn settings_are_flattened_and_checked() {
-        let s = parse_settings(Some(
-            &serde_json::json!({"number_of_shards": 2, "index": {"refresh_interval": "1s"}}),
-        ))
-        .unwrap();
-        assert_eq!(s["index.number_of_shards"], "2");
-        assert_eq!(s["index.refresh_interval"], "1s");
-        assert!(parse_settings(Some(&serde_json::json!({"bogus": 1}))).is_err());
-        assert!(refresh_interval("100ms").unwrap() == Some(Duration::from_millis(100)));
-        assert!(refresh_interval("1h").unwrap() == Some(Duration::from_secs(3600)));
-        assert!(refresh_interval("-1").unwrap().is_none());
-        assert!(refresh_interval("soon").is_err());
-        assert!(refresh_interval("2305843009213693952s").is_err());
     }
 }

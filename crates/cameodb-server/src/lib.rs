@@ -11,6 +11,7 @@ mod error;
 mod handlers;
 mod http_server;
 mod ids;
+mod index_settings;
 mod ingest_pool;
 mod leaf;
 mod messages;

@@ -53,7 +53,11 @@ fn a_node_without_the_secret_never_joins_and_hostile_requests_hurt_no_node() {
     // No document is on it, and it cannot delete or change the index.
     assert_eq!(local_docs(&outsider, "victim"), 0);
     let total: u64 = nodes.iter().map(|n| local_docs(n, "victim")).sum();
-    assert_eq!(total, 300);
+    assert_eq!(
+        total,
+        3 * 300,
+        "three copies of each (two replicas by default on three nodes)"
+    );
     let (status, _) = outsider.call("DELETE", "/victim", None);
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = outsider.call(

@@ -45,6 +45,98 @@ pub async fn sizes(ctx: &ClusterCtx) -> (HashMap<String, (u64, u64)>, bool) {
     (sizes, complete)
 }
 
+/// One copy of one shard, as `_cat/shards` lists it.
+#[derive(Clone, Debug)]
+pub struct ShardRow {
+    /// The index.
+    pub index: String,
+    /// The shard (replica set) id.
+    pub shard: usize,
+    /// Whether this is the shard's first copy (its ring owner): Elasticsearch's primary.
+    pub primary: bool,
+    /// The copy's state.
+    pub state: super::health::CopyState,
+    /// Documents of the shard on this copy (`None`: its node did not answer).
+    pub docs: Option<u64>,
+    /// Bytes of the shard on this copy, estimated from the index's bytes on the node by the
+    /// shard's share of its documents.
+    pub bytes: Option<u64>,
+    /// The node's HTTP address.
+    pub http_addr: String,
+    /// The node id.
+    pub node: String,
+}
+
+/// Every copy of every shard of `entries`.
+pub async fn shard_rows(ctx: &ClusterCtx, entries: &[Arc<IndexEntry>]) -> Vec<ShardRow> {
+    let view = ctx.view().await;
+    let mut rows = Vec::new();
+    for entry in entries {
+        let shards = super::health::shards_of(&view, entry);
+        let mut holders: Vec<&str> = shards
+            .iter()
+            .flat_map(|s| s.replicas.iter().map(String::as_str))
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        let asks = holders.into_iter().map(|node| {
+            let held: Vec<(usize, cameodb_search::tokens::TokenRanges)> = shards
+                .iter()
+                .filter(|s| s.replicas.iter().any(|r| r == node))
+                .map(|s| {
+                    (
+                        s.id,
+                        cameodb_search::tokens::TokenRanges::new(s.ranges.clone()),
+                    )
+                })
+                .collect();
+            let call = NodeCall::ShardDocs {
+                index: entry.name.clone(),
+                shards: held.clone(),
+            };
+            let view = &view;
+            async move {
+                let answer = if view.is_live(node) {
+                    ctx.call_id(view, node, call).await.ok()
+                } else {
+                    None
+                };
+                (node.to_string(), held, answer)
+            }
+        });
+        let mut counted: HashMap<(String, usize), (u64, u64)> = HashMap::new();
+        for (node, held, answer) in join_all(asks).await {
+            let Some(NodeReply::ShardDocs(docs, bytes)) = answer else {
+                continue;
+            };
+            let total: u64 = docs.iter().sum();
+            for ((id, _), n) in held.iter().zip(docs) {
+                let share = bytes.saturating_mul(n).checked_div(total).unwrap_or(0);
+                counted.insert((node.clone(), *id), (n, share));
+            }
+        }
+        for shard in &shards {
+            for (n, node) in shard.replicas.iter().enumerate() {
+                let found = counted.get(&(node.clone(), shard.id));
+                rows.push(ShardRow {
+                    index: entry.name.clone(),
+                    shard: shard.id,
+                    primary: n == 0,
+                    state: super::health::copy_state(&view, node),
+                    docs: found.map(|f| f.0),
+                    bytes: found.map(|f| f.1),
+                    http_addr: view
+                        .member(node)
+                        .map(|m| m.http_addr.clone())
+                        .unwrap_or_default(),
+                    node: node.clone(),
+                });
+            }
+        }
+    }
+    rows
+}
+
 /// A delete- or update-by-query: one live copy of every shard runs it over the documents of
 /// its ranges (see `plan`); the counts add up, and the writes go on to the other copies of
 /// their documents. A node that refuses the request itself (a 4xx) fails it, as one node

@@ -41,9 +41,11 @@ pub struct ItemOutcome {
 #[derive(Debug)]
 enum Route {
     /// Sent to this node (the lead), with the document's token and copies (`None`: an index
-    /// this node does not know, answered by this node).
+    /// this node does not know, answered by this node); `part` names the part it went in
+    /// (the lead's id, or a retry's).
     Node {
         lead: String,
+        part: String,
         token: u64,
         copies: Option<Copies>,
     },
@@ -167,6 +169,7 @@ fn route(
                     item.stamp = Some(stamp());
                     parts.entry(lead.clone()).or_default().push(item);
                     Route::Node {
+                        part: lead.clone(),
                         lead,
                         token,
                         copies,
@@ -199,10 +202,10 @@ fn reassemble(
         .map(|(action, index, id, route)| {
             let result = match &route {
                 Route::Refused(err) => Err(err.clone()),
-                Route::Node { lead, .. } => match answers.get(lead) {
+                Route::Node { part, .. } => match answers.get(part) {
                     Some(Err(err)) => Err(err.clone()),
                     _ => per_node
-                        .get_mut(lead)
+                        .get_mut(part)
                         .and_then(Iterator::next)
                         .unwrap_or_else(|| Err(ApiError::internal("bulk item was not executed"))),
                 },
@@ -305,28 +308,119 @@ pub async fn bulk(
             view.is_live(m)
         })))
     };
-    let plan = route(items, copies, &view.self_id, || ctx.stamp());
-    let calls = plan.parts.into_iter().map(|(node, items)| {
-        let view = &view;
-        async move {
-            let call = NodeCall::Bulk(BulkPart { items, refresh });
-            let answer = match ctx.call_id(view, &node, call).await {
-                Ok(NodeReply::Bulk(outcomes)) => Ok(outcomes
-                    .into_iter()
-                    .map(|o| o.map_err(ApiError::from))
-                    .collect()),
-                Ok(other) => Err(other.unexpected("bulk")),
-                Err(err) => Err(err),
-            };
-            (node, answer)
-        }
-    });
-    let answers: Answers = join_all(calls).await.into_iter().collect();
+    let Plan { mut items, parts } = route(items, copies, &view.self_id, || ctx.stamp());
+    let parts = parts
+        .into_iter()
+        .map(|(node, items)| (node.clone(), node, items));
+    let (mut answers, failed) = send_parts(ctx, &view, parts.collect(), refresh).await;
+    if !failed.is_empty() {
+        // Leads that did not answer (dead, not yet known to be): their items go to the next
+        // live copy of each, once.
+        let retries = reroute(&mut items, failed);
+        let (more, failed) = send_parts(ctx, &view, retries, refresh).await;
+        answers.extend(more);
+        answers.extend(failed.into_iter().map(|(part, (_, err))| (part, Err(err))));
+    }
     // This node's part ran in this request's memory account: when it tripped the breaker, the
     // whole request is refused, as Elasticsearch refuses a bulk it has no room for.
     cameodb_memory::check()?;
-    let routed = reassemble(plan.items, answers);
+    let routed = reassemble(items, answers);
     Ok(replicate_items(ctx, routed, refresh).await)
+}
+
+/// Parts whose lead did not answer, by part: the items sent, and why.
+type Failed = BTreeMap<String, (Vec<BulkItem>, ApiError)>;
+
+/// Sends each part (key, node, items) to its node; returns the answers by part, and the parts
+/// whose node did not answer.
+async fn send_parts(
+    ctx: &ClusterCtx,
+    view: &super::router_actor::View,
+    parts: Vec<(String, String, Vec<BulkItem>)>,
+    refresh: Refresh,
+) -> (Answers, Failed) {
+    let calls = parts.into_iter().map(|(part, node, items)| async move {
+        let call = NodeCall::Bulk(BulkPart {
+            items: items.clone(),
+            refresh,
+        });
+        let answer = match view.member(&node) {
+            Some(member) => ctx.try_call(member, call, super::CALL_TIMEOUT).await,
+            None => Err(super::forgotten(&node)),
+        };
+        (part, items, answer)
+    });
+    let mut answers = Answers::new();
+    let mut failed = Failed::new();
+    for (part, items, answer) in join_all(calls).await {
+        let answer = match answer {
+            Err(unanswered) => {
+                failed.insert(part, (items, unanswered));
+                continue;
+            }
+            Ok(Ok(NodeReply::Bulk(outcomes))) => Ok(outcomes
+                .into_iter()
+                .map(|o| o.map_err(ApiError::from))
+                .collect()),
+            Ok(Ok(other)) => Err(other.unexpected("bulk")),
+            Ok(Err(err)) => Err(err),
+        };
+        answers.insert(part, answer);
+    }
+    (answers, failed)
+}
+
+/// Sends the items of the `failed` parts to the next live copy of each (their routes change
+/// accordingly); an item left without enough live copies is refused. Returns the new parts.
+fn reroute(
+    items: &mut [(Action, String, String, Route)],
+    failed: Failed,
+) -> Vec<(String, String, Vec<BulkItem>)> {
+    let dead: Vec<String> = failed
+        .keys()
+        .filter_map(|part| {
+            items.iter().find_map(|(.., route)| match route {
+                Route::Node { part: p, lead, .. } if p == part => Some(lead.clone()),
+                _ => None,
+            })
+        })
+        .collect();
+    let mut sent: BTreeMap<String, (std::vec::IntoIter<BulkItem>, ApiError)> = failed
+        .into_iter()
+        .map(|(part, (items, err))| (part, (items.into_iter(), err)))
+        .collect();
+    let mut parts: BTreeMap<String, Vec<BulkItem>> = BTreeMap::new();
+    for (.., route) in items.iter_mut() {
+        let Route::Node {
+            part, lead, copies, ..
+        } = route
+        else {
+            continue;
+        };
+        let Some((queue, err)) = sent.get_mut(part.as_str()) else {
+            continue;
+        };
+        let Some(item) = queue.next() else {
+            continue;
+        };
+        let next = copies.as_mut().and_then(|copies| {
+            copies.live.retain(|m| !dead.contains(m));
+            copies.check().ok()?;
+            copies.lead().map(String::from)
+        });
+        match next {
+            Some(node) => {
+                *part = format!("{node} (retry)");
+                *lead = node.clone();
+                parts.entry(node).or_default().push(item);
+            }
+            None => *route = Route::Refused(err.clone()),
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(node, items)| (format!("{node} (retry)"), node, items))
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tracing::{debug, info, warn};
 
+use super::health::{CATCHING_UP, CAUGHT_UP, SYNC_KEY};
 use super::placement::{held_by, shards};
 use super::router_actor::View;
 use super::{CALL_TIMEOUT, ClusterCtx};
@@ -62,40 +63,60 @@ fn holder(view: &View) -> String {
 /// Runs catch-up rounds until the node stops.
 pub async fn catch_up_loop(ctx: Arc<ClusterCtx>) {
     let mut checkpoints = Checkpoints::new();
+    // Until a full round has read every peer's feed to its end, this node's copies may miss
+    // writes: health shows them initializing, and writes prefer other copies to resolve on.
+    let mut published = CATCHING_UP;
+    ctx.cluster.set_value(SYNC_KEY, published).await;
     loop {
         tokio::time::sleep(ROUND_INTERVAL).await;
         let view = ctx.view().await;
-        if view.is_single() {
+        let complete = view.is_single() || round(&ctx, &view, &mut checkpoints).await;
+        let state = if complete { CAUGHT_UP } else { CATCHING_UP };
+        if state != published {
+            info!(state, "replica sync state changed");
+            ctx.cluster.set_value(SYNC_KEY, state).await;
+            published = state;
+        }
+    }
+}
+
+/// One catch-up round over every index and peer; whether every peer's feed was read to its
+/// end.
+async fn round(ctx: &ClusterCtx, view: &View, checkpoints: &mut Checkpoints) -> bool {
+    let mut complete = true;
+    for entry in ctx.leaf.catalog.all().await {
+        let ring = view.ring_of(entry.placement.as_deref());
+        let rf = entry.wanted_copies().min(ring.members().len());
+        if rf < 2 {
             continue;
         }
-        for entry in ctx.leaf.catalog.all().await {
-            let ring = view.ring_of(entry.placement.as_deref());
-            let rf = entry.wanted_copies().min(ring.members().len());
-            if rf < 2 {
-                continue;
-            }
-            let shards = shards(ring, rf);
-            let mine = held_by(&shards, &view.self_id);
-            if mine.is_empty() {
-                continue;
-            }
-            let peers: Vec<String> = ring
-                .members()
-                .iter()
-                .filter(|m| **m != view.self_id && view.is_live(m))
-                .filter(|m| !held_by(&shards, m).is_empty())
-                .cloned()
-                .collect();
-            for peer in peers {
-                if let Err(err) = pull(&ctx, &view, &entry, &peer, &mine, &mut checkpoints).await {
+        let shards = shards(ring, rf);
+        let mine = held_by(&shards, &view.self_id);
+        if mine.is_empty() {
+            continue;
+        }
+        let peers: Vec<String> = ring
+            .members()
+            .iter()
+            .filter(|m| **m != view.self_id && view.is_live(m))
+            .filter(|m| !held_by(&shards, m).is_empty())
+            .cloned()
+            .collect();
+        for peer in peers {
+            match pull(ctx, view, &entry, &peer, &mine, checkpoints).await {
+                Ok(at_end) => complete &= at_end,
+                Err(err) => {
+                    complete = false;
                     debug!(index = %entry.name, peer = %peer, reason = %err.reason, "catch-up round failed; retried");
                 }
             }
         }
     }
+    complete
 }
 
-/// Reads `peer`'s feed of `entry` from this node's checkpoint and applies what this node lacks.
+/// Reads `peer`'s feed of `entry` from this node's checkpoint and applies what this node
+/// lacks; whether it read to the end of the feed.
 async fn pull(
     ctx: &ClusterCtx,
     view: &View,
@@ -103,7 +124,7 @@ async fn pull(
     peer: &str,
     mine: &TokenRanges,
     checkpoints: &mut Checkpoints,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let slot = (entry.name.clone(), peer.to_string());
     let since = checkpoints
         .get(&slot)
@@ -111,6 +132,7 @@ async fn pull(
         .map(|c| c.cursor);
     let mut since = since;
     let mut applied = 0usize;
+    let mut at_end = false;
     for _ in 0..PAGES_PER_ROUND {
         let call = NodeCall::Digest(DigestCall {
             index: entry.name.clone(),
@@ -127,7 +149,7 @@ async fn pull(
                 // (its live documents are all there).
                 warn!(index = %entry.name, peer = %peer, "catch-up cursor expired; reading the peer's feed from the start");
                 checkpoints.remove(&slot);
-                return Ok(());
+                return Ok(false);
             }
             Err(err) => return Err(err),
         };
@@ -145,13 +167,14 @@ async fn pull(
             },
         );
         if page.at_end {
+            at_end = true;
             break;
         }
     }
     if applied > 0 {
         info!(index = %entry.name, peer = %peer, documents = applied, "caught up from a peer");
     }
-    Ok(())
+    Ok(at_end)
 }
 
 /// Fetches and applies the versions this node lacks; returns how many it applied.

@@ -32,13 +32,21 @@ pub async fn write(ctx: &ClusterCtx, mut write: DocWrite) -> Result<Written, Api
         write.wait,
     )?;
     copies.check()?;
-    let lead = copies.lead().unwrap_or(&view.self_id).to_string();
     write.stamp = Some(ctx.stamp());
     let refresh = write.refresh;
-    let written = match ctx.call_id(&view, &lead, NodeCall::Write(write)).await? {
+    // The first live copy leads; one that does not answer (dead, not yet detected) is passed
+    // over: what it may have written loses to the newer stamp of the next one's write.
+    let (lead, reply) = ctx
+        .call_first(&view, &copies.live, NodeCall::Write(write))
+        .await?;
+    let written = match reply {
         NodeReply::Written(written) => written,
         other => return Err(other.unexpected("write")),
     };
+    let copies = copies.led_by(&lead);
+    if copies.live.len() < copies.required {
+        return Err(copies.short(1));
+    }
     if let Some(out) = outgoing(&entry.name, copies.token, &copies, &written) {
         let needed = out.needed;
         let acked = replicate(ctx, vec![out], refresh)
@@ -57,8 +65,8 @@ pub async fn write(ctx: &ClusterCtx, mut write: DocWrite) -> Result<Written, Api
 /// what it wrote), or this node when asked with `preference=_local` and it holds a copy.
 pub async fn read(ctx: &ClusterCtx, read: DocRead) -> Result<Option<FoundDoc>, ApiError> {
     let view = ctx.view().await;
-    let node = reader(ctx, &view, &read).await?;
-    match ctx.call_id(&view, &node, NodeCall::Read(read)).await? {
+    let nodes = readers(ctx, &view, &read).await?;
+    match ctx.call_first(&view, &nodes, NodeCall::Read(read)).await?.1 {
         NodeReply::Doc(doc) => Ok(doc),
         other => Err(other.unexpected("read")),
     }
@@ -70,8 +78,18 @@ pub async fn reader(
     view: &super::router_actor::View,
     read: &DocRead,
 ) -> Result<String, ApiError> {
+    let mut nodes = readers(ctx, view, read).await?;
+    Ok(nodes.swap_remove(0))
+}
+
+/// The replicas a read of `read` may go to, in the order to try them (never empty).
+pub async fn readers(
+    ctx: &ClusterCtx,
+    view: &super::router_actor::View,
+    read: &DocRead,
+) -> Result<Vec<String>, ApiError> {
     let Some(entry) = ctx.leaf.catalog.get(&read.index).await else {
-        return Ok(view.self_id.clone());
+        return Ok(vec![view.self_id.clone()]);
     };
     doc_key(&read.id, read.routing.as_deref())?;
     let copies = copies_of(
@@ -81,13 +99,13 @@ pub async fn reader(
         read.routing.as_deref(),
         crate::request::params::ActiveShards::Count(1),
     )?;
-    if read.local && copies.live.contains(&view.self_id) {
-        return Ok(view.self_id.clone());
+    copies.check()?;
+    let mut nodes = copies.live;
+    if read.local
+        && let Some(here) = nodes.iter().position(|n| *n == view.self_id)
+    {
+        let here = nodes.remove(here);
+        nodes.insert(0, here);
     }
-    match copies.lead() {
-        Some(lead) => Ok(lead.to_string()),
-        None => Err(copies.check().err().unwrap_or_else(|| {
-            ApiError::internal("a document with no live copy passed the check")
-        })),
-    }
+    Ok(nodes)
 }

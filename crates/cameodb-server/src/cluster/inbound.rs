@@ -66,6 +66,10 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                 NodeReply::Ack
             }
             NodeCall::NodeStats => NodeReply::Sizes(leaf::admin::sizes(leaf).await?),
+            NodeCall::ShardDocs { index, shards } => {
+                let (docs, bytes) = leaf::admin::shard_docs(leaf, &index, shards).await?;
+                NodeReply::ShardDocs(docs, bytes)
+            }
             NodeCall::Changes(call) => {
                 NodeReply::Changes(leaf::changes::changes(leaf, call).await?)
             }
@@ -88,6 +92,14 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
             }
             NodeCall::PutMapping { index, mapping } => {
                 metadata::put_mapping_here(ctx, &index, &mapping).await?;
+                NodeReply::Ack
+            }
+            NodeCall::PutSettings { index, changes } => {
+                metadata::put_settings_here(ctx, &index, changes).await?;
+                NodeReply::Ack
+            }
+            NodeCall::ApplySettings { index, meta } => {
+                metadata::apply_settings(&ctx.leaf.catalog, &index, meta).await?;
                 NodeReply::Ack
             }
             NodeCall::ApplyMapping { index, mapping } => {

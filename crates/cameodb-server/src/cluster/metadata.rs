@@ -200,6 +200,58 @@ pub async fn put_mapping(ctx: &ClusterCtx, index: &str, mapping: &Value) -> Resu
     put_mapping_here(ctx, index, mapping).await
 }
 
+/// Changes dynamic settings of the indexes `index` names, through each one's metadata owner
+/// (which bumps its settings version and pushes the new settings to every node).
+pub async fn put_settings(
+    ctx: &ClusterCtx,
+    index: &str,
+    changes: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    for entry in ctx.leaf.catalog.resolve(index).await? {
+        match other_owner(ctx, &entry.name).await {
+            Some(owner) => {
+                let call = NodeCall::PutSettings {
+                    index: entry.name.clone(),
+                    changes: changes.clone(),
+                };
+                ctx.call_node(&owner, call, CALL_TIMEOUT).await?;
+            }
+            None => put_settings_here(ctx, &entry.name, changes.clone()).await?,
+        }
+    }
+    Ok(())
+}
+
+/// As the metadata owner: changes one index's settings here, then on every other node.
+pub async fn put_settings_here(
+    ctx: &ClusterCtx,
+    index: &str,
+    changes: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let meta = ctx.leaf.catalog.update_settings(index, changes).await?;
+    info!(index = %index, version = meta.settings_version, "index settings changed");
+    let call = NodeCall::ApplySettings {
+        index: index.to_string(),
+        meta,
+    };
+    broadcast(ctx, call).await;
+    Ok(())
+}
+
+/// Takes another node's settings of index `name` if they are newer than this copy's (same
+/// index, higher settings version).
+pub async fn apply_settings(
+    catalog: &Catalog,
+    name: &str,
+    meta: crate::catalog::IndexMeta,
+) -> Result<(), ApiError> {
+    let entry = catalog.require(name).await?;
+    if entry.meta.uuid == meta.uuid && meta.settings_version > entry.meta.settings_version {
+        catalog.adopt(name, meta).await?;
+    }
+    Ok(())
+}
+
 /// As the metadata owner: applies a mapping change here, then on every other node.
 pub async fn put_mapping_here(
     ctx: &ClusterCtx,
@@ -343,6 +395,8 @@ pub async fn apply(
     }
     if adopts(&entry.meta.uuid, &descriptor.meta.uuid) {
         catalog.adopt(name, descriptor.meta.clone()).await?;
+    } else {
+        apply_settings(catalog, name, descriptor.meta.clone()).await?;
     }
     add_missing_fields(&entry, &descriptor.mappings).await?;
     Ok(())
@@ -397,7 +451,9 @@ async fn local_gossip(catalog: &Catalog) -> BTreeMap<String, Gossiped> {
     for entry in catalog.all().await {
         let digest = crate::shard::run(&entry.shard, |store| Ok(mapping_digest(&store.mapping())))
             .await
-            .unwrap_or(0);
+            .unwrap_or(0)
+            // A settings change shows in the digest too, so a node that missed it pulls it.
+            ^ entry.meta.settings_version.rotate_left(32);
         out.insert(
             entry.name.clone(),
             Gossiped::Live {

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod catchup;
 pub mod changes;
 pub mod docs;
+pub mod health;
 pub mod inbound;
 pub mod metadata;
 pub mod mget;
@@ -84,8 +85,20 @@ impl ClusterCtx {
         call: NodeCall,
         timeout: Duration,
     ) -> Result<NodeReply, ApiError> {
+        self.try_call(member, call, timeout).await?
+    }
+
+    /// As [`ClusterCtx::call_node`], telling apart a member that did not answer (the outer
+    /// error: down, unreachable, too slow — the call may or may not have run there) from the
+    /// answer it gave (the inner result), so a caller can try another copy.
+    pub async fn try_call(
+        &self,
+        member: &Member,
+        call: NodeCall,
+        timeout: Duration,
+    ) -> Result<Result<NodeReply, ApiError>, ApiError> {
         if member.is_self {
-            return inbound::serve(self, call).await;
+            return Ok(inbound::serve(self, call).await);
         }
         match member.state {
             MemberState::Down => return Err(unavailable(member, "it is down")),
@@ -111,7 +124,7 @@ impl ClusterCtx {
             }
             Err(err) => return Err(unavailable(member, &err.to_string())),
         };
-        match response {
+        Ok(match response {
             WireResponse::Answer(bytes) => decode::<WireAnswer>(&bytes)?.map_err(ApiError::from),
             WireResponse::Refused { reason } => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -122,7 +135,33 @@ impl ClusterCtx {
                 "node [{}] failed the call: {reason}",
                 member.id
             ))),
+        })
+    }
+
+    /// Sends `call` to the first of `nodes` that answers, in order: a node that does not
+    /// answer (down but not yet known to be) is passed over for the next. Returns the node
+    /// that answered with its answer, or the last failure.
+    pub async fn call_first(
+        &self,
+        view: &View,
+        nodes: &[String],
+        call: NodeCall,
+    ) -> Result<(String, NodeReply), ApiError> {
+        let mut failure = None;
+        for node in nodes {
+            let Some(member) = view.member(node) else {
+                failure = Some(forgotten(node));
+                continue;
+            };
+            match self.try_call(member, call.clone(), CALL_TIMEOUT).await {
+                Ok(answer) => return answer.map(|reply| (node.clone(), reply)),
+                Err(err) => {
+                    tracing::debug!(node = %node, reason = %err.reason, "copy did not answer; trying the next");
+                    failure = Some(err);
+                }
+            }
         }
+        Err(failure.unwrap_or_else(|| ApiError::internal("no copy to send the call to")))
     }
 
     /// A stamp for a write this node coordinates.

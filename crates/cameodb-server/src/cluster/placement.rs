@@ -135,6 +135,15 @@ impl Copies {
         }
     }
 
+    /// These copies once `lead` resolved the write: the copies before it in the live list did
+    /// not answer and count as not live.
+    pub fn led_by(mut self, lead: &str) -> Copies {
+        if let Some(at) = self.live.iter().position(|m| m == lead) {
+            self.live.drain(..at);
+        }
+        self
+    }
+
     /// The replica that resolves a write (checks its conditions, merges an update, gives it
     /// its version): the first live one.
     pub fn lead(&self) -> Option<&str> {

@@ -49,6 +49,16 @@ impl View {
             .is_some_and(|m| m.is_self || m.state == cameodb_cluster::MemberState::Up)
     }
 
+    /// Whether `id` has caught up with its peers (see `health`). A node that has said nothing
+    /// yet counts as caught up: a node starts by saying it is catching up, so silence means
+    /// one that never needed to (no replicated index).
+    pub fn is_synced(&self, id: &str) -> bool {
+        self.member(id).is_some_and(|m| {
+            m.values.get(super::health::SYNC_KEY).map(String::as_str)
+                != Some(super::health::CATCHING_UP)
+        })
+    }
+
     /// The ring an index is placed on: its fixed placement, or the live ring.
     pub fn ring_of<'a>(&'a self, placement: Option<&'a Ring>) -> &'a Ring {
         placement.unwrap_or(&self.ring)

@@ -26,6 +26,55 @@ pub async fn indices_for(
     render(&state, entries, &params).await
 }
 
+/// `GET /_cat/shards[/{index}]`: every copy of every shard (replica set) with its state,
+/// documents, size and node.
+pub async fn shards(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let entries = state.catalog.all().await;
+    render_shards(&state, entries, &params).await
+}
+
+pub async fn shards_for(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let entries = state.catalog.resolve(&index).await?;
+    render_shards(&state, entries, &params).await
+}
+
+const SHARD_COLUMNS: [&str; 8] = [
+    "index", "shard", "prirep", "state", "docs", "store", "ip", "node",
+];
+
+async fn render_shards(
+    state: &AppState,
+    entries: Vec<std::sync::Arc<IndexEntry>>,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let rows = crate::cluster::admin::shard_rows(&state.cluster, &entries)
+        .await
+        .into_iter()
+        .map(|row| {
+            let ip = row
+                .http_addr
+                .rsplit_once(':')
+                .map_or(row.http_addr.as_str(), |(host, _)| host)
+                .to_string();
+            vec![
+                row.index,
+                row.shard.to_string(),
+                if row.primary { "p" } else { "r" }.to_string(),
+                row.state.as_str().to_string(),
+                row.docs.map_or_else(String::new, |d| d.to_string()),
+                row.bytes.map_or_else(String::new, human_bytes),
+                ip,
+                super::node_name(&row.node),
+            ]
+        })
+        .collect();
+    table(&SHARD_COLUMNS, rows, params)
+}
+
 const COLUMNS: [&str; 10] = [
     "health",
     "status",
@@ -44,11 +93,25 @@ async fn render(
     entries: Vec<std::sync::Arc<IndexEntry>>,
     params: &Params,
 ) -> Result<Response, ApiError> {
-    let (sizes, complete) = crate::cluster::admin::sizes(&state.cluster).await;
-    let health = if complete { "green" } else { "red" };
+    let (sizes, _) = crate::cluster::admin::sizes(&state.cluster).await;
+    let view = state.cluster.view().await;
     let mut rows: Vec<Vec<String>> = Vec::new();
     for entry in entries {
-        let (count, bytes) = sizes.get(&entry.name).copied().unwrap_or_default();
+        let (_, bytes) = sizes.get(&entry.name).copied().unwrap_or_default();
+        let health = crate::cluster::health::health(&view, std::slice::from_ref(&entry));
+        // Documents once each (one live copy of every shard), as Elasticsearch counts them.
+        let count = crate::cluster::scatter::count(
+            &state.cluster,
+            &view,
+            std::slice::from_ref(&entry),
+            &Default::default(),
+            cameodb_search::QuerySpec::All,
+        )
+        .await
+        .ok()
+        .and_then(|c| c["count"].as_u64())
+        .unwrap_or(0);
+        let copies = entry.wanted_copies().max(1) as u64;
         let setting = |k: &str| {
             entry
                 .meta
@@ -58,7 +121,7 @@ async fn render(
                 .unwrap_or_else(|| "1".into())
         };
         rows.push(vec![
-            health.into(),
+            health.status().into(),
             "open".into(),
             entry.name.clone(),
             entry.meta.uuid.clone(),
@@ -67,7 +130,7 @@ async fn render(
             count.to_string(),
             "0".into(),
             human_bytes(bytes),
-            human_bytes(bytes),
+            human_bytes(bytes / copies),
         ]);
     }
     table(&COLUMNS, rows, params)

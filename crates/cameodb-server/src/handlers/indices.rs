@@ -117,6 +117,40 @@ pub async fn put_mapping(
     Ok(respond::ok(json!({"acknowledged": true})))
 }
 
+/// `GET /{index}/_settings`.
+pub async fn get_settings(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut out = Map::new();
+    for entry in state.catalog.resolve(&index).await? {
+        out.insert(
+            entry.name.clone(),
+            json!({"settings": Catalog::settings_json(&entry)}),
+        );
+    }
+    Ok(respond::ok(Value::Object(out)))
+}
+
+/// `PUT /{index}/_settings`: dynamic settings (`number_of_replicas`, `max_result_window`).
+/// A new replica count takes effect at once: writes go to the new copies, searches ask the
+/// new replica sets, and a node that becomes a copy fills its new ranges from its peers.
+pub async fn put_settings(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: settings are missing;",
+        )
+    })?;
+    let changes = crate::index_settings::parse_update(&Value::Object(body))?;
+    metadata::put_settings(&state.cluster, &index, changes).await?;
+    Ok(respond::ok(json!({"acknowledged": true})))
+}
+
 pub async fn refresh(
     State(state): State<AppState>,
     Path(index): Path<String>,

@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_cluster/health/{index}", get(root::health_index))
         .route("/_cat/indices", get(cat::indices))
         .route("/_cat/indices/{index}", get(cat::indices_for))
+        .route("/_cat/shards", get(cat::shards))
+        .route("/_cat/shards/{index}", get(cat::shards_for))
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/{index}/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/_mget", get(mget::mget).post(mget::mget))
@@ -96,6 +98,10 @@ pub fn router(state: AppState) -> Router {
             get(indices::refresh).post(indices::refresh),
         )
         .route("/_mapping", get(indices::get_mapping_all))
+        .route(
+            "/{index}/_settings",
+            get(indices::get_settings).put(indices::put_settings),
+        )
         .route(
             "/{index}/_mapping",
             get(indices::get_mapping)

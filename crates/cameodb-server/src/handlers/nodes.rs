@@ -84,30 +84,6 @@ pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
     })))
 }
 
-/// Node counts and status for `/_cluster/health`: red when a data node is down or gone (its
-/// documents are unavailable: there are no replicas yet), yellow while one is joining, else
-/// green.
-pub async fn health_of_nodes(state: &AppState) -> (usize, &'static str, usize) {
-    let members = members(state).await;
-    let present = members
-        .iter()
-        .filter(|m| matches!(m.state, MemberState::Up | MemberState::Joining))
-        .count();
-    let down = members
-        .iter()
-        // A node that left still owns its token ranges (nothing moved its documents).
-        .filter(|m| matches!(m.state, MemberState::Down | MemberState::Left))
-        .count();
-    let status = if down > 0 {
-        "red"
-    } else if members.iter().any(|m| m.state == MemberState::Joining) {
-        "yellow"
-    } else {
-        "green"
-    };
-    (present, status, down)
-}
-
 /// `GET /_cameo/node/stats`: what this node itself holds — documents and bytes per index —
 /// whatever the cluster holds elsewhere (how the data is spread, for operators and tests).
 pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiError> {

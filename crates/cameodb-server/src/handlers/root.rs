@@ -37,45 +37,43 @@ pub async fn ping() -> Response {
     StatusCode::OK.into_response()
 }
 
-/// The health answer for `indices` indexes, each with one shard on every data node.
-async fn health_body(state: &AppState, indices: usize) -> serde_json::Value {
-    let (nodes, status, down) = super::nodes::health_of_nodes(state).await;
-    let active = indices * nodes;
-    let unassigned = indices * down;
-    let percent = if active + unassigned == 0 {
-        100.0
-    } else {
-        100.0 * active as f64 / (active + unassigned) as f64
-    };
+/// The health answer for `entries`, from their shards' copies (see `cluster::health`).
+async fn health_body(
+    state: &AppState,
+    entries: &[std::sync::Arc<crate::catalog::IndexEntry>],
+) -> serde_json::Value {
+    let view = state.cluster.view().await;
+    let nodes = view.members.iter().filter(|m| view.is_live(&m.id)).count();
+    let health = crate::cluster::health::health(&view, entries);
     json!({
         "cluster_name": "cameodb",
-        "status": status,
+        "status": health.status(),
         "timed_out": false,
         "number_of_nodes": nodes,
         "number_of_data_nodes": nodes,
-        "active_primary_shards": active,
-        "active_shards": active,
+        "active_primary_shards": health.active_primary,
+        "active_shards": health.active,
         "relocating_shards": 0,
-        "initializing_shards": 0,
-        "unassigned_shards": unassigned,
-        "unassigned_primary_shards": unassigned,
+        "initializing_shards": health.initializing,
+        "unassigned_shards": health.unassigned,
+        "unassigned_primary_shards": health.unassigned_primary,
         "delayed_unassigned_shards": 0,
         "number_of_pending_tasks": 0,
         "number_of_in_flight_fetch": 0,
         "task_max_waiting_in_queue_millis": 0,
-        "active_shards_percent_as_number": percent,
+        "active_shards_percent_as_number": health.active_percent(),
     })
 }
 
 pub async fn health(State(state): State<AppState>) -> Response {
-    let indices = state.catalog.all().await.len();
-    respond::ok(health_body(&state, indices).await)
+    let entries = state.catalog.all().await;
+    respond::ok(health_body(&state, &entries).await)
 }
 
 pub async fn health_index(
     State(state): State<AppState>,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
-    let indices = state.catalog.resolve(&index).await?;
-    Ok(respond::ok(health_body(&state, indices.len()).await))
+    let entries = state.catalog.resolve(&index).await?;
+    Ok(respond::ok(health_body(&state, &entries).await))
 }

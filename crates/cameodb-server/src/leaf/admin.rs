@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use cameodb_search::tokens::TokenRanges;
+
 use super::Leaf;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
@@ -48,4 +50,42 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Documents of `index` here per shard (`shards`: each shard's id and token ranges), counted
+/// in the latest refreshed state; and the bytes the index takes here.
+pub async fn shard_docs(
+    leaf: &Leaf,
+    index: &str,
+    shards: Vec<(usize, TokenRanges)>,
+) -> Result<(Vec<u64>, u64), ApiError> {
+    let entry = leaf.catalog.require(index).await?;
+    run(&entry.shard, move |store| {
+        // Every range with its shard's position, sorted, for one binary search per document.
+        let mut ranges: Vec<(u64, u64, usize)> = shards
+            .iter()
+            .enumerate()
+            .flat_map(|(n, (_, r))| r.ranges().iter().map(move |&(a, b)| (a, b, n)))
+            .collect();
+        ranges.sort_unstable();
+        let mut counts = vec![0u64; shards.len()];
+        let searcher = store.searcher();
+        for segment in searcher.segment_readers() {
+            let column = cameodb_search::tokens::token_column(segment)?;
+            for doc in segment.doc_ids_alive() {
+                let Some(token) = column.first(doc) else {
+                    continue;
+                };
+                let i = ranges.partition_point(|(_, end, _)| *end < token);
+                if let Some((start, _, n)) = ranges.get(i)
+                    && *start <= token
+                {
+                    counts[*n] += 1;
+                }
+            }
+        }
+        Ok((counts, dir_bytes(store.dir())))
+    })
+    .await
+    .map_err(|e| e.with_index(index))
 }

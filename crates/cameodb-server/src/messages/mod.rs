@@ -66,6 +66,13 @@ pub enum NodeCall {
     Fetch(replica::FetchCall),
     /// Documents and bytes per index held here.
     NodeStats,
+    /// Documents of an index here per shard, and its bytes here (`_cat/shards`).
+    ShardDocs {
+        /// The concrete index.
+        index: String,
+        /// Each shard's id and token ranges.
+        shards: Vec<(usize, cameodb_search::tokens::TokenRanges)>,
+    },
     /// As the metadata owner of `index`: create it if missing and tell every node.
     EnsureIndex(String),
     /// As the metadata owner: create an index from a create-index body and tell every node.
@@ -81,6 +88,20 @@ pub enum NodeCall {
         index: String,
         /// The mapping body.
         mapping: Value,
+    },
+    /// As the metadata owner: change an index's dynamic settings and tell every node.
+    PutSettings {
+        /// The concrete index.
+        index: String,
+        /// The checked changes, by full name.
+        changes: BTreeMap<String, String>,
+    },
+    /// Take an index's new settings if newer than this node's (the owner tells every node).
+    ApplySettings {
+        /// The concrete index.
+        index: String,
+        /// Its identity and settings.
+        meta: IndexMeta,
     },
     /// Apply a mapping change to this node's copy only (the owner tells every node this).
     ApplyMapping {
@@ -140,6 +161,8 @@ pub enum NodeReply {
     Fetched(Vec<Option<replica::WireApplied>>),
     /// To `NodeStats`: (documents, bytes) per index.
     Sizes(BTreeMap<String, (u64, u64)>),
+    /// To `ShardDocs`: documents per shard (in the order asked) and the index's bytes.
+    ShardDocs(Vec<u64>, u64),
     /// To `GetIndex`.
     Descriptor(IndexDescriptor),
 }
@@ -294,6 +317,7 @@ impl NodeReply {
             NodeReply::Digest(_) => "digest",
             NodeReply::Fetched(_) => "fetched",
             NodeReply::Sizes(_) => "sizes",
+            NodeReply::ShardDocs(..) => "shard docs",
             NodeReply::Descriptor(_) => "descriptor",
         }
     }

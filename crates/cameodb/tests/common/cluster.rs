@@ -24,17 +24,7 @@ impl Trio {
 
     /// Three nodes started with `extra` arguments as well (a cluster secret, limits).
     pub fn start_with(extra: &[&str]) -> Trio {
-        let seed_port = free_port();
-        let seed = format!("127.0.0.1:{seed_port}");
-        let first = Server::start_on("127.0.0.1", &[&["--cluster-addr", &seed], extra].concat());
-        let mut nodes = vec![first];
-        for host in ["127.0.0.2", "127.0.0.3"] {
-            let addr = format!("{host}:{}", free_port());
-            nodes.push(Server::start_on(
-                host,
-                &[&["--cluster-addr", &addr, "--join", &seed], extra].concat(),
-            ));
-        }
+        let (nodes, seed) = start_cluster(3, extra);
         Trio { nodes, seed }
     }
 
@@ -47,6 +37,28 @@ impl Trio {
     pub fn all(&self) -> Vec<&Server> {
         self.nodes.iter().collect()
     }
+}
+
+/// `n` nodes on 127.0.0.1, .2, …: the first forms the cluster, the others join through it;
+/// also returns the first node's cluster address.
+pub fn start_cluster(n: usize, extra: &[&str]) -> (Vec<Server>, String) {
+    let seed = format!("127.0.0.1:{}", free_port());
+    let first = Server::start_on("127.0.0.1", &[&["--cluster-addr", &seed], extra].concat());
+    let mut nodes = vec![first];
+    for i in 2..=n {
+        let host = format!("127.0.0.{i}");
+        let addr = format!("{host}:{}", free_port());
+        nodes.push(Server::start_on(
+            &host,
+            &[&["--cluster-addr", &addr, "--join", &seed], extra].concat(),
+        ));
+    }
+    (nodes, seed)
+}
+
+/// `n` nodes forming one cluster (see [`start_cluster`]).
+pub fn start_nodes(n: usize, extra: &[&str]) -> Vec<Server> {
+    start_cluster(n, extra).0
 }
 
 /// Each node's view: node id -> state, from `_cat/nodes`.

@@ -1,0 +1,123 @@
+//! Cluster health from the shards (replica sets) of every index: a copy is active when its
+//! node is live and caught up with its peers, initializing while its node catches up, and
+//! unassigned while its node is down. Green: every shard has all its copies active; yellow:
+//! every shard has at least one live copy; red: some shard has none — its documents cannot be
+//! read or written until a copy is back.
+
+use std::sync::Arc;
+
+use super::placement::{ShardCopies, shards};
+use super::router_actor::View;
+use crate::catalog::IndexEntry;
+
+/// Gossip key under which a node says whether it has caught up with its peers.
+pub const SYNC_KEY: &str = "sync";
+/// [`SYNC_KEY`] while a node is still pulling what it missed.
+pub const CATCHING_UP: &str = "catching-up";
+/// [`SYNC_KEY`] once a full catch-up round found nothing left to read.
+pub const CAUGHT_UP: &str = "caught-up";
+
+/// The state of one copy of a shard, as `_cat/shards` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyState {
+    /// Its node is live and caught up.
+    Started,
+    /// Its node is live but still catching up.
+    Initializing,
+    /// Its node is down or gone.
+    Unassigned,
+}
+
+impl CopyState {
+    /// Elasticsearch's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyState::Started => "STARTED",
+            CopyState::Initializing => "INITIALIZING",
+            CopyState::Unassigned => "UNASSIGNED",
+        }
+    }
+}
+
+/// The state of `member`'s copy.
+pub fn copy_state(view: &View, member: &str) -> CopyState {
+    if !view.is_live(member) {
+        CopyState::Unassigned
+    } else if view.is_synced(member) {
+        CopyState::Started
+    } else {
+        CopyState::Initializing
+    }
+}
+
+/// Shard counts in Elasticsearch's health shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Shards with at least one live copy.
+    pub active_primary: usize,
+    /// Copies started.
+    pub active: usize,
+    /// Copies catching up.
+    pub initializing: usize,
+    /// Copies down.
+    pub unassigned: usize,
+    /// Shards with no live copy.
+    pub unassigned_primary: usize,
+}
+
+impl Health {
+    /// `green`, `yellow` or `red`.
+    pub fn status(&self) -> &'static str {
+        if self.unassigned_primary > 0 {
+            "red"
+        } else if self.unassigned > 0 || self.initializing > 0 {
+            "yellow"
+        } else {
+            "green"
+        }
+    }
+
+    /// Percentage of copies started.
+    pub fn active_percent(&self) -> f64 {
+        let all = self.active + self.initializing + self.unassigned;
+        if all == 0 {
+            100.0
+        } else {
+            100.0 * self.active as f64 / all as f64
+        }
+    }
+}
+
+/// The shards of `entry` under `view`.
+pub fn shards_of(view: &View, entry: &IndexEntry) -> Vec<ShardCopies> {
+    let ring = view.ring_of(entry.placement.as_deref());
+    let rf = entry.wanted_copies().min(ring.members().len()).max(1);
+    shards(ring, rf)
+}
+
+/// The health of `entries`.
+pub fn health(view: &View, entries: &[Arc<IndexEntry>]) -> Health {
+    let mut out = Health::default();
+    for entry in entries {
+        for shard in shards_of(view, entry) {
+            let states: Vec<CopyState> =
+                shard.replicas.iter().map(|m| copy_state(view, m)).collect();
+            let live = states
+                .iter()
+                .filter(|s| **s != CopyState::Unassigned)
+                .count();
+            out.active += states.iter().filter(|s| **s == CopyState::Started).count();
+            out.initializing += states
+                .iter()
+                .filter(|s| **s == CopyState::Initializing)
+                .count();
+            out.unassigned += states.len() - live;
+            if live == 0 {
+                out.unassigned_primary += 1;
+            } else {
+                out.active_primary += 1;
+            }
+        }
+    }
+    out
+}
