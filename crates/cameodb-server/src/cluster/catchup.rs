@@ -151,6 +151,9 @@ async fn pull(
                 checkpoints.remove(&slot);
                 return Ok(false);
             }
+            // The peer has not heard of the index yet (the metadata sync brings it): nothing
+            // there to read.
+            Err(err) if err.status == StatusCode::NOT_FOUND => return Ok(true),
             Err(err) => return Err(err),
         };
         let lacking = replica::lacking(&ctx.leaf, &entry.name, page.entries).await?;

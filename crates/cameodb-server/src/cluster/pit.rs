@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::plan::{Part, plan};
-use super::scatter::{fan_out, gather_stats, missing_context, release_pins, report_unserved};
+use super::scatter::{fan_out, fan_out_with_retry, gather_stats, missing_context, release_pins};
 use super::{CALL_TIMEOUT, ClusterCtx};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
@@ -56,14 +56,10 @@ pub async fn open(
     let pin = Pin::Open {
         keep_alive_ms: u64::try_from(keep_alive.as_millis()).unwrap_or(u64::MAX),
     };
-    let calls = plan
-        .parts
-        .iter()
-        .enumerate()
-        .map(|(n, part)| (part.clone(), part.request(&spec, n, Some(pin.clone()))))
-        .collect();
-    let (_, mut report, pins) = fan_out(ctx, calls, CALL_TIMEOUT).await?;
-    report_unserved(&plan, &mut report);
+    let request = |part: &Part, n: usize| part.request(&spec, n, Some(pin.clone()));
+    let gathered =
+        fan_out_with_retry(ctx, &view, entries, None, &plan, request, CALL_TIMEOUT).await?;
+    let (report, pins) = (gathered.report, gathered.pins);
     let id = format!("{PIT_PREFIX}{}.{}", view.self_id, generate_id());
     let pit = ClusterPit {
         pins: pins.clone(),
@@ -143,7 +139,8 @@ pub async fn search_here(
             request.stats = Some(stats.clone());
         }
     }
-    let (partials, mut report, _) = fan_out(ctx, calls, timeout).await?;
+    let gathered = fan_out(ctx, calls, timeout, false).await?;
+    let (partials, mut report) = (gathered.partials, gathered.report);
     report.total += missing.len();
     report.failures.extend(missing);
     let mut out = render(partials, &spec, report, started)?;

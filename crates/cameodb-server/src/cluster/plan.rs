@@ -3,7 +3,7 @@
 //! keeps to the token ranges of the shards it answers for, so every document counts once —
 //! totals, buckets and statistics come out as on one node holding every document.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -65,6 +65,19 @@ pub fn plan(
     entries: &[Arc<IndexEntry>],
     routing: Option<&str>,
 ) -> Plan {
+    plan_some(ctx, view, entries, routing, None, &[])
+}
+
+/// As [`plan`], for the shards in `only` (as (index, shard id); `None`: all), asking none of
+/// `exclude` (nodes that just failed to answer).
+pub fn plan_some(
+    ctx: &ClusterCtx,
+    view: &View,
+    entries: &[Arc<IndexEntry>],
+    routing: Option<&str>,
+    only: Option<&BTreeSet<(String, usize)>>,
+    exclude: &[String],
+) -> Plan {
     let turn = ctx.rotation.fetch_add(1, Ordering::Relaxed);
     let tokens: Option<Vec<u64>> = routing.map(|r| {
         r.split(',')
@@ -78,17 +91,22 @@ pub fn plan(
         let ring = view.ring_of(entry.placement.as_deref());
         let rf = entry.wanted_copies().min(ring.members().len()).max(1);
         let all = shards(ring, rf);
-        let wanted: Vec<_> = match &tokens {
-            None => all,
-            Some(tokens) => all
-                .into_iter()
-                .filter(|s| {
+        let wanted: Vec<_> = all
+            .into_iter()
+            .filter(|s| only.is_none_or(|only| only.contains(&(entry.name.clone(), s.id))))
+            .filter(|s| match &tokens {
+                None => true,
+                Some(tokens) => {
                     let ranges = TokenRanges::new(s.ranges.clone());
                     tokens.iter().any(|t| ranges.contains(*t))
-                })
-                .collect(),
-        };
-        let order = view.live_order(ring, turn);
+                }
+            })
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let mut order = view.live_order(ring, turn);
+        order.retain(|m| !exclude.contains(m));
         let assignment = assign(&wanted, &order);
         for (node, ids, ranges) in assignment.nodes {
             let Some(member) = view.member(&node) else {

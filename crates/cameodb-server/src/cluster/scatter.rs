@@ -6,7 +6,7 @@
 //! `_shards.failures` (one entry per shard it answered for), never waited for beyond the call
 //! timeout; a shard with no live copy is a failed shard.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::ClusterCtx;
-use super::plan::{Part, Plan, plan, stats_plan};
+use super::plan::{Part, Plan, plan, plan_some, stats_plan};
 use super::router_actor::View;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
@@ -50,22 +50,40 @@ pub fn scroll_owner(id: &str) -> Option<&str> {
     id.strip_prefix(SCROLL_PREFIX)?.split('.').next()
 }
 
-/// Sends each part its request; gathers partials, shard accounting and snapshot ids.
+/// What a fan-out gathered.
+pub(super) struct Gathered {
+    /// Each answering node's partial result.
+    pub partials: Vec<Partial>,
+    /// Shard accounting.
+    pub report: ShardReport,
+    /// Snapshot ids the nodes kept, with their parts.
+    pub pins: Vec<(Part, String)>,
+    /// Parts whose node did not answer at all (with `retry`; otherwise they are failed
+    /// shards in `report`).
+    pub unanswered: Vec<(Part, ApiError)>,
+}
+
+/// Sends each part its request; gathers partials, shard accounting and snapshot ids. With
+/// `retry`, parts whose node did not answer (dead, not yet known to be) are handed back for
+/// another copy instead of being reported failed.
 pub(super) async fn fan_out(
     ctx: &ClusterCtx,
     calls: Vec<(Part, ShardRequest)>,
     timeout: Duration,
-) -> Result<(Vec<Partial>, ShardReport, Vec<(Part, String)>), ApiError> {
+    retry: bool,
+) -> Result<Gathered, ApiError> {
     let answers = join_all(calls.into_iter().map(|(part, request)| async move {
         let answer = match ctx
-            .call_node(&part.member, NodeCall::Search(request), timeout)
+            .try_call(&part.member, NodeCall::Search(request), timeout)
             .await
         {
-            Ok(NodeReply::Shard(answer)) => Ok(Ok(answer)),
-            Ok(other) => Ok(Err(other.unexpected("search"))),
-            // A 4xx is the request's own fault and fails the whole search, as on one node.
-            Err(err) if err.status.is_client_error() => Err(err),
+            Err(unanswered) if retry => Err(Ok(unanswered)),
             Err(err) => Ok(Err(err)),
+            Ok(Ok(NodeReply::Shard(answer))) => Ok(Ok(answer)),
+            Ok(Ok(other)) => Ok(Err(other.unexpected("search"))),
+            // A 4xx is the request's own fault and fails the whole search, as on one node.
+            Ok(Err(err)) if err.status.is_client_error() => Err(Err(err)),
+            Ok(Err(err)) => Ok(Err(err)),
         };
         (part, answer)
     }))
@@ -73,10 +91,12 @@ pub(super) async fn fan_out(
     let mut partials = Vec::new();
     let mut report = ShardReport::default();
     let mut pins = Vec::new();
+    let mut unanswered = Vec::new();
     let mut refused = None;
     for (part, answer) in answers {
         match answer {
-            Err(err) => refused = Some(err),
+            Err(Ok(err)) => unanswered.push((part, err)),
+            Err(Err(err)) => refused = Some(err),
             Ok(Ok(answer)) => {
                 report.total += part.shards.len();
                 report.successful += part.shards.len();
@@ -105,7 +125,64 @@ pub(super) async fn fan_out(
         release_pins(ctx, pins).await;
         return Err(err);
     }
-    Ok((partials, report, pins))
+    Ok(Gathered {
+        partials,
+        report,
+        pins,
+        unanswered,
+    })
+}
+
+/// A fan-out whose parts that do not answer are asked of other live copies, once.
+/// `request(part, n)` makes the request of the `n`-th part.
+pub(super) async fn fan_out_with_retry(
+    ctx: &ClusterCtx,
+    view: &View,
+    entries: &[Arc<IndexEntry>],
+    routing: Option<&str>,
+    plan: &Plan,
+    request: impl Fn(&Part, usize) -> ShardRequest,
+    timeout: Duration,
+) -> Result<Gathered, ApiError> {
+    let calls = plan
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(n, part)| (part.clone(), request(part, n)))
+        .collect();
+    let mut gathered = fan_out(ctx, calls, timeout, true).await?;
+    report_unserved(plan, &mut gathered.report);
+    if gathered.unanswered.is_empty() {
+        return Ok(gathered);
+    }
+    let unanswered = std::mem::take(&mut gathered.unanswered);
+    let dead: Vec<String> = unanswered
+        .iter()
+        .map(|(p, _)| p.member.id.clone())
+        .collect();
+    let shards: BTreeSet<(String, usize)> = unanswered
+        .iter()
+        .flat_map(|(p, _)| p.shards.iter().cloned())
+        .collect();
+    tracing::debug!(nodes = ?dead, "asking other copies for the parts of nodes that did not answer");
+    let retry = plan_some(ctx, view, entries, routing, Some(&shards), &dead);
+    let offset = plan.parts.len();
+    let calls = retry
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(n, part)| (part.clone(), request(part, offset + n)))
+        .collect();
+    let more = fan_out(ctx, calls, timeout, false).await?;
+    gathered.partials.extend(more.partials);
+    gathered.pins.extend(more.pins);
+    let report = &mut gathered.report;
+    report.total += more.report.total;
+    report.successful += more.report.successful;
+    report.failures.extend(more.report.failures);
+    report.timed_out |= more.report.timed_out;
+    report_unserved(&retry, report);
+    Ok(gathered)
 }
 
 /// Adds the shards no live copy answers to `report`, as failed shards.
@@ -180,24 +257,20 @@ pub async fn search(
     let pin = keep_alive.map(|k| Pin::Open {
         keep_alive_ms: u64::try_from(k.as_millis()).unwrap_or(u64::MAX),
     });
-    let mut calls: Vec<(Part, ShardRequest)> = plan
-        .parts
-        .iter()
-        .enumerate()
-        .map(|(n, part)| (part.clone(), part.request(&node_spec, n, pin.clone())))
-        .collect();
     // One node's statistics are the cluster's: round one is needed only with several.
-    let stats = if spec.uses_scores() && calls.len() > 1 {
-        let stats = gather_stats(ctx, view, entries, &plan.parts, &node_spec, timeout).await;
-        for (_, request) in &mut calls {
-            request.stats = Some(stats.clone());
-        }
-        Some(stats)
+    let stats = if spec.uses_scores() && plan.parts.len() > 1 {
+        Some(gather_stats(ctx, view, entries, &plan.parts, &node_spec, timeout).await)
     } else {
         None
     };
-    let (partials, mut report, pins) = fan_out(ctx, calls, timeout).await?;
-    report_unserved(&plan, &mut report);
+    let routing = params.get("routing").map(String::as_str);
+    let request = |part: &Part, n: usize| {
+        let mut request = part.request(&node_spec, n, pin.clone());
+        request.stats = stats.clone();
+        request
+    };
+    let gathered = fan_out_with_retry(ctx, view, entries, routing, &plan, request, timeout).await?;
+    let (partials, report, pins) = (gathered.partials, gathered.report, gathered.pins);
     let missing = report.failures.clone();
     let mut out = render(partials, spec, report, started)?;
     if let Some(keep_alive) = keep_alive {
@@ -280,7 +353,8 @@ pub async fn scroll_page(ctx: &ClusterCtx, call: &ScrollCall) -> Result<Value, A
         (spec, context.missing.clone(), calls)
     })?;
     let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
-    let (partials, mut report, _) = fan_out(ctx, calls, timeout).await?;
+    let gathered = fan_out(ctx, calls, timeout, false).await?;
+    let (partials, mut report) = (gathered.partials, gathered.report);
     report.total += missing.len();
     report.failures.extend(missing);
     let mut out = render(partials, &spec, report, started)?;
@@ -359,14 +433,19 @@ pub async fn count(
         params.get("routing").map(String::as_str),
     );
     let spec = SearchSpec::count(query);
-    let calls = plan
-        .parts
-        .iter()
-        .enumerate()
-        .map(|(n, part)| (part.clone(), part.request(&spec, n, None)))
-        .collect();
-    let (partials, mut report, _) = fan_out(ctx, calls, super::CALL_TIMEOUT).await?;
-    report_unserved(&plan, &mut report);
+    let request = |part: &Part, n: usize| part.request(&spec, n, None);
+    let routing = params.get("routing").map(String::as_str);
+    let gathered = fan_out_with_retry(
+        ctx,
+        view,
+        entries,
+        routing,
+        &plan,
+        request,
+        super::CALL_TIMEOUT,
+    )
+    .await?;
+    let (partials, report) = (gathered.partials, gathered.report);
     let count: usize = partials.iter().map(|p| p.total).sum();
     Ok(json!({"count": count, "_shards": shards_json(&report)}))
 }
