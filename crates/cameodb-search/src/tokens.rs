@@ -42,6 +42,24 @@ impl TokenRanges {
         &self.0
     }
 
+    /// The tokens in both these ranges and `other`'s.
+    pub fn intersect(&self, other: &TokenRanges) -> TokenRanges {
+        let mut out = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&(a0, a1)), Some(&(b0, b1))) = (self.0.get(i), other.0.get(j)) {
+            let (start, end) = (a0.max(b0), a1.min(b1));
+            if start <= end {
+                out.push((start, end));
+            }
+            if a1 < b1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        TokenRanges::new(out)
+    }
+
     /// True when no token is in them.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -192,6 +210,21 @@ mod tests {
                 let probe = u64::from(probe);
                 let linear = ranges.iter().any(|(s, e)| *s <= probe && probe <= *e);
                 prop_assert_eq!(set.contains(probe), linear);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn intersection_matches_a_linear_scan(
+            a in prop::collection::vec((any::<u8>(), any::<u8>()), 0..6),
+            b in prop::collection::vec((any::<u8>(), any::<u8>()), 0..6),
+        ) {
+            let wide = |v: Vec<(u8, u8)>| v.into_iter().map(|(x, y)| (u64::from(x), u64::from(y))).collect();
+            let (a, b) = (TokenRanges::new(wide(a)), TokenRanges::new(wide(b)));
+            let both = a.intersect(&b);
+            for t in 0..=255u64 {
+                prop_assert_eq!(both.contains(t), a.contains(t) && b.contains(t));
             }
         }
     }

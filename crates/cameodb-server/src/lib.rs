@@ -25,6 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use cameodb_storage::StoreConfig;
@@ -105,7 +106,15 @@ pub struct ClusterSettings {
     pub seeds: Vec<String>,
     /// The secret every member holds; required unless the cluster address is loopback.
     pub secret: Option<String>,
+    /// How often replicas compare what they hold (anti-entropy); see
+    /// [`DEFAULT_ANTI_ENTROPY_INTERVAL`].
+    pub anti_entropy_interval: Duration,
 }
+
+/// Anti-entropy runs once a minute by default: a round hashes every version a node holds
+/// once per peer, so it is paced well below the writes it guards; catch-up from the change
+/// feed already repairs what replicas miss while away.
+pub const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +186,10 @@ pub async fn run(
         Arc::clone(&ctx),
     ));
     tokio::spawn(cluster::catchup::catch_up_loop(Arc::clone(&ctx)));
+    tokio::spawn(cluster::antientropy::repair_loop(
+        Arc::clone(&ctx),
+        config.cluster.anti_entropy_interval,
+    ));
     let state = handlers::AppState {
         catalog: Arc::clone(&catalog),
         node_name: handlers::node_name(&node_id),

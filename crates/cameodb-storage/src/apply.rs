@@ -100,6 +100,9 @@ impl GroupTx<'_> {
         {
             return self.apply_replica(tables, key, current, *version, *stamp, source.as_ref());
         }
+        if let OpKind::Lose = op.kind {
+            return self.lose(tables, key, current.live);
+        }
         let base_version = current.live.map_or(1, |c| c.version + 1);
         if let Some(expected) = op.if_seq_no {
             let current_seq = current.live.map(|c| c.stamp.hlc);
@@ -156,7 +159,7 @@ impl GroupTx<'_> {
             // the document's creation must not bring it back later.
             OpKind::Delete => self.delete(tables, key, live, next_version, stamp),
             // Applied above; nothing reaches here.
-            OpKind::Replica { .. } => Ok(unchanged(key, WriteResult::Noop, live)),
+            OpKind::Replica { .. } | OpKind::Lose => Ok(unchanged(key, WriteResult::Noop, live)),
         }
     }
 
@@ -179,6 +182,24 @@ impl GroupTx<'_> {
             Some(source) => self.write(tables, key, source, current.live, version, stamp),
             None => self.delete(tables, key, current.live, version, stamp),
         }
+    }
+
+    /// Drops a document without a trace (see [`OpKind::Lose`]).
+    fn lose(
+        &mut self,
+        tables: &mut Tables<'_>,
+        key: &DocKey,
+        live: Option<DocPointer>,
+    ) -> Result<WriteOutcome> {
+        let row = (key.id.as_str(), key.token);
+        tables.tombstones.remove(row)?;
+        let Some(live) = live else {
+            return Ok(unchanged(key, WriteResult::NotFound, None));
+        };
+        tables.docs.remove(row)?;
+        tables.log.remove(live.seq)?;
+        self.index_ops.push(IndexOp::Delete { key: key.encode() });
+        Ok(unchanged(key, WriteResult::Deleted, None))
     }
 
     /// Records a delete: the tombstone (for the feed and for last-writer-wins) and, when a

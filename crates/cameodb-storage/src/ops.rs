@@ -102,6 +102,10 @@ pub enum OpKind {
     },
     /// Remove the document.
     Delete,
+    /// Fault injection for repair tests: the document vanishes from this store as a disk fault
+    /// would lose it — no tombstone, no change-feed entry, so nothing tells a replica. Never
+    /// sent by anything but the fault-injection endpoint.
+    Lose,
     /// A write another replica already resolved (see [`Applied`]): applied only if its stamp
     /// is newer than the document's current one, live or deleted (last writer wins), with the
     /// version and stamp it carries. Idempotent, and any order of the same writes converges.

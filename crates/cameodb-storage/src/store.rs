@@ -271,6 +271,25 @@ impl Store {
         })
     }
 
+    /// Calls `visit(id, token, version, stamp, deleted)` for every document this store holds a version
+    /// of — live, or deleted within the retention (its tombstone) — from one snapshot: what
+    /// replicas compare to find what one of them lacks.
+    pub fn versions(
+        &self,
+        mut visit: impl FnMut(&str, u64, u64, crate::Stamp, bool),
+    ) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        for (table, deleted) in [(DOCS, false), (kv::TOMBSTONES, true)] {
+            for row in txn.open_table(table)?.iter()? {
+                let (key, pointer) = row?;
+                let (id, token) = key.value();
+                let pointer = kv::DocPointer::decode(pointer.value())?;
+                visit(id, token, pointer.version, pointer.stamp, deleted);
+            }
+        }
+        Ok(())
+    }
+
     /// Number of documents in the KV store.
     pub fn doc_count(&self) -> Result<u64> {
         self.db.read(|txn| Ok(txn.open_table(DOCS)?.len()?))

@@ -77,6 +77,13 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     breaker_request_limit: Option<String>,
+    /// How often replicas compare what they hold (anti-entropy) [default: 60s]
+    #[arg(
+        long,
+        env = "CAMEODB_ANTI_ENTROPY_INTERVAL",
+        allow_hyphen_values = true
+    )]
+    anti_entropy_interval: Option<String>,
     /// Enable the fault-injection endpoint (tests only)
     #[arg(long, env = "CAMEODB_FAULT_INJECTION", hide = true)]
     fault_injection: bool,
@@ -91,6 +98,7 @@ struct FileConfig {
     cluster_addr: Option<SocketAddr>,
     join: Option<Vec<String>>,
     cluster_secret: Option<String>,
+    anti_entropy_interval: Option<String>,
     max_body_bytes: Option<usize>,
     refresh_interval_ms: Option<u64>,
     max_in_flight_per_index: Option<usize>,
@@ -165,6 +173,14 @@ impl Settings {
                 cluster_addr,
                 seeds,
                 secret,
+                anti_entropy_interval: match args
+                    .anti_entropy_interval
+                    .or(file.anti_entropy_interval)
+                {
+                    Some(text) => units::required_time_value("anti_entropy_interval", &text)
+                        .map_err(|e| e.to_string())?,
+                    None => cameodb_server::DEFAULT_ANTI_ENTROPY_INTERVAL,
+                },
             },
         );
         if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {

@@ -469,3 +469,38 @@ fn conditional_writes_through_different_coordinators_have_one_winner() {
         })
     });
 }
+
+#[test]
+fn anti_entropy_restores_documents_a_copy_lost_without_a_trace() {
+    let nodes = start_nodes(3, &["--fault-injection", "--anti-entropy-interval", "1s"]);
+    let all: Vec<&Server> = nodes.iter().collect();
+    wait_until(Duration::from_secs(10), "3 nodes up", || all_up(&all, 3));
+    create(&nodes[0], "fragile", 2);
+    let docs: Vec<Value> = (0..500)
+        .map(|n| json!({"id": format!("d{n}"), "n": n}))
+        .collect();
+    bulk(&nodes[0], "fragile", &docs);
+    wait_converged(&all, "fragile", 500, 3);
+    // A disk fault on the third node: documents gone, no tombstone, nothing in its feed.
+    for n in 0..20 {
+        let (status, body) =
+            nodes[2].call("POST", &format!("/_cameo/fault/fragile/lose/d{n}"), None);
+        assert_eq!(
+            (status, body["result"].clone()),
+            (StatusCode::OK, json!("deleted")),
+            "{body}"
+        );
+    }
+    assert_eq!(local_docs(&nodes[2], "fragile"), 480);
+    let took = wait_until(
+        Duration::from_secs(30),
+        "anti-entropy restores them",
+        || local_docs(&nodes[2], "fragile") == 500,
+    );
+    eprintln!("20 lost documents restored by anti-entropy in {took:?}");
+    let (status, doc) = nodes[2].get("/fragile/_doc/d7?preference=_local");
+    assert_eq!(
+        (status, doc["_source"]["n"].clone()),
+        (StatusCode::OK, json!(7))
+    );
+}

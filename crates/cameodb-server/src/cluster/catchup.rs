@@ -181,7 +181,7 @@ async fn pull(
 }
 
 /// Fetches and applies the versions this node lacks; returns how many it applied.
-async fn apply_lacking(
+pub(super) async fn apply_lacking(
     ctx: &ClusterCtx,
     view: &View,
     entry: &IndexEntry,

@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{index}/_update/{id}", post(docs::update))
         .route("/_cameo/fault/{index}/panic", post(fault::panic_index))
+        .route(
+            "/_cameo/fault/{index}/lose/{id}",
+            post(fault::lose_document),
+        )
         .route("/{index}/_cameo/changes", get(changes::changes))
         .route("/{index}/_pit", post(pit::open))
         .route("/_pit", axum::routing::delete(pit::close))

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod by_query;
 pub mod changes;
 pub mod docs;
+pub mod repair;
 pub mod replica;
 pub mod scrolls;
 pub mod search;

@@ -64,6 +64,8 @@ pub enum NodeCall {
     Digest(replica::DigestCall),
     /// The current versions of some documents, for a replica catching up.
     Fetch(replica::FetchCall),
+    /// Anti-entropy: compare what two replicas hold.
+    Repair(replica::RepairCall),
     /// Documents and bytes per index held here.
     NodeStats,
     /// Documents of an index here per shard, and its bytes here (`_cat/shards`).
@@ -159,6 +161,10 @@ pub enum NodeReply {
     Digest(replica::DigestPage),
     /// To `Fetch`: each document's current version, if it has one.
     Fetched(Vec<Option<replica::WireApplied>>),
+    /// To `Repair(Digest)`: one hash per bucket.
+    RangeDigest(Vec<u64>),
+    /// To `Repair(Versions)`: the versions held.
+    Versions(Vec<replica::DigestEntry>),
     /// To `NodeStats`: (documents, bytes) per index.
     Sizes(BTreeMap<String, (u64, u64)>),
     /// To `ShardDocs`: documents per shard (in the order asked) and the index's bytes.
@@ -316,6 +322,8 @@ impl NodeReply {
             NodeReply::Replicated(_) => "replicated",
             NodeReply::Digest(_) => "digest",
             NodeReply::Fetched(_) => "fetched",
+            NodeReply::RangeDigest(_) => "range digest",
+            NodeReply::Versions(_) => "versions",
             NodeReply::Sizes(_) => "sizes",
             NodeReply::ShardDocs(..) => "shard docs",
             NodeReply::Descriptor(_) => "descriptor",

@@ -105,3 +105,33 @@ pub struct FetchCall {
     /// The documents, as (id, token).
     pub keys: Vec<(String, u64)>,
 }
+
+/// Buckets of an anti-entropy digest: documents fall in one by the top bits of their token.
+pub const DIGEST_BUCKETS: usize = 256;
+
+/// The bucket of `token` in an anti-entropy digest.
+pub fn digest_bucket(token: u64) -> usize {
+    // The top 8 bits of a u64 always fit a bucket index.
+    (token >> 56) as usize
+}
+
+/// Compare-and-repair calls between two replicas of the same token ranges.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RepairCall {
+    /// A hash per bucket of (id, token, stamp, deleted) of every version held in `ranges`.
+    Digest {
+        /// The concrete index.
+        index: String,
+        /// The ranges both replicas hold.
+        ranges: TokenRanges,
+    },
+    /// The versions held in `ranges` that fall in `buckets`.
+    Versions {
+        /// The concrete index.
+        index: String,
+        /// The ranges both replicas hold.
+        ranges: TokenRanges,
+        /// The buckets whose hashes differed.
+        buckets: Vec<usize>,
+    },
+}
