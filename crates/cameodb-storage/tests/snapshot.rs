@@ -206,8 +206,9 @@ fn sizes_after_update_rounds(rounds: u32) -> Vec<u64> {
         let first = sizes.first().copied();
         let mut size = std::fs::metadata(&file).expect("file").len();
         // Compaction is looked at, at most once a second, when the writer collects (after a
-        // commit): keep the index committing for a while, as a live index does.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // commit): keep the index committing for a while, as a live index does (up to 30 s:
+        // a loaded machine may need several looks).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while first.is_some_and(|first| size as f64 > first as f64 * 1.15)
             && std::time::Instant::now() < deadline
         {
