@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Debian packages the tests need (iptables, for the partition tests).
+bash tests/setup-system.sh
 cargo build --bin cameodb --bin cameodb-bench
 cargo test --workspace
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod partition;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct Server {
     extra_args: Vec<String>,
     /// Loopback address to serve on (several nodes of one cluster use 127.0.0.1, .2, .3).
     host: String,
+    /// Runs the process as this user (a partition test tells its packets apart by owner).
+    uid: Option<u32>,
 }
 
 pub fn free_port() -> u16 {
@@ -44,6 +47,12 @@ impl Server {
 
     /// Starts a server whose HTTP address is on `host`.
     pub fn start_on(host: &str, args: &[&str]) -> Server {
+        Server::start_as(host, args, None)
+    }
+
+    /// Starts a server on `host` running as user `uid` (when given; needs root), its data
+    /// directory handed to that user.
+    pub fn start_as(host: &str, args: &[&str], uid: Option<u32>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_path_buf();
         let mut server = Server {
@@ -57,7 +66,11 @@ impl Server {
                 .expect("client"),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             host: host.to_string(),
+            uid,
         };
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(&server.data_dir, Some(uid), Some(uid)).expect("chown");
+        }
         server.launch();
         server
     }
@@ -65,7 +78,12 @@ impl Server {
     fn launch(&mut self) {
         let port = free_port();
         self.base = format!("http://{}:{port}", self.host);
-        let child = Command::new(env!("CARGO_BIN_EXE_cameodb"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cameodb"));
+        if let Some(uid) = self.uid {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, uid);
+        }
+        let child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -135,6 +153,17 @@ impl Server {
     pub fn restart(&mut self) {
         assert_eq!(self.terminate(), Some(0), "graceful shutdown exits 0");
         self.launch();
+    }
+
+    /// The cluster port given with `--cluster-addr`, if any.
+    pub fn cluster_port(&self) -> Option<u16> {
+        let at = self.extra_args.iter().position(|a| a == "--cluster-addr")?;
+        self.extra_args
+            .get(at + 1)?
+            .rsplit(':')
+            .next()?
+            .parse()
+            .ok()
     }
 
     pub fn data_dir(&self) -> &Path {
