@@ -20,9 +20,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tracing::{debug, info, warn};
 
-use super::health::{CATCHING_UP, CAUGHT_UP, SYNC_KEY};
 use super::placement::{held_by, shards};
-use super::router_actor::View;
+use super::router_actor::{CATCHING_UP, CAUGHT_UP, SYNC_KEY, View};
 use super::{CALL_TIMEOUT, ClusterCtx};
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;

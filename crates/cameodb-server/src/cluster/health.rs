@@ -10,13 +10,6 @@ use super::placement::{ShardCopies, shards};
 use super::router_actor::View;
 use crate::catalog::IndexEntry;
 
-/// Gossip key under which a node says whether it has caught up with its peers.
-pub const SYNC_KEY: &str = "sync";
-/// [`SYNC_KEY`] while a node is still pulling what it missed.
-pub const CATCHING_UP: &str = "catching-up";
-/// [`SYNC_KEY`] once a full catch-up round found nothing left to read.
-pub const CAUGHT_UP: &str = "caught-up";
-
 /// The state of one copy of a shard, as `_cat/shards` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyState {

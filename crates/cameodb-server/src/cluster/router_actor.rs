@@ -9,6 +9,13 @@ use cameodb_ring::Ring;
 use kameo::Actor;
 use kameo::message::{Context, Message};
 
+/// Gossip key under which a node says whether it has caught up with its peers.
+pub const SYNC_KEY: &str = "sync";
+/// [`SYNC_KEY`] while a node is still pulling what it missed.
+pub const CATCHING_UP: &str = "catching-up";
+/// [`SYNC_KEY`] once a full catch-up round found nothing left to read.
+pub const CAUGHT_UP: &str = "caught-up";
+
 /// One consistent snapshot of the cluster, as this node sees it.
 #[derive(Debug)]
 pub struct View {
@@ -53,10 +60,8 @@ impl View {
     /// yet counts as caught up: a node starts by saying it is catching up, so silence means
     /// one that never needed to (no replicated index).
     pub fn is_synced(&self, id: &str) -> bool {
-        self.member(id).is_some_and(|m| {
-            m.values.get(super::health::SYNC_KEY).map(String::as_str)
-                != Some(super::health::CATCHING_UP)
-        })
+        self.member(id)
+            .is_some_and(|m| m.values.get(SYNC_KEY).map(String::as_str) != Some(CATCHING_UP))
     }
 
     /// The ring an index is placed on: its fixed placement, or the live ring.

@@ -19,8 +19,8 @@ pub struct Partition {
 fn iptables(args: &[&str]) -> bool {
     Command::new("iptables")
         .args(args)
-        .status()
-        .map(|s| s.success())
+        .output()
+        .map(|out| out.status.success())
         .unwrap_or(false)
 }
 
