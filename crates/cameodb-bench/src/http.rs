@@ -119,14 +119,15 @@ impl Http {
 
     /// Deletes `index` if it exists and creates it empty.
     pub async fn recreate_index(&self, index: &str) -> Result<(), String> {
+        self.recreate_index_with(index, serde_json::json!({})).await
+    }
+
+    /// Deletes `index` if it exists and creates it with `body` (settings, mappings).
+    pub async fn recreate_index_with(&self, index: &str, body: Value) -> Result<(), String> {
         let _ = self.delete_index(index).await;
-        self.json(
-            reqwest::Method::PUT,
-            &format!("/{index}"),
-            serde_json::json!({}),
-        )
-        .await
-        .map(drop)
+        self.json(reqwest::Method::PUT, &format!("/{index}"), body)
+            .await
+            .map(drop)
     }
 
     pub async fn delete_index(&self, index: &str) -> Result<(), String> {

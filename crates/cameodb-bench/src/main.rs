@@ -204,10 +204,10 @@ async fn cluster_rows(
     text: &Corpus,
     queries: &Arc<Vec<String>>,
 ) -> Result<(), String> {
-    let (ingest, reads) =
+    let tables =
         scenarios::cluster::run(scratch, text, Arc::clone(queries), plan.row, plan.open_rate)
             .await?;
-    report.tables.extend([ingest, reads]);
+    report.tables.extend(tables);
     Ok(())
 }
 

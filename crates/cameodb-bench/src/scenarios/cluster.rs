@@ -79,7 +79,7 @@ pub async fn run(
     queries: Arc<Vec<String>>,
     row: Duration,
     open_rate: f64,
-) -> Result<(Table, Table), String> {
+) -> Result<Vec<Table>, String> {
     let mut ingest_table = Table::new(
         "Cluster: bulk ingest through one node (text-all, 5k-doc batches, 4 clients)",
         &["system", "docs/s", "MB/s", "seconds"],
@@ -101,7 +101,9 @@ pub async fn run(
     // Bulk then reads through `http`: one ingest row, and the read rows.
     let mut measure = async |http: Http, label: &str| -> Result<Vec<reads::ReadRow>, String> {
         crate::progress(&format!("cluster bench: bulk, {label}"));
-        let load = ingest::bulk(&http, corpus, INDEX, 5000, 4).await?;
+        // One copy of each document: this table is about spreading the work.
+        let one_copy = json!({"settings": {"number_of_replicas": 0}});
+        let load = ingest::bulk_with(&http, corpus, INDEX, 5000, 4, one_copy).await?;
         ingest_table.row(load_cells(label, &load));
         crate::progress(&format!("cluster bench: reads, {label}"));
         reads::run(
@@ -117,10 +119,12 @@ pub async fn run(
     let single = tokio::task::block_in_place(|| Node::start(&scratch.join("single"), &[]))?.0;
     let mut measured = vec![measure(Http::new(&single.url(""))?, "1 node").await?];
     drop(single);
-    let trio = start_trio(scratch)?;
+    let mut trio = start_trio(scratch)?;
     let formed = wait_formed(&trio).await?;
     let http = Http::new(&trio[0].url(""))?;
     measured.push(measure(http, "3 local nodes, through node 1").await?);
+    let (costs, recovery) =
+        crate::scenarios::replication::run(scratch, &mut trio, corpus, &queries, row).await?;
     for (one, three) in measured[0].iter().zip(&measured[1]) {
         let (p50, p99) = (one.summary.ms(0.50), one.summary.ms(0.99));
         let (c50, c99) = (three.summary.ms(0.50), three.summary.ms(0.99));
@@ -139,8 +143,8 @@ pub async fn run(
         "All nodes on this one machine (they share its cores); the cluster formed {} ms after its last node answered HTTP. Timed until `_count` through the first node shows every document.",
         formed.as_millis()
     ));
-    reads_table.note("Searches on 3 nodes make two rounds (cluster-wide term statistics, then the query) to every node; GET by id is one hop to the owner (or none, for a third of the ids).");
-    Ok((ingest_table, reads_table))
+    reads_table.note("One copy of each document. Searches on 3 nodes make two rounds (cluster-wide term statistics, then the query) to every node; GET by id is one hop to the owner (or none, for a third of the ids).");
+    Ok(vec![ingest_table, reads_table, costs, recovery])
 }
 
 fn load_cells(system: &str, load: &crate::peers::Load) -> Vec<Value> {

@@ -18,7 +18,30 @@ pub async fn bulk(
     batch: usize,
     clients: usize,
 ) -> Result<Load, String> {
-    http.recreate_index(index).await?;
+    bulk_with(http, corpus, index, batch, clients, serde_json::json!({})).await
+}
+
+/// As [`bulk`], into an index created with `body` (its settings and mappings).
+pub async fn bulk_with(
+    http: &Http,
+    corpus: &Corpus,
+    index: &str,
+    batch: usize,
+    clients: usize,
+    body: serde_json::Value,
+) -> Result<Load, String> {
+    http.recreate_index_with(index, body).await?;
+    bulk_into(http, corpus, index, batch, clients).await
+}
+
+/// As [`bulk`], into `index` as it is.
+pub async fn bulk_into(
+    http: &Http,
+    corpus: &Corpus,
+    index: &str,
+    batch: usize,
+    clients: usize,
+) -> Result<Load, String> {
     let bodies = Arc::new(corpus.bulk_bodies(batch, ""));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

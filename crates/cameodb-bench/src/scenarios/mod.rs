@@ -4,4 +4,5 @@ pub mod cluster;
 pub mod ingest;
 pub mod lag;
 pub mod reads;
+pub mod replication;
 pub mod resources;

@@ -161,9 +161,17 @@ pub async fn create(ctx: &ClusterCtx, index: &str, request: CreateIndex) -> Resu
         Some(owner) => {
             let call = NodeCall::CreateIndex {
                 index: index.to_string(),
-                request,
+                request: request.clone(),
             };
-            ctx.call_node(&owner, call, CALL_TIMEOUT).await.map(drop)
+            match ctx.try_call(&owner, call, CALL_TIMEOUT).await {
+                Ok(answer) => answer.map(drop),
+                // The owner is gone but not yet known to be: decide here, as when it is down
+                // (the uuid rule settles a concurrent creation elsewhere).
+                Err(err) => {
+                    warn!(index = %index, reason = %err.reason, "metadata owner did not answer; creating here");
+                    create_here(ctx, index, request).await
+                }
+            }
         }
         None => create_here(ctx, index, request).await,
     }
