@@ -281,5 +281,6 @@ async fn start_cluster(
         origin,
         me: me.clone(),
         rotation: std::sync::atomic::AtomicUsize::new(0),
+        reads: std::sync::atomic::AtomicU64::new(0),
     }))
 }

@@ -504,3 +504,31 @@ fn anti_entropy_restores_documents_a_copy_lost_without_a_trace() {
         (StatusCode::OK, json!(7))
     );
 }
+
+#[test]
+fn reads_repair_a_copy_that_lost_the_document() {
+    // Anti-entropy once a minute (the default): what repairs the copy here is the reads.
+    let nodes = start_nodes(3, &["--fault-injection"]);
+    let all: Vec<&Server> = nodes.iter().collect();
+    wait_until(Duration::from_secs(10), "3 nodes up", || all_up(&all, 3));
+    create(&nodes[0], "reread", 2);
+    let docs: Vec<Value> = (0..20)
+        .map(|n| json!({"id": format!("d{n}"), "n": n}))
+        .collect();
+    bulk(&nodes[0], "reread", &docs);
+    wait_converged(&all, "reread", 20, 3);
+    let (status, body) = nodes[2].call("POST", "/_cameo/fault/reread/lose/d3", None);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        nodes[2].get("/reread/_doc/d3?preference=_local").0,
+        StatusCode::NOT_FOUND
+    );
+    // One read in ten compares the copies; the reads go to a copy that still has it, or the
+    // read repairs the one that does not.
+    for _ in 0..30 {
+        nodes[1].get("/reread/_doc/d3");
+    }
+    wait_until(Duration::from_secs(10), "the copy is repaired", || {
+        nodes[2].get("/reread/_doc/d3?preference=_local").0 == StatusCode::OK
+    });
+}

@@ -2,7 +2,7 @@
 //! other replicas (see `replicate`); a read goes to one live replica. A write that may create
 //! its index makes sure the index exists cluster-wide first, so every node gets the same one.
 
-use super::replicate::{copies_of, outgoing, replicate};
+use super::replicate::{READ_REPAIR_EVERY, copies_of, outgoing, repair_after_read, replicate};
 use super::{ClusterCtx, metadata};
 use crate::error::ApiError;
 use crate::ids::doc_key;
@@ -66,10 +66,23 @@ pub async fn write(ctx: &ClusterCtx, mut write: DocWrite) -> Result<Written, Api
 pub async fn read(ctx: &ClusterCtx, read: DocRead) -> Result<Option<FoundDoc>, ApiError> {
     let view = ctx.view().await;
     let nodes = readers(ctx, &view, &read).await?;
-    match ctx.call_first(&view, &nodes, NodeCall::Read(read)).await?.1 {
-        NodeReply::Doc(doc) => Ok(doc),
-        other => Err(other.unexpected("read")),
+    let (index, id, token) = (
+        read.index.clone(),
+        read.id.clone(),
+        doc_key(&read.id, read.routing.as_deref())?.token,
+    );
+    let doc = match ctx.call_first(&view, &nodes, NodeCall::Read(read)).await?.1 {
+        NodeReply::Doc(doc) => doc,
+        other => return Err(other.unexpected("read")),
+    };
+    let sampled = ctx
+        .reads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(READ_REPAIR_EVERY);
+    if sampled && nodes.len() > 1 {
+        repair_after_read(ctx, index, id, token, nodes);
     }
+    Ok(doc)
 }
 
 /// The replica a read of `read` goes to.

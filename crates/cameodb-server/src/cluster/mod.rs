@@ -58,6 +58,8 @@ pub struct ClusterCtx {
     pub me: std::sync::Weak<ClusterCtx>,
     /// Turns the order in which searches ask replicas, spreading them over the copies.
     pub rotation: std::sync::atomic::AtomicUsize,
+    /// Reads coordinated so far, to pick the ones whose copies are compared (read repair).
+    pub reads: std::sync::atomic::AtomicU64,
 }
 
 impl ClusterCtx {

@@ -189,6 +189,74 @@ pub async fn replicate_made(
         .collect()
 }
 
+/// Reads after which the copies of the document read are compared (read repair): one in this
+/// many, so reads do not multiply the traffic between nodes; catch-up and anti-entropy repair
+/// the rest.
+pub const READ_REPAIR_EVERY: u64 = 10;
+
+/// Read repair: in the background, asks every live copy of a document just read for its
+/// version and sends the newest to the copies that lack it (a copy whose newer delete it does
+/// not show refuses the older version: last writer wins).
+pub fn repair_after_read(
+    ctx: &ClusterCtx,
+    index: String,
+    id: String,
+    token: u64,
+    copies: Vec<String>,
+) {
+    let Some(owned) = ctx.me.upgrade() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let view = owned.view().await;
+        let call = NodeCall::Fetch(crate::messages::replica::FetchCall {
+            index: index.clone(),
+            keys: vec![(id.clone(), token)],
+        });
+        let asks = copies.iter().map(|node| {
+            let (view, call, owned) = (&view, call.clone(), &owned);
+            async move {
+                let answer = match owned.call_id(view, node, call).await {
+                    Ok(NodeReply::Fetched(mut docs)) => Some(docs.pop().flatten()),
+                    _ => None,
+                };
+                (node.clone(), answer)
+            }
+        });
+        let answers: Vec<(
+            String,
+            Option<Option<crate::messages::replica::WireApplied>>,
+        )> = futures::future::join_all(asks).await;
+        let Some(newest) = answers
+            .iter()
+            .filter_map(|(_, a)| a.clone().flatten())
+            .max_by_key(|a| a.stamp)
+        else {
+            return;
+        };
+        let stale: Vec<String> = answers
+            .iter()
+            .filter(|(_, a)| matches!(a, Some(held) if held.as_ref().is_none_or(|h| h.stamp < newest.stamp)))
+            .map(|(node, _)| node.clone())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        tracing::debug!(index = %index, id = %id, copies = ?stale, "read repair");
+        let write = Outgoing {
+            targets: stale,
+            needed: 0,
+            op: ReplicaOp {
+                index,
+                id,
+                token,
+                applied: newest,
+            },
+        };
+        replicate(&owned, vec![write], Refresh::No).await;
+    });
+}
+
 impl Outgoing {
     /// A copy to send (the original stays for reporting).
     fn clone_shallow(&self) -> Outgoing {
