@@ -79,20 +79,28 @@ impl Partition {
 
 impl Drop for Partition {
     fn drop(&mut self) {
-        let Ok(listing) = Command::new("iptables").args(["-S", "OUTPUT"]).output() else {
-            return;
-        };
-        for line in String::from_utf8_lossy(&listing.stdout).lines() {
-            if !line.contains(&self.comment) {
-                continue;
-            }
-            // "-A OUTPUT <rule>" becomes "-D OUTPUT <rule>"; comments are quoted without
-            // spaces, so splitting on whitespace keeps every argument whole.
-            let args: Vec<&str> = line
-                .split_whitespace()
-                .map(|a| if a == "-A" { "-D" } else { a.trim_matches('"') })
+        // Until none is left: a listing taken while rules change may miss some.
+        for _ in 0..20 {
+            let Ok(listing) = Command::new("iptables").args(["-S", "OUTPUT"]).output() else {
+                return;
+            };
+            let ours: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+                .lines()
+                .filter(|line| line.contains(&self.comment))
+                .map(String::from)
                 .collect();
-            iptables(&args);
+            if ours.is_empty() {
+                return;
+            }
+            for line in ours {
+                // "-A OUTPUT <rule>" becomes "-D OUTPUT <rule>"; the comment has no spaces, so
+                // splitting on whitespace keeps every argument whole.
+                let args: Vec<&str> = line
+                    .split_whitespace()
+                    .map(|a| if a == "-A" { "-D" } else { a.trim_matches('"') })
+                    .collect();
+                iptables(&args);
+            }
         }
     }
 }
