@@ -363,6 +363,33 @@ fn a_wiped_node_is_rebuilt_from_its_peers() {
     );
 }
 
+/// `n` PUTs released at once, the `t`-th through node `t % nodes` with `request(t)` (path and
+/// body); their statuses.
+fn at_once(nodes: &[Server], n: usize, request: impl Fn(usize) -> (String, Value)) -> Vec<u16> {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|t| {
+            let base = nodes[t % nodes.len()].base.clone();
+            let (path, body) = request(t);
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let client = Client::new();
+                barrier.wait();
+                client
+                    .put(format!("{base}{path}"))
+                    .json(&body)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect()
+}
+
 #[test]
 fn conditional_writes_through_different_coordinators_have_one_winner() {
     let nodes = start_nodes(3, &[]);
@@ -375,53 +402,20 @@ fn conditional_writes_through_different_coordinators_have_one_winner() {
             nodes[0].call("PUT", &format!("/cas/_doc/{id}"), Some(json!({"v": 0})));
         assert_eq!(status, StatusCode::CREATED, "{first}");
         let seq = first["_seq_no"].as_u64().expect("seq_no");
-        let barrier = Arc::new(std::sync::Barrier::new(6));
-        let outcomes: Vec<u16> = (0..6)
-            .map(|t| {
-                let base = nodes[t % 3].base.clone();
-                let (id, barrier) = (id.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let client = Client::new();
-                    barrier.wait();
-                    client
-                        .put(format!(
-                            "{base}/cas/_doc/{id}?if_seq_no={seq}&if_primary_term=1"
-                        ))
-                        .json(&json!({"v": t + 1}))
-                        .send()
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0)
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().expect("thread"))
-            .collect();
+        let outcomes = at_once(&nodes, 6, |t| {
+            (
+                format!("/cas/_doc/{id}?if_seq_no={seq}&if_primary_term=1"),
+                json!({"v": t + 1}),
+            )
+        });
         let won = outcomes.iter().filter(|s| **s == 200).count();
         let lost = outcomes.iter().filter(|s| **s == 409).count();
         assert_eq!((won, lost), (1, 5), "round {round}: {outcomes:?}");
         // op_type=create of one new id through every coordinator at once: one creates it.
         let fresh = format!("fresh-{round}");
-        let barrier = Arc::new(std::sync::Barrier::new(6));
-        let created: Vec<u16> = (0..6)
-            .map(|t| {
-                let base = nodes[t % 3].base.clone();
-                let (fresh, barrier) = (fresh.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let client = Client::new();
-                    barrier.wait();
-                    client
-                        .put(format!("{base}/cas/_create/{fresh}"))
-                        .json(&json!({"by": t}))
-                        .send()
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0)
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().expect("thread"))
-            .collect();
+        let created = at_once(&nodes, 6, |t| {
+            (format!("/cas/_create/{fresh}"), json!({"by": t}))
+        });
         assert_eq!(
             created.iter().filter(|s| **s == 201).count(),
             1,

@@ -13,7 +13,7 @@ use tracing::{debug, info};
 
 use super::ClusterCtx;
 use super::catchup::apply_lacking;
-use super::placement::{held_by, shards};
+use super::health::shared_with_peers;
 use super::router_actor::View;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
@@ -31,22 +31,11 @@ pub async fn repair_loop(ctx: Arc<ClusterCtx>, every: Duration) {
             continue;
         }
         for entry in ctx.leaf.catalog.all().await {
-            let ring = view.ring_of(entry.placement.as_deref());
-            let rf = entry.wanted_copies().min(ring.members().len());
-            if rf < 2 {
+            let Some((_, peers)) = shared_with_peers(&view, &entry) else {
                 continue;
-            }
-            let shards = shards(ring, rf);
-            let mine = held_by(&shards, &view.self_id);
-            for peer in ring.members().iter().filter(|m| **m != view.self_id) {
-                if !view.is_live(peer) {
-                    continue;
-                }
-                let shared = mine.intersect(&held_by(&shards, peer));
-                if shared.is_empty() {
-                    continue;
-                }
-                match compare(&ctx, &view, &entry, peer, shared).await {
+            };
+            for (peer, shared) in peers {
+                match compare(&ctx, &view, &entry, &peer, shared).await {
                     Ok(0) => {}
                     Ok(repaired) => {
                         info!(index = %entry.name, peer = %peer, documents = repaired, "anti-entropy repaired documents from a peer")

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tracing::{debug, info, warn};
 
-use super::placement::{held_by, shards};
+use super::health::shared_with_peers;
 use super::router_actor::{CATCHING_UP, CAUGHT_UP, SYNC_KEY, View};
 use super::{CALL_TIMEOUT, ClusterCtx};
 use crate::catalog::IndexEntry;
@@ -84,24 +84,10 @@ pub async fn catch_up_loop(ctx: Arc<ClusterCtx>) {
 async fn round(ctx: &ClusterCtx, view: &View, checkpoints: &mut Checkpoints) -> bool {
     let mut complete = true;
     for entry in ctx.leaf.catalog.all().await {
-        let ring = view.ring_of(entry.placement.as_deref());
-        let rf = entry.wanted_copies().min(ring.members().len());
-        if rf < 2 {
+        let Some((mine, peers)) = shared_with_peers(view, &entry) else {
             continue;
-        }
-        let shards = shards(ring, rf);
-        let mine = held_by(&shards, &view.self_id);
-        if mine.is_empty() {
-            continue;
-        }
-        let peers: Vec<String> = ring
-            .members()
-            .iter()
-            .filter(|m| **m != view.self_id && view.is_live(m))
-            .filter(|m| !held_by(&shards, m).is_empty())
-            .cloned()
-            .collect();
-        for peer in peers {
+        };
+        for (peer, _) in peers {
             match pull(ctx, view, &entry, &peer, &mine, checkpoints).await {
                 Ok(at_end) => complete &= at_end,
                 Err(err) => {

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use super::placement::{ShardCopies, shards};
+use super::placement::{ShardCopies, held_by, shards};
 use super::router_actor::View;
 use crate::catalog::IndexEntry;
+use cameodb_search::tokens::TokenRanges;
 
 /// The state of one copy of a shard, as `_cat/shards` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,4 +114,30 @@ pub fn health(view: &View, entries: &[Arc<IndexEntry>]) -> Health {
         }
     }
     out
+}
+
+/// For an index with more than one copy per document: the token ranges this node holds, and
+/// each live peer with the ranges both hold (what catch-up reads and anti-entropy compares).
+/// `None` for an index with one copy, or none here.
+pub fn shared_with_peers(
+    view: &View,
+    entry: &IndexEntry,
+) -> Option<(TokenRanges, Vec<(String, TokenRanges)>)> {
+    let ring = view.ring_of(entry.placement.as_deref());
+    if entry.wanted_copies().min(ring.members().len()) < 2 {
+        return None;
+    }
+    let shards = shards_of(view, entry);
+    let mine = held_by(&shards, &view.self_id);
+    if mine.is_empty() {
+        return None;
+    }
+    let peers = ring
+        .members()
+        .iter()
+        .filter(|m| **m != view.self_id && view.is_live(m))
+        .map(|m| (m.clone(), mine.intersect(&held_by(&shards, m))))
+        .filter(|(_, shared)| !shared.is_empty())
+        .collect();
+    Some((mine, peers))
 }
