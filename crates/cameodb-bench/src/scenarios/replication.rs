@@ -49,6 +49,22 @@ async fn wait_holds(http: &Http, indices: &[&str], expected: u64) -> Result<Dura
     }
 }
 
+/// Waits until the node behind `http` sees a member down (the one just killed).
+async fn wait_seen_down(http: &Http) -> Result<(), String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let text = http
+            .send(reqwest::Method::GET, "/_cat/nodes?format=json", None, "")
+            .await
+            .unwrap_or_default();
+        if text.contains("\"down\"") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the killed node was never seen down".into())
+}
+
 /// One RF's measurements.
 struct Measured {
     bulk_docs_s: f64,
@@ -133,7 +149,7 @@ pub async fn run(
     costs.note("RF=3 writes every document on all three nodes of one machine: the lead's durable write, then the two followers' (one must confirm before the answer: a majority of three). RF=1 writes each on one. A search with RF=3 is answered by one node holding everything; with RF=1 by all three, two rounds each.");
 
     let mut recovery = Table::new(
-        "Replication: a node's catch-up after kill -9 during a bulk load, and the rebuild of a wiped node (3 local nodes, RF=3, text-all)",
+        "Replication: a node's catch-up after missing a bulk load (killed -9 before it), and the rebuild of a wiped node (3 local nodes, RF=3, text-all)",
         &["case", "documents", "MB", "seconds", "docs/s", "MB/s"],
     );
     let mb = corpus.docs.iter().map(|d| d.raw.len()).sum::<usize>() as f64 / 1e6;
@@ -143,7 +159,8 @@ pub async fn run(
     let settings = json!({"settings": {"number_of_replicas": 2}});
     http.recreate_index_with("outage", settings).await?;
     tokio::task::block_in_place(|| trio[2].kill9())?;
-    ingest::bulk_into(&http, corpus, "outage", 5000, 4).await?;
+    wait_seen_down(&http).await?;
+    ingest::bulk_into(&http, corpus, "outage", 5000, 2).await?;
     // Node::restart waits with a blocking client: off the async workers.
     tokio::task::block_in_place(|| trio[2].restart())?;
     let took = wait_holds(&third, &["outage"], docs).await?;
