@@ -39,6 +39,10 @@ pub struct IndexMeta {
     /// spreads them).
     #[serde(default)]
     pub settings_version: u64,
+    /// Set once `number_of_replicas` was ever lowered: nodes may then still hold copies they
+    /// no longer answer for, so searches always keep to their ranges.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copies_lowered: bool,
 }
 
 /// An open index.
@@ -315,6 +319,7 @@ impl Catalog {
             settings,
             placement,
             settings_version: 0,
+            copies_lowered: false,
         }
     }
 
@@ -388,7 +393,14 @@ impl Catalog {
             return Err(ApiError::index_not_found(name));
         };
         let mut meta = existing.meta.clone();
+        let replicas = |m: &IndexMeta| {
+            m.settings
+                .get("index.number_of_replicas")
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let before = replicas(&meta);
         meta.settings.extend(changes);
+        meta.copies_lowered |= replicas(&meta) < before;
         meta.settings_version = meta.settings_version.saturating_add(1);
         self.adopt(name, meta.clone()).await?;
         Ok(meta)

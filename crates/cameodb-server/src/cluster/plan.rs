@@ -91,6 +91,20 @@ pub fn plan_some(
         let ring = view.ring_of(entry.placement.as_deref());
         let rf = entry.wanted_copies().min(ring.members().len()).max(1);
         let all = shards(ring, rf);
+        // How many shards each member holds in all: one answering for every shard it holds
+        // needs no filter (it holds nothing else — unless copies were dropped by lowering the
+        // replica count, which leaves the dropped ones on disk).
+        let held = |member: &str| {
+            all.iter()
+                .filter(|s| s.replicas.iter().any(|r| r == member))
+                .count()
+        };
+        let exact = !entry.meta.copies_lowered;
+        let held: BTreeMap<String, usize> = ring
+            .members()
+            .iter()
+            .map(|m| (m.clone(), held(m)))
+            .collect();
         let wanted: Vec<_> = all
             .into_iter()
             .filter(|s| only.is_none_or(|only| only.contains(&(entry.name.clone(), s.id))))
@@ -119,7 +133,8 @@ pub fn plan_some(
                 shards: Vec::new(),
             });
             part.indices.push(entry.name.clone());
-            if let Some(ranges) = ranges {
+            let all_it_holds = exact && held.get(&node) == Some(&ids.len());
+            if let Some(ranges) = ranges.filter(|_| !all_it_holds) {
                 part.ranges.insert(entry.name.clone(), ranges);
             }
             part.shards
