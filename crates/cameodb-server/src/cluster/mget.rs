@@ -31,10 +31,29 @@ pub async fn mget(
         async move {
             let (positions, docs): (Vec<usize>, Vec<DocRead>) = docs.into_iter().unzip();
             let indices: Vec<String> = docs.iter().map(|d| d.index.clone()).collect();
-            let answer = match ctx.call_id(view, &node, NodeCall::Mget(docs)).await {
-                Ok(NodeReply::Docs(found)) if found.len() == positions.len() => Ok(found),
-                Ok(other) => Err(other.unexpected("mget")),
-                Err(err) => Err(err),
+            let answer = match view.member(&node) {
+                Some(member) => ctx
+                    .try_call(member, NodeCall::Mget(docs.clone()), super::CALL_TIMEOUT)
+                    .await
+                    .map(|answer| match answer {
+                        Ok(NodeReply::Docs(found)) if found.len() == positions.len() => Ok(found),
+                        Ok(other) => Err(other.unexpected("mget")),
+                        Err(err) => Err(err),
+                    }),
+                None => Err(super::forgotten(&node)),
+            };
+            let answer = match answer {
+                Ok(answer) => answer,
+                // The node did not answer (down, not yet known to be): each document is read
+                // on its own, from its next live copy.
+                Err(_) => {
+                    let reads = docs.into_iter().map(|doc| async move {
+                        super::docs::read(ctx, doc)
+                            .await
+                            .map_err(crate::messages::WireError::from)
+                    });
+                    Ok(join_all(reads).await)
+                }
             };
             (positions, indices, answer)
         }
