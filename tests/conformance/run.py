@@ -62,6 +62,9 @@ except ImportError:  # pragma: no cover
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 DEFAULT_TESTS_DIR = REPO_ROOT.parent / "shared" / "conformance" / "es-clients-tests"
+# CameoDB's own YAML tests, in the same format, for the APIs the shared suite does not cover;
+# their paths are reported under ``cameo/``.
+OWN_TESTS_DIR = REPO_ROOT / "tests" / "conformance" / "cameo"
 DEFAULT_XFAIL_FILE = HERE / "expected_failures.toml"
 
 
@@ -345,11 +348,11 @@ def _skip_step_reason(step: dict) -> str | None:
     return None
 
 
-def discover(tests_dir: Path, only: list[str] | None) -> list[tuple[str, Path]]:
+def discover(tests_dir: Path, only: list[str] | None, prefix: str = "") -> list[tuple[str, Path]]:
     files = sorted(p for p in tests_dir.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
     out = []
     for p in files:
-        rel = p.relative_to(tests_dir).as_posix()
+        rel = prefix + p.relative_to(tests_dir).as_posix()
         if only and not any(_glob_match(rel, pat) for pat in only):
             continue
         out.append((rel, p))
@@ -985,7 +988,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cluster", type=int, default=1, metavar="N",
                     help="with --server: start N nodes on 127.0.0.1..N as one cluster; each test talks "
                          "to the next node in turn")
-    ap.add_argument("--tests-dir", type=Path, default=DEFAULT_TESTS_DIR)
+    ap.add_argument("--tests-dir", type=Path, action="append",
+                    help="a directory of YAML tests; repeatable (default: the shared suite and "
+                         "tests/conformance/cameo)")
     ap.add_argument("--expected-failures", type=Path, default=DEFAULT_XFAIL_FILE)
     ap.add_argument("--only", action="append", metavar="GLOB",
                     help="run only files whose path (relative to the tests dir) matches; repeatable")
@@ -996,10 +1001,14 @@ def main(argv=None) -> int:
                     help="print the request trace of failing tests (with --list: the steps)")
     args = ap.parse_args(argv)
 
-    if not args.tests_dir.is_dir():
-        print(f"tests dir not found: {args.tests_dir}", file=sys.stderr)
-        return 2
-    files = discover(args.tests_dir, args.only)
+    dirs = args.tests_dir or [DEFAULT_TESTS_DIR, OWN_TESTS_DIR]
+    files = []
+    for tests_dir in dirs:
+        if not tests_dir.is_dir():
+            print(f"tests dir not found: {tests_dir}", file=sys.stderr)
+            return 2
+        prefix = "cameo/" if tests_dir.resolve() == OWN_TESTS_DIR.resolve() else ""
+        files += discover(tests_dir, args.only, prefix)
     if not files:
         print(f"no test files match {args.only}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ fn fixture() -> &'static Fixture {
             "day": {"type": "date"}, "ok": {"type": "boolean"}
         }}))
         .unwrap_or_default();
-        register_analyzers(index.tokenizers(), &mapping);
+        register_analyzers(index.tokenizers(), &mapping, &cameodb_schema::Analysis::default());
         if let Ok(mut writer) = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000) {
             let docs = [
                 json!({"title": "The Quick Brown Fox", "tag": "a", "n": 1, "price": 1.5, "day": "2024-01-01", "ok": true}),
@@ -48,7 +48,7 @@ fn fixture() -> &'static Fixture {
                     continue;
                 };
                 let Some(doc) = doc.as_object() else { continue };
-                if let Ok((doc, updated)) = to_index_doc(&mapping, &key, doc, &fields) {
+                if let Ok((doc, updated)) = to_index_doc(&mapping, &key, doc, &cameodb_schema::Analysis::default(), &fields) {
                     if let Some(updated) = updated {
                         mapping = updated;
                     }
@@ -142,7 +142,13 @@ pub fn mapping(data: &[u8]) {
     };
     let (_, fields) = schema::build();
     if let Ok(key) = DocId::new("fuzz").and_then(|id| DocKey::new(id, None)) {
-        let _ = to_index_doc(&mapping, &key, &doc, &fields);
+        let _ = to_index_doc(
+            &mapping,
+            &key,
+            &doc,
+            &cameodb_schema::Analysis::default(),
+            &fields,
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! Resolving a field path to the tantivy field(s) and terms that index it.
 
-use cameodb_schema::fields::{Fields, OVERFLOW_TOKENIZER, slot_tokenizer};
+use cameodb_schema::analysis::{normalize, normalizer_tokenizer};
+use cameodb_schema::fields::{Fields, OVERFLOW_TOKENIZER, slot_search_tokenizer, slot_tokenizer};
 use cameodb_schema::mapping::{FieldMapping, FieldType, Mapping, date};
 use serde_json::Value;
 use tantivy::DateTime;
@@ -31,7 +32,10 @@ pub(crate) enum Target {
         analyzer: TextAnalyzer,
     },
     /// An exact value in the `_exact` JSON field.
-    Exact { path: String, mapping: FieldMapping },
+    Exact {
+        path: String,
+        mapping: Box<FieldMapping>,
+    },
     /// Not mapped (or an object): matches nothing, as in Elasticsearch.
     Unmapped,
 }
@@ -60,13 +64,21 @@ impl QueryContext<'_> {
         };
         match mapping.field_type {
             FieldType::Object => Target::Unmapped,
+            // `index: false`: nothing is indexed under it, so nothing matches.
+            FieldType::Text if mapping.index == Some(false) => Target::Unmapped,
             FieldType::Text => match self.fields.text_field(mapping.slot) {
-                Some(field) => Target::Text {
-                    field,
-                    json_path: None,
-                    analyzer: self
-                        .analyzer(&slot_tokenizer(usize::from(mapping.slot.unwrap_or(0)))),
-                },
+                Some(field) => {
+                    let slot = usize::from(mapping.slot.unwrap_or(0));
+                    let analyzer = self
+                        .tokenizers
+                        .get(&slot_search_tokenizer(slot))
+                        .unwrap_or_else(|| self.analyzer(&slot_tokenizer(slot)));
+                    Target::Text {
+                        field,
+                        json_path: None,
+                        analyzer,
+                    }
+                }
                 None => Target::Text {
                     field: self.fields.text,
                     json_path: Some(path.to_string()),
@@ -75,7 +87,7 @@ impl QueryContext<'_> {
             },
             _ => Target::Exact {
                 path: path.to_string(),
-                mapping: mapping.clone(),
+                mapping: Box::new(mapping.clone()),
             },
         }
     }
@@ -96,6 +108,35 @@ impl QueryContext<'_> {
             }
         }
         paths
+    }
+
+    /// `text` as a keyword with a normalizer indexes it (unchanged without one).
+    pub(crate) fn normalized(&self, mapping: &FieldMapping, text: &str) -> String {
+        let normalizer = mapping
+            .normalizer
+            .as_deref()
+            .filter(|_| mapping.field_type == FieldType::Keyword)
+            .and_then(|name| self.tokenizers.get(&normalizer_tokenizer(name)));
+        match normalizer {
+            Some(mut normalizer) => normalize(&mut normalizer, text),
+            None => text.to_string(),
+        }
+    }
+
+    /// A query value coerced to the field's type (and normalized, for a keyword with a
+    /// normalizer), as Elasticsearch does at query time.
+    pub(crate) fn exact_value(
+        &self,
+        path: &str,
+        mapping: &FieldMapping,
+        value: &Value,
+    ) -> Result<ExactValue, QueryError> {
+        Ok(match exact_value(path, mapping, value)? {
+            ExactValue::Str(text) if mapping.normalizer.is_some() => {
+                ExactValue::Str(self.normalized(mapping, &text))
+            }
+            other => other,
+        })
     }
 
     /// The JSON-path term prefix of `path` in the exact field.
@@ -167,7 +208,7 @@ pub(crate) enum ExactValue {
 }
 
 /// Coerces a query value to the field's type, as Elasticsearch does at query time.
-pub(crate) fn exact_value(
+fn exact_value(
     path: &str,
     mapping: &FieldMapping,
     value: &Value,

@@ -14,7 +14,7 @@ use tantivy_query_grammar::{
 };
 
 use crate::error::{QueryError, parsing};
-use crate::fields::{QueryContext, Target, bound_term, exact_term, exact_value, text_terms};
+use crate::fields::{QueryContext, Target, bound_term, exact_term, text_terms};
 use crate::limits::{MAX_NESTED_DEPTH, lucene_nesting, too_deep};
 
 type Boxed = Box<dyn Query>;
@@ -207,7 +207,9 @@ impl Translator<'_> {
     fn exact_or_raw(&self, field: &str, text: &str) -> Result<Option<Term>, QueryError> {
         match self.ctx.target(field) {
             Target::Exact { path, mapping } => {
-                let value = exact_value(&path, &mapping, &Value::String(text.to_string()))?;
+                let value =
+                    self.ctx
+                        .exact_value(&path, &mapping, &Value::String(text.to_string()))?;
                 Ok(Some(exact_term(&self.ctx.exact_prefix(&path), &value)?))
             }
             target @ Target::Text { .. } => {
@@ -235,7 +237,8 @@ impl Translator<'_> {
         let prefix = self.ctx.exact_prefix(&path);
         let bound = |b: &UserInputBound| -> Result<Bound<Term>, QueryError> {
             let term = |s: &str| {
-                exact_value(&path, &mapping, &Value::String(s.to_string()))
+                self.ctx
+                    .exact_value(&path, &mapping, &Value::String(s.to_string()))
                     .map(|v| bound_term(&prefix, &v))
             };
             Ok(match b {

@@ -16,7 +16,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Term};
 
 use crate::error::{QueryError, parsing};
-use crate::fields::{QueryContext, Target, bound_term, exact_term, exact_value, raw_text_term};
+use crate::fields::{QueryContext, Target, bound_term, exact_term, raw_text_term};
 use crate::limits::check_terms_count;
 use crate::params::{
     apply_boost, as_object, boost_of, check_params, scalar_text, single_field, single_value,
@@ -153,7 +153,7 @@ pub(crate) fn fuzzy_on(
         Target::Text { .. } => raw_text_term(&target, value),
         Target::Exact { path, mapping } if mapping.field_type == FieldType::Keyword => {
             let mut term = ctx.exact_prefix(path);
-            term.append_type_and_str(value);
+            term.append_type_and_str(&ctx.normalized(mapping, value));
             Some(term)
         }
         Target::Exact { mapping, .. } => {
@@ -187,7 +187,7 @@ pub(crate) fn term_of(
         }
         Target::Exact { path, mapping } => Some(exact_term(
             &ctx.exact_prefix(path),
-            &exact_value(path, mapping, value)?,
+            &ctx.exact_value(path, mapping, value)?,
         )?),
     })
 }
@@ -314,10 +314,10 @@ pub(crate) fn range_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
     let bound = |inclusive: &str, exclusive: &str| -> Result<Bound<Term>, QueryError> {
         Ok(match (params.get(inclusive), params.get(exclusive)) {
             (Some(v), _) if !v.is_null() => {
-                Bound::Included(bound_term(&prefix, &exact_value(&path, &mapping, v)?))
+                Bound::Included(bound_term(&prefix, &ctx.exact_value(&path, &mapping, v)?))
             }
             (_, Some(v)) if !v.is_null() => {
-                Bound::Excluded(bound_term(&prefix, &exact_value(&path, &mapping, v)?))
+                Bound::Excluded(bound_term(&prefix, &ctx.exact_value(&path, &mapping, v)?))
             }
             _ => Bound::Unbounded,
         })

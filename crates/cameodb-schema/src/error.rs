@@ -16,6 +16,10 @@ pub enum SchemaError {
     /// A mapping definition is malformed or uses something unsupported.
     #[error("{reason}")]
     InvalidMapping { reason: String },
+    /// An analysis setting (analyzer, tokenizer, filter, char filter, normalizer) is malformed,
+    /// unknown, or names a component that does not exist.
+    #[error("{reason}")]
+    InvalidAnalysis { reason: String },
     /// A mapping update tries to change the type of an existing field.
     #[error("mapper [{field}] cannot be changed from type [{existing}] to [{requested}]")]
     MappingConflict {

@@ -38,6 +38,12 @@ pub fn slot_tokenizer(slot: usize) -> String {
     format!("cameo_slot{slot}")
 }
 
+/// Tokenizer name of text slot `slot` at search time (its `search_analyzer`, or else the
+/// same analyzer as at index time).
+pub fn slot_search_tokenizer(slot: usize) -> String {
+    format!("cameo_slot{slot}_search")
+}
+
 /// Handles to the schema's fields.
 #[derive(Clone, Debug)]
 pub struct Fields {

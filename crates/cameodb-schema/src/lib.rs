@@ -8,5 +8,5 @@ mod error;
 pub mod fields;
 pub mod mapping;
 
-pub use analysis::{ANALYZERS, analyzer, register as register_analyzers};
+pub use analysis::{ANALYZERS, Analysis, analyzer, register as register_analyzers};
 pub use error::{Result, SchemaError};

@@ -22,14 +22,25 @@ fn index_of(docs: &[(usize, Value)]) -> Index {
     let (schema, fields) = schema::build();
     let index = Index::create_in_ram(schema);
     let mapping = mapping();
-    register_analyzers(index.tokenizers(), &mapping);
+    register_analyzers(
+        index.tokenizers(),
+        &mapping,
+        &cameodb_schema::Analysis::default(),
+    );
     let mut writer: IndexWriter<TantivyDocument> = index
         .writer_with_num_threads(1, 15_000_000)
         .expect("writer");
     for (id, doc) in docs {
         let key = DocKey::new(DocId::new(id.to_string()).expect("id"), None).expect("key");
         let object = doc.as_object().expect("object");
-        let (doc, _) = to_index_doc(&mapping, &key, object, &fields).expect("converts");
+        let (doc, _) = to_index_doc(
+            &mapping,
+            &key,
+            object,
+            &cameodb_schema::Analysis::default(),
+            &fields,
+        )
+        .expect("converts");
         writer.add_document(doc.into_document()).expect("adds");
     }
     writer.commit().expect("commits");

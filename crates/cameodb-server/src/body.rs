@@ -72,14 +72,113 @@ pub async fn buffer(State(state): State<BodyState>, request: Request, next: Next
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let encoding = match ContentEncoding::of(&parts.headers) {
+        Ok(encoding) => encoding,
+        Err(err) => return err.into_response(),
+    };
     let account = state.memory.account("<http_request>", state.request_memory);
-    match read(body, declared, &state.limits, &account).await {
+    let read = match read(body, declared, &state.limits, &account).await {
+        Ok(bytes) => decode(bytes, encoding, state.limits.max_bytes, &account).await,
+        Err(err) => Err(err),
+    };
+    match read {
         Ok(bytes) => {
+            let mut parts = parts;
+            if encoding != ContentEncoding::Identity {
+                // The handlers see the body as sent before compression.
+                parts.headers.remove(header::CONTENT_ENCODING);
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
             let handlers = next.run(Request::from_parts(parts, Body::from(bytes)));
             Accounted::new(account, handlers).await
         }
         Err(err) => err.into_response(),
     }
+}
+
+/// How a request body was compressed (`Content-Encoding`): the official clients send gzip
+/// with `http_compress=True` / `compression: true`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ContentEncoding {
+    /// Not compressed.
+    Identity,
+    /// `gzip` (or `x-gzip`).
+    Gzip,
+    /// `deflate`: a zlib stream, as RFC 9110 defines it.
+    Deflate,
+}
+
+impl ContentEncoding {
+    fn of(headers: &axum::http::HeaderMap) -> Result<ContentEncoding, ApiError> {
+        let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+            return Ok(ContentEncoding::Identity);
+        };
+        let name = value
+            .to_str()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "" | "identity" => Ok(ContentEncoding::Identity),
+            "gzip" | "x-gzip" => Ok(ContentEncoding::Gzip),
+            "deflate" => Ok(ContentEncoding::Deflate),
+            _ => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "illegal_argument_exception",
+                format!(
+                    "unsupported Content-Encoding [{name}]: bodies may be sent as gzip, deflate or identity"
+                ),
+            )),
+        }
+    }
+}
+
+/// Decompresses a body. What comes out is bounded by the same `http.max_content_length` as a
+/// plain body (413 past it), so a small bomb cannot expand without limit, and is reserved in
+/// the request's account as it grows. Runs on a blocking thread: inflating a large bulk takes
+/// longer than an async worker may be held.
+async fn decode(
+    bytes: Vec<u8>,
+    encoding: ContentEncoding,
+    max_bytes: usize,
+    account: &Arc<Account>,
+) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    if encoding == ContentEncoding::Identity {
+        return Ok(bytes);
+    }
+    let account = Arc::clone(account);
+    let job = move || -> Result<Vec<u8>, ApiError> {
+        let reader: Box<dyn Read> = match encoding {
+            ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&bytes[..])),
+            _ => Box::new(flate2::read::ZlibDecoder::new(&bytes[..])),
+        };
+        let limit = u64::try_from(max_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let mut reader = reader.take(limit);
+        let mut out = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut chunk).map_err(|e| {
+                ApiError::bad_request(
+                    "parse_exception",
+                    format!("the request body is not valid {encoding:?} data: {e}"),
+                )
+            })?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len().saturating_add(n) > max_bytes {
+                return Err(too_large(max_bytes));
+            }
+            account.reserve(n as u64)?;
+            out.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+    };
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| ApiError::internal(format!("decompressing the body failed: {e}")))?
 }
 
 /// The 413 for a body over the limit.

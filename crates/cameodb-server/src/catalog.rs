@@ -11,10 +11,10 @@ use cameodb_storage::StoreConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::ApiError;
-use crate::index_settings::CHANGES_RETENTION;
+use crate::index_settings::{ANALYSIS, CHANGES_RETENTION, analysis_of};
 pub use crate::index_settings::{default_replicas, parse_settings, refresh_interval};
 use crate::shard::Shard;
 
@@ -221,6 +221,14 @@ impl Catalog {
         {
             config.changes_retention = retention;
         }
+        match analysis_of(&meta.settings) {
+            Ok(analysis) => config.analysis = analysis,
+            // Checked when the index was created; a node that cannot build it says so and
+            // serves the index with the built-in analyzers rather than not at all.
+            Err(err) => {
+                warn!(uuid = %meta.uuid, error = ?err, "index analysis settings do not build")
+            }
+        }
         config
     }
 
@@ -356,7 +364,8 @@ impl Catalog {
         }
         if let Some(mappings) = &mappings {
             // Validate before anything touches the disk.
-            cameodb_schema::mapping::Mapping::from_es_json(mappings)?;
+            let mapping = cameodb_schema::mapping::Mapping::from_es_json(mappings)?;
+            analysis_of(&meta.settings)?.check(&mapping)?;
         }
         let dir = self.root.join(name);
         let meta_json =
@@ -494,10 +503,12 @@ impl Catalog {
     pub fn settings_json(entry: &IndexEntry) -> Value {
         let mut index = Map::new();
         for (key, value) in &entry.meta.settings {
-            index.insert(
-                key.trim_start_matches("index.").to_string(),
-                Value::String(value.clone()),
-            );
+            let shown = if key == ANALYSIS {
+                serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()))
+            } else {
+                Value::String(value.clone())
+            };
+            index.insert(key.trim_start_matches("index.").to_string(), shown);
         }
         index.insert(
             "creation_date".into(),

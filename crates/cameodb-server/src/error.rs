@@ -126,7 +126,9 @@ impl From<cameodb_schema::SchemaError> for ApiError {
         let kind = match &err {
             SchemaError::MapperParsing { .. } => "document_parsing_exception",
             SchemaError::InvalidMapping { .. } => "mapper_parsing_exception",
-            SchemaError::MappingConflict { .. } => "illegal_argument_exception",
+            SchemaError::MappingConflict { .. } | SchemaError::InvalidAnalysis { .. } => {
+                "illegal_argument_exception"
+            }
             SchemaError::StrictDynamic { .. } => "strict_dynamic_mapping_exception",
         };
         ApiError::bad_request(kind, err.to_string())

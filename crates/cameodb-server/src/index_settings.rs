@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use cameodb_schema::Analysis;
+use cameodb_schema::analysis::AnalysisLimits;
+
 use crate::error::ApiError;
 
 /// Settings an index accepts (others are rejected, as Elasticsearch does).
@@ -14,8 +17,104 @@ const KNOWN_SETTINGS: &[&str] = &[
     "index.number_of_replicas",
     "index.refresh_interval",
     "index.max_result_window",
+    "index.max_ngram_diff",
+    "index.max_shingle_diff",
     CHANGES_RETENTION,
 ];
+
+/// Settings accepted because they change nothing CameoDB returns (allocation, codecs,
+/// translog tuning: a write is always fsynced before it is acknowledged), by name or by
+/// prefix (`*`). COMPATIBILITY.md lists them.
+const NO_EFFECT_SETTINGS: &[&str] = &[
+    "index.codec",
+    "index.priority",
+    "index.hidden",
+    "index.auto_expand_replicas",
+    "index.routing.*",
+    "index.routing_partition_size",
+    "index.translog.*",
+    "index.unassigned.*",
+    "index.store.*",
+    "index.lifecycle.*",
+    "index.search.idle.after",
+    "index.search.slowlog.*",
+    "index.indexing.slowlog.*",
+    "index.merge.*",
+    "index.write.wait_for_active_shards",
+    "index.mapping.total_fields.limit",
+    "index.mapping.depth.limit",
+    "index.mapping.nested_fields.limit",
+    "index.mapping.field_name_length.limit",
+    "index.max_inner_result_window",
+    "index.max_terms_count",
+    "index.max_regex_length",
+    "index.max_docvalue_fields_search",
+    "index.max_script_fields",
+    "index.highlight.max_analyzed_offset",
+    "index.queries.cache.enabled",
+    "index.requests.cache.enable",
+    "index.blocks.read_only_allow_delete",
+    "index.shard.check_on_startup",
+    "index.soft_deletes.*",
+    "index.format",
+    "index.version.*",
+    "index.creation_date",
+    "index.uuid",
+    "index.provided_name",
+];
+
+/// Where an index's analysis settings are kept: the whole `index.analysis` object as JSON
+/// text (its lists and nesting do not flatten into one string each).
+pub const ANALYSIS: &str = "index.analysis";
+
+fn no_effect(key: &str) -> bool {
+    NO_EFFECT_SETTINGS
+        .iter()
+        .any(|known| match known.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == *known,
+        })
+}
+
+/// Takes the `analysis` object out of a settings body (`{"analysis": …}`,
+/// `{"index": {"analysis": …}}` or `{"index.analysis": …}`).
+fn take_analysis(settings: &mut Value) -> Option<Value> {
+    let object = settings.as_object_mut()?;
+    let mut found = object
+        .remove("analysis")
+        .or_else(|| object.remove(ANALYSIS));
+    if let Some(Value::Object(index)) = object.get_mut("index")
+        && let Some(inner) = index.remove("analysis")
+    {
+        found = Some(inner);
+    }
+    found
+}
+
+/// The analysis settings of an index's flattened settings, built.
+pub fn analysis_of(settings: &BTreeMap<String, String>) -> Result<Analysis, ApiError> {
+    let limits = analysis_limits(settings);
+    match settings.get(ANALYSIS) {
+        None => Ok(Analysis::default()),
+        Some(text) => {
+            let json: Value = serde_json::from_str(text)
+                .map_err(|e| ApiError::internal(format!("stored analysis settings: {e}")))?;
+            Ok(Analysis::from_es_json(&json, limits)?)
+        }
+    }
+}
+
+fn analysis_limits(settings: &BTreeMap<String, String>) -> AnalysisLimits {
+    let mut limits = AnalysisLimits::default();
+    let read = |key: &str| settings.get(key).and_then(|v| v.parse::<usize>().ok());
+    if let Some(diff) = read("index.max_ngram_diff") {
+        limits.max_ngram_diff = diff;
+    }
+    if let Some(diff) = read("index.max_shingle_diff") {
+        limits.max_shingle_diff = diff;
+    }
+    limits
+}
 
 /// How long an index's change feed keeps superseded versions and tombstones.
 pub const CHANGES_RETENTION: &str = "index.cameo.changes.retention";
@@ -55,8 +154,10 @@ pub fn parse_settings(settings: Option<&Value>) -> Result<BTreeMap<String, Strin
 
 /// Flattens and checks a settings object: known names, values of the right shape.
 fn check_settings(settings: &Value) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut settings = settings.clone();
+    let analysis = take_analysis(&mut settings);
     let mut flat = BTreeMap::new();
-    flatten_settings("", settings, &mut flat);
+    flatten_settings("", &settings, &mut flat);
     let mut out = BTreeMap::new();
     for (key, value) in flat {
         let key = if key.starts_with("index.") {
@@ -64,7 +165,7 @@ fn check_settings(settings: &Value) -> Result<BTreeMap<String, String>, ApiError
         } else {
             format!("index.{key}")
         };
-        if !KNOWN_SETTINGS.contains(&key.as_str()) {
+        if !KNOWN_SETTINGS.contains(&key.as_str()) && !no_effect(&key) {
             return Err(ApiError::illegal_argument(format!(
                 "unknown setting [{key}] please check that any required plugins are installed, or check the breaking changes documentation for removed settings"
             )));
@@ -75,6 +176,8 @@ fn check_settings(settings: &Value) -> Result<BTreeMap<String, String>, ApiError
         "index.number_of_shards",
         "index.number_of_replicas",
         "index.max_result_window",
+        "index.max_ngram_diff",
+        "index.max_shingle_diff",
     ] {
         if let Some(v) = out.get(key)
             && v.parse::<u32>().is_err()
@@ -89,6 +192,11 @@ fn check_settings(settings: &Value) -> Result<BTreeMap<String, String>, ApiError
     }
     if let Some(v) = out.get(CHANGES_RETENTION) {
         crate::units::required_time_value(CHANGES_RETENTION, v)?;
+    }
+    if let Some(analysis) = analysis {
+        // Checked whole now, so a bad analyzer is refused before the index exists.
+        Analysis::from_es_json(&analysis, analysis_limits(&out))?;
+        out.insert(ANALYSIS.to_string(), analysis.to_string());
     }
     Ok(out)
 }
@@ -146,6 +254,19 @@ mod tests {
         assert_eq!(s["index.number_of_shards"], "2");
         assert_eq!(s["index.refresh_interval"], "1s");
         assert!(parse_settings(Some(&serde_json::json!({"bogus": 1}))).is_err());
+        let with_analysis = parse_settings(Some(&serde_json::json!({"index": {
+            "codec": "best_compression",
+            "analysis": {"analyzer": {"a": {"tokenizer": "whitespace", "filter": ["lowercase"]}}}
+        }})))
+        .unwrap();
+        assert!(analysis_of(&with_analysis).unwrap().has_analyzer("a"));
+        assert!(
+            parse_settings(Some(
+                &serde_json::json!({"analysis": {"analyzer": {"a": {"tokenizer": "nope"}}}})
+            ))
+            .is_err()
+        );
+        assert!(parse_update(&serde_json::json!({"index": {"analysis": {}}})).is_err());
         assert!(refresh_interval("100ms").unwrap() == Some(Duration::from_millis(100)));
         assert!(refresh_interval("1h").unwrap() == Some(Duration::from_secs(3600)));
         assert!(refresh_interval("-1").unwrap().is_none());

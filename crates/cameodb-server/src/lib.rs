@@ -8,6 +8,7 @@ mod catalog;
 mod cluster;
 mod compat;
 mod error;
+mod filter_path;
 mod handlers;
 mod http_server;
 mod ids;

@@ -103,7 +103,11 @@ fn bulk_raw_tantivy(docs: &[(String, Vec<u8>)]) -> Rate {
     let (schema, fields) = schema::build();
     let index = Index::create_in_dir(dir.path(), schema).expect("index");
     let mut mapping = Mapping::default();
-    cameodb_schema::register_analyzers(index.tokenizers(), &mapping);
+    cameodb_schema::register_analyzers(
+        index.tokenizers(),
+        &mapping,
+        &cameodb_schema::Analysis::default(),
+    );
     let config = StoreConfig::default();
     let mut writer: IndexWriter<TantivyDocument> = index
         .writer_with_num_threads(config.indexer_threads, config.writer_memory_bytes)
@@ -111,8 +115,14 @@ fn bulk_raw_tantivy(docs: &[(String, Vec<u8>)]) -> Rate {
     let started = Instant::now();
     for (id, raw) in docs {
         let source = Source::from_slice(raw).expect("source");
-        let (doc, updated) =
-            to_index_doc(&mapping, &key(id), source.as_map(), &fields).expect("convert");
+        let (doc, updated) = to_index_doc(
+            &mapping,
+            &key(id),
+            source.as_map(),
+            &cameodb_schema::Analysis::default(),
+            &fields,
+        )
+        .expect("convert");
         if let Some(updated) = updated {
             mapping = updated;
         }

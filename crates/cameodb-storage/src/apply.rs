@@ -23,6 +23,8 @@ use cameodb_schema::mapping::Mapping;
 /// The state of one transaction being built.
 pub(crate) struct GroupTx<'a> {
     pub fields: &'a Fields,
+    /// The index's analysis settings.
+    pub analysis: &'a cameodb_schema::Analysis,
     /// The mapping as changed by this transaction so far, if changed.
     pub mapping: Option<Mapping>,
     /// The mapping before this transaction.
@@ -63,6 +65,7 @@ impl GroupTx<'_> {
     pub fn put_mapping(&mut self, body: &Value) -> Result<()> {
         let mut next = self.mapping().clone();
         next.merge_es_json(body)?;
+        self.analysis.check(&next)?;
         if &next != self.mapping() {
             self.mapping = Some(next);
         }
@@ -261,8 +264,13 @@ impl GroupTx<'_> {
         version: u64,
         stamp: Stamp,
     ) -> Result<WriteOutcome> {
-        let (mut doc, new_mapping) =
-            to_index_doc(self.mapping(), key, source.as_map(), self.fields)?;
+        let (mut doc, new_mapping) = to_index_doc(
+            self.mapping(),
+            key,
+            source.as_map(),
+            self.analysis,
+            self.fields,
+        )?;
         let body = source.to_bytes()?;
         let seq = self.next_seq;
         doc.doc.add_u64(self.fields.seq, seq);

@@ -41,6 +41,9 @@ pub struct StoreConfig {
     /// The node this store belongs to, as stamped into the writes it stamps itself (see
     /// [`crate::origin_of`]); 0 for a store outside a server.
     pub origin: u64,
+    /// The index's analysis settings (`index.analysis`): its own analyzers and normalizers,
+    /// which text slots and normalized keywords are built from.
+    pub analysis: cameodb_schema::Analysis,
 }
 
 /// The change feed's default retention: 12 hours, Elasticsearch's retention-lease period for
@@ -68,6 +71,7 @@ impl Default for StoreConfig {
             changes_retention: DEFAULT_CHANGES_RETENTION,
             background_nice: 10,
             origin: 0,
+            analysis: cameodb_schema::Analysis::default(),
         }
     }
 }

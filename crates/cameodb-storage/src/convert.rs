@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 use tantivy::TantivyDocument;
 use tantivy::schema::OwnedValue;
+use tantivy::tokenizer::TextAnalyzer;
 
 use cameodb_schema::SchemaError;
+use cameodb_schema::analysis::{Analysis, normalize};
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::{
     DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date,
@@ -41,13 +43,16 @@ pub fn to_index_doc(
     mapping: &Mapping,
     key: &DocKey,
     source: &Map<String, Value>,
+    analysis: &Analysis,
     fields: &Fields,
 ) -> Result<(IndexDoc, Option<Mapping>)> {
     // Fast path: the mapping already covers every field, so it is only borrowed.
-    match Converter::new(Cow::Borrowed(mapping), false, fields).run(key, source) {
+    match Converter::new(Cow::Borrowed(mapping), false, analysis, fields).run(key, source) {
         Ok((doc, _)) => Ok((doc, None)),
         Err(Outcome::NeedsDynamic) => {
-            match Converter::new(Cow::Owned(mapping.clone()), true, fields).run(key, source) {
+            match Converter::new(Cow::Owned(mapping.clone()), true, analysis, fields)
+                .run(key, source)
+            {
                 Ok((doc, updated)) => Ok((doc, Some(updated))),
                 Err(Outcome::Failed(err)) => Err(err),
                 Err(Outcome::NeedsDynamic) => Err(SchemaError::InvalidMapping {
@@ -84,6 +89,10 @@ struct Converter<'a> {
     mapping: Cow<'a, Mapping>,
     /// Whether unmapped fields may be added (second pass) or abort the fast pass.
     may_extend: bool,
+    /// The index's analysis settings, for keyword normalizers.
+    analysis: &'a Analysis,
+    /// Normalizers built for this document so far, by name.
+    normalizers: BTreeMap<String, TextAnalyzer>,
     /// Schema field handles.
     fields: &'a Fields,
     /// The tantivy document being built; slot text goes straight in.
@@ -121,10 +130,17 @@ fn push(map: &mut BTreeMap<String, OwnedValue>, path: &str, value: OwnedValue) {
 }
 
 impl<'a> Converter<'a> {
-    fn new(mapping: Cow<'a, Mapping>, may_extend: bool, fields: &'a Fields) -> Self {
+    fn new(
+        mapping: Cow<'a, Mapping>,
+        may_extend: bool,
+        analysis: &'a Analysis,
+        fields: &'a Fields,
+    ) -> Self {
         Converter {
             mapping,
             may_extend,
+            analysis,
+            normalizers: BTreeMap::new(),
             fields,
             doc: TantivyDocument::new(),
             exact: BTreeMap::new(),
@@ -192,7 +208,15 @@ impl<'a> Converter<'a> {
 
     fn value(&mut self, path: &str, value: &Value, depth: usize) -> Result<(), Outcome> {
         match value {
-            Value::Null => Ok(()),
+            Value::Null => {
+                // `null_value`: an explicit null is indexed as the mapped stand-in.
+                if let Some(field) = self.mapping.get(path).cloned()
+                    && let Some(stand_in) = &field.null_value
+                {
+                    self.emit(path, &field, stand_in)?;
+                }
+                Ok(())
+            }
             Value::Array(items) => items
                 .iter()
                 .try_for_each(|item| self.value(path, item, depth)),
@@ -238,8 +262,53 @@ impl<'a> Converter<'a> {
                     .into());
                 }
                 self.emit(path, &field, scalar)?;
-                Ok(())
+                self.copy(path, &field, scalar)
             }
+        }
+    }
+
+    /// `copy_to`: indexes `value` again under each target, as if the document held it there
+    /// (copies are not copied on: Elasticsearch does not chain them).
+    fn copy(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<(), Outcome> {
+        for target in &field.copy_to {
+            let mapped = match self.mapping.get(target) {
+                Some(mapped) => mapped.clone(),
+                None => {
+                    if !self.introduce(target, infer(value))? {
+                        continue;
+                    }
+                    match self.mapping.get(target) {
+                        Some(mapped) => mapped.clone(),
+                        None => continue,
+                    }
+                }
+            };
+            if mapped.field_type == FieldType::Object {
+                return Err(mapper_error(
+                    target,
+                    "object",
+                    format!("Cannot copy field [{path}] to an object field [{target}]"),
+                )
+                .into());
+            }
+            self.emit(target, &mapped, value)?;
+        }
+        Ok(())
+    }
+
+    /// `text` through the keyword's normalizer, when it has one.
+    fn normalized(&mut self, field: &FieldMapping, text: String) -> String {
+        let Some(name) = &field.normalizer else {
+            return text;
+        };
+        if !self.normalizers.contains_key(name)
+            && let Some(built) = self.analysis.normalizer(name)
+        {
+            self.normalizers.insert(name.clone(), built);
+        }
+        match self.normalizers.get_mut(name) {
+            Some(normalizer) => normalize(normalizer, &text),
+            None => text,
         }
     }
 
@@ -284,6 +353,13 @@ impl<'a> Converter<'a> {
             FieldType::Text => {
                 let text = as_text(value)
                     .ok_or_else(|| mapper_error(path, type_name, "expected a string"))?;
+                if field.index == Some(false) {
+                    // Kept in `_source` only; its multi-fields are still indexed.
+                    for (name, sub) in &field.fields {
+                        self.emit(&format!("{path}.{name}"), sub, value)?;
+                    }
+                    return Ok(());
+                }
                 self.bytes += text.len();
                 match self.fields.text_field(field.slot) {
                     Some(slot) => self.doc.add_text(slot, &text),
@@ -299,6 +375,7 @@ impl<'a> Converter<'a> {
                 {
                     return Ok(());
                 }
+                let text = self.normalized(field, text);
                 if text.len() > MAX_KEYWORD_BYTES {
                     return Err(mapper_error(
                         path,
@@ -498,7 +575,13 @@ mod tests {
         let Value::Object(obj) = doc else {
             panic!("test docs are objects")
         };
-        to_index_doc(mapping, &key, &obj, &fields)
+        to_index_doc(
+            mapping,
+            &key,
+            &obj,
+            &cameodb_schema::Analysis::default(),
+            &fields,
+        )
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub(crate) struct Indexer {
     pub memory_budget: usize,
     /// Mapping whose analyzers are registered.
     pub mapping: Arc<Mapping>,
+    /// The index's analysis settings, which the analyzers are built from.
+    pub analysis: cameodb_schema::Analysis,
     /// Search activity: a search-idle store skips timed refreshes.
     pub activity: Arc<crate::activity::SearchActivity>,
     /// When the oldest uncommitted operation arrived.
@@ -150,7 +152,10 @@ impl Indexer {
             if analysis::slot_analyzers(&mapping) != analysis::slot_analyzers(&self.mapping) {
                 // Segment writers capture analyzers when created: end them before switching.
                 self.commit_logged();
-                analysis::register(self.index.tokenizers(), &mapping);
+                analysis::register(self.index.tokenizers(), &mapping, &self.analysis);
+            } else {
+                // New normalized keywords need their normalizers registered for queries.
+                analysis::register_normalizers(self.index.tokenizers(), &mapping, &self.analysis);
             }
             self.mapping = mapping;
         }

@@ -20,7 +20,7 @@ use crate::kv::{
     SUPERSEDED,
 };
 use crate::stamp::Stamp;
-use cameodb_schema::analysis;
+use cameodb_schema::analysis::{self, Analysis};
 use cameodb_schema::fields::Fields;
 use cameodb_schema::mapping::Mapping;
 
@@ -258,7 +258,7 @@ fn open_index(
             )));
         }
     }
-    analysis::register(index.tokenizers(), mapping);
+    analysis::register(index.tokenizers(), mapping, &config.analysis);
     let covered = payload_next_seq(index.load_metas()?.payload.as_deref()).unwrap_or(0);
     Ok(Some((index, covered)))
 }
@@ -306,8 +306,11 @@ fn catch_up(
         covered,
         &mut writer,
         true,
-        mapping,
-        fields,
+        &Conversion {
+            mapping,
+            analysis: &config.analysis,
+            fields,
+        },
     )?;
     // A delete applies only if the document is still absent: if it was written again later,
     // that later version is a live `log` entry above `covered` and was re-indexed above.
@@ -341,6 +344,13 @@ fn catch_up(
     Ok(((index, writer, reader), replayed))
 }
 
+/// What converting a stored body into an index document reads.
+struct Conversion<'a> {
+    mapping: &'a Mapping,
+    analysis: &'a Analysis,
+    fields: &'a Fields,
+}
+
 /// Indexes the live versions among the `log` entries from `from` on (in sequence order),
 /// first deleting any indexed version of the same document when `replace`; returns how many.
 fn index_live(
@@ -349,9 +359,9 @@ fn index_live(
     from: u64,
     writer: &mut IndexWriter<TantivyDocument>,
     replace: bool,
-    mapping: &Mapping,
-    fields: &Fields,
+    conversion: &Conversion<'_>,
 ) -> Result<u64> {
+    let fields = conversion.fields;
     let superseded = kv::superseded_from(superseded, from)?;
     let mut count = 0;
     for entry in log.range(from..)? {
@@ -363,7 +373,7 @@ fn index_live(
         if replace {
             writer.delete_term(Term::from_field_bytes(fields.key, &entry.key.encode()));
         }
-        let doc = index_doc(&entry.key, seq.value(), entry.body, mapping, fields)?;
+        let doc = index_doc(&entry.key, seq.value(), entry.body, conversion)?;
         writer.add_document(doc)?;
         count += 1;
     }
@@ -374,9 +384,13 @@ fn index_doc(
     key: &DocKey,
     seq: u64,
     body: &[u8],
-    mapping: &Mapping,
-    fields: &Fields,
+    conversion: &Conversion<'_>,
 ) -> Result<TantivyDocument> {
+    let Conversion {
+        mapping,
+        analysis,
+        fields,
+    } = *conversion;
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| StoreError::Storage(format!("corrupt stored document [{}]: {e}", key.id)))?;
     let serde_json::Value::Object(source) = value else {
@@ -385,7 +399,7 @@ fn index_doc(
             key.id
         )));
     };
-    let (mut doc, _) = to_index_doc(mapping, key, &source, fields)?;
+    let (mut doc, _) = to_index_doc(mapping, key, &source, analysis, fields)?;
     doc.doc.add_u64(fields.seq, seq);
     Ok(doc.doc)
 }
@@ -408,13 +422,24 @@ fn rebuild(
     let index = Index::builder()
         .schema(schema.clone())
         .create_in_dir(index_dir)?;
-    analysis::register(index.tokenizers(), mapping);
+    analysis::register(index.tokenizers(), mapping, &config.analysis);
     let (index, mut writer, reader) = writer_and_reader(index, config, fields)?;
     let txn = db.begin_read()?;
     let log = txn.open_table(LOG)?;
     // `log` holds the versions in write order: a sequential scan, keeping the live ones.
     let superseded = txn.open_table(SUPERSEDED)?;
-    let count = index_live(&log, &superseded, 0, &mut writer, false, mapping, fields)?;
+    let count = index_live(
+        &log,
+        &superseded,
+        0,
+        &mut writer,
+        false,
+        &Conversion {
+            mapping,
+            analysis: &config.analysis,
+            fields,
+        },
+    )?;
     commit_with_payload(&mut writer, next_seq)?;
     reader.reload()?;
     info!(

@@ -40,6 +40,8 @@ pub struct Store {
     db: Arc<Db>,
     /// Schema handles, for building queries.
     fields: Fields,
+    /// The index's analysis settings (`_analyze`, and documents converted outside the writer).
+    analysis: cameodb_schema::Analysis,
     /// The tantivy index (for its schema and tokenizers when building queries).
     index: Index,
     /// Searchers come from here; the indexer reloads it after each commit.
@@ -124,6 +126,7 @@ impl Store {
             refresh_interval: config.refresh_interval,
             memory_budget: config.writer_params().1,
             mapping: Arc::clone(&mapping),
+            analysis: config.analysis.clone(),
             pending_since: None,
             pending_bytes: 0,
         };
@@ -139,6 +142,7 @@ impl Store {
             consumers: recovered.consumers,
             db: Arc::clone(&db),
             fields: fields.clone(),
+            analysis: config.analysis.clone(),
             mapping: Mapping::clone(&mapping),
             shared_mapping: Arc::clone(&shared_mapping),
             next_seq: recovered.next_seq,
@@ -159,6 +163,7 @@ impl Store {
             dir,
             db,
             fields,
+            analysis: config.analysis.clone(),
             index: recovered.index,
             reader: recovered.reader,
             mapping: shared_mapping,
@@ -452,6 +457,11 @@ impl Store {
     /// Schema field handles, for building queries.
     pub fn fields(&self) -> &Fields {
         &self.fields
+    }
+
+    /// The index's analysis settings.
+    pub fn analysis(&self) -> &cameodb_schema::Analysis {
+        &self.analysis
     }
 
     /// The tantivy index, for its schema and tokenizers when building queries.

@@ -71,6 +71,8 @@ pub(crate) struct Writer {
     pub db: Arc<Db>,
     /// Schema handles for building index documents.
     pub fields: Fields,
+    /// The index's analysis settings: what mappings may name, how keywords are normalized.
+    pub analysis: cameodb_schema::Analysis,
     /// Authoritative mapping; published to `shared_mapping` after each durable change.
     pub mapping: Mapping,
     /// Read-side copy of the mapping for searches and callers.
@@ -256,6 +258,7 @@ impl Writer {
         let (collect_below, truncate_below) = self.horizons();
         let mut tx = GroupTx {
             fields: &self.fields,
+            analysis: &self.analysis,
             mapping: None,
             base_mapping: &self.mapping,
             next_seq: self.next_seq,

@@ -17,7 +17,11 @@ pub fn bulk(corpus: &Corpus, dir: &Path) -> Result<Load, String> {
     let (schema, fields) = schema::build();
     let index = Index::create_in_dir(dir, schema).map_err(|e| e.to_string())?;
     let mut mapping = Mapping::default();
-    cameodb_schema::register_analyzers(index.tokenizers(), &mapping);
+    cameodb_schema::register_analyzers(
+        index.tokenizers(),
+        &mapping,
+        &cameodb_schema::Analysis::default(),
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let budget = StoreConfig::default()
         .writer_memory_bytes
@@ -30,8 +34,14 @@ pub fn bulk(corpus: &Corpus, dir: &Path) -> Result<Load, String> {
         let source = Source::from_slice(doc.raw.as_bytes()).map_err(|e| e.to_string())?;
         let key = DocKey::new(DocId::new(&doc.id).map_err(|e| e.to_string())?, None)
             .map_err(|e| e.to_string())?;
-        let (converted, updated) =
-            to_index_doc(&mapping, &key, source.as_map(), &fields).map_err(|e| e.to_string())?;
+        let (converted, updated) = to_index_doc(
+            &mapping,
+            &key,
+            source.as_map(),
+            &cameodb_schema::Analysis::default(),
+            &fields,
+        )
+        .map_err(|e| e.to_string())?;
         if let Some(updated) = updated {
             mapping = updated;
         }

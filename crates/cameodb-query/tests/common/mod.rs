@@ -26,13 +26,23 @@ pub fn fixture(docs: &[(&str, Value)]) -> Fixture {
         "day": {"type": "date"}, "ok": {"type": "boolean"}
     }}))
     .unwrap();
-    register_analyzers(index.tokenizers(), &mapping);
+    register_analyzers(
+        index.tokenizers(),
+        &mapping,
+        &cameodb_schema::Analysis::default(),
+    );
     let mut writer: IndexWriter<TantivyDocument> =
         index.writer_with_num_threads(1, 15_000_000).unwrap();
     for (id, doc) in docs {
         let key = DocKey::new(DocId::new(*id).unwrap(), None).unwrap();
-        let (doc, updated) =
-            to_index_doc(&mapping, &key, doc.as_object().unwrap(), &fields).unwrap();
+        let (doc, updated) = to_index_doc(
+            &mapping,
+            &key,
+            doc.as_object().unwrap(),
+            &cameodb_schema::Analysis::default(),
+            &fields,
+        )
+        .unwrap();
         if let Some(updated) = updated {
             mapping = updated;
         }

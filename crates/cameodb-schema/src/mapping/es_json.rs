@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{ANALYZERS, Dynamic, FieldMapping, FieldType, Mapping};
+use super::{Dynamic, FieldMapping, FieldType, Mapping};
 use crate::error::{Result, SchemaError};
 
 /// A parsed mapping body, flattened: parents come before their children.
@@ -106,16 +106,25 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
             ("fields", t) if t != FieldType::Object => {
                 field.fields = parse_multi_fields(path, value)?;
             }
-            ("analyzer", FieldType::Text) => {
-                let name = value
-                    .as_str()
-                    .ok_or_else(|| invalid(format!("analyzer of [{path}] must be a string")))?;
-                if !ANALYZERS.contains(&name) {
-                    return Err(invalid(format!(
-                        "analyzer [{name}] has not been configured in mappings"
-                    )));
+            ("analyzer", FieldType::Text) => field.analyzer = Some(string(path, key, value)?),
+            ("search_analyzer", FieldType::Text) => {
+                field.search_analyzer = Some(string(path, key, value)?)
+            }
+            ("normalizer", FieldType::Keyword) => {
+                field.normalizer = Some(string(path, key, value)?)
+            }
+            ("index", t) if t != FieldType::Object => {
+                field.index = Some(boolean(path, key, value)?)
+            }
+            ("copy_to", t) if t != FieldType::Object => field.copy_to = copy_to(path, value)?,
+            ("null_value", t) if t != FieldType::Object && t != FieldType::Text => {
+                if !value.is_null() {
+                    field.null_value = Some(value.clone());
                 }
-                field.analyzer = Some(name.to_string());
+            }
+            ("enabled", FieldType::Object) => field.enabled = Some(boolean(path, key, value)?),
+            (key, t) if accepted(key, t, value, path)? => {
+                field.accepted.insert(key.to_string(), value.clone());
             }
             ("ignore_above", FieldType::Keyword) => {
                 let limit = value
@@ -148,6 +157,129 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
         parse_properties(path, children, out)?;
     }
     Ok(())
+}
+
+fn string(path: &str, key: &str, value: &Value) -> Result<String> {
+    value.as_str().map(str::to_string).ok_or_else(|| {
+        invalid(format!(
+            "[{key}] of [{path}] must be a string, got [{value}]"
+        ))
+    })
+}
+
+fn boolean(path: &str, key: &str, value: &Value) -> Result<bool> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s == "true" => Ok(true),
+        Value::String(s) if s == "false" => Ok(false),
+        other => Err(invalid(format!(
+            "Failed to parse value [{other}] as only [true] or [false] are allowed for [{key}] of [{path}]"
+        ))),
+    }
+}
+
+fn copy_to(path: &str, value: &Value) -> Result<Vec<String>> {
+    let targets: Vec<String> = match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|item| string(path, "copy_to", item))
+            .collect::<Result<_>>()?,
+        other => {
+            return Err(invalid(format!(
+                "[copy_to] of [{path}] must be a field name or a list of them, got [{other}]"
+            )));
+        }
+    };
+    if let Some(target) = targets.iter().find(|t| t.as_str() == path || t.is_empty()) {
+        return Err(invalid(format!(
+            "[copy_to] of [{path}] cannot copy to [{target}]"
+        )));
+    }
+    Ok(targets)
+}
+
+/// Parameters accepted because honouring them changes nothing CameoDB returns; a value that
+/// would (`norms: false` on text, `index_options: docs`, a non-BM25 similarity, …) is refused
+/// by name rather than silently ignored.
+fn accepted(key: &str, ty: FieldType, value: &Value, path: &str) -> Result<bool> {
+    let leaf = ty != FieldType::Object;
+    let text = ty == FieldType::Text;
+    let refuse = |why: &str| {
+        Err(invalid(format!(
+            "[{key}: {value}] on field [{path}] is not supported: {why}"
+        )))
+    };
+    Ok(match key {
+        "store" | "meta" | "boost" if leaf => {
+            if key == "boost" && value.as_f64() != Some(1.0) {
+                return refuse("index-time boosts are not supported; boost the query instead");
+            }
+            true
+        }
+        "doc_values" if leaf && !text => true,
+        "time_series_dimension" | "time_series_metric" if leaf => true,
+        "eager_global_ordinals" if text || ty == FieldType::Keyword => true,
+        "fielddata"
+        | "fielddata_frequency_filter"
+        | "term_vector"
+        | "position_increment_gap"
+        | "index_phrases"
+        | "index_prefixes"
+        | "search_quote_analyzer"
+            if text =>
+        {
+            true
+        }
+        "norms" if ty == FieldType::Keyword => true,
+        "norms" if text => {
+            if value.as_bool() == Some(false) || value.as_str() == Some("false") {
+                return refuse("text fields always score with length norms");
+            }
+            true
+        }
+        "index_options" if ty == FieldType::Keyword => true,
+        "index_options" if text => {
+            if !matches!(value.as_str(), Some("positions" | "offsets")) {
+                return refuse("text fields always index frequencies and positions");
+            }
+            true
+        }
+        "similarity" if text || ty == FieldType::Keyword => {
+            if !matches!(value.as_str(), Some("BM25" | "default")) {
+                return refuse("only the BM25 similarity is available");
+            }
+            true
+        }
+        "coerce" if ty.is_numeric() => {
+            if value.as_bool() == Some(false) || value.as_str() == Some("false") {
+                return refuse("numeric fields always accept numbers given as strings");
+            }
+            true
+        }
+        "ignore_malformed"
+            if ty.is_numeric() || ty == FieldType::Date || ty == FieldType::Boolean =>
+        {
+            if value.as_bool() == Some(true) || value.as_str() == Some("true") {
+                return refuse("a malformed value is always refused with the document");
+            }
+            true
+        }
+        "locale" if ty == FieldType::Date => true,
+        "split_queries_on_whitespace" if ty == FieldType::Keyword => {
+            if value.as_bool() == Some(true) || value.as_str() == Some("true") {
+                return refuse("keyword queries are never split on whitespace");
+            }
+            true
+        }
+        "subobjects" if !leaf => {
+            if value.as_bool() == Some(false) || value.as_str() == Some("false") {
+                return refuse("objects always hold sub-objects");
+            }
+            true
+        }
+        _ => false,
+    })
 }
 
 fn parse_multi_fields(path: &str, value: &Value) -> Result<BTreeMap<String, FieldMapping>> {
@@ -215,6 +347,12 @@ pub(super) fn render(mapping: &Mapping) -> Value {
     Value::Object(out)
 }
 
+fn render_accepted(field: &FieldMapping, out: &mut Map<String, Value>) {
+    for (key, value) in &field.accepted {
+        out.insert(key.clone(), value.clone());
+    }
+}
+
 fn render_dynamic(dynamic: Dynamic) -> Value {
     json!(match dynamic {
         Dynamic::True => "true",
@@ -231,12 +369,35 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
         if let Some(dynamic) = field.dynamic {
             out.insert("dynamic".into(), render_dynamic(dynamic));
         }
+        if let Some(enabled) = field.enabled {
+            out.insert("enabled".into(), json!(enabled));
+        }
+        render_accepted(field, out);
         return;
     }
     out.insert("type".into(), json!(field.field_type.name()));
     if let Some(analyzer) = &field.analyzer {
         out.insert("analyzer".into(), json!(analyzer));
     }
+    if let Some(analyzer) = &field.search_analyzer {
+        out.insert("search_analyzer".into(), json!(analyzer));
+    }
+    if let Some(normalizer) = &field.normalizer {
+        out.insert("normalizer".into(), json!(normalizer));
+    }
+    if let Some(index) = field.index {
+        out.insert("index".into(), json!(index));
+    }
+    match field.copy_to.as_slice() {
+        [] => {}
+        targets => {
+            out.insert("copy_to".into(), json!(targets));
+        }
+    }
+    if let Some(null_value) = &field.null_value {
+        out.insert("null_value".into(), null_value.clone());
+    }
+    render_accepted(field, out);
     if let Some(limit) = field.ignore_above {
         out.insert("ignore_above".into(), json!(limit));
     }

@@ -11,10 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::analysis::ANALYZERS;
 use crate::error::{Result, SchemaError};
-
-/// Analyzer names a text field may use (the analysis module builds each of them).
-pub const ANALYZERS: &[&str] = &["standard", "english", "whitespace", "simple", "keyword"];
 
 /// Elasticsearch's default cap on the number of mapped fields, which also bounds what hostile
 /// documents with thousands of random keys can do to the mapping.
@@ -124,6 +122,34 @@ pub struct FieldMapping {
     /// Analyzer for text fields (`None` = standard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyzer: Option<String>,
+    /// Analyzer for the query text of full-text queries on this text field (`None` = the
+    /// index analyzer): lets an index-time n-gram or synonym analyzer search with a plain one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_analyzer: Option<String>,
+    /// Normalizer for keyword fields: values and query terms pass through it, so `Café` and
+    /// `cafe` are one term under a lowercase + asciifolding normalizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalizer: Option<String>,
+    /// `index: false` on a text field: kept in `_source`, not searchable (other types stay
+    /// searchable through their columns, as Elasticsearch's doc-values search does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<bool>,
+    /// Fields this field's values are also indexed into (`copy_to`), as if the document had
+    /// them there; `_source` is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_to: Vec<String>,
+    /// Indexed in place of an explicit `null` (`null_value`), so `term` queries find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_value: Option<serde_json::Value>,
+    /// `enabled: false` on an object: its contents are kept in `_source` and never indexed
+    /// or mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Parameters accepted because they change nothing CameoDB returns (`store`,
+    /// `doc_values`, `eager_global_ordinals`, `meta`, …; COMPATIBILITY.md lists them), kept
+    /// only to be shown back as they were given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accepted: BTreeMap<String, serde_json::Value>,
     /// Keyword strings longer than this many characters are kept in `_source` but not indexed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_above: Option<u32>,
@@ -148,6 +174,13 @@ impl FieldMapping {
         FieldMapping {
             field_type,
             analyzer: None,
+            search_analyzer: None,
+            normalizer: None,
+            index: None,
+            copy_to: Vec::new(),
+            null_value: None,
+            enabled: None,
+            accepted: BTreeMap::new(),
             ignore_above: None,
             format: None,
             dynamic: None,
@@ -264,8 +297,13 @@ impl Mapping {
             if current.is_empty() {
                 return self.dynamic;
             }
-            if let Some(dynamic) = self.properties.get(current).and_then(|f| f.dynamic) {
-                return dynamic;
+            if let Some(field) = self.properties.get(current) {
+                if field.enabled == Some(false) {
+                    return Dynamic::False;
+                }
+                if let Some(dynamic) = field.dynamic {
+                    return dynamic;
+                }
             }
             current = current.rsplit_once('.').map_or("", |(head, _)| head);
         }
@@ -411,7 +449,40 @@ mod tests {
             Mapping::from_es_json(&json!({"properties": {"a": {"type": "long", "bogus": 1}}}))
                 .is_err()
         );
+        // Accepted parameters that would change results if ignored are refused by name.
+        for refused in [
+            json!({"type": "text", "norms": false}),
+            json!({"type": "text", "index_options": "docs"}),
+            json!({"type": "long", "ignore_malformed": true}),
+            json!({"type": "text", "similarity": "boolean"}),
+        ] {
+            assert!(Mapping::from_es_json(&json!({"properties": {"a": refused}})).is_err());
+        }
         assert!(Mapping::from_es_json(&json!({"bogus": {}})).is_err());
+    }
+
+    #[test]
+    fn production_parameters_are_kept_and_rendered_back() {
+        let body = json!({"properties": {
+            "title": {"type": "text", "analyzer": "english", "search_analyzer": "standard",
+                "copy_to": ["all"], "norms": true, "index_options": "offsets", "store": true,
+                "fielddata": true, "term_vector": "with_positions_offsets",
+                "fields": {"raw": {"type": "keyword", "normalizer": "lowercase",
+                    "ignore_above": 256, "doc_values": true, "eager_global_ordinals": true}}},
+            "all": {"type": "text"},
+            "status": {"type": "keyword", "null_value": "NONE", "norms": false,
+                "index_options": "docs", "meta": {"unit": "none"}},
+            "secret": {"type": "text", "index": false},
+            "free": {"type": "object", "enabled": false}
+        }});
+        let mapping = Mapping::from_es_json(&body).unwrap();
+        assert_eq!(mapping.get("title").unwrap().copy_to, ["all"]);
+        assert_eq!(
+            mapping.get("status").unwrap().null_value,
+            Some(json!("NONE"))
+        );
+        assert_eq!(mapping.dynamic_for("free"), Dynamic::False);
+        assert_eq!(mapping.to_es_json(), body);
     }
 
     #[test]

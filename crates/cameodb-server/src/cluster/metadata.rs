@@ -121,9 +121,13 @@ fn new_fields(store: &cameodb_storage::Store, ops: &[WriteOp]) -> Option<Value> 
         if current.covers(source.as_map()) {
             continue;
         }
-        if let Ok((_, Some(updated))) =
-            cameodb_storage::to_index_doc(current, &op.key, source.as_map(), store.fields())
-        {
+        if let Ok((_, Some(updated))) = cameodb_storage::to_index_doc(
+            current,
+            &op.key,
+            source.as_map(),
+            store.analysis(),
+            store.fields(),
+        ) {
             grown = Some(updated);
         }
     }

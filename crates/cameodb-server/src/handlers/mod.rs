@@ -1,5 +1,6 @@
 //! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
 
+mod analyze;
 mod bulk;
 mod by_query;
 mod cat;
@@ -54,6 +55,14 @@ pub fn router(state: AppState) -> Router {
         .route("/_cat/indices/{index}", get(cat::indices_for))
         .route("/_cat/shards", get(cat::shards))
         .route("/_cat/shards/{index}", get(cat::shards_for))
+        .route(
+            "/_analyze",
+            get(analyze::analyze_any).post(analyze::analyze_any),
+        )
+        .route(
+            "/{index}/_analyze",
+            get(analyze::analyze).post(analyze::analyze),
+        )
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/{index}/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/_mget", get(mget::mget).post(mget::mget))

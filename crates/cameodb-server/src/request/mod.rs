@@ -1,6 +1,7 @@
 //! Requests as they arrive, parsed once into typed models: the handlers parse with these, the
 //! cluster layer plans with what they produce, and the leaf executes it.
 
+pub mod analyze;
 pub mod bulk;
 pub mod docs;
 pub mod mget;

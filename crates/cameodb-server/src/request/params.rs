@@ -12,6 +12,8 @@ pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Resul
     const ALWAYS: &[&str] = &[
         "pretty",
         "human",
+        // Applied to every response by the compat layer.
+        "filter_path",
         "error_trace",
         "timeout",
         "master_timeout",
