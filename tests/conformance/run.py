@@ -145,6 +145,7 @@ API_SPECS: dict[str, list[tuple[str, str]]] = {
     "cat.indices": [("GET", "/_cat/indices/{index}"), ("GET", "/_cat/indices")],
     "cat.count": [("GET", "/_cat/count/{index}"), ("GET", "/_cat/count")],
     "cat.health": [("GET", "/_cat/health")],
+    "cat.aliases": [("GET", "/_cat/aliases/{name}"), ("GET", "/_cat/aliases")],
     "tasks.get": [("GET", "/_tasks/{task_id}")],
 }
 

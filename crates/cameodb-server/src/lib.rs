@@ -3,6 +3,7 @@
 //! [`run`] serves on a listener until `shutdown` resolves, then stops accepting, lets in-flight
 //! requests finish, and closes every index (committing it).
 
+mod aliases;
 mod body;
 mod catalog;
 mod cluster;

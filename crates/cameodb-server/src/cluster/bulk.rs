@@ -281,6 +281,23 @@ pub async fn bulk(
             split(&body, lines, &params)
         })
         .await??;
+    // Items addressed to an alias go to its write index.
+    let alias_map = ctx.leaf.catalog.alias_map().await;
+    let mut items = items;
+    if !alias_map.is_empty() {
+        for (_, index, _, item) in items.iter_mut() {
+            let Ok((_, bulk_item)) = item else { continue };
+            if alias_map.contains_key(index.as_str()) {
+                match crate::aliases::write_target(index, &alias_map) {
+                    Ok(target) => {
+                        bulk_item.index = target.clone();
+                        *index = target;
+                    }
+                    Err(err) => *item = Err(err),
+                }
+            }
+        }
+    }
     let mut indices: Vec<&str> = items
         .iter()
         .filter(|(.., item)| item.is_ok())

@@ -99,6 +99,10 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                 metadata::put_settings_here(ctx, &index, changes).await?;
                 NodeReply::Ack
             }
+            NodeCall::ChangeAliases { index, changes } => {
+                super::aliases::change_here(ctx, &index, &changes).await?;
+                NodeReply::Ack
+            }
             NodeCall::ApplySettings { index, meta } => {
                 metadata::apply_settings(&ctx.leaf.catalog, &index, meta).await?;
                 NodeReply::Ack

@@ -153,7 +153,7 @@ pub fn metadata_owner<'a>(view: &'a super::router_actor::View, name: &str) -> Op
 
 /// The metadata owner of `index` when it is another node (`None`: this node decides — it is
 /// the owner, or the owner is not up and the cluster's uuid rule settles any conflict).
-async fn other_owner(ctx: &ClusterCtx, index: &str) -> Option<Member> {
+pub(super) async fn other_owner(ctx: &ClusterCtx, index: &str) -> Option<Member> {
     let view = ctx.view().await;
     metadata_owner(&view, index).filter(|m| !m.is_self).cloned()
 }
@@ -190,7 +190,7 @@ pub async fn create_here(
     let entry = ctx
         .leaf
         .catalog
-        .create(index, request.settings, request.mappings)
+        .create(index, request.settings, request.mappings, request.aliases)
         .await?;
     push_create(ctx, &entry).await;
     Ok(())
@@ -329,7 +329,7 @@ pub async fn ensure_here(ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
 
 /// Deletes the indexes `expression` names here and tells every other node.
 pub async fn delete(ctx: &ClusterCtx, expression: &str) -> Result<(), ApiError> {
-    for entry in ctx.leaf.catalog.resolve(expression).await? {
+    for entry in ctx.leaf.catalog.resolve_concrete(expression).await? {
         ctx.leaf.catalog.delete(&entry.name).await?;
         push_delete(ctx, &entry.name, &entry.meta.uuid).await;
     }

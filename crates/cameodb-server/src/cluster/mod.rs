@@ -4,6 +4,7 @@
 //! others) and merged. A node alone is a cluster of one and runs the same code.
 
 pub mod admin;
+pub mod aliases;
 pub mod antientropy;
 pub mod bulk;
 pub mod catchup;

@@ -166,6 +166,7 @@ pub async fn index(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     let write = index_write(index, id, &params, &body, false)?;
     write_one(&state, write).await
 }
@@ -176,6 +177,7 @@ pub async fn create(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     let write = index_write(index, id, &params, &body, true)?;
     write_one(&state, write).await
 }
@@ -186,6 +188,7 @@ pub async fn index_auto_id(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     let write = index_write(index, crate::ids::generate_id(), &params, &body, true)?;
     write_one(&state, write).await
 }
@@ -208,8 +211,9 @@ async fn fetch(
     params: &HashMap<String, String>,
 ) -> Result<Option<FoundDoc>, ApiError> {
     check_params(params, GET_PARAMS)?;
+    let index = state.catalog.write_index(index).await?;
     let read = DocRead {
-        index: index.to_string(),
+        index,
         id: id.to_string(),
         routing: params.get("routing").cloned(),
         refresh: flag(params, "refresh")?.unwrap_or(false),
@@ -224,6 +228,7 @@ pub async fn get(
     Path((index, id)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     let doc = fetch(&state, &index, &id, &params).await?;
     let Some(doc) = doc else {
         return Ok(respond::json(
@@ -258,6 +263,7 @@ pub async fn get_source(
     Path((index, id)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     match fetch(&state, &index, &id, &params).await? {
         Some(doc) => Ok(respond::ok(
             SourceFilter::from_params(&params)
@@ -286,6 +292,7 @@ pub async fn delete(
     Path((index, id)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     check_params(
         &params,
         &[
@@ -318,6 +325,7 @@ pub async fn update(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let index = state.catalog.write_index(&index).await?;
     check_params(
         &params,
         &[

@@ -28,16 +28,10 @@ pub async fn create(
             "unknown key [{key}] for create index"
         )));
     }
-    if body
-        .get("aliases")
-        .and_then(Value::as_object)
-        .is_some_and(|a| !a.is_empty())
-    {
-        return Err(ApiError::illegal_argument("aliases are not supported"));
-    }
     let request = CreateIndex {
         settings: parse_settings(body.get("settings"))?,
         mappings: body.get("mappings").cloned(),
+        aliases: super::aliases::parse_aliases(body.get("aliases"))?,
     };
     metadata::create(&state.cluster, &index, request).await?;
     Ok(respond::ok(
@@ -73,7 +67,11 @@ pub async fn get(
         let mappings = mapping_of(&entry).await?;
         out.insert(
             entry.name.clone(),
-            json!({"aliases": {}, "mappings": mappings, "settings": Catalog::settings_json(&entry)}),
+            json!({
+                "aliases": super::aliases::rendered(&entry.meta.aliases),
+                "mappings": mappings,
+                "settings": Catalog::settings_json(&entry),
+            }),
         );
     }
     Ok(respond::ok(Value::Object(out)))

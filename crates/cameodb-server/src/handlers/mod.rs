@@ -1,5 +1,6 @@
 //! HTTP handlers, one file per API area, and the router that maps Elasticsearch's paths to them.
 
+mod aliases;
 mod analyze;
 mod bulk;
 mod by_query;
@@ -63,6 +64,32 @@ pub fn router(state: AppState) -> Router {
             "/{index}/_analyze",
             get(analyze::analyze).post(analyze::analyze),
         )
+        .route("/_aliases", post(aliases::update).get(aliases::get_all))
+        .route("/_alias", get(aliases::get_all))
+        .route(
+            "/_alias/{name}",
+            get(aliases::get_named).head(aliases::exists_named),
+        )
+        .route("/{index}/_alias", get(aliases::get_of_index))
+        .route("/{index}/_aliases", get(aliases::get_of_index))
+        .route(
+            "/{index}/_alias/{name}",
+            put(aliases::put)
+                .post(aliases::put)
+                .delete(aliases::delete)
+                .get(aliases::get_of_index_named)
+                .head(aliases::exists_of_index_named),
+        )
+        .route(
+            "/{index}/_aliases/{name}",
+            put(aliases::put)
+                .post(aliases::put)
+                .delete(aliases::delete)
+                .get(aliases::get_of_index_named)
+                .head(aliases::exists_of_index_named),
+        )
+        .route("/_cat/aliases", get(aliases::cat))
+        .route("/_cat/aliases/{name}", get(aliases::cat_named))
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/{index}/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/_mget", get(mget::mget).post(mget::mget))

@@ -15,6 +15,7 @@ use cameodb_search::dfs::ClusterStats;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::aliases::{AliasChange, AliasMeta};
 use crate::catalog::IndexMeta;
 use crate::error::ApiError;
 pub use docs::{BulkPart, DocRead, DocWrite, FoundDoc, Written};
@@ -98,6 +99,13 @@ pub enum NodeCall {
         /// The checked changes, by full name.
         changes: BTreeMap<String, String>,
     },
+    /// As the metadata owner: change an index's aliases and tell every node (as settings).
+    ChangeAliases {
+        /// The concrete index.
+        index: String,
+        /// The changes, in order.
+        changes: Vec<AliasChange>,
+    },
     /// Take an index's new settings if newer than this node's (the owner tells every node).
     ApplySettings {
         /// The concrete index.
@@ -180,6 +188,9 @@ pub struct CreateIndex {
     pub settings: BTreeMap<String, String>,
     /// The `mappings` object, if any.
     pub mappings: Option<Value>,
+    /// The `aliases` object, checked.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, AliasMeta>,
 }
 
 /// What nodes exchange about an index they hold: its identity and settings, and its mapping.

@@ -1,18 +1,20 @@
 //! The node's indexes: names, settings and their open shards, persisted under
 //! `<data dir>/indices/<name>/` (`index.json` + the store).
 
+mod resolve;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cameodb_search::wildcard_match;
 use cameodb_storage::StoreConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 use tracing::{info, warn};
 
+use crate::aliases::AliasMeta;
 use crate::error::ApiError;
 use crate::index_settings::{ANALYSIS, CHANGES_RETENTION, analysis_of};
 pub use crate::index_settings::{default_replicas, parse_settings, refresh_interval};
@@ -34,6 +36,10 @@ pub struct IndexMeta {
     /// a standalone node, and those created before placement was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+    /// The index's aliases, by name. Changed (like settings) on the index's metadata owner,
+    /// with the settings version bumped so the change spreads.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, AliasMeta>,
     /// Bumped by every settings update on the index's metadata owner: of two copies of the
     /// same index, the one with the higher version has the newer settings (the metadata sync
     /// spreads them).
@@ -259,59 +265,16 @@ impl Catalog {
         self.indices.read().await.values().cloned().collect()
     }
 
-    /// Resolves an index expression (`a`, `a,b`, `logs-*`, `_all`, `*`) to open indexes.
-    /// Concrete names that do not exist are 404s; wildcards may match nothing.
-    pub async fn resolve(&self, expression: &str) -> Result<Vec<Arc<IndexEntry>>, ApiError> {
-        let indices = self.indices.read().await;
-        let mut out: Vec<Arc<IndexEntry>> = Vec::new();
-        for part in expression.split(',').filter(|p| !p.is_empty()) {
-            if part == "_all" || part.contains('*') {
-                for (name, entry) in indices.iter() {
-                    if (part == "_all" || wildcard_match(part, name))
-                        && !out.iter().any(|e| e.name == *name)
-                    {
-                        out.push(Arc::clone(entry));
-                    }
-                }
-            } else {
-                if part.starts_with('_') {
-                    validate_name(part)?;
-                }
-                let entry = indices
-                    .get(part)
-                    .ok_or_else(|| ApiError::index_not_found(part))?;
-                if !out.iter().any(|e| e.name == part) {
-                    out.push(Arc::clone(entry));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Like [`Catalog::resolve`], but concrete names that do not exist are skipped
-    /// (`ignore_unavailable=true`).
-    pub async fn resolve_available(&self, expression: &str) -> Vec<Arc<IndexEntry>> {
-        let mut out = Vec::new();
-        for part in expression.split(',').filter(|p| !p.is_empty()) {
-            if let Ok(found) = self.resolve(part).await {
-                for entry in found {
-                    if !out.iter().any(|e: &Arc<IndexEntry>| e.name == entry.name) {
-                        out.push(entry);
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// Creates an index. `mappings` is an Elasticsearch mapping body.
     pub async fn create(
         &self,
         name: &str,
         settings: BTreeMap<String, String>,
         mappings: Option<Value>,
+        aliases: BTreeMap<String, AliasMeta>,
     ) -> Result<Arc<IndexEntry>, ApiError> {
-        let meta = self.new_meta(settings);
+        let mut meta = self.new_meta(settings);
+        meta.aliases = aliases;
         self.create_with(name, meta, mappings).await
     }
 
@@ -328,6 +291,7 @@ impl Catalog {
             placement,
             settings_version: 0,
             copies_lowered: false,
+            aliases: BTreeMap::new(),
         }
     }
 
@@ -361,6 +325,12 @@ impl Catalog {
         let _ddl = self.ddl.lock().await;
         if let Some(existing) = self.get(name).await {
             return Ok((existing, Created::Before));
+        }
+        if self.alias_map().await.contains_key(name) {
+            return Err(ApiError::bad_request(
+                "invalid_index_name_exception",
+                format!("Invalid index name [{name}], already exists as alias"),
+            ));
         }
         if let Some(mappings) = &mappings {
             // Validate before anything touches the disk.
