@@ -71,6 +71,9 @@ impl SourceFilter {
                     match key.as_str() {
                         "includes" | "include" => self.includes = strings(v)?,
                         "excludes" | "exclude" => self.excludes = strings(v)?,
+                        // No field type holds vectors here, so there are none to leave out
+                        // (the 9.x clients send it on every search).
+                        "exclude_vectors" if v.is_boolean() => {}
                         other => {
                             return Err(SearchError::parse(format!(
                                 "unknown key [{other}] in [_source]"

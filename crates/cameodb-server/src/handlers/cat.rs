@@ -99,18 +99,7 @@ async fn render(
     for entry in entries {
         let (_, bytes) = sizes.get(&entry.name).copied().unwrap_or_default();
         let health = crate::cluster::health::health(&view, std::slice::from_ref(&entry));
-        // Documents once each (one live copy of every shard), as Elasticsearch counts them.
-        let count = crate::cluster::scatter::count(
-            &state.cluster,
-            &view,
-            std::slice::from_ref(&entry),
-            &Default::default(),
-            cameodb_search::QuerySpec::All,
-        )
-        .await
-        .ok()
-        .and_then(|c| c["count"].as_u64())
-        .unwrap_or(0);
+        let count = doc_count(state, &view, &entry).await;
         let copies = entry.wanted_copies().max(1) as u64;
         let setting = |k: &str| {
             entry
@@ -136,16 +125,103 @@ async fn render(
     table(&COLUMNS, rows, params)
 }
 
-/// A `_cat` answer: JSON objects with `format=json`, else an aligned text table (with a header
-/// row when `v` is set).
+/// Documents in `entry`, each counted once (one live copy of every shard), as Elasticsearch
+/// counts them; 0 when no copy answers.
+pub async fn doc_count(
+    state: &AppState,
+    view: &crate::cluster::router_actor::View,
+    entry: &std::sync::Arc<IndexEntry>,
+) -> u64 {
+    crate::cluster::scatter::count(
+        &state.cluster,
+        view,
+        std::slice::from_ref(entry),
+        &Default::default(),
+        cameodb_search::QuerySpec::All,
+    )
+    .await
+    .ok()
+    .and_then(|c| c["count"].as_u64())
+    .unwrap_or(0)
+}
+
+/// A `_cat` answer: JSON objects with `format=json`, YAML with `format=yaml`, else an aligned
+/// text table (with a header row when `v` is set). `h` picks and orders the columns (names or
+/// wildcards), `s` sorts by columns (`name:desc` for descending).
 pub fn table(
     columns: &[&str],
     rows: Vec<Vec<String>>,
     params: &Params,
 ) -> Result<Response, ApiError> {
-    if params.get("format").map(String::as_str) == Some("json") {
-        let items: Vec<Value> = rows
-            .iter()
+    let picked: Vec<usize> = match params.get("h") {
+        Some(wanted) => {
+            let mut picked = Vec::new();
+            for name in wanted.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let before = picked.len();
+                for (i, column) in columns.iter().enumerate() {
+                    if (*column == name || cameodb_search::wildcard_match(name, column))
+                        && !picked.contains(&i)
+                    {
+                        picked.push(i);
+                    }
+                }
+                if picked.len() == before {
+                    return Err(ApiError::illegal_argument(format!(
+                        "header [{name}] does not exist"
+                    )));
+                }
+            }
+            picked
+        }
+        None => (0..columns.len()).collect(),
+    };
+    let mut rows = rows;
+    if let Some(sort) = params.get("s") {
+        let mut keys = Vec::new();
+        for spec in sort.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, descending) = match spec.rsplit_once(':') {
+                Some((name, "desc")) => (name, true),
+                Some((name, _)) => (name, false),
+                None => (spec, false),
+            };
+            let column = columns.iter().position(|c| *c == name).ok_or_else(|| {
+                ApiError::illegal_argument(format!("Unable to sort by unknown sort key `{name}`"))
+            })?;
+            keys.push((column, descending));
+        }
+        rows.sort_by(|a, b| {
+            for (column, descending) in &keys {
+                let (x, y) = (a.get(*column), b.get(*column));
+                let order = match (
+                    x.and_then(|v| v.parse::<f64>().ok()),
+                    y.and_then(|v| v.parse::<f64>().ok()),
+                ) {
+                    (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                    _ => x.cmp(&y),
+                };
+                let order = if *descending { order.reverse() } else { order };
+                if order != std::cmp::Ordering::Equal {
+                    return order;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
+    let columns: Vec<&str> = picked
+        .iter()
+        .filter_map(|i| columns.get(*i).copied())
+        .collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| {
+            picked
+                .iter()
+                .map(|i| row.get(*i).cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let objects = || -> Vec<Value> {
+        rows.iter()
             .map(|row| {
                 Value::Object(
                     columns
@@ -155,8 +231,31 @@ pub fn table(
                         .collect(),
                 )
             })
-            .collect();
-        return Ok(respond::ok(Value::Array(items)));
+            .collect()
+    };
+    match params.get("format").map(String::as_str) {
+        Some("json") => return Ok(respond::ok(Value::Array(objects()))),
+        Some("yaml") => {
+            let mut text = String::from("---\n");
+            for row in &rows {
+                for (n, (column, value)) in columns.iter().zip(row).enumerate() {
+                    text.push_str(if n == 0 { "- " } else { "  " });
+                    text.push_str(&format!("{column}: {}\n", json!(value)));
+                }
+            }
+            let mut response = (StatusCode::OK, text).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
+            return Ok(response);
+        }
+        None | Some("text" | "txt") => {}
+        Some(other) => {
+            return Err(ApiError::illegal_argument(format!(
+                "Unsupported format [{other}]: json, yaml and text are"
+            )));
+        }
     }
     let mut table: Vec<Vec<String>> = Vec::new();
     if flag(params, "v")?.unwrap_or(false) {

@@ -42,7 +42,27 @@ pub async fn create(
 pub async fn delete(
     State(state): State<AppState>,
     Path(index): Path<String>,
+    params: super::Params,
 ) -> Result<Response, ApiError> {
+    crate::request::params::check_params(
+        &params,
+        &["ignore_unavailable", "allow_no_indices", "expand_wildcards"],
+    )?;
+    if crate::request::params::flag(&params, "ignore_unavailable")? == Some(true) {
+        // Names that do not exist are dropped; an alias is still refused.
+        let aliases = state.catalog.alias_map().await;
+        let mut kept = Vec::new();
+        for part in index.split(',').filter(|p| !p.is_empty()) {
+            let concrete = !part.contains('*') && !part.starts_with('-') && part != "_all";
+            if !concrete || state.catalog.get(part).await.is_some() || aliases.contains_key(part) {
+                kept.push(part);
+            }
+        }
+        if !kept.is_empty() {
+            metadata::delete(&state.cluster, &kept.join(",")).await?;
+        }
+        return Ok(respond::ok(json!({"acknowledged": true})));
+    }
     metadata::delete(&state.cluster, &index).await?;
     Ok(respond::ok(json!({"acknowledged": true})))
 }

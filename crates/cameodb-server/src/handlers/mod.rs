@@ -6,8 +6,10 @@ mod bulk;
 mod by_query;
 mod cat;
 mod changes;
+mod cluster_info;
 mod docs;
 mod fault;
+mod index_info;
 mod indices;
 mod mget;
 mod msearch;
@@ -90,6 +92,49 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/_cat/aliases", get(aliases::cat))
         .route("/_cat/aliases/{name}", get(aliases::cat_named))
+        .route("/_nodes", get(cluster_info::nodes_info))
+        .route("/_nodes/stats", get(cluster_info::nodes_stats))
+        .route("/_nodes/{filter}", get(cluster_info::nodes_info_for))
+        .route("/_nodes/{filter}/stats", get(cluster_info::nodes_stats_for))
+        .route(
+            "/_nodes/{filter}/{metric}",
+            get(cluster_info::nodes_info_for_metric),
+        )
+        .route(
+            "/_cluster/settings",
+            get(cluster_info::cluster_settings).put(cluster_info::put_cluster_settings),
+        )
+        .route("/_cluster/state", get(cluster_info::cluster_state))
+        .route(
+            "/_cluster/state/{metric}",
+            get(cluster_info::cluster_state_metric),
+        )
+        .route(
+            "/_cluster/state/{metric}/{index}",
+            get(cluster_info::cluster_state_metric_index),
+        )
+        .route("/_cat/health", get(cluster_info::cat_health))
+        .route("/_cat/count", get(cluster_info::cat_count))
+        .route("/_cat/count/{index}", get(cluster_info::cat_count_for))
+        .route("/_stats", get(index_info::stats))
+        .route("/{index}/_stats", get(index_info::stats_index))
+        .route(
+            "/{index}/_stats/{metric}",
+            get(index_info::stats_index_metric),
+        )
+        .route(
+            "/_field_caps",
+            get(index_info::field_caps).post(index_info::field_caps),
+        )
+        .route(
+            "/{index}/_field_caps",
+            get(index_info::field_caps_for).post(index_info::field_caps_for),
+        )
+        .route("/_resolve/index/{name}", get(index_info::resolve_index))
+        .route("/_data_stream", get(index_info::data_streams))
+        .route("/_data_stream/{name}", get(index_info::data_stream))
+        .route("/{index}/_mappings", get(indices::get_mapping))
+        .route("/_mappings", get(indices::get_mapping_all))
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/{index}/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/_mget", get(mget::mget).post(mget::mget))
