@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests, the benchmark suite in smoke mode, the
-# Elasticsearch YAML conformance suite and the official Python client against a real server.
+# Elasticsearch YAML conformance suite (and CameoDB's own YAML tests), the official Python
+# client and its companions, and the JavaScript client and elasticdump against a real server.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,3 +21,7 @@ bash tests/setup-python.sh
 .venv/bin/python tests/conformance/run.py --server target/debug/cameodb --cluster 3
 CAMEODB_BIN=target/debug/cameodb .venv/bin/python -m pytest -q tests/python
 CAMEODB_BIN=target/debug/cameodb CAMEODB_CLUSTER_NODES=3 .venv/bin/python -m pytest -q tests/python
+
+# The official JavaScript client's helpers and an elasticdump round trip, against one node.
+bash tests/setup-node.sh
+CAMEODB_BIN=target/debug/cameodb node --test tests/node/

@@ -41,6 +41,26 @@ pub struct Hit {
 }
 
 /// `fields` of a hit: every requested path's values, as arrays (as Elasticsearch lists them).
+/// The paths hits list under `fields`: those `fields` names, and the stored fields
+/// `stored_fields` matches.
+fn listed_fields(spec: &SearchSpec, mapping: &cameodb_schema::mapping::Mapping) -> Vec<String> {
+    let mut out = spec.fields.clone();
+    if spec.stored_fields.is_empty() {
+        return out;
+    }
+    for (path, field) in &mapping.properties {
+        let stored = field.accepted.get("store") == Some(&Value::Bool(true));
+        let named = spec
+            .stored_fields
+            .iter()
+            .any(|p| p == path || crate::wildcard_match(p, path));
+        if stored && named && !out.contains(path) {
+            out.push(path.clone());
+        }
+    }
+    out
+}
+
 fn field_values(source: &Value, paths: &[String]) -> Value {
     let mut out = Map::new();
     for path in paths {
@@ -196,10 +216,11 @@ pub fn search_store(
         )?),
         None => None,
     };
+    let wanted_fields = listed_fields(spec, &store.mapping());
     for ((score, sort, _), (key, doc)) in ranked.into_iter().zip(docs) {
         let full = doc.source_json()?;
         let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
-        let fields = (!spec.fields.is_empty()).then(|| field_values(&full, &spec.fields));
+        let fields = (!wanted_fields.is_empty()).then(|| field_values(&full, &wanted_fields));
         let source = spec.source.apply(full);
         hits.push(Hit {
             index: index.to_string(),

@@ -38,6 +38,10 @@ pub struct SearchSpec {
     pub highlight: Option<highlight::HighlightSpec>,
     /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
     pub fields: Vec<String>,
+    /// `stored_fields`: patterns of fields mapped with `store: true` whose values hits list
+    /// under `fields` (read from the stored `_source`, which holds the same values).
+    #[serde(default)]
+    pub stored_fields: Vec<String>,
     /// `timeout`: how long a cluster search waits for each node before answering without it.
     pub timeout: Option<std::time::Duration>,
     /// Which part of the search this node's is (set by the coordinator per node): the high
@@ -82,6 +86,7 @@ impl SearchSpec {
             seq_no: false,
             highlight: None,
             fields: Vec::new(),
+            stored_fields: Vec::new(),
             timeout: None,
             shard: 0,
         }

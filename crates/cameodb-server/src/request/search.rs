@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::params::{check_params, number};
 
@@ -190,14 +190,43 @@ pub fn parse_spec(
             Some(_) => return Err(ApiError::parse(format!("[{key}] must be an array"))),
         }
     }
-    if body
+    // `stored_fields`: named stored fields come back under `fields`, and `_source` only
+    // when asked for explicitly (as in Elasticsearch); `_none_` returns neither.
+    let stored_fields: Vec<String> = match body
         .get("stored_fields")
-        .is_some_and(|v| v != &json!("_none_"))
+        .or(params.get("stored_fields").map(|_| &Value::Null))
     {
-        return Err(ApiError::parse(
-            "[stored_fields] other than _none_ is not supported; use [fields]",
-        ));
-    }
+        None => Vec::new(),
+        Some(Value::Null) => params
+            .get("stored_fields")
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::parse("[stored_fields] must hold strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ApiError::parse(
+                "[stored_fields] must be a string or an array",
+            ));
+        }
+    };
+    let explicit_source = body.contains_key("_source")
+        || params.contains_key("_source")
+        || params.contains_key("_source_includes")
+        || params.contains_key("_source_excludes");
+    let none = stored_fields.iter().any(|f| f == "_none_");
+    let source = if (none || !stored_fields.is_empty()) && !explicit_source {
+        source.with_body(Some(&Value::Bool(false)))?
+    } else {
+        source
+    };
+    let stored_fields = if none { Vec::new() } else { stored_fields };
     let timeout = match params
         .get("timeout")
         .map(String::as_str)
@@ -223,5 +252,6 @@ pub fn parse_spec(
         seq_no,
         highlight,
         fields,
+        stored_fields,
     })
 }
