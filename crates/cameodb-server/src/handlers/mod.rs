@@ -222,6 +222,11 @@ pub fn router(state: AppState) -> Router {
         .route("/{index}/_cameo/changes", get(changes::changes))
         .route("/{index}/_pit", post(pit::open))
         .route("/_pit", axum::routing::delete(pit::close))
+        .route("/{index}/_search/point_in_time", post(pit::open_opensearch))
+        .route(
+            "/_search/point_in_time",
+            axum::routing::delete(pit::close_opensearch),
+        )
         .route("/_cat/nodes", get(nodes::cat_nodes))
         .route("/_cameo/ring", get(nodes::ring))
         .route("/_cameo/node/stats", get(nodes::node_stats))

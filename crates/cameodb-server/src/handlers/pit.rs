@@ -19,8 +19,69 @@ pub async fn open(
     Path(index): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    let (id, shards) = open_pit(&state, &index, &params).await?;
+    Ok(respond::ok(json!({
+        "id": id,
+        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
+    })))
+}
+
+/// OpenSearch's `POST /{index}/_search/point_in_time?keep_alive=…` (what opensearch-py's
+/// `create_pit` calls): the same point in time, answered in OpenSearch's shape.
+pub async fn open_opensearch(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let (id, shards) = open_pit(&state, &index, &params).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(respond::ok(json!({
+        "pit_id": id,
+        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
+        "creation_time": now,
+    })))
+}
+
+/// OpenSearch's `DELETE /_search/point_in_time` with `{"pit_id": [...]}`.
+pub async fn close_opensearch(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.unwrap_or_default();
+    let ids = ids_of(&body, "pit_id")?;
+    let freed = pit::close(&state.cluster, &ids).await;
+    let pits: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"pit_id": id, "successful": freed > 0}))
+        .collect();
+    Ok(respond::ok(json!({"pits": pits})))
+}
+
+/// The point-in-time ids under `key` of a close body (one id or a list).
+fn ids_of(body: &serde_json::Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {
+    match body.get(key) {
+        Some(Value::String(id)) => Ok(vec![id.clone()]),
+        Some(Value::Array(ids)) => Ok(ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()),
+        _ => Err(ApiError::bad_request(
+            "action_request_validation_exception",
+            format!("Validation Failed: 1: [{key}] of a point in time is missing;"),
+        )),
+    }
+}
+
+async fn open_pit(
+    state: &AppState,
+    index: &str,
+    params: &Params,
+) -> Result<(String, usize), ApiError> {
     check_params(
-        &params,
+        params,
         &[
             "keep_alive",
             "ignore_unavailable",
@@ -37,31 +98,15 @@ pub async fn open(
         )
     })?;
     let keep_alive = crate::units::required_time_value("keep_alive", keep_alive)?;
-    let entries = state.catalog.resolve(&index).await?;
+    let entries = state.catalog.resolve(index).await?;
     let shards = entries.len();
     let id = pit::open(&state.cluster, &entries, keep_alive).await?;
-    Ok(respond::ok(json!({
-        "id": id,
-        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
-    })))
+    Ok((id, shards))
 }
 
 pub async fn close(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let body = parse_object_body(&body)?.unwrap_or_default();
-    let ids: Vec<String> = match body.get("id") {
-        Some(Value::String(id)) => vec![id.clone()],
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "action_request_validation_exception",
-                "Validation Failed: 1: [id] of a point in time is missing;",
-            ));
-        }
-    };
+    let ids = ids_of(&body, "id")?;
     Ok(clear_response(pit::close(&state.cluster, &ids).await))
 }
 
