@@ -17,6 +17,7 @@ pub mod mget;
 pub mod pit;
 pub mod placement;
 pub mod plan;
+pub mod reindex;
 pub mod replicate;
 pub mod router_actor;
 pub mod scatter;

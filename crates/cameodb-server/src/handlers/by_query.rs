@@ -24,6 +24,19 @@ enum Action {
     Update,
 }
 
+/// `POST /_reindex`: copies documents from one index to another (see `cluster::reindex`).
+pub async fn reindex(
+    State(state): State<AppState>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_object_body(&body)?.unwrap_or_default();
+    let request = crate::request::reindex::ReindexRequest::parse(&params, body)?;
+    let refresh = refresh_param(&params)?;
+    let out = crate::cluster::reindex::reindex(&state.cluster, request, refresh).await?;
+    Ok(respond::ok(out))
+}
+
 pub async fn delete_by_query(
     State(state): State<AppState>,
     Path(index): Path<String>,

@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
             "/{index}/_msearch",
             get(msearch::msearch).post(msearch::msearch),
         )
+        .route("/_reindex", post(by_query::reindex))
         .route("/{index}/_delete_by_query", post(by_query::delete_by_query))
         .route("/{index}/_update_by_query", post(by_query::update_by_query))
         .route(

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod docs;
 pub mod mget;
 pub mod params;
+pub mod reindex;
 pub mod search;
 
 use bytes::Bytes;
