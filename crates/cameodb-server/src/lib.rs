@@ -21,6 +21,7 @@ mod request;
 mod respond;
 mod scroll_contexts;
 mod shard;
+mod templates;
 pub mod units;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 //! `<data dir>/indices/<name>/` (`index.json` + the store).
 
 mod resolve;
+mod templates;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,8 @@ pub struct Catalog {
     tombstones: std::sync::Mutex<BTreeMap<String, String>>,
     /// The cluster's members (node ids), stamped as the placement of every index created here.
     members: std::sync::RwLock<Vec<String>>,
+    /// The cluster's index templates as this node knows them (see `templates.rs`).
+    templates: std::sync::Mutex<crate::templates::TemplateSet>,
 }
 
 const META_FILE: &str = "index.json";
@@ -182,6 +185,7 @@ impl Catalog {
             supervisor,
             tombstones: std::sync::Mutex::default(),
             members: std::sync::RwLock::default(),
+            templates: std::sync::Mutex::new(templates::load(data_dir).await?),
         };
         let mut dir = tokio::fs::read_dir(&catalog.root)
             .await
@@ -273,6 +277,8 @@ impl Catalog {
         mappings: Option<Value>,
         aliases: BTreeMap<String, AliasMeta>,
     ) -> Result<Arc<IndexEntry>, ApiError> {
+        let (settings, mappings, aliases) =
+            self.with_templates(name, settings, mappings, aliases)?;
         let mut meta = self.new_meta(settings);
         meta.aliases = aliases;
         self.create_with(name, meta, mappings).await
@@ -413,8 +419,11 @@ impl Catalog {
         if let Some(entry) = self.get(name).await {
             return Ok((entry, Created::Before));
         }
-        let meta = self.new_meta(parse_settings(None)?);
-        self.ensure_with(name, meta, None).await
+        let (settings, mappings, aliases) =
+            self.with_templates(name, parse_settings(None)?, None, BTreeMap::new())?;
+        let mut meta = self.new_meta(settings);
+        meta.aliases = aliases;
+        self.ensure_with(name, meta, mappings).await
     }
 
     /// The index `name`, created with defaults if missing (Elasticsearch's auto-create on write).

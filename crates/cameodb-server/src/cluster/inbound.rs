@@ -99,6 +99,13 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                 metadata::put_settings_here(ctx, &index, changes).await?;
                 NodeReply::Ack
             }
+            NodeCall::ApplyTemplates(records) => {
+                ctx.leaf.catalog.merge_templates(records).await?;
+                NodeReply::Ack
+            }
+            NodeCall::GetTemplates => {
+                NodeReply::Templates(ctx.leaf.catalog.templates().into_values().collect())
+            }
             NodeCall::ChangeAliases { index, changes } => {
                 super::aliases::change_here(ctx, &index, &changes).await?;
                 NodeReply::Ack

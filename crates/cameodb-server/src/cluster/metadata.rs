@@ -501,8 +501,11 @@ pub async fn sync_loop(catalog: Arc<Catalog>, ctx: Arc<ClusterCtx>) {
     let mut published: BTreeMap<String, Gossiped> = BTreeMap::new();
     // (node, index) -> what it gossiped when we last pulled from it, so we pull once per change.
     let mut pulled: BTreeMap<(String, String), Gossiped> = BTreeMap::new();
+    // node -> the template digest we last pulled from it.
+    let mut templates_pulled: BTreeMap<String, String> = BTreeMap::new();
     loop {
         tokio::time::sleep(SYNC_INTERVAL).await;
+        super::templates::sync(&ctx, &mut templates_pulled).await;
         let view = ctx.view().await;
         let peers = peer_gossip(&view.members);
         let deleted: Vec<(String, String)> = peers

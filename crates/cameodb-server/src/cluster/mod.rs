@@ -22,6 +22,7 @@ pub mod replicate;
 pub mod router_actor;
 pub mod scatter;
 mod sync_rules;
+pub mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,6 +18,7 @@ mod pit;
 mod root;
 mod scroll;
 mod search;
+mod templates;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,6 +160,34 @@ pub fn router(state: AppState) -> Router {
             get(msearch::msearch).post(msearch::msearch),
         )
         .route("/_reindex", post(by_query::reindex))
+        .route("/_index_template", get(templates::get_index_all))
+        .route(
+            "/_index_template/{name}",
+            put(templates::put_index)
+                .post(templates::put_index)
+                .get(templates::get_index)
+                .head(templates::exists_index)
+                .delete(templates::delete_index),
+        )
+        .route("/_component_template", get(templates::get_component_all))
+        .route(
+            "/_component_template/{name}",
+            put(templates::put_component)
+                .post(templates::put_component)
+                .get(templates::get_component)
+                .head(templates::exists_component)
+                .delete(templates::delete_component),
+        )
+        .route("/_template", get(templates::get_legacy_all))
+        .route(
+            "/_template/{name}",
+            put(templates::put_legacy)
+                .post(templates::put_legacy)
+                .get(templates::get_legacy)
+                .head(templates::exists_legacy)
+                .delete(templates::delete_legacy),
+        )
+        .route("/_cat/templates", get(templates::cat))
         .route("/{index}/_delete_by_query", post(by_query::delete_by_query))
         .route("/{index}/_update_by_query", post(by_query::update_by_query))
         .route(

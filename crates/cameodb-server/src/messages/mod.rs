@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::aliases::{AliasChange, AliasMeta};
 use crate::catalog::IndexMeta;
 use crate::error::ApiError;
+use crate::templates::TemplateRecord;
 pub use docs::{BulkPart, DocRead, DocWrite, FoundDoc, Written};
 pub use search::{Pin, ScrollCall, ShardAnswer, ShardRequest};
 
@@ -99,6 +100,10 @@ pub enum NodeCall {
         /// The checked changes, by full name.
         changes: BTreeMap<String, String>,
     },
+    /// Take these template records where newer than this node's.
+    ApplyTemplates(Vec<TemplateRecord>),
+    /// Every template record this node has (for a node whose template digest differs).
+    GetTemplates,
     /// As the metadata owner: change an index's aliases and tell every node (as settings).
     ChangeAliases {
         /// The concrete index.
@@ -179,6 +184,8 @@ pub enum NodeReply {
     ShardDocs(Vec<u64>, u64),
     /// To `GetIndex`.
     Descriptor(IndexDescriptor),
+    /// To `GetTemplates`.
+    Templates(Vec<TemplateRecord>),
 }
 
 /// A checked create-index request.
@@ -338,6 +345,7 @@ impl NodeReply {
             NodeReply::Sizes(_) => "sizes",
             NodeReply::ShardDocs(..) => "shard docs",
             NodeReply::Descriptor(_) => "descriptor",
+            NodeReply::Templates(_) => "templates",
         }
     }
 

@@ -75,7 +75,8 @@ impl Server {
         server
     }
 
-    fn launch(&mut self) {
+    /// Starts the process (again) on its data directory and waits until it answers.
+    pub fn launch(&mut self) {
         let port = free_port();
         self.base = format!("http://{}:{port}", self.host);
         let mut command = Command::new(env!("CARGO_BIN_EXE_cameodb"));
