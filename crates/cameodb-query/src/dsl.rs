@@ -6,8 +6,8 @@ use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur,
 use crate::error::{QueryError, parsing};
 use crate::fields::QueryContext;
 use crate::full_text::{
-    match_phrase, match_phrase_prefix, match_query, multi_match, query_string_clause,
-    simple_query_string,
+    match_bool_prefix, match_phrase, match_phrase_prefix, match_query, multi_match,
+    query_string_clause, simple_query_string,
 };
 use crate::params::{apply_boost, as_object, boost_of, check_params, minimum_should_match};
 use crate::term_level::{
@@ -48,6 +48,7 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "multi_match" => multi_match(body, ctx),
         "dis_max" => dis_max(body, ctx),
         "match_phrase_prefix" => match_phrase_prefix(body, ctx),
+        "match_bool_prefix" => match_bool_prefix(body, ctx),
         "prefix" => pattern_query(body, ctx, "prefix"),
         "wildcard" => pattern_query(body, ctx, "wildcard"),
         "regexp" => pattern_query(body, ctx, "regexp"),

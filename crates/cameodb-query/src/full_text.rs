@@ -97,6 +97,85 @@ pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
     Ok(apply_boost(query, boost_of(params)?))
 }
 
+/// `match_bool_prefix`: the analyzed terms as a `bool` of term queries, the last one a prefix.
+pub(crate) fn match_bool_prefix(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
+    let (field, value, params) = single_value(
+        body,
+        "match_bool_prefix",
+        "query",
+        &[
+            "query",
+            "operator",
+            "minimum_should_match",
+            "boost",
+            "_name",
+            "max_expansions",
+            "prefix_length",
+        ],
+    )?;
+    let text = scalar_text(value, "match_bool_prefix")?;
+    let operator_and = match params
+        .and_then(|p| p.get("operator"))
+        .map(|v| v.as_str().map(str::to_ascii_lowercase))
+    {
+        None => false,
+        Some(Some(op)) if op == "and" => true,
+        Some(Some(op)) if op == "or" => false,
+        Some(_) => {
+            return Err(parsing(
+                "[match_bool_prefix] operator must be [and] or [or]",
+            ));
+        }
+    };
+    let target = ctx.target(field);
+    let query: Boxed = match &target {
+        Target::Text { .. } => {
+            let mut terms = text_terms(&target, &text);
+            ctx.budget.clauses(terms.len())?;
+            let Some((_, last)) = terms.pop() else {
+                return Ok(Box::new(EmptyQuery));
+            };
+            let token = last.value().as_str().unwrap_or_default().to_string();
+            let mut clauses: Vec<Boxed> = terms
+                .into_iter()
+                .map(|(_, term)| {
+                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)) as Boxed
+                })
+                .collect();
+            clauses.push(term_level::regex_on(
+                ctx,
+                field,
+                &format!("{}.*", term_level::escape(&token)),
+                "match_bool_prefix",
+            )?);
+            let minimum = minimum_should_match(
+                params.and_then(|p| p.get("minimum_should_match")),
+                clauses.len(),
+            )?;
+            let occur = if operator_and {
+                Occur::Must
+            } else {
+                Occur::Should
+            };
+            let clauses = clauses.into_iter().map(|q| (occur, q)).collect();
+            if !operator_and && minimum > 1 {
+                Box::new(BooleanQuery::with_minimum_required_clauses(
+                    clauses, minimum,
+                ))
+            } else {
+                Box::new(BooleanQuery::new(clauses))
+            }
+        }
+        _ => term_level::regex_on(
+            ctx,
+            field,
+            &format!("{}.*", term_level::escape(&text)),
+            "match_bool_prefix",
+        )?,
+    };
+    Ok(apply_boost(query, boost_of(params)?))
+}
+
 pub(crate) fn match_phrase(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
     let (field, spec) = single_field(body, "match_phrase")?;
     let (text, params) = match spec {

@@ -6,7 +6,7 @@ use cameodb_query::{QueryContext, query_string, translate};
 use cameodb_storage::{Snapshot, Store};
 use serde_json::{Map, Value, json};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, Query};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::{DocAddress, Searcher};
 
 use crate::error::SearchError;
@@ -160,6 +160,18 @@ pub fn search_store(
             Some((prepared, part))
         }
         None => None,
+    };
+    // `post_filter` narrows the hits (and their total) after the aggregations saw every match;
+    // it adds nothing to scores.
+    let query: Box<dyn Query> = match &spec.post_filter {
+        Some(filter) => {
+            let filter = build_query(store, &QuerySpec::Dsl(filter.clone()))?;
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))),
+            ]))
+        }
+        None => query,
     };
     let limit = spec.window();
     type Ranked = (f32, Option<(Value, RankKey)>, DocAddress);

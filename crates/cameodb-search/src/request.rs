@@ -38,6 +38,9 @@ pub struct SearchSpec {
     pub highlight: Option<highlight::HighlightSpec>,
     /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
     pub fields: Vec<String>,
+    /// `post_filter`: a query the hits must also match, applied after the aggregations.
+    #[serde(default)]
+    pub post_filter: Option<Value>,
     /// `stored_fields`: patterns of fields mapped with `store: true` whose values hits list
     /// under `fields` (read from the stored `_source`, which holds the same values).
     #[serde(default)]
@@ -87,6 +90,7 @@ impl SearchSpec {
             highlight: None,
             fields: Vec::new(),
             stored_fields: Vec::new(),
+            post_filter: None,
             timeout: None,
             shard: 0,
         }

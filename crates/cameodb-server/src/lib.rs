@@ -188,6 +188,7 @@ pub async fn run(
         Arc::clone(&catalog),
         Arc::clone(&ctx),
     ));
+    tokio::spawn(cluster::templates::sync_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::catchup::catch_up_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::antientropy::repair_loop(
         Arc::clone(&ctx),

@@ -3,8 +3,8 @@
 use regex::Regex;
 use serde_json::Value;
 
+use super::mapped::{Mapped, MappedBuilder};
 use super::params::{Params, invalid};
-use super::pipeline::{Mapped, MappedBuilder};
 use super::tokenizers::compile;
 use crate::error::Result;
 

@@ -5,6 +5,7 @@
 mod builtin;
 mod char_filters;
 mod filters;
+mod mapped;
 mod params;
 mod pipeline;
 mod synonyms;

@@ -33,7 +33,7 @@ pub use crate::messages::IndexDescriptor;
 use crate::messages::{CreateIndex, NodeCall, NodeReply};
 
 /// How often the sync compares this node's indexes with what the others gossip.
-const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+pub(super) const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
 const KEY_PREFIX: &str = "index:";
 
@@ -501,11 +501,8 @@ pub async fn sync_loop(catalog: Arc<Catalog>, ctx: Arc<ClusterCtx>) {
     let mut published: BTreeMap<String, Gossiped> = BTreeMap::new();
     // (node, index) -> what it gossiped when we last pulled from it, so we pull once per change.
     let mut pulled: BTreeMap<(String, String), Gossiped> = BTreeMap::new();
-    // node -> the template digest we last pulled from it.
-    let mut templates_pulled: BTreeMap<String, String> = BTreeMap::new();
     loop {
         tokio::time::sleep(SYNC_INTERVAL).await;
-        super::templates::sync(&ctx, &mut templates_pulled).await;
         let view = ctx.view().await;
         let peers = peer_gossip(&view.members);
         let deleted: Vec<(String, String)> = peers

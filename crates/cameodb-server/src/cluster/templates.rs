@@ -140,9 +140,19 @@ async fn write(
     Ok(())
 }
 
+/// Runs the template sync until the node stops, at the metadata sync's pace.
+pub async fn sync_loop(ctx: std::sync::Arc<ClusterCtx>) {
+    // node -> the template digest we last pulled from it.
+    let mut pulled: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        tokio::time::sleep(super::metadata::SYNC_INTERVAL).await;
+        sync(&ctx, &mut pulled).await;
+    }
+}
+
 /// One round of the template sync: publish this node's digest, and pull from each peer whose
 /// digest differs (once per digest it shows, remembered in `pulled`).
-pub async fn sync(ctx: &ClusterCtx, pulled: &mut BTreeMap<String, String>) {
+async fn sync(ctx: &ClusterCtx, pulled: &mut BTreeMap<String, String>) {
     let mine = templates::digest(&ctx.leaf.catalog.templates()).to_string();
     ctx.cluster.set_value(DIGEST_KEY, &mine).await;
     let view = ctx.view().await;

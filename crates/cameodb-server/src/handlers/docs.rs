@@ -18,7 +18,7 @@ use crate::messages::docs::{WireSource, WriteBody};
 use crate::messages::{DocRead, DocWrite, FoundDoc, Written};
 use crate::request::docs::{UpdateBody, condition};
 use crate::request::params::ActiveShards;
-use crate::request::params::{check_params, flag, number, refresh_param, reject_require_alias};
+use crate::request::params::{check_params, flag, not_an_alias, number, refresh_param};
 use crate::request::parse_object_body;
 use crate::respond;
 use cameodb_search::source_filter::SourceFilter;
@@ -115,6 +115,21 @@ const INDEX_PARAMS: &[&str] = &[
     "wait_for_active_shards",
 ];
 
+/// The index a write addressed to `index` goes to; with `require_alias=true` it must be an
+/// alias.
+async fn write_target(
+    state: &AppState,
+    index: &str,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
+    if flag(params, "require_alias")? == Some(true)
+        && !state.catalog.alias_map().await.contains_key(index)
+    {
+        return Err(not_an_alias(index));
+    }
+    state.catalog.write_index(index).await
+}
+
 /// Parses an index or create request.
 fn index_write(
     index: String,
@@ -124,7 +139,6 @@ fn index_write(
     force_create: bool,
 ) -> Result<DocWrite, ApiError> {
     check_params(params, INDEX_PARAMS)?;
-    reject_require_alias(params)?;
     if params.contains_key("pipeline") {
         return Err(ApiError::illegal_argument(
             "ingest pipelines are not supported",
@@ -166,7 +180,7 @@ pub async fn index(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let index = state.catalog.write_index(&index).await?;
+    let index = write_target(&state, &index, &params).await?;
     let write = index_write(index, id, &params, &body, false)?;
     write_one(&state, write).await
 }
@@ -177,7 +191,7 @@ pub async fn create(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let index = state.catalog.write_index(&index).await?;
+    let index = write_target(&state, &index, &params).await?;
     let write = index_write(index, id, &params, &body, true)?;
     write_one(&state, write).await
 }
@@ -188,7 +202,7 @@ pub async fn index_auto_id(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let index = state.catalog.write_index(&index).await?;
+    let index = write_target(&state, &index, &params).await?;
     let write = index_write(index, crate::ids::generate_id(), &params, &body, true)?;
     write_one(&state, write).await
 }

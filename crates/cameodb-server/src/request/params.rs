@@ -37,15 +37,24 @@ pub fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Resul
     Ok(())
 }
 
-/// `require_alias=true` demands the target be an alias; this node has none.
+/// `require_alias=true` on `_bulk`: not checked per item, so refused rather than ignored.
 pub fn reject_require_alias(params: &HashMap<String, String>) -> Result<(), ApiError> {
     if flag(params, "require_alias")? == Some(true) {
-        return Err(ApiError::bad_request(
-            "index_not_found_exception",
-            "[require_alias] request flag is [true] and the target is not an alias (aliases are not supported)",
+        return Err(ApiError::illegal_argument(
+            "[require_alias] on _bulk is not supported: address the alias in each item",
         ));
     }
     Ok(())
+}
+
+/// The 404 for `require_alias=true` when `index` is not an alias.
+pub fn not_an_alias(index: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "index_not_found_exception",
+        format!("no such index [{index}] and [require_alias] request flag is [true] and [{index}] is not an alias"),
+    )
+    .with_index(index)
 }
 
 /// A boolean query parameter (`?x`, `?x=true`, `?x=false`).

@@ -82,6 +82,7 @@ pub fn parse_spec(
         "aggregations",
         "version",
         "seq_no_primary_term",
+        "post_filter",
         // Read by the handler (a point in time, not an index in the path).
         "pit",
     ];
@@ -253,5 +254,6 @@ pub fn parse_spec(
         highlight,
         fields,
         stored_fields,
+        post_filter: body.get("post_filter").cloned(),
     })
 }
