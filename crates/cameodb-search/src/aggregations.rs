@@ -67,6 +67,22 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
         let spec = spec
             .as_object()
             .ok_or_else(|| parsing(format!("aggregation [{name}] must be an object")))?;
+        if let Some(filters) = spec.get("filters") {
+            // `filters`: one `filter` aggregation per named query, regrouped in `finish`.
+            for (key, query) in filter_list(name, filters)? {
+                let mut one = spec.clone();
+                one.remove("filters");
+                one.insert("filter".into(), query);
+                let level = Value::Object(Map::from_iter([(String::new(), Value::Object(one))]));
+                let Value::Object(mut built) = rewrite_level(&level, mapping, depth)? else {
+                    continue;
+                };
+                if let Some(body) = built.remove("") {
+                    out.insert(format!("{name}{FILTERS_MARK}{key}"), body);
+                }
+            }
+            continue;
+        }
         let mut rewritten = Map::new();
         for (key, value) in spec {
             match key.as_str() {
@@ -75,6 +91,28 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                 }
                 "meta" => {
                     rewritten.insert(key.clone(), value.clone());
+                }
+                "missing" => {
+                    let field = value.get("field").and_then(Value::as_str).ok_or_else(|| {
+                        parsing(format!("[missing] aggregation [{name}] requires [field]"))
+                    })?;
+                    let query =
+                        serde_json::json!({"bool": {"must_not": {"exists": {"field": field}}}});
+                    let body = crate::filter_agg::filter_body(&query, mapping)
+                        .map_err(|e| parsing(format!("[missing] aggregation [{name}]: {e}")))?;
+                    rewritten.insert("filter".into(), body);
+                }
+                "filter" => {
+                    // Checked now, so a bad filter is a 400 before anything runs.
+                    let fields = cameodb_schema::fields::build().1;
+                    let tokenizers = tantivy::tokenizer::TokenizerManager::default();
+                    cameodb_query::translate(
+                        value,
+                        &cameodb_query::QueryContext::new(mapping, &fields, &tokenizers),
+                    )?;
+                    let body = crate::filter_agg::filter_body(value, mapping)
+                        .map_err(|e| parsing(format!("[filter] aggregation [{name}]: {e}")))?;
+                    rewritten.insert(key.clone(), body);
                 }
                 kind if SUPPORTED.contains(&kind) => {
                     rewritten.insert(key.clone(), rewrite_body(name, kind, value, mapping)?);
@@ -308,7 +346,88 @@ pub fn finish(
     cameodb_memory::check()?;
     let result = result
         .map_err(|e| SearchError::bad_request("aggregation_execution_exception", e.to_string()))?;
-    serde_json::to_value(result).map_err(|e| SearchError::internal(e.to_string()))
+    let mut value =
+        serde_json::to_value(result).map_err(|e| SearchError::internal(e.to_string()))?;
+    regroup_filters(&mut value);
+    Ok(value)
+}
+
+/// Aggregations answered as one bucket (`doc_count` and the sub-aggregations beside it).
+const SINGLE_BUCKET: &[&str] = &["filter", "missing"];
+
+/// Separates a `filters` aggregation's name from a bucket's key in the names of the `filter`
+/// aggregations it becomes (a control character: no request names an aggregation with it).
+const FILTERS_MARK: char = '\u{1}';
+/// Marks the buckets of a `filters` aggregation given as a list (keys are positions).
+const LIST_MARK: &str = "\u{2}";
+
+/// The named queries of a `filters` aggregation: an object of them, or a list (keyed by
+/// position, marked so the answer is a list again).
+fn filter_list(name: &str, body: &Value) -> Result<Vec<(String, Value)>, SearchError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| parsing(format!("[filters] aggregation [{name}] must be an object")))?;
+    if let Some(key) = object.keys().find(|k| k.as_str() != "filters") {
+        return Err(parsing(format!(
+            "[{key}] of filters aggregation [{name}] is not supported (other_bucket is not)"
+        )));
+    }
+    match object.get("filters") {
+        Some(Value::Object(named)) => {
+            Ok(named.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        Some(Value::Array(listed)) => Ok(listed
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (format!("{LIST_MARK}{n:06}"), v.clone()))
+            .collect()),
+        _ => Err(parsing(format!(
+            "[filters] aggregation [{name}] requires [filters]"
+        ))),
+    }
+}
+
+/// Puts the `filter` aggregations a `filters` aggregation became back under its name, as
+/// Elasticsearch answers it (`buckets` keyed by name, or a list), at every level.
+fn regroup_filters(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let marked: Vec<String> = map
+                .keys()
+                .filter(|k| k.contains(FILTERS_MARK))
+                .cloned()
+                .collect();
+            let mut grouped: std::collections::BTreeMap<String, Vec<(String, Value)>> =
+                std::collections::BTreeMap::new();
+            for key in marked {
+                if let (Some((name, bucket)), Some(result)) =
+                    (key.split_once(FILTERS_MARK), map.get(&key).cloned())
+                {
+                    grouped
+                        .entry(name.to_string())
+                        .or_default()
+                        .push((bucket.to_string(), result));
+                }
+                map.remove(&key);
+            }
+            for (name, buckets) in grouped {
+                let listed = buckets.iter().all(|(k, _)| k.starts_with(LIST_MARK));
+                let mut buckets = buckets;
+                buckets.sort_by(|a, b| a.0.cmp(&b.0));
+                let out = if listed {
+                    Value::Array(buckets.into_iter().map(|(_, v)| v).collect())
+                } else {
+                    Value::Object(buckets.into_iter().collect())
+                };
+                map.insert(name, serde_json::json!({"buckets": out}));
+            }
+            for child in map.values_mut() {
+                regroup_filters(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(regroup_filters),
+        _ => {}
+    }
 }
 
 /// Calendar intervals of fixed length in UTC become fixed intervals (weeks start on Monday, as
@@ -373,7 +492,11 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
         let Some(spec) = spec.as_object() else {
             continue;
         };
-        let Some(kind) = spec.keys().find(|k| SUPPORTED.contains(&k.as_str())) else {
+        let Some(kind) = spec.keys().find(|k| {
+            SUPPORTED.contains(&k.as_str())
+                || SINGLE_BUCKET.contains(&k.as_str())
+                || k.as_str() == "filters"
+        }) else {
             continue;
         };
         let Some(mut value) = out.remove(name) else {
@@ -385,6 +508,8 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
                 Some(Value::Object(buckets)) => {
                     buckets.values_mut().for_each(|b| typed_keys(sub, b))
                 }
+                // A single bucket holds its sub-aggregations beside its `doc_count`.
+                _ if SINGLE_BUCKET.contains(&kind.as_str()) => typed_keys(sub, &mut value),
                 _ => {}
             }
         }

@@ -9,6 +9,7 @@ pub mod bucket_budget;
 pub mod dfs;
 mod error;
 mod execute;
+mod filter_agg;
 pub mod highlight;
 mod merge;
 mod request;
