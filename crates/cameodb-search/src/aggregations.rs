@@ -15,6 +15,7 @@ use tantivy::aggregation::{
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::Query;
 
+use crate::agg_shapes;
 use crate::error::SearchError;
 
 /// Aggregation types this node runs.
@@ -32,6 +33,8 @@ const SUPPORTED: &[&str] = &[
     "cardinality",
     "percentiles",
     "extended_stats",
+    "composite",
+    "multi_terms",
 ];
 
 /// `search.max_buckets`: most buckets one aggregation request may return (Elasticsearch's
@@ -69,7 +72,7 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             .ok_or_else(|| parsing(format!("aggregation [{name}] must be an object")))?;
         if let Some(filters) = spec.get("filters") {
             // `filters`: one `filter` aggregation per named query, regrouped in `finish`.
-            for (key, query) in filter_list(name, filters)? {
+            for (key, query) in agg_shapes::filter_list(name, filters)? {
                 let mut one = spec.clone();
                 one.remove("filters");
                 one.insert("filter".into(), query);
@@ -78,7 +81,7 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                     continue;
                 };
                 if let Some(body) = built.remove("") {
-                    out.insert(format!("{name}{FILTERS_MARK}{key}"), body);
+                    out.insert(agg_shapes::filters_bucket_name(name, &key), body);
                 }
             }
             continue;
@@ -143,6 +146,11 @@ fn rewrite_body(
         return Err(parsing(format!(
             "scripts are not supported in aggregation [{name}]"
         )));
+    }
+    match kind {
+        "composite" => return agg_shapes::composite(name, body, mapping, &rewrite_body),
+        "multi_terms" => return agg_shapes::multi_terms(name, body, mapping, &rewrite_body),
+        _ => {}
     }
     let Some(field) = body.get("field").and_then(Value::as_str).map(String::from) else {
         return Err(parsing(format!(
@@ -348,87 +356,12 @@ pub fn finish(
         .map_err(|e| SearchError::bad_request("aggregation_execution_exception", e.to_string()))?;
     let mut value =
         serde_json::to_value(result).map_err(|e| SearchError::internal(e.to_string()))?;
-    regroup_filters(&mut value);
+    agg_shapes::regroup_filters(&mut value);
     Ok(value)
 }
 
 /// Aggregations answered as one bucket (`doc_count` and the sub-aggregations beside it).
 const SINGLE_BUCKET: &[&str] = &["filter", "missing"];
-
-/// Separates a `filters` aggregation's name from a bucket's key in the names of the `filter`
-/// aggregations it becomes (a control character: no request names an aggregation with it).
-const FILTERS_MARK: char = '\u{1}';
-/// Marks the buckets of a `filters` aggregation given as a list (keys are positions).
-const LIST_MARK: &str = "\u{2}";
-
-/// The named queries of a `filters` aggregation: an object of them, or a list (keyed by
-/// position, marked so the answer is a list again).
-fn filter_list(name: &str, body: &Value) -> Result<Vec<(String, Value)>, SearchError> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| parsing(format!("[filters] aggregation [{name}] must be an object")))?;
-    if let Some(key) = object.keys().find(|k| k.as_str() != "filters") {
-        return Err(parsing(format!(
-            "[{key}] of filters aggregation [{name}] is not supported (other_bucket is not)"
-        )));
-    }
-    match object.get("filters") {
-        Some(Value::Object(named)) => {
-            Ok(named.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
-        Some(Value::Array(listed)) => Ok(listed
-            .iter()
-            .enumerate()
-            .map(|(n, v)| (format!("{LIST_MARK}{n:06}"), v.clone()))
-            .collect()),
-        _ => Err(parsing(format!(
-            "[filters] aggregation [{name}] requires [filters]"
-        ))),
-    }
-}
-
-/// Puts the `filter` aggregations a `filters` aggregation became back under its name, as
-/// Elasticsearch answers it (`buckets` keyed by name, or a list), at every level.
-fn regroup_filters(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            let marked: Vec<String> = map
-                .keys()
-                .filter(|k| k.contains(FILTERS_MARK))
-                .cloned()
-                .collect();
-            let mut grouped: std::collections::BTreeMap<String, Vec<(String, Value)>> =
-                std::collections::BTreeMap::new();
-            for key in marked {
-                if let (Some((name, bucket)), Some(result)) =
-                    (key.split_once(FILTERS_MARK), map.get(&key).cloned())
-                {
-                    grouped
-                        .entry(name.to_string())
-                        .or_default()
-                        .push((bucket.to_string(), result));
-                }
-                map.remove(&key);
-            }
-            for (name, buckets) in grouped {
-                let listed = buckets.iter().all(|(k, _)| k.starts_with(LIST_MARK));
-                let mut buckets = buckets;
-                buckets.sort_by(|a, b| a.0.cmp(&b.0));
-                let out = if listed {
-                    Value::Array(buckets.into_iter().map(|(_, v)| v).collect())
-                } else {
-                    Value::Object(buckets.into_iter().collect())
-                };
-                map.insert(name, serde_json::json!({"buckets": out}));
-            }
-            for child in map.values_mut() {
-                regroup_filters(child);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(regroup_filters),
-        _ => {}
-    }
-}
 
 /// Calendar intervals of fixed length in UTC become fixed intervals (weeks start on Monday, as
 /// in Elasticsearch: the epoch was a Thursday, hence the offset). Months, quarters and years

@@ -4,6 +4,7 @@
 //! filtering and the small script language of `_update_by_query`. Synchronous: it reads a
 //! tantivy searcher and a store's mapping, and knows nothing of HTTP, tokio or the network.
 
+mod agg_shapes;
 pub mod aggregations;
 pub mod bucket_budget;
 pub mod dfs;
