@@ -172,6 +172,7 @@ API_SPECS: dict[str, list[tuple[str, str]]] = {
     "indices.exists_template": [("HEAD", "/_template/{name}")],
     "indices.delete_template": [("DELETE", "/_template/{name}")],
     "cat.templates": [("GET", "/_cat/templates")],
+    "indices.validate_query": [("GET|POST", "/{index}/_validate/query"), ("GET|POST", "/_validate/query")],
     "cat.aliases": [("GET", "/_cat/aliases/{name}"), ("GET", "/_cat/aliases")],
     "tasks.get": [("GET", "/_tasks/{task_id}")],
 }

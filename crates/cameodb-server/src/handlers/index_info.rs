@@ -219,3 +219,64 @@ pub async fn data_stream(Path(name): Path<String>) -> Result<Response, ApiError>
     )
     .with_index(&name))
 }
+
+/// `GET|POST /{index}/_validate/query`: whether the query translates under each index's
+/// mapping (`explain=true` says why not).
+pub async fn validate_query(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    crate::request::params::check_params(
+        &params,
+        &[
+            "q",
+            "df",
+            "default_operator",
+            "explain",
+            "rewrite",
+            "all_shards",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "lenient",
+        ],
+    )?;
+    let body = crate::request::parse_object_body(&body)?.unwrap_or_default();
+    if let Some(key) = body.keys().find(|k| k.as_str() != "query") {
+        return Err(ApiError::parse(format!("request does not support [{key}]")));
+    }
+    let spec = crate::request::search::query_spec(&params, &body);
+    let entries = state.catalog.resolve(&index).await?;
+    let explain = crate::request::params::flag(&params, "explain")?.unwrap_or(false);
+    let mut error = None;
+    for entry in &entries {
+        let spec = spec.clone();
+        let built = crate::shard::run(&entry.shard, move |store| {
+            Ok(cameodb_search::build_query(store, &spec).map(drop))
+        })
+        .await?;
+        if let Err(err) = built {
+            error = Some(format!("[{}] {}", entry.name, ApiError::from(err).reason));
+            break;
+        }
+    }
+    let shards = entries.len();
+    let mut answer = json!({
+        "_shards": {"total": shards, "successful": shards, "failed": 0},
+        "valid": error.is_none(),
+    });
+    if explain && let Some(error) = error {
+        answer["error"] = json!(error);
+    }
+    Ok(respond::ok(answer))
+}
+
+pub async fn validate_query_all(
+    state: State<AppState>,
+    params: Params,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    validate_query(state, Path("_all".to_string()), params, body).await
+}

@@ -132,6 +132,14 @@ pub fn router(state: AppState) -> Router {
             get(index_info::field_caps_for).post(index_info::field_caps_for),
         )
         .route("/_resolve/index/{name}", get(index_info::resolve_index))
+        .route(
+            "/_validate/query",
+            get(index_info::validate_query_all).post(index_info::validate_query_all),
+        )
+        .route(
+            "/{index}/_validate/query",
+            get(index_info::validate_query).post(index_info::validate_query),
+        )
         .route("/_data_stream", get(index_info::data_streams))
         .route("/_data_stream/{name}", get(index_info::data_stream))
         .route("/{index}/_mappings", get(indices::get_mapping))
