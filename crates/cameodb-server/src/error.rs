@@ -150,7 +150,9 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidJson { .. } | StoreError::NotAnObject { .. } => {
                 (StatusCode::BAD_REQUEST, "mapper_parsing_exception")
             }
-            StoreError::DocumentExists { .. } | StoreError::VersionConflict { .. } => {
+            StoreError::DocumentExists { .. }
+            | StoreError::VersionConflict { .. }
+            | StoreError::ExternalVersionConflict { .. } => {
                 (StatusCode::CONFLICT, "version_conflict_engine_exception")
             }
             StoreError::DocumentMissing { .. } => {

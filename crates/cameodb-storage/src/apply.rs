@@ -55,6 +55,9 @@ struct Current {
     live: Option<DocPointer>,
     /// The stamp a new version must beat.
     floor: Stamp,
+    /// The version the last delete left, when the document is deleted (external versions
+    /// must beat it too).
+    deleted_version: Option<u64>,
 }
 
 impl GroupTx<'_> {
@@ -74,11 +77,18 @@ impl GroupTx<'_> {
 
     fn current(&self, tables: &Tables<'_>, key: &DocKey) -> Result<Current> {
         let live = kv::pointer(&tables.docs, key)?;
-        let floor = match live {
-            Some(pointer) => pointer.stamp,
-            None => kv::pointer(&tables.tombstones, key)?.map_or(Stamp::ZERO, |t| t.stamp),
+        let (floor, deleted_version) = match live {
+            Some(pointer) => (pointer.stamp, None),
+            None => match kv::pointer(&tables.tombstones, key)? {
+                Some(tombstone) => (tombstone.stamp, Some(tombstone.version)),
+                None => (Stamp::ZERO, None),
+            },
         };
-        Ok(Current { live, floor })
+        Ok(Current {
+            live,
+            floor,
+            deleted_version,
+        })
     }
 
     /// The stamp for a client write replacing `floor`.
@@ -117,9 +127,24 @@ impl GroupTx<'_> {
                 });
             }
         }
+        let next_version = match op.external {
+            Some(external) => {
+                let existing = current.live.map(|c| c.version).or(current.deleted_version);
+                if let Some(existing) = existing
+                    && !external.beats(existing)
+                {
+                    return Err(StoreError::ExternalVersionConflict {
+                        id: key.id.to_string(),
+                        current: existing,
+                        provided: external.version,
+                    });
+                }
+                external.version
+            }
+            None => base_version,
+        };
         let stamp = self.stamp(op, current.floor);
         let live = current.live;
-        let next_version = base_version;
         match &op.kind {
             OpKind::Index { source, create } => {
                 if let (true, Some(existing)) = (create, &live) {

@@ -38,6 +38,15 @@ pub enum StoreError {
         expected: u64,
         current: Option<u64>,
     },
+    /// An externally versioned write brings a version no newer than the document's.
+    #[error(
+        "[{id}]: version conflict, current version [{current}] is higher or equal to the one provided [{provided}]"
+    )]
+    ExternalVersionConflict {
+        id: String,
+        current: u64,
+        provided: u64,
+    },
     /// An update targets a document that does not exist and no upsert was given.
     #[error("[{id}]: document missing")]
     DocumentMissing { id: String },

@@ -32,7 +32,7 @@ pub use error::{Result, StoreError};
 pub use hits::hit_keys;
 pub use id::{DocId, DocKey, MAX_ID_BYTES, routing_token};
 pub use kv::StoredDoc;
-pub use ops::{Applied, OpKind, Source, WriteOp, WriteOutcome, WriteResult};
+pub use ops::{Applied, ExternalVersion, OpKind, Source, WriteOp, WriteOutcome, WriteResult};
 pub use recovery::{DB_FILE, INDEX_DIR, RecoveryReport};
 pub use search::{SearchHit, SearchResults};
 pub use snapshot::Snapshot;

@@ -86,6 +86,31 @@ pub struct WriteOp {
     /// The stamp its coordinator gave the write; the store raises it past the stamp of what the
     /// write replaces (see [`Stamp::after`]). `None`: the store's own clock stamps it.
     pub stamp: Option<Stamp>,
+    /// `version_type=external|external_gte`: the client's own version, which becomes the
+    /// document's `_version` if it is above (or with `gte` at least) the current one.
+    pub external: Option<ExternalVersion>,
+}
+
+/// A version the client keeps itself (Elasticsearch's external versioning): a write carrying
+/// one applies only over an older version, so replaying a primary database's changes in any
+/// order leaves the newest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExternalVersion {
+    /// The version the write brings.
+    pub version: u64,
+    /// `external_gte`: an equal version applies too.
+    pub gte: bool,
+}
+
+impl ExternalVersion {
+    /// Whether a write of this version may replace `current`.
+    pub fn beats(self, current: u64) -> bool {
+        if self.gte {
+            self.version >= current
+        } else {
+            self.version > current
+        }
+    }
 }
 
 /// The kinds of write.
@@ -141,6 +166,7 @@ impl WriteOp {
                 create: false,
             },
             if_seq_no: None,
+            external: None,
             stamp: None,
         }
     }
@@ -154,6 +180,7 @@ impl WriteOp {
                 create: true,
             },
             if_seq_no: None,
+            external: None,
             stamp: None,
         }
     }
@@ -164,6 +191,7 @@ impl WriteOp {
             key,
             kind: OpKind::Delete,
             if_seq_no: None,
+            external: None,
             stamp: None,
         }
     }
@@ -178,6 +206,7 @@ impl WriteOp {
                 doc_as_upsert: false,
             },
             if_seq_no: None,
+            external: None,
             stamp: None,
         }
     }
@@ -192,6 +221,7 @@ impl WriteOp {
                 source,
             },
             if_seq_no: None,
+            external: None,
             stamp: None,
         }
     }

@@ -158,6 +158,7 @@ fn create_conditional_writes_and_update_rules() {
         },
         if_seq_no: None,
         stamp: None,
+        external: None,
     };
     store.write(upsert.clone()).unwrap();
     assert_eq!(
@@ -188,6 +189,7 @@ fn create_conditional_writes_and_update_rules() {
         },
         if_seq_no: None,
         stamp: None,
+        external: None,
     };
     assert_eq!(store.write(as_upsert).unwrap().result, WriteResult::Created);
 }
@@ -402,4 +404,47 @@ fn a_search_idle_store_skips_timed_refreshes_and_the_next_search_catches_up() {
     let mut ids = indexed_ids(&store);
     ids.sort();
     assert_eq!(ids, ["1", "2"]);
+}
+
+#[test]
+fn external_versions_apply_only_over_older_ones() {
+    use cameodb_storage::ExternalVersion;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let versioned = |id: &str, n: u64, version: u64, gte: bool| WriteOp {
+        external: Some(ExternalVersion { version, gte }),
+        ..WriteOp::put(key(id), source(json!({"n": n})))
+    };
+    let out = store.write(versioned("e", 1, 5, false)).unwrap();
+    assert_eq!(out.version, Some(5));
+    assert!(matches!(
+        store.write(versioned("e", 2, 3, false)),
+        Err(StoreError::ExternalVersionConflict {
+            current: 5,
+            provided: 3,
+            ..
+        })
+    ));
+    assert!(store.write(versioned("e", 2, 5, false)).is_err());
+    assert_eq!(
+        store.write(versioned("e", 2, 5, true)).unwrap().version,
+        Some(5)
+    );
+    let delete = WriteOp {
+        external: Some(ExternalVersion {
+            version: 7,
+            gte: false,
+        }),
+        ..WriteOp::delete(key("e"))
+    };
+    assert_eq!(store.write(delete).unwrap().version, Some(7));
+    // The delete's version holds: an older write does not bring the document back.
+    assert!(store.write(versioned("e", 3, 6, false)).is_err());
+    assert_eq!(
+        store.write(versioned("e", 3, 8, false)).unwrap().version,
+        Some(8)
+    );
+    let doc = store.get(&key("e")).unwrap().unwrap();
+    assert_eq!(doc.version, 8);
+    assert_eq!(doc.source_json().unwrap(), json!({"n": 3}));
 }

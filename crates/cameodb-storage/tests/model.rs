@@ -219,6 +219,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     },
                     if_seq_no: None,
                     stamp: None,
+                    external: None,
                 };
                 let out = store.write(op);
                 match model.docs.get(IDS[id]).cloned() {

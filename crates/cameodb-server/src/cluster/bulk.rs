@@ -120,12 +120,36 @@ fn split(
             (Some(_), Some(_)) => Some(u64::MAX),
             _ => None,
         };
+        let version = meta.get("version").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let external = match crate::request::docs::external_version(
+            version.as_deref(),
+            meta.get("version_type").and_then(Value::as_str),
+        ) {
+            Ok(Some(_)) if matches!(line.action, Action::Update | Action::Create) => {
+                Err(ApiError::bad_request(
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: external versioning is only for index and delete actions;",
+                ))
+            }
+            other => other,
+        };
+        let external = match external {
+            Ok(external) => external,
+            Err(err) => {
+                items.push((line.action, index, id, Err(err)));
+                continue;
+            }
+        };
         let item = BulkItem {
             action: line.action,
             index: index.clone(),
             id: id.clone(),
             routing,
             if_seq_no,
+            external,
             create: line.action == Action::Create
                 || meta.get("op_type").and_then(Value::as_str) == Some("create"),
             source: line

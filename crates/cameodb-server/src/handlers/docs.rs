@@ -16,7 +16,7 @@ use crate::cluster::docs;
 use crate::error::ApiError;
 use crate::messages::docs::{WireSource, WriteBody};
 use crate::messages::{DocRead, DocWrite, FoundDoc, Written};
-use crate::request::docs::{UpdateBody, condition};
+use crate::request::docs::{UpdateBody, condition, external_param};
 use crate::request::params::ActiveShards;
 use crate::request::params::{check_params, flag, not_an_alias, number, refresh_param};
 use crate::request::parse_object_body;
@@ -112,6 +112,8 @@ const INDEX_PARAMS: &[&str] = &[
     "if_primary_term",
     "require_alias",
     "pipeline",
+    "version",
+    "version_type",
     "wait_for_active_shards",
 ];
 
@@ -167,6 +169,16 @@ fn index_write(
             create,
         },
         if_seq_no: condition(params)?,
+        external: {
+            let external = external_param(params)?;
+            if external.is_some() && create {
+                return Err(ApiError::bad_request(
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: create operations only support internal versioning. use index instead;",
+                ));
+            }
+            external
+        },
         refresh: refresh_param(params)?,
         auto_create: true,
         stamp: None,
@@ -315,6 +327,8 @@ pub async fn delete(
             "if_seq_no",
             "if_primary_term",
             "wait_for_active_shards",
+            "version",
+            "version_type",
         ],
     )?;
     let routing = params.get("routing").cloned();
@@ -325,6 +339,7 @@ pub async fn delete(
         routing,
         body: WriteBody::Delete,
         if_seq_no: condition(&params)?,
+        external: external_param(&params)?,
         refresh: refresh_param(&params)?,
         auto_create: false,
         stamp: None,
@@ -371,6 +386,8 @@ pub async fn update(
         routing,
         body,
         if_seq_no: condition(&params)?,
+        // The update API takes no external version (Elasticsearch refuses one too).
+        external: None,
         refresh: refresh_param(&params)?,
         auto_create: true,
         stamp: None,

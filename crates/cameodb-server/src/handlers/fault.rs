@@ -55,6 +55,7 @@ pub async fn lose_document(
             kind: cameodb_storage::OpKind::Lose,
             if_seq_no: None,
             stamp: None,
+            external: None,
         };
         let outcome = store.write(op)?;
         store.refresh()?;

@@ -134,6 +134,7 @@ fn run_on_store(
                 kind,
                 if_seq_no: Some(doc.stamp.hlc),
                 stamp: None,
+                external: None,
             });
         }
         tally.batches += 1;

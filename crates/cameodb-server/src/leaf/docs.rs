@@ -67,6 +67,7 @@ pub async fn write(
         kind,
         if_seq_no: call.if_seq_no,
         stamp: call.stamp,
+        external: call.external,
     };
     let entry = if call.auto_create {
         leaf.catalog.get_or_create(&call.index).await?
@@ -208,6 +209,7 @@ fn bulk_op(item: &BulkItem) -> Result<WriteOp, ApiError> {
             },
             if_seq_no: item.if_seq_no,
             stamp: item.stamp,
+            external: item.external,
         },
         Action::Update => {
             let body: Map<String, Value> = serde_json::from_slice(&item.source)
@@ -222,6 +224,7 @@ fn bulk_op(item: &BulkItem) -> Result<WriteOp, ApiError> {
                 },
                 if_seq_no: item.if_seq_no,
                 stamp: item.stamp,
+                external: item.external,
             }
         }
         Action::Delete => WriteOp {
@@ -229,6 +232,7 @@ fn bulk_op(item: &BulkItem) -> Result<WriteOp, ApiError> {
             kind: OpKind::Delete,
             if_seq_no: item.if_seq_no,
             stamp: item.stamp,
+            external: item.external,
         },
     })
 }

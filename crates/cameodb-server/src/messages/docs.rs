@@ -43,6 +43,9 @@ pub struct DocWrite {
     pub body: WriteBody,
     /// `if_seq_no` (with the only primary term there is): apply only at this sequence number.
     pub if_seq_no: Option<u64>,
+    /// `version` with `version_type=external|external_gte`.
+    #[serde(default)]
+    pub external: Option<cameodb_storage::ExternalVersion>,
     /// `refresh`.
     pub refresh: Refresh,
     /// Whether a missing index is created (index, create, update) or an error (delete).
@@ -194,6 +197,9 @@ pub struct BulkItem {
     pub routing: Option<String>,
     /// `if_seq_no`, resolved against the primary term.
     pub if_seq_no: Option<u64>,
+    /// `version` with `version_type: external|external_gte`.
+    #[serde(default)]
+    pub external: Option<cameodb_storage::ExternalVersion>,
     /// `create` for index actions (`op_type: create`).
     pub create: bool,
     /// The coordinator's stamp for the write.

@@ -377,6 +377,10 @@ mod tests {
                 create: true,
             },
             if_seq_no: Some(7),
+            external: Some(cameodb_storage::ExternalVersion {
+                version: 3,
+                gte: true,
+            }),
             refresh: Refresh::WaitFor,
             auto_create: true,
             stamp: None,

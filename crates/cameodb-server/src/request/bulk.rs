@@ -19,6 +19,8 @@ pub const ACTION_META_KEYS: &[&str] = &[
     "if_primary_term",
     "op_type",
     "retry_on_conflict",
+    "version",
+    "version_type",
 ];
 
 /// Checks a `_bulk` request's parameters; the `refresh` it asks for.

@@ -74,3 +74,64 @@ pub fn condition(params: &HashMap<String, String>) -> Result<Option<u64>, ApiErr
         )),
     }
 }
+
+/// `version` with `version_type` (query parameters, or a bulk item's metadata): the client's
+/// own version. Internal versions as conditions are refused, as in Elasticsearch since 7.
+pub fn external_version(
+    version: Option<&str>,
+    version_type: Option<&str>,
+) -> Result<Option<cameodb_storage::ExternalVersion>, ApiError> {
+    let gte = match version_type {
+        None | Some("internal") => {
+            if version.is_some() {
+                return Err(ApiError::bad_request(
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;",
+                ));
+            }
+            return Ok(None);
+        }
+        Some("external") => false,
+        Some("external_gte") => true,
+        Some(other) => {
+            return Err(ApiError::illegal_argument(format!(
+                "No version type match [{other}]"
+            )));
+        }
+    };
+    let version = version
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "action_request_validation_exception",
+                "Validation Failed: 1: an external version is required with version_type external;",
+            )
+        })?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| i64::try_from(*v).is_ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "action_request_validation_exception",
+                "Validation Failed: 1: illegal version value: it must be a non-negative integer below 2^63;",
+            )
+        })?;
+    Ok(Some(cameodb_storage::ExternalVersion { version, gte }))
+}
+
+/// The external version of a request's query parameters.
+pub fn external_param(
+    params: &HashMap<String, String>,
+) -> Result<Option<cameodb_storage::ExternalVersion>, ApiError> {
+    let external = external_version(
+        params.get("version").map(String::as_str),
+        params.get("version_type").map(String::as_str),
+    )?;
+    if external.is_some() && params.contains_key("if_seq_no") {
+        return Err(ApiError::bad_request(
+            "action_request_validation_exception",
+            "Validation Failed: 1: compare and write operations can not use versioning;",
+        ));
+    }
+    Ok(external)
+}
