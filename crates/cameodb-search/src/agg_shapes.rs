@@ -60,7 +60,20 @@ pub(crate) fn composite(
         let calendar = inner
             .as_object_mut()
             .and_then(|o| o.remove("calendar_interval"));
+        // What only a composite source takes is put back after the rewrite.
+        let own: Vec<(String, Value)> = ["order", "missing_bucket", "missing_order"]
+            .iter()
+            .filter_map(|k| {
+                inner
+                    .as_object_mut()?
+                    .remove(*k)
+                    .map(|v| (k.to_string(), v))
+            })
+            .collect();
         let mut done = rewrite_body(source_name, kind, &inner, mapping)?;
+        if let Some(object) = done.as_object_mut() {
+            object.extend(own);
+        }
         if let (Some(calendar), Some(object)) = (calendar, done.as_object_mut()) {
             let unit = match calendar.as_str().unwrap_or_default() {
                 "1M" | "month" => "month",

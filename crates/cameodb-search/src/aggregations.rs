@@ -152,6 +152,16 @@ fn rewrite_body(
         "multi_terms" => return agg_shapes::multi_terms(name, body, mapping, &rewrite_body),
         _ => {}
     }
+    if let Some(key) = body
+        .keys()
+        .find(|k| !allowed_params(kind).contains(&k.as_str()))
+    {
+        // tantivy ignores what it does not know: refused here, since ignoring it would
+        // change the answer.
+        return Err(parsing(format!(
+            "[{key}] of [{kind}] aggregation [{name}] is not supported"
+        )));
+    }
     let Some(field) = body.get("field").and_then(Value::as_str).map(String::from) else {
         return Err(parsing(format!(
             "[{kind}] aggregation [{name}] requires [field]"
@@ -181,12 +191,102 @@ fn rewrite_body(
         "field".into(),
         Value::String(format!("{EXACT_FIELD}.{field}")),
     );
-    if kind == "date_histogram"
-        && let Some(calendar) = body.remove("calendar_interval")
-    {
-        calendar_to_fixed(name, &calendar, &mut body)?;
+    if kind == "date_histogram" {
+        if let Some(calendar) = body.remove("calendar_interval") {
+            calendar_to_fixed(name, &calendar, &mut body)?;
+        }
+        date_histogram_options(
+            name,
+            &mut body,
+            mapping.lookup(&field).and_then(|f| f.format.clone()),
+        )?;
     }
     Ok(Value::Object(body))
+}
+
+/// The parameters each aggregation takes (those tantivy honours, plus a few that change
+/// nothing here: execution hints, `precision_threshold`).
+fn allowed_params(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "terms" => &[
+            "field",
+            "size",
+            "shard_size",
+            "min_doc_count",
+            "order",
+            "missing",
+            "include",
+            "exclude",
+            "show_term_doc_count_error",
+            "execution_hint",
+            "collect_mode",
+        ],
+        "range" => &["field", "ranges", "keyed"],
+        "histogram" => &[
+            "field",
+            "interval",
+            "offset",
+            "min_doc_count",
+            "extended_bounds",
+            "hard_bounds",
+            "keyed",
+        ],
+        "date_histogram" => &[
+            "field",
+            "fixed_interval",
+            "calendar_interval",
+            "offset",
+            "min_doc_count",
+            "extended_bounds",
+            "hard_bounds",
+            "keyed",
+            "format",
+            "time_zone",
+        ],
+        "percentiles" => &["field", "percents", "keyed", "missing"],
+        "extended_stats" => &["field", "sigma", "missing"],
+        "cardinality" => &["field", "missing", "precision_threshold"],
+        _ => &["field", "missing"],
+    }
+}
+
+/// Time zones whose buckets are UTC's.
+const UTC_ZONES: &[&str] = &["UTC", "Z", "+00:00", "-00:00", "+0000", "GMT", "Etc/UTC"];
+
+/// A date histogram's `time_zone` (only UTC: tantivy buckets in UTC, and ignoring another zone
+/// would shift every bucket) and its bounds given as dates (tantivy takes epoch milliseconds).
+fn date_histogram_options(
+    name: &str,
+    body: &mut Map<String, Value>,
+    format: Option<String>,
+) -> Result<(), SearchError> {
+    if let Some(zone) = body.remove("time_zone")
+        && !zone.as_str().is_some_and(|z| UTC_ZONES.contains(&z))
+    {
+        return Err(SearchError::illegal_argument(format!(
+            "time_zone [{}] of date_histogram [{name}] is not supported: buckets are in UTC",
+            zone.as_str().unwrap_or_default()
+        )));
+    }
+    for bounds in ["extended_bounds", "hard_bounds"] {
+        let Some(Value::Object(bounds)) = body.get_mut(bounds) else {
+            continue;
+        };
+        for end in ["min", "max"] {
+            if let Some(value) = bounds.get_mut(end)
+                && value.is_string()
+            {
+                let millis = cameodb_schema::mapping::date::parse_value(value, format.as_deref())
+                    .ok_or_else(|| {
+                    parsing(format!(
+                        "[{end}] bound [{value}] of date_histogram [{name}] is not a date"
+                    ))
+                })?;
+                *value = Value::from(millis);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The limits tantivy checks during an aggregation: its own estimate of the memory held (the

@@ -867,8 +867,9 @@ fn options_this_node_cannot_honour_are_refused_not_ignored() {
             .unwrap()
             .contains("pipeline")
     );
+    // `o` is no alias: 404, as Elasticsearch answers.
     let (status, _) = server.call("PUT", "/o/_doc/1?require_alias=true", Some(json!({"a": 1})));
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = server.call(
         "POST",
         "/o/_update/1?_source=true",
