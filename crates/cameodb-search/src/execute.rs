@@ -6,7 +6,7 @@ use cameodb_query::{QueryContext, query_string, translate};
 use cameodb_storage::{Snapshot, Store};
 use serde_json::{Map, Value, json};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query};
 use tantivy::{DocAddress, Searcher};
 
 use crate::error::SearchError;
@@ -38,9 +38,11 @@ pub struct Hit {
     pub highlight: Option<Value>,
     /// `fields`, when asked.
     pub fields: Option<Value>,
+    /// How its score was computed (`explain: true`), under the statistics the score used.
+    #[serde(default)]
+    pub explanation: Option<Value>,
 }
 
-/// `fields` of a hit: every requested path's values, as arrays (as Elasticsearch lists them).
 /// The paths hits list under `fields`: those `fields` names, and the stored fields
 /// `stored_fields` matches.
 fn listed_fields(spec: &SearchSpec, mapping: &cameodb_schema::mapping::Mapping) -> Vec<String> {
@@ -61,6 +63,7 @@ fn listed_fields(spec: &SearchSpec, mapping: &cameodb_schema::mapping::Mapping) 
     out
 }
 
+/// `fields` of a hit: every requested path's values, as arrays (as Elasticsearch lists them).
 fn field_values(source: &Value, paths: &[String]) -> Value {
     let mut out = Map::new();
     for path in paths {
@@ -83,6 +86,30 @@ fn field_values(source: &Value, paths: &[String]) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// A tantivy explanation in Elasticsearch's shape: `value`, `description`, `details`.
+fn explain_json(explanation: tantivy::query::Explanation) -> Value {
+    fn reshape(value: Value) -> Value {
+        let details = value
+            .get("details")
+            .and_then(Value::as_array)
+            .map(|d| d.iter().cloned().map(reshape).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut description = value
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(context) = value.get("context").and_then(Value::as_array) {
+            for line in context.iter().filter_map(Value::as_str) {
+                description.push_str(", ");
+                description.push_str(line);
+            }
+        }
+        json!({"value": value.get("value").cloned().unwrap_or(json!(0.0)), "description": description, "details": details})
+    }
+    reshape(serde_json::to_value(&explanation).unwrap_or_default())
 }
 
 /// One index's mergeable aggregation result, with the request it answers.
@@ -229,7 +256,23 @@ pub fn search_store(
         None => None,
     };
     let wanted_fields = listed_fields(spec, &store.mapping());
-    for ((score, sort, _), (key, doc)) in ranked.into_iter().zip(docs) {
+    // `explain`: the query's weight under the same statistics as the scores.
+    let explainer = if spec.explain {
+        let scoring = match provider {
+            Some(p) => EnableScoring::enabled_from_statistics_provider(p, searcher),
+            None => EnableScoring::enabled_from_searcher(searcher),
+        };
+        Some(query.weight(scoring)?)
+    } else {
+        None
+    };
+    for ((score, sort, address), (key, doc)) in ranked.into_iter().zip(docs) {
+        let explanation = match &explainer {
+            Some(weight) => Some(explain_json(
+                weight.explain(searcher.segment_reader(address.segment_ord), address.doc_id)?,
+            )),
+            None => None,
+        };
         let full = doc.source_json()?;
         let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
         let fields = (!wanted_fields.is_empty()).then(|| field_values(&full, &wanted_fields));
@@ -245,6 +288,7 @@ pub fn search_store(
             seq_no: doc.stamp.hlc,
             highlight: highlighted,
             fields,
+            explanation,
         });
     }
     Ok((total, hits, aggs))

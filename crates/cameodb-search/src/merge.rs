@@ -71,6 +71,9 @@ pub fn render(
             if let Some(f) = hit.fields {
                 out["fields"] = f;
             }
+            if let Some(explanation) = hit.explanation {
+                out["_explanation"] = explanation;
+            }
             if spec.version {
                 out["_version"] = json!(hit.version);
             }
@@ -166,6 +169,7 @@ mod tests {
             seq_no: n as u64,
             highlight: None,
             fields: None,
+            explanation: None,
         }
     }
 

@@ -38,6 +38,9 @@ pub struct SearchSpec {
     pub highlight: Option<highlight::HighlightSpec>,
     /// `fields` and `docvalue_fields`: paths whose values hits list under `fields`.
     pub fields: Vec<String>,
+    /// `explain: true`: hits carry `_explanation`.
+    #[serde(default)]
+    pub explain: bool,
     /// `post_filter`: a query the hits must also match, applied after the aggregations.
     #[serde(default)]
     pub post_filter: Option<Value>,
@@ -91,6 +94,7 @@ impl SearchSpec {
             fields: Vec::new(),
             stored_fields: Vec::new(),
             post_filter: None,
+            explain: false,
             timeout: None,
             shard: 0,
         }

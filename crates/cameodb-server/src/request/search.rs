@@ -40,6 +40,7 @@ const SEARCH_PARAMS: &[&str] = &[
     "batched_reduce_size",
     "ccs_minimize_roundtrips",
     "timeout",
+    "explain",
 ];
 
 /// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
@@ -83,6 +84,7 @@ pub fn parse_spec(
         "version",
         "seq_no_primary_term",
         "post_filter",
+        "explain",
         // Read by the handler (a point in time, not an index in the path).
         "pit",
     ];
@@ -255,5 +257,10 @@ pub fn parse_spec(
         fields,
         stored_fields,
         post_filter: body.get("post_filter").cloned(),
+        explain: body
+            .get("explain")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || super::params::flag(params, "explain")?.unwrap_or(false),
     })
 }
