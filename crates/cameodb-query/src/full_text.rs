@@ -16,6 +16,21 @@ use crate::term_level::{self, term_of, term_query_for};
 
 type Boxed = Box<dyn Query>;
 
+/// `operator: and` (true) or `or` (false, the default) of a full-text clause.
+fn operator_is_and(params: Option<&Map<String, Value>>, clause: &str) -> Result<bool, QueryError> {
+    match params
+        .and_then(|p| p.get("operator"))
+        .map(|v| v.as_str().map(str::to_ascii_lowercase))
+    {
+        None => Ok(false),
+        Some(Some(op)) if op == "and" => Ok(true),
+        Some(Some(op)) if op == "or" => Ok(false),
+        Some(_) => Err(parsing(format!(
+            "[{clause}] operator must be [and] or [or]"
+        ))),
+    }
+}
+
 pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
     let (field, spec) = single_field(body, "match")?;
     let (text, params) = match spec {
@@ -43,15 +58,7 @@ pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
         }
         value => (value, None),
     };
-    let operator_and = match params
-        .and_then(|p| p.get("operator"))
-        .map(|v| v.as_str().map(str::to_ascii_lowercase))
-    {
-        None => false,
-        Some(Some(op)) if op == "and" => true,
-        Some(Some(op)) if op == "or" => false,
-        Some(_) => return Err(parsing("[match] operator must be [and] or [or]")),
-    };
+    let operator_and = operator_is_and(params, "match")?;
     let target = ctx.target(field);
     let query: Boxed = match &target {
         Target::Text { .. } => {
@@ -114,19 +121,7 @@ pub(crate) fn match_bool_prefix(body: &Value, ctx: &QueryContext<'_>) -> Result<
         ],
     )?;
     let text = scalar_text(value, "match_bool_prefix")?;
-    let operator_and = match params
-        .and_then(|p| p.get("operator"))
-        .map(|v| v.as_str().map(str::to_ascii_lowercase))
-    {
-        None => false,
-        Some(Some(op)) if op == "and" => true,
-        Some(Some(op)) if op == "or" => false,
-        Some(_) => {
-            return Err(parsing(
-                "[match_bool_prefix] operator must be [and] or [or]",
-            ));
-        }
-    };
+    let operator_and = operator_is_and(params, "match_bool_prefix")?;
     let target = ctx.target(field);
     let query: Boxed = match &target {
         Target::Text { .. } => {

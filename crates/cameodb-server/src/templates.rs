@@ -172,17 +172,20 @@ pub fn compose(set: &TemplateSet, index: &str) -> Composed {
     out
 }
 
+/// The component templates an index template lists (`composed_of`), in order.
+pub fn components(body: &Value) -> impl Iterator<Item = &str> {
+    body.get("composed_of")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
 /// What one composable template gives: its component templates in order, then its own.
 pub fn compose_index_template(set: &TemplateSet, body: &Value) -> Composed {
     let mut out = Composed::default();
     {
-        for component in body
-            .get("composed_of")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for component in components(body) {
             let key = (TemplateKind::Component, component.to_string());
             if let Some(template) = set
                 .get(&key)

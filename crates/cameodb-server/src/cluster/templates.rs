@@ -53,13 +53,7 @@ pub async fn put(
     }
     if kind == TemplateKind::Index {
         let known = ctx.leaf.catalog.templates();
-        for component in body
-            .get("composed_of")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for component in templates::components(&body) {
             let exists = known
                 .get(&(TemplateKind::Component, component.to_string()))
                 .is_some_and(|r| r.body.is_some());
