@@ -22,7 +22,16 @@ pub async fn mget(
 ) -> Result<Response, ApiError> {
     let body = parse_object_body(&body)?;
     let default_index = index.map(|Path(index)| index);
-    let wanted = parse_mget(default_index.as_deref(), &params, body.as_ref())?;
+    let mut wanted = parse_mget(default_index.as_deref(), &params, body.as_ref())?;
+    // A document addressed through an alias is read from the alias's (write) index.
+    let aliases = state.catalog.alias_map().await;
+    for want in wanted.iter_mut() {
+        if aliases.contains_key(&want.index)
+            && let Ok(target) = crate::aliases::write_target(&want.index, &aliases)
+        {
+            want.index = target;
+        }
+    }
     let reads = wanted
         .iter()
         .map(|w| DocRead {
