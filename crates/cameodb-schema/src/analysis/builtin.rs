@@ -6,7 +6,8 @@ use tantivy::tokenizer::{
     StopWordFilter, TextAnalyzer, WhitespaceTokenizer,
 };
 
-use super::filters::{TokenFilterSpec, language_stop_words, stop_words};
+use super::filters::TokenFilterSpec;
+use super::languages::{StopWords, language_stop_words, stop_words};
 use super::params::Params;
 use super::pipeline::Pipeline;
 use super::tokenizers::{MAX_TOKEN_LENGTH, TokenizerSpec, compile};
@@ -91,7 +92,7 @@ pub fn analyzer(name: &str) -> TextAnalyzer {
 }
 
 /// The `stop`, `pattern` and language analyzers as pipelines, with an optional stop list.
-fn language_pipeline(name: &str, stop: Option<super::filters::StopWords>) -> Option<Pipeline> {
+fn language_pipeline(name: &str, stop: Option<StopWords>) -> Option<Pipeline> {
     let (tokenizer, default_stop) = match name {
         "stop" => (
             TokenizerSpec::Letter { lowercase: true },

@@ -6,13 +6,15 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, RawTokenizer, Stemmer, StopWordFilter, TextAnalyzer, Token,
-};
+use tantivy::tokenizer::{TextAnalyzer, Token};
 
+use super::languages::{
+    self, StopWords, WordSet, folder, language, language_stop_words, stop_words, through,
+};
 use super::params::{Params, invalid};
 use super::synonyms::Synonyms;
 use super::tokenizers::{AnalysisLimits, MAX_EDGE_GRAM, check_grams, grams};
+use super::word_parts::{WordDelimiter, shingles, strip_possessive};
 use crate::error::Result;
 
 /// Longest shingle a `shingle` filter may build (Elasticsearch's `index.max_shingle_diff` is 3).
@@ -56,66 +58,12 @@ pub(crate) enum TokenFilterSpec {
     Unique {
         same_position: bool,
     },
-    Elision {
-        articles: HashSet<String>,
-        ignore_case: bool,
-    },
+    Elision(WordSet),
     Apostrophe,
     Reverse,
     Limit(usize),
-    Keep {
-        words: HashSet<String>,
-        ignore_case: bool,
-    },
+    Keep(WordSet),
     WordDelimiter(WordDelimiter),
-}
-
-/// A stop list: words, or one of tantivy's language lists.
-#[derive(Clone)]
-pub(crate) enum StopWords {
-    Words {
-        words: HashSet<String>,
-        ignore_case: bool,
-    },
-    Language(TextAnalyzer),
-}
-
-/// `word_delimiter_graph`'s switches.
-#[derive(Clone, Debug)]
-pub(crate) struct WordDelimiter {
-    word_parts: bool,
-    number_parts: bool,
-    catenate_words: bool,
-    catenate_numbers: bool,
-    catenate_all: bool,
-    preserve_original: bool,
-    split_on_case_change: bool,
-    split_on_numerics: bool,
-    stem_possessive: bool,
-}
-
-fn language(name: &str) -> Option<Language> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "arabic" => Language::Arabic,
-        "danish" => Language::Danish,
-        "dutch" => Language::Dutch,
-        "english" | "porter" | "porter2" => Language::English,
-        "finnish" => Language::Finnish,
-        "french" => Language::French,
-        "german" => Language::German,
-        "greek" => Language::Greek,
-        "hungarian" => Language::Hungarian,
-        "italian" => Language::Italian,
-        "norwegian" => Language::Norwegian,
-        "portuguese" => Language::Portuguese,
-        "romanian" => Language::Romanian,
-        "russian" => Language::Russian,
-        "spanish" => Language::Spanish,
-        "swedish" => Language::Swedish,
-        "tamil" => Language::Tamil,
-        "turkish" => Language::Turkish,
-        _ => return None,
-    })
 }
 
 fn stemmer(name: &str, what: &str) -> Result<TokenFilterSpec> {
@@ -127,87 +75,7 @@ fn stemmer(name: &str, what: &str) -> Result<TokenFilterSpec> {
             "unknown stemmer language [{name}] for {what}: the snowball stemmers of arabic, danish, dutch, english (porter, porter2), finnish, french, german, greek, hungarian, italian, norwegian, portuguese, romanian, russian, spanish, swedish, tamil and turkish are available, and possessive_english"
         ))
     })?;
-    Ok(TokenFilterSpec::Stem(
-        TextAnalyzer::builder(RawTokenizer::default())
-            .filter(Stemmer::new(lang))
-            .build(),
-    ))
-}
-
-/// The stop list named `_english_` (and the other languages tantivy ships lists for).
-pub(crate) fn language_stop_words(name: &str) -> Option<StopWords> {
-    if name == "_none_" {
-        return Some(StopWords::Words {
-            words: HashSet::new(),
-            ignore_case: false,
-        });
-    }
-    let lang = language(name.strip_prefix('_')?.strip_suffix('_')?)?;
-    let filter = StopWordFilter::new(lang)?;
-    Some(StopWords::Language(
-        TextAnalyzer::builder(RawTokenizer::default())
-            .filter(filter)
-            .build(),
-    ))
-}
-
-/// A stop list from a `stopwords` parameter: a language list's name or the words.
-pub(crate) fn stop_words(
-    list: Option<Vec<String>>,
-    default: &str,
-    ignore_case: bool,
-    what: &str,
-) -> Result<StopWords> {
-    match list {
-        None => language_stop_words(default)
-            .ok_or_else(|| invalid(format!("no stop word list [{default}] for {what}"))),
-        Some(words) if words.len() == 1 && words[0].starts_with('_') => {
-            language_stop_words(&words[0]).ok_or_else(|| {
-                invalid(format!(
-                    "unknown stop word list [{}] for {what}: _none_ and the lists of danish, dutch, english, finnish, french, german, hungarian, italian, norwegian, portuguese, russian, spanish and swedish (_english_ …) are available",
-                    words[0]
-                ))
-            })
-        }
-        Some(words) => Ok(StopWords::Words {
-            words: words
-                .into_iter()
-                .map(|w| if ignore_case { w.to_lowercase() } else { w })
-                .collect(),
-            ignore_case,
-        }),
-    }
-}
-
-impl StopWords {
-    fn is_stop(&mut self, word: &str) -> bool {
-        match self {
-            StopWords::Words { words, ignore_case } => {
-                if *ignore_case {
-                    words.contains(&word.to_lowercase())
-                } else {
-                    words.contains(word)
-                }
-            }
-            StopWords::Language(filter) => through(filter, word).is_none(),
-        }
-    }
-}
-
-/// What one tantivy filter makes of one token's text (`None`: it dropped the token).
-fn through(analyzer: &mut TextAnalyzer, text: &str) -> Option<String> {
-    let mut stream = analyzer.token_stream(text);
-    if stream.advance() {
-        Some(stream.token().text.clone())
-    } else {
-        None
-    }
-}
-
-fn folder() -> TextAnalyzer {
-    TextAnalyzer::builder(RawTokenizer::default())
-        .filter(AsciiFoldingFilter)
-        .build()
+    Ok(TokenFilterSpec::Stem(languages::stemmer(lang)))
 }
 
 impl TokenFilterSpec {
@@ -250,13 +118,10 @@ impl TokenFilterSpec {
             "unique" => TokenFilterSpec::Unique {
                 same_position: false,
             },
-            "elision" => TokenFilterSpec::Elision {
-                articles: ["l", "m", "t", "qu", "n", "s", "j"]
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-                ignore_case: false,
-            },
+            "elision" => TokenFilterSpec::Elision(WordSet::new(
+                ["l", "m", "t", "qu", "n", "s", "j"].map(String::from),
+                false,
+            )),
             "apostrophe" => TokenFilterSpec::Apostrophe,
             "reverse" => TokenFilterSpec::Reverse,
             "limit" => TokenFilterSpec::Limit(1),
@@ -416,13 +281,7 @@ impl TokenFilterSpec {
                 let articles = params.list("articles")?.ok_or_else(|| {
                     invalid(format!("elision filter with invalid articles ({what})"))
                 })?;
-                TokenFilterSpec::Elision {
-                    articles: articles
-                        .into_iter()
-                        .map(|a| if ignore_case { a.to_lowercase() } else { a })
-                        .collect(),
-                    ignore_case,
-                }
+                TokenFilterSpec::Elision(WordSet::new(articles, ignore_case))
             }
             "apostrophe" => TokenFilterSpec::Apostrophe,
             "reverse" => TokenFilterSpec::Reverse,
@@ -437,13 +296,7 @@ impl TokenFilterSpec {
                         "keep requires `keep_words` to be configured ({what})"
                     ))
                 })?;
-                TokenFilterSpec::Keep {
-                    words: words
-                        .into_iter()
-                        .map(|w| if ignore_case { w.to_lowercase() } else { w })
-                        .collect(),
-                    ignore_case,
-                }
+                TokenFilterSpec::Keep(WordSet::new(words, ignore_case))
             }
             "word_delimiter_graph" | "word_delimiter" => {
                 // Parts always carry their token's offsets (a char filter before could make
@@ -546,20 +399,11 @@ impl TokenFilterSpec {
                     })
                     .collect()
             }
-            TokenFilterSpec::Elision {
-                articles,
-                ignore_case,
-            } => map_text(tokens, |t| {
+            TokenFilterSpec::Elision(articles) => map_text(tokens, |t| {
                 let Some(at) = t.find(['\'', '\u{2019}']) else {
                     return Some(t.to_string());
                 };
-                let article = t.get(..at).unwrap_or_default();
-                let article = if *ignore_case {
-                    article.to_lowercase()
-                } else {
-                    article.to_string()
-                };
-                if articles.contains(&article) {
+                if articles.contains(t.get(..at).unwrap_or_default()) {
                     let quote = t
                         .get(at..)
                         .and_then(|r| r.chars().next())
@@ -579,15 +423,9 @@ impl TokenFilterSpec {
             }),
             TokenFilterSpec::Reverse => map_text(tokens, |t| Some(t.chars().rev().collect())),
             TokenFilterSpec::Limit(count) => tokens.into_iter().take(*count).collect(),
-            TokenFilterSpec::Keep { words, ignore_case } => tokens
+            TokenFilterSpec::Keep(words) => tokens
                 .into_iter()
-                .filter(|t| {
-                    if *ignore_case {
-                        words.contains(&t.text.to_lowercase())
-                    } else {
-                        words.contains(&t.text)
-                    }
-                })
+                .filter(|t| words.contains(&t.text))
                 .collect(),
             TokenFilterSpec::WordDelimiter(options) => options.apply(tokens),
         }
@@ -603,181 +441,4 @@ fn map_text(tokens: Vec<Token>, mut rewrite: impl FnMut(&str) -> Option<String>)
             Some(Token { text, ..token })
         })
         .collect()
-}
-
-fn strip_possessive(text: &str) -> &str {
-    for suffix in ["'s", "'S", "\u{2019}s", "\u{2019}S"] {
-        if let Some(stem) = text.strip_suffix(suffix) {
-            return stem;
-        }
-    }
-    text
-}
-
-fn shingles(
-    tokens: Vec<Token>,
-    min: usize,
-    max: usize,
-    output_unigrams: bool,
-    separator: &str,
-) -> Vec<Token> {
-    let mut out = Vec::new();
-    for (i, token) in tokens.iter().enumerate() {
-        if output_unigrams {
-            out.push(token.clone());
-        }
-        for size in min..=max {
-            let Some(window) = i.checked_add(size).and_then(|end| tokens.get(i..end)) else {
-                break;
-            };
-            let text = window
-                .iter()
-                .map(|t| t.text.as_str())
-                .collect::<Vec<_>>()
-                .join(separator);
-            let last = window.last().map_or(token.offset_to, |t| t.offset_to);
-            out.push(Token {
-                offset_from: token.offset_from,
-                offset_to: last.max(token.offset_from),
-                position: token.position,
-                text,
-                position_length: size,
-            });
-        }
-    }
-    out
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Class {
-    Lower,
-    Upper,
-    Digit,
-    Other,
-}
-
-fn class(c: char) -> Class {
-    if c.is_numeric() {
-        Class::Digit
-    } else if c.is_uppercase() {
-        Class::Upper
-    } else if c.is_alphabetic() {
-        Class::Lower
-    } else {
-        Class::Other
-    }
-}
-
-impl WordDelimiter {
-    /// The parts of one word: (text, is a number).
-    fn parts<'t>(&self, text: &'t str) -> Vec<(&'t str, bool)> {
-        let text = if self.stem_possessive {
-            strip_possessive(text)
-        } else {
-            text
-        };
-        let mut parts = Vec::new();
-        let mut start: Option<usize> = None;
-        let mut previous = Class::Other;
-        for (at, c) in text.char_indices() {
-            let current = class(c);
-            let boundary = match (previous, current) {
-                (_, Class::Other) => true,
-                (Class::Lower, Class::Upper) => self.split_on_case_change,
-                (Class::Digit, Class::Lower | Class::Upper)
-                | (Class::Lower | Class::Upper, Class::Digit) => self.split_on_numerics,
-                _ => false,
-            };
-            if boundary && let Some(from) = start.take() {
-                parts.push((
-                    text.get(from..at).unwrap_or_default(),
-                    previous == Class::Digit,
-                ));
-            }
-            if current != Class::Other && start.is_none() {
-                start = Some(at);
-            }
-            previous = current;
-        }
-        if let Some(from) = start {
-            parts.push((
-                text.get(from..).unwrap_or_default(),
-                previous == Class::Digit,
-            ));
-        }
-        parts
-    }
-
-    fn apply(&self, tokens: Vec<Token>) -> Vec<Token> {
-        let mut out = Vec::new();
-        let mut shift = 0usize;
-        for token in tokens {
-            let parts = self.parts(&token.text);
-            let position = token.position.saturating_add(shift);
-            let kept: Vec<&str> = parts
-                .iter()
-                .filter(|(_, number)| {
-                    if *number {
-                        self.number_parts
-                    } else {
-                        self.word_parts
-                    }
-                })
-                .map(|(text, _)| *text)
-                .collect();
-            let single = parts.len() == 1 && parts.first().is_some_and(|(t, _)| *t == token.text);
-            if single || parts.is_empty() {
-                if !parts.is_empty() || self.preserve_original {
-                    out.push(Token { position, ..token });
-                }
-                continue;
-            }
-            let span = kept.len().max(1);
-            if self.preserve_original {
-                out.push(Token {
-                    position,
-                    position_length: span,
-                    ..token.clone()
-                });
-            }
-            let joined = |numbers: Option<bool>| -> String {
-                parts
-                    .iter()
-                    .filter(|(_, n)| numbers.is_none_or(|want| *n == want))
-                    .map(|(t, _)| *t)
-                    .collect()
-            };
-            let mut catenations = Vec::new();
-            if self.catenate_all {
-                catenations.push(joined(None));
-            } else {
-                if self.catenate_words && parts.iter().filter(|(_, n)| !n).count() > 1 {
-                    catenations.push(joined(Some(false)));
-                }
-                if self.catenate_numbers && parts.iter().filter(|(_, n)| *n).count() > 1 {
-                    catenations.push(joined(Some(true)));
-                }
-            }
-            for text in catenations {
-                out.push(Token {
-                    offset_from: token.offset_from,
-                    offset_to: token.offset_to,
-                    position,
-                    text,
-                    position_length: span,
-                });
-            }
-            for (i, text) in kept.iter().enumerate() {
-                out.push(Token {
-                    offset_from: token.offset_from,
-                    offset_to: token.offset_to,
-                    position: position.saturating_add(i),
-                    text: (*text).to_string(),
-                    position_length: 1,
-                });
-            }
-            shift = shift.saturating_add(span - 1);
-        }
-        out
-    }
 }

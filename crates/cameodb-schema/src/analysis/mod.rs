@@ -5,11 +5,13 @@
 mod builtin;
 mod char_filters;
 mod filters;
+mod languages;
 mod mapped;
 mod params;
 mod pipeline;
 mod synonyms;
 mod tokenizers;
+mod word_parts;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
