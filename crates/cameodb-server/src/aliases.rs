@@ -45,6 +45,18 @@ impl AliasMeta {
         Ok(meta)
     }
 
+    /// An `aliases` object (`{"name": {…}, …}`), as index creation and templates carry it;
+    /// names are checked by the catalog (`check_alias_name`).
+    pub fn parse_all(value: &Map<String, Value>) -> Result<BTreeMap<String, AliasMeta>, ApiError> {
+        value
+            .iter()
+            .map(|(name, body)| {
+                let body = body.as_object().cloned().unwrap_or_default();
+                Ok((name.clone(), AliasMeta::parse(name, &body)?))
+            })
+            .collect()
+    }
+
     /// As Elasticsearch shows it (`{}` or `{"is_write_index": true}`).
     pub fn render(&self) -> Value {
         let mut out = Map::new();

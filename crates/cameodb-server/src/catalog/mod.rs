@@ -2,6 +2,7 @@
 //! `<data dir>/indices/<name>/` (`index.json` + the store).
 
 mod resolve;
+pub(crate) use resolve::check_alias_name;
 mod templates;
 
 use std::collections::BTreeMap;

@@ -75,6 +75,15 @@ impl Catalog {
     /// Like [`Catalog::resolve`], but concrete names that do not exist are skipped
     /// (`ignore_unavailable=true`).
     pub async fn resolve_available(&self, expression: &str) -> Vec<Arc<IndexEntry>> {
+        match self.available_parts(expression).await {
+            Some(kept) => self.resolve(&kept).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `expression` without its concrete names that are neither an index nor an alias
+    /// (`ignore_unavailable`); `None` when nothing is left.
+    pub async fn available_parts(&self, expression: &str) -> Option<String> {
         let aliases = self.alias_map().await;
         let mut kept = Vec::new();
         for part in expression
@@ -87,10 +96,7 @@ impl Catalog {
                 kept.push(part);
             }
         }
-        if kept.is_empty() {
-            return Vec::new();
-        }
-        self.resolve(&kept.join(",")).await.unwrap_or_default()
+        (!kept.is_empty()).then(|| kept.join(","))
     }
 
     /// The index a write addressed to `name` goes to: `name` itself, or the write index of the
@@ -134,7 +140,7 @@ impl Catalog {
 }
 
 /// Alias names follow the index name rules.
-fn check_alias_name(alias: &str) -> Result<(), ApiError> {
+pub(crate) fn check_alias_name(alias: &str) -> Result<(), ApiError> {
     validate_name(alias).map_err(|err| {
         ApiError::bad_request(
             "invalid_alias_name_exception",

@@ -125,11 +125,7 @@ impl Catalog {
             }
             (false, Some(other)) => Some(other),
         };
-        let mut all_aliases = BTreeMap::new();
-        for (alias, body) in composed.aliases {
-            let body = body.as_object().cloned().unwrap_or_default();
-            all_aliases.insert(alias.clone(), AliasMeta::parse(&alias, &body)?);
-        }
+        let mut all_aliases = AliasMeta::parse_all(&composed.aliases)?;
         all_aliases.extend(aliases);
         Ok((merged, mappings, all_aliases))
     }

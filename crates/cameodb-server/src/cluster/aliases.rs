@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tracing::info;
 
-use super::metadata::{broadcast, other_owner};
+use super::metadata::{other_owner, push_meta};
 use super::{CALL_TIMEOUT, ClusterCtx};
 use crate::aliases::AliasChange;
 use crate::error::ApiError;
@@ -46,10 +46,6 @@ pub async fn change_here(
 ) -> Result<(), ApiError> {
     let meta = ctx.leaf.catalog.update_aliases(index, changes).await?;
     info!(index = %index, version = meta.settings_version, "index aliases changed");
-    let call = NodeCall::ApplySettings {
-        index: index.to_string(),
-        meta,
-    };
-    broadcast(ctx, call).await;
+    push_meta(ctx, index, meta).await;
     Ok(())
 }

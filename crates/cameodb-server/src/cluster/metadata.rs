@@ -242,12 +242,18 @@ pub async fn put_settings_here(
 ) -> Result<(), ApiError> {
     let meta = ctx.leaf.catalog.update_settings(index, changes).await?;
     info!(index = %index, version = meta.settings_version, "index settings changed");
+    push_meta(ctx, index, meta).await;
+    Ok(())
+}
+
+/// Sends an index's changed metadata (settings, aliases) to every other node, which takes it
+/// if it is newer than its own copy.
+pub async fn push_meta(ctx: &ClusterCtx, index: &str, meta: crate::catalog::IndexMeta) {
     let call = NodeCall::ApplySettings {
         index: index.to_string(),
         meta,
     };
     broadcast(ctx, call).await;
-    Ok(())
 }
 
 /// Takes another node's settings of index `name` if they are newer than this copy's (same

@@ -47,10 +47,7 @@ pub async fn put(
             cameodb_schema::mapping::Mapping::from_es_json(&Value::Object(composed.mappings))?;
         analysis.check(&mapping)?;
     }
-    for (alias, alias_body) in &composed.aliases {
-        let alias_body = alias_body.as_object().cloned().unwrap_or_default();
-        crate::aliases::AliasMeta::parse(alias, &alias_body)?;
-    }
+    crate::aliases::AliasMeta::parse_all(&composed.aliases)?;
     if kind == TemplateKind::Index {
         let known = ctx.leaf.catalog.templates();
         for component in templates::components(&body) {

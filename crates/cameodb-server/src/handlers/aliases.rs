@@ -24,18 +24,11 @@ pub fn parse_aliases(value: Option<&Value>) -> Result<BTreeMap<String, AliasMeta
     let object = value
         .as_object()
         .ok_or_else(|| ApiError::parse("[aliases] must be an object"))?;
-    let mut out = BTreeMap::new();
-    for (name, body) in object {
-        let body = body.as_object().cloned().unwrap_or_default();
-        crate::catalog::validate_name(name).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_alias_name_exception",
-                e.reason.replace("Invalid index name", "Invalid alias name"),
-            )
-        })?;
-        out.insert(name.clone(), AliasMeta::parse(name, &body)?);
+    let aliases = AliasMeta::parse_all(object)?;
+    for name in aliases.keys() {
+        crate::catalog::check_alias_name(name)?;
     }
-    Ok(out)
+    Ok(aliases)
 }
 
 async fn concrete(state: &AppState, index: &str) -> Result<Vec<String>, ApiError> {

@@ -50,16 +50,8 @@ pub async fn delete(
     )?;
     if crate::request::params::flag(&params, "ignore_unavailable")? == Some(true) {
         // Names that do not exist are dropped; an alias is still refused.
-        let aliases = state.catalog.alias_map().await;
-        let mut kept = Vec::new();
-        for part in index.split(',').filter(|p| !p.is_empty()) {
-            let concrete = !part.contains('*') && !part.starts_with('-') && part != "_all";
-            if !concrete || state.catalog.get(part).await.is_some() || aliases.contains_key(part) {
-                kept.push(part);
-            }
-        }
-        if !kept.is_empty() {
-            metadata::delete(&state.cluster, &kept.join(",")).await?;
+        if let Some(kept) = state.catalog.available_parts(&index).await {
+            metadata::delete(&state.cluster, &kept).await?;
         }
         return Ok(respond::ok(json!({"acknowledged": true})));
     }

@@ -24,23 +24,6 @@ pub struct AnalyzeRequest {
     pub field: Option<String>,
 }
 
-fn strings(key: &str, value: &Value) -> Result<Vec<String>, ApiError> {
-    match value {
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| {
-                item.as_str().map(str::to_string).ok_or_else(|| {
-                    ApiError::parse(format!("[{key}] must hold strings, got [{item}]"))
-                })
-            })
-            .collect(),
-        other => Err(ApiError::parse(format!(
-            "[{key}] must be a string or an array of strings, got [{other}]"
-        ))),
-    }
-}
-
 fn components(value: &Value) -> Vec<Value> {
     match value {
         Value::Array(items) => items.clone(),
@@ -79,7 +62,7 @@ impl AnalyzeRequest {
         let mut request = AnalyzeRequest::default();
         for (key, value) in &fields {
             match key.as_str() {
-                "text" => request.texts = strings(key, value)?,
+                "text" => request.texts = super::string_list(key, value)?,
                 "analyzer" => request.chain.analyzer = Some(single(key, value)?),
                 "normalizer" => request.chain.normalizer = Some(single(key, value)?),
                 "field" => request.field = Some(single(key, value)?),

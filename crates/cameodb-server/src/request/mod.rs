@@ -23,6 +23,25 @@ pub fn parse_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
     Ok(Some(cameodb_memory::json::from_slice(body)?))
 }
 
+/// A body value that is one string or an array of them (`stored_fields`, `text`,
+/// `source.index`).
+pub fn string_list(key: &str, value: &Value) -> Result<Vec<String>, ApiError> {
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::parse(format!("[{key}] must hold strings, got [{item}]"))
+                })
+            })
+            .collect(),
+        other => Err(ApiError::parse(format!(
+            "[{key}] must be a string or an array of strings, got [{other}]"
+        ))),
+    }
+}
+
 /// Parses a JSON body that must be an object (or empty).
 pub fn parse_object_body(body: &Bytes) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
     match parse_body(body)? {

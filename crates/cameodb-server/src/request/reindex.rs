@@ -32,24 +32,6 @@ pub struct ReindexRequest {
     pub max_docs: Option<u64>,
 }
 
-fn names(value: &Value, what: &str) -> Result<String, ApiError> {
-    match value {
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::parse(format!("[{what}] must hold index names")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.join(",")),
-        _ => Err(ApiError::parse(format!(
-            "[{what}] must be a string or an array"
-        ))),
-    }
-}
-
 impl ReindexRequest {
     pub fn parse(
         params: &HashMap<String, String>,
@@ -117,7 +99,7 @@ impl ReindexRequest {
         let mut indices = None;
         for (key, value) in source {
             match key.as_str() {
-                "index" => indices = Some(names(value, "source.index")?),
+                "index" => indices = Some(super::string_list("source.index", value)?.join(",")),
                 "query" | "_source" | "sort" => {
                     page.insert(key.clone(), value.clone());
                 }

@@ -41,6 +41,7 @@ const SEARCH_PARAMS: &[&str] = &[
     "ccs_minimize_roundtrips",
     "timeout",
     "explain",
+    "stored_fields",
 ];
 
 /// The query of a request: `q=` (Lucene syntax) wins over a body `query`; neither is match_all.
@@ -195,29 +196,11 @@ pub fn parse_spec(
     }
     // `stored_fields`: named stored fields come back under `fields`, and `_source` only
     // when asked for explicitly (as in Elasticsearch); `_none_` returns neither.
-    let stored_fields: Vec<String> = match body
-        .get("stored_fields")
-        .or(params.get("stored_fields").map(|_| &Value::Null))
+    let stored_fields: Vec<String> = match (body.get("stored_fields"), params.get("stored_fields"))
     {
-        None => Vec::new(),
-        Some(Value::Null) => params
-            .get("stored_fields")
-            .map(|s| s.split(',').map(str::to_string).collect())
-            .unwrap_or_default(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::parse("[stored_fields] must hold strings"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(ApiError::parse(
-                "[stored_fields] must be a string or an array",
-            ));
-        }
+        (Some(value), _) => super::string_list("stored_fields", value)?,
+        (None, Some(listed)) => listed.split(',').map(str::to_string).collect(),
+        (None, None) => Vec::new(),
     };
     let explicit_source = body.contains_key("_source")
         || params.contains_key("_source")
