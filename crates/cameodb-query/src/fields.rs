@@ -2,9 +2,11 @@
 
 use cameodb_schema::analysis::{normalize, normalizer_tokenizer};
 use cameodb_schema::fields::{Fields, OVERFLOW_TOKENIZER, slot_search_tokenizer, slot_tokenizer};
-use cameodb_schema::mapping::{FieldMapping, FieldType, Mapping, date};
+use cameodb_schema::mapping::variant::encode_ip;
+use cameodb_schema::mapping::{FieldMapping, FieldType, Mapping, Variant, date};
 use serde_json::Value;
 use tantivy::DateTime;
+use tantivy::query::{ConstScoreQuery, Query};
 use tantivy::schema::{DATE_TIME_PRECISION_INDEXED, Field, Term};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
@@ -110,6 +112,18 @@ impl QueryContext<'_> {
         paths
     }
 
+    /// `query` on `path` as its field scores it: a constant for `match_only_text`.
+    pub(crate) fn scored(&self, path: &str, query: Box<dyn Query>) -> Box<dyn Query> {
+        if self
+            .mapping
+            .lookup(path)
+            .is_some_and(FieldMapping::constant_scored)
+        {
+            return Box::new(ConstScoreQuery::new(query, 1.0));
+        }
+        query
+    }
+
     /// `text` as a keyword with a normalizer indexes it (unchanged without one).
     pub(crate) fn normalized(&self, mapping: &FieldMapping, text: &str) -> String {
         let normalizer = mapping
@@ -190,10 +204,10 @@ pub(crate) fn raw_text_term(target: &Target, text: &str) -> Option<Term> {
     })
 }
 
-fn shard_error(path: &str, ty: FieldType, value: &Value) -> QueryError {
+fn shard_error(path: &str, mapping: &FieldMapping, value: &Value) -> QueryError {
     QueryError::Shard(format!(
         "failed to create query: cannot parse [{value}] as [{}] for field [{path}]",
-        ty.name()
+        mapping.type_name()
     ))
 }
 
@@ -214,7 +228,11 @@ fn exact_value(
     value: &Value,
 ) -> Result<ExactValue, QueryError> {
     let ty = mapping.field_type;
-    let err = || shard_error(path, ty, value);
+    let err = || shard_error(path, mapping, value);
+    if mapping.variant == Some(Variant::Ip) {
+        let address = value.as_str().and_then(|s| s.trim().parse().ok());
+        return Ok(ExactValue::Str(encode_ip(address.ok_or_else(err)?)));
+    }
     Ok(match ty {
         FieldType::Keyword | FieldType::Text | FieldType::Object => ExactValue::Str(match value {
             Value::String(s) => s.clone(),
@@ -245,6 +263,7 @@ fn exact_value(
             } else {
                 number
             };
+            let number = mapping.variant.as_ref().map_or(number, |v| v.round(number));
             // The index stores whole floats as integers; query the same way.
             if number.fract() == 0.0 && number.abs() < 9.0e15 {
                 ExactValue::I64(number as i64)

@@ -101,7 +101,7 @@ pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
         }
         _ => term_query_for(term_of(&target, text, ctx)?),
     };
-    Ok(apply_boost(query, boost_of(params)?))
+    Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
 /// `match_bool_prefix`: the analyzed terms as a `bool` of term queries, the last one a prefix.
@@ -168,7 +168,7 @@ pub(crate) fn match_bool_prefix(body: &Value, ctx: &QueryContext<'_>) -> Result<
             "match_bool_prefix",
         )?,
     };
-    Ok(apply_boost(query, boost_of(params)?))
+    Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
 pub(crate) fn match_phrase(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
@@ -203,7 +203,7 @@ pub(crate) fn match_phrase(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed
         }
         _ => term_query_for(term_of(&target, text, ctx)?),
     };
-    Ok(apply_boost(query, boost_of(params)?))
+    Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
 pub(crate) fn match_phrase_prefix(
@@ -250,7 +250,7 @@ pub(crate) fn match_phrase_prefix(
             "match_phrase_prefix",
         )?,
     };
-    Ok(apply_boost(query, boost_of(params)?))
+    Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
 fn field_and_boost(spec: &str) -> Result<(String, Option<f32>), QueryError> {

@@ -6,6 +6,7 @@ mod dsl;
 mod error;
 mod fields;
 mod full_text;
+mod ip;
 mod limits;
 mod params;
 mod query_string;

@@ -116,7 +116,7 @@ impl Translator<'_> {
             UserInputLeaf::All => Ok(Box::new(AllQuery)),
             UserInputLeaf::Literal(literal) => self
                 .per_field(literal.field_name.as_ref(), |field| {
-                    self.literal(field, literal)
+                    Ok(self.ctx.scored(field, self.literal(field, literal)?))
                 }),
             UserInputLeaf::Range {
                 field,

@@ -10,7 +10,8 @@ use std::ops::Bound;
 use cameodb_schema::mapping::FieldType;
 use serde_json::Value;
 use tantivy::query::{
-    ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Query, RangeQuery, RegexQuery, TermQuery,
+    BooleanQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, RangeQuery,
+    RegexQuery, TermQuery,
     TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
@@ -80,7 +81,7 @@ pub(crate) fn regex_on(
         Target::Exact { mapping, .. } => {
             return Err(QueryError::Shard(format!(
                 "Can only use {clause} queries on keyword and text fields - not on [{field_path}] which is of type [{}]",
-                mapping.field_type.name()
+                mapping.type_name()
             )));
         }
     };
@@ -159,7 +160,7 @@ pub(crate) fn fuzzy_on(
         Target::Exact { mapping, .. } => {
             return Err(QueryError::Shard(format!(
                 "fuzzy queries are not supported on [{field_path}] of type [{}]",
-                mapping.field_type.name()
+                mapping.type_name()
             )));
         }
     };
@@ -217,8 +218,12 @@ pub(crate) fn term_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, 
         }
         value => (value, None),
     };
-    let query = term_query_for(term_of(&ctx.target(field), value, ctx)?);
-    Ok(apply_boost(query, boost_of(params)?))
+    let target = ctx.target(field);
+    let query = match crate::ip::cidr_query(&target, value, ctx)? {
+        Some(block) => block,
+        None => term_query_for(term_of(&target, value, ctx)?),
+    };
+    Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
 pub(crate) fn terms_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
@@ -229,15 +234,20 @@ pub(crate) fn terms_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
     check_terms_count("terms", values.len())?;
     let target = ctx.target(field);
     let mut terms = Vec::new();
+    let mut blocks = Vec::new();
     for value in values {
-        if let Some(term) = term_of(&target, value, ctx)? {
+        if let Some(block) = crate::ip::cidr_query(&target, value, ctx)? {
+            blocks.push((Occur::Should, block));
+        } else if let Some(term) = term_of(&target, value, ctx)? {
             terms.push(term);
         }
     }
-    let query: Boxed = Box::new(ConstScoreQuery::new(
-        Box::new(TermSetQuery::new(terms)),
-        1.0,
-    ));
+    let mut matching: Boxed = Box::new(TermSetQuery::new(terms));
+    if !blocks.is_empty() {
+        blocks.push((Occur::Should, matching));
+        matching = Box::new(BooleanQuery::new(blocks));
+    }
+    let query: Boxed = Box::new(ConstScoreQuery::new(matching, 1.0));
     Ok(apply_boost(query, boost_of(body.as_object())?))
 }
 
@@ -351,7 +361,7 @@ pub(crate) fn pattern_query(
         _ => text.to_string(),
     };
     Ok(apply_boost(
-        regex_on(ctx, field, &regex, clause)?,
+        ctx.scored(field, regex_on(ctx, field, &regex, clause)?),
         boost_of(params)?,
     ))
 }
@@ -369,7 +379,7 @@ pub(crate) fn fuzzy_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
         .cloned()
         .unwrap_or(Value::String("AUTO".into()));
     Ok(apply_boost(
-        fuzzy_on(ctx, field, &text, &fuzz)?,
+        ctx.scored(field, fuzzy_on(ctx, field, &text, &fuzz)?),
         boost_of(params)?,
     ))
 }

@@ -88,6 +88,15 @@ pub(crate) fn composite(
             };
             object.insert("calendar_interval".into(), Value::String(unit.into()));
         }
+        let source_field = inner.get("field").and_then(Value::as_str).unwrap_or_default();
+        if mapping
+            .lookup(source_field)
+            .is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
+        {
+            return Err(parsing(format!(
+                "source [{source_name}] of [{name}]: ip field [{source_field}] is not supported as a composite source"
+            )));
+        }
         if let Some(value) = after.as_ref().and_then(|a| a.get(source_name)) {
             let field = inner
                 .get("field")
@@ -267,6 +276,47 @@ pub(crate) fn regroup_filters(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(regroup_filters),
+        _ => {}
+    }
+}
+
+/// Marks a `terms` aggregation on an `ip` field, whose keys are shown decoded.
+const IP_MARK: char = '\u{3}';
+
+/// The name a `terms` aggregation on an `ip` field runs under.
+pub(crate) fn ip_terms_name(name: &str) -> String {
+    format!("{name}{IP_MARK}")
+}
+
+/// Shows the keys of `terms` aggregations on `ip` fields as addresses (they are indexed
+/// encoded, see `cameodb_schema::mapping::variant::encode_ip`), at every level.
+pub(crate) fn decode_ip_terms(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let marked: Vec<String> = map
+                .keys()
+                .filter(|k| k.ends_with(IP_MARK))
+                .cloned()
+                .collect();
+            for key in marked {
+                let Some(mut result) = map.remove(&key) else {
+                    continue;
+                };
+                if let Some(Value::Array(buckets)) = result.get_mut("buckets") {
+                    for bucket in buckets {
+                        let decoded = bucket["key"]
+                            .as_str()
+                            .and_then(cameodb_schema::mapping::variant::decode_ip);
+                        if let Some(address) = decoded {
+                            bucket["key"] = Value::String(address);
+                        }
+                    }
+                }
+                map.insert(key.trim_end_matches(IP_MARK).to_string(), result);
+            }
+            map.values_mut().for_each(decode_ip_terms);
+        }
+        Value::Array(items) => items.iter_mut().for_each(decode_ip_terms),
         _ => {}
     }
 }

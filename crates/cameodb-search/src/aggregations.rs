@@ -127,9 +127,41 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                 }
             }
         }
-        out.insert(name.clone(), Value::Object(rewritten));
+        let name = match ip_terms_field(spec, mapping, name)? {
+            true => agg_shapes::ip_terms_name(name),
+            false => name.clone(),
+        };
+        out.insert(name, Value::Object(rewritten));
     }
     Ok(Value::Object(out))
+}
+
+/// True when `spec` is a `terms` aggregation on an `ip` field (its keys are decoded when the
+/// result is rendered); the parameters that would need addresses encoded are refused.
+fn ip_terms_field(
+    spec: &Map<String, Value>,
+    mapping: &Mapping,
+    name: &str,
+) -> Result<bool, SearchError> {
+    let Some(terms) = spec.get("terms").and_then(Value::as_object) else {
+        return Ok(false);
+    };
+    let field = terms.get("field").and_then(Value::as_str).unwrap_or_default();
+    if !mapping
+        .lookup(field)
+        .is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
+    {
+        return Ok(false);
+    }
+    if let Some(key) = ["include", "exclude", "missing"]
+        .into_iter()
+        .find(|k| terms.contains_key(*k))
+    {
+        return Err(parsing(format!(
+            "[{key}] of terms aggregation [{name}] on ip field [{field}] is not supported"
+        )));
+    }
+    Ok(true)
 }
 
 fn rewrite_body(
@@ -457,6 +489,7 @@ pub fn finish(
     let mut value =
         serde_json::to_value(result).map_err(|e| SearchError::internal(e.to_string()))?;
     agg_shapes::regroup_filters(&mut value);
+    agg_shapes::decode_ip_terms(&mut value);
     Ok(value)
 }
 

@@ -245,7 +245,14 @@ pub fn plan(
             "_shard_doc" => (Source::ShardDoc(shard), true),
             field => {
                 let column = format!("{EXACT_FIELD}.{field}");
-                match mapping.lookup(field).map(|f| f.field_type) {
+                let mapped = mapping.lookup(field);
+                if mapped.is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
+                {
+                    return Err(SearchError::illegal_argument(format!(
+                        "sorting on ip field [{field}] is not supported"
+                    )));
+                }
+                match mapped.map(|f| f.field_type) {
                     Some(FieldType::Keyword) => (Source::Keyword(column), false),
                     Some(
                         FieldType::Long

@@ -12,10 +12,12 @@ use tantivy::tokenizer::TextAnalyzer;
 use cameodb_schema::SchemaError;
 use cameodb_schema::analysis::{Analysis, normalize};
 use cameodb_schema::fields::Fields;
+use cameodb_schema::mapping::variant::encode_ip;
 use cameodb_schema::mapping::{
-    DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, date,
+    DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, Variant, date,
 };
 
+use crate::coerce::{as_f64, as_i64, as_text, infer};
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 
@@ -156,6 +158,7 @@ impl<'a> Converter<'a> {
         source: &Map<String, Value>,
     ) -> Result<(IndexDoc, Mapping), Outcome> {
         self.object("", source, 0)?;
+        self.constants();
         let mut doc = self.doc;
         doc.add_text(self.fields.id, key.id.as_str());
         doc.add_bytes(self.fields.key, &key.encode());
@@ -261,6 +264,7 @@ impl<'a> Converter<'a> {
                     )
                     .into());
                 }
+                let field = self.settle_constant(path, field, scalar)?;
                 self.emit(path, &field, scalar)?;
                 self.copy(path, &field, scalar)
             }
@@ -294,6 +298,51 @@ impl<'a> Converter<'a> {
             self.emit(target, &mapped, value)?;
         }
         Ok(())
+    }
+
+    /// A `constant_keyword` without a value takes the first one a document gives it (a
+    /// mapping change, so made on the pass that may change the mapping).
+    fn settle_constant(
+        &mut self,
+        path: &str,
+        field: FieldMapping,
+        value: &Value,
+    ) -> Result<FieldMapping, Outcome> {
+        if field.variant != Some(Variant::ConstantKeyword { value: None }) {
+            return Ok(field);
+        }
+        if !self.may_extend {
+            return Err(Outcome::NeedsDynamic);
+        }
+        let text = as_text(value)
+            .ok_or_else(|| mapper_error(path, field.type_name(), "expected a string"))?;
+        let mut settled = field;
+        settled.variant = Some(Variant::ConstantKeyword { value: Some(text) });
+        if let Some(mapped) = self.mapping.to_mut().properties.get_mut(path) {
+            *mapped = settled.clone();
+        }
+        Ok(settled)
+    }
+
+    /// Documents without a `constant_keyword` field hold its value all the same, as
+    /// Elasticsearch answers queries and aggregations on them.
+    fn constants(&mut self) {
+        let missing: Vec<(String, String)> = self
+            .mapping
+            .properties
+            .iter()
+            .filter(|(path, _)| !self.present.contains(path.as_str()))
+            .filter_map(|(path, field)| match &field.variant {
+                Some(Variant::ConstantKeyword { value: Some(value) }) => {
+                    Some((path.clone(), value.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (path, value) in missing {
+            push(&mut self.exact, &path, OwnedValue::Str(value));
+            self.mark_present(&path);
+        }
     }
 
     /// `text` through the keyword's normalizer, when it has one.
@@ -348,7 +397,7 @@ impl<'a> Converter<'a> {
     }
 
     fn emit(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<()> {
-        let type_name = field.field_type.name();
+        let type_name = field.type_name();
         match field.field_type {
             FieldType::Text => {
                 let text = as_text(value)
@@ -375,7 +424,30 @@ impl<'a> Converter<'a> {
                 {
                     return Ok(());
                 }
-                let text = self.normalized(field, text);
+                let text = match &field.variant {
+                    Some(Variant::Ip) => {
+                        let address = text.trim().parse().map_err(|_| {
+                            mapper_error(
+                                path,
+                                type_name,
+                                format!("'{text}' is not an IP string literal."),
+                            )
+                        })?;
+                        encode_ip(address)
+                    }
+                    Some(Variant::ConstantKeyword {
+                        value: Some(constant),
+                    }) if *constant != text => {
+                        return Err(mapper_error(
+                            path,
+                            type_name,
+                            format!(
+                                "[constant_keyword] field [{path}] only accepts values that are equal to the value defined in the mappings [{constant}], but got [{text}]"
+                            ),
+                        ));
+                    }
+                    _ => self.normalized(field, text),
+                };
                 if text.len() > MAX_KEYWORD_BYTES {
                     return Err(mapper_error(
                         path,
@@ -387,6 +459,19 @@ impl<'a> Converter<'a> {
                 }
                 self.bytes += text.len();
                 push(&mut self.exact, path, OwnedValue::Str(text));
+            }
+            FieldType::Long if field.variant == Some(Variant::UnsignedLong) => {
+                if value.as_u64().is_some_and(|n| n > i64::MAX as u64) {
+                    return Err(mapper_error(
+                        path,
+                        type_name,
+                        format!(
+                            "Value [{value}] is out of range for [unsigned_long]: CameoDB holds unsigned longs up to [{}]",
+                            i64::MAX
+                        ),
+                    ));
+                }
+                self.integer(path, type_name, value, 0, i64::MAX)?
             }
             FieldType::Long => self.integer(path, type_name, value, i64::MIN, i64::MAX)?,
             FieldType::Integer => {
@@ -408,6 +493,9 @@ impl<'a> Converter<'a> {
                 })?;
                 if field.field_type == FieldType::Float {
                     number = f64::from(number as f32);
+                }
+                if let Some(variant) = &field.variant {
+                    number = variant.round(number);
                 }
                 if !number.is_finite() {
                     return Err(mapper_error(
@@ -492,74 +580,6 @@ impl<'a> Converter<'a> {
         push(&mut self.exact, path, OwnedValue::I64(number));
         Ok(())
     }
-}
-
-/// The dynamic mapping Elasticsearch gives a first-seen scalar.
-fn infer(value: &Value) -> FieldMapping {
-    match value {
-        Value::Bool(_) => FieldMapping::of(FieldType::Boolean),
-        Value::Number(n) if n.is_i64() => FieldMapping::of(FieldType::Long),
-        Value::Number(_) => FieldMapping::of(FieldType::Float),
-        Value::String(s) if date::looks_like_date(s) => FieldMapping::of(FieldType::Date),
-        _ => {
-            let mut keyword = FieldMapping::of(FieldType::Keyword);
-            keyword.ignore_above = Some(256);
-            let mut text = FieldMapping::of(FieldType::Text);
-            text.fields.insert("keyword".to_string(), keyword);
-            text
-        }
-    }
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn as_f64(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-}
-
-/// Integer coercion as Elasticsearch does it: whole numbers as they are, decimals and numeric
-/// strings truncated. The outer `None` means "not a number"; the inner `None` "out of range".
-fn as_i64(value: &Value) -> Option<Option<i64>> {
-    match value {
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => Some(Some(i)),
-            (None, Some(_), _) => Some(None),
-            (None, None, Some(f)) => Some(float_to_i64(f)),
-            _ => None,
-        },
-        Value::String(s) => {
-            let s = s.trim();
-            match s.parse::<i64>() {
-                Ok(i) => Some(Some(i)),
-                Err(_) => s
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .map(float_to_i64),
-            }
-        }
-        _ => None,
-    }
-}
-
-fn float_to_i64(f: f64) -> Option<i64> {
-    // 2^63 is exactly representable as f64; i64 covers [-2^63, 2^63).
-    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-    let truncated = f.trunc();
-    (-TWO_POW_63..TWO_POW_63)
-        .contains(&truncated)
-        .then_some(truncated as i64)
 }
 
 #[cfg(test)]

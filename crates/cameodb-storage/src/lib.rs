@@ -7,6 +7,7 @@
 mod activity;
 mod apply;
 mod changes;
+mod coerce;
 mod config;
 mod convert;
 mod db;

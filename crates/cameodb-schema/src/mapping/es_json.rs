@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{Dynamic, FieldMapping, FieldType, Mapping};
+use super::{Dynamic, FieldMapping, FieldType, Mapping, Variant};
 use crate::error::{Result, SchemaError};
 
 /// A parsed mapping body, flattened: parents come before their children.
@@ -83,13 +83,19 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
             "Expected map for property [fields] on field [{path}]"
         ))
     })?;
-    let field_type = match def.get("type") {
-        None => FieldType::Object,
-        Some(Value::String(name)) => FieldType::from_name(name).ok_or_else(|| {
-            invalid(format!(
-                "No handler for type [{name}] declared on field [{path}]"
-            ))
-        })?,
+    let (field_type, variant) = match def.get("type") {
+        None => (FieldType::Object, None),
+        Some(Value::String(name)) => match FieldType::from_name(name) {
+            Some(field_type) => (field_type, None),
+            None => {
+                let variant = Variant::from_name(name).ok_or_else(|| {
+                    invalid(format!(
+                        "No handler for type [{name}] declared on field [{path}]"
+                    ))
+                })?;
+                (variant.base(), Some(variant))
+            }
+        },
         Some(other) => {
             return Err(invalid(format!(
                 "type of field [{path}] must be a string, got [{other}]"
@@ -97,10 +103,41 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
         }
     };
     let mut field = FieldMapping::of(field_type);
+    if let Some(allowed) = variant.as_ref().and_then(Variant::parameters)
+        && let Some(key) = def
+            .keys()
+            .find(|k| k.as_str() != "type" && !allowed.contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "unknown parameter [{key}] on mapper [{path}] of type [{}]",
+            variant.as_ref().map_or("", Variant::name)
+        )));
+    }
+    field.variant = variant;
     let mut children = None;
     for (key, value) in def {
         match (key.as_str(), field_type) {
             ("type", _) => {}
+            ("scaling_factor", _)
+                if matches!(field.variant, Some(Variant::ScaledFloat { .. })) =>
+            {
+                let factor = value
+                    .as_f64()
+                    .filter(|f| f.is_finite() && *f > 0.0)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "[scaling_factor] of [{path}] must be a positive number, got [{value}]"
+                        ))
+                    })?;
+                field.variant = Some(Variant::ScaledFloat {
+                    scaling_factor: factor,
+                });
+            }
+            ("value", _) if matches!(field.variant, Some(Variant::ConstantKeyword { .. })) => {
+                field.variant = Some(Variant::ConstantKeyword {
+                    value: Some(string(path, key, value)?),
+                });
+            }
             ("properties", FieldType::Object) => children = Some(value),
             ("dynamic", FieldType::Object) => field.dynamic = Some(parse_dynamic(value)?),
             ("fields", t) if t != FieldType::Object => {
@@ -147,10 +184,19 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
             _ => {
                 return Err(invalid(format!(
                     "unknown parameter [{key}] on mapper [{path}] of type [{}]",
-                    field_type.name()
+                    field.type_name()
                 )));
             }
         }
+    }
+    if field.variant
+        == Some(Variant::ScaledFloat {
+            scaling_factor: 0.0,
+        })
+    {
+        return Err(invalid(format!(
+            "Field [scaling_factor] is required on mapper [{path}] of type [scaled_float]"
+        )));
     }
     out.push((path.to_string(), field));
     if let Some(children) = children {
@@ -258,7 +304,8 @@ fn accepted(key: &str, ty: FieldType, value: &Value, path: &str) -> Result<bool>
             true
         }
         "ignore_malformed"
-            if ty.is_numeric() || ty == FieldType::Date || ty == FieldType::Boolean =>
+            if ty.is_numeric()
+                || matches!(ty, FieldType::Date | FieldType::Boolean | FieldType::Keyword) =>
         {
             if value.as_bool() == Some(true) || value.as_str() == Some("true") {
                 return refuse("a malformed value is always refused with the document");
@@ -375,7 +422,16 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
         render_accepted(field, out);
         return;
     }
-    out.insert("type".into(), json!(field.field_type.name()));
+    out.insert("type".into(), json!(field.type_name()));
+    match &field.variant {
+        Some(Variant::ScaledFloat { scaling_factor }) => {
+            out.insert("scaling_factor".into(), json!(scaling_factor));
+        }
+        Some(Variant::ConstantKeyword { value: Some(value) }) => {
+            out.insert("value".into(), json!(value));
+        }
+        _ => {}
+    }
     if let Some(analyzer) = &field.analyzer {
         out.insert("analyzer".into(), json!(analyzer));
     }

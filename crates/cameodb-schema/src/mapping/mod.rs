@@ -6,6 +6,7 @@
 
 pub mod date;
 mod es_json;
+pub mod variant;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::analysis::ANALYZERS;
 use crate::error::{Result, SchemaError};
+pub use variant::Variant;
 
 /// Elasticsearch's default cap on the number of mapped fields, which also bounds what hostile
 /// documents with thousands of random keys can do to the mapping.
@@ -119,6 +121,10 @@ pub struct FieldMapping {
     /// The field's type; fixed once mapped.
     #[serde(rename = "type")]
     pub field_type: FieldType,
+    /// The Elasticsearch type when it is a variant of `field_type` (`ip`, `half_float`, …):
+    /// indexed as the base type, with the variant's one difference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<Variant>,
     /// Analyzer for text fields (`None` = standard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyzer: Option<String>,
@@ -173,6 +179,7 @@ impl FieldMapping {
     pub fn of(field_type: FieldType) -> FieldMapping {
         FieldMapping {
             field_type,
+            variant: None,
             analyzer: None,
             search_analyzer: None,
             normalizer: None,
@@ -187,6 +194,19 @@ impl FieldMapping {
             fields: BTreeMap::new(),
             slot: None,
         }
+    }
+
+    /// The Elasticsearch name of the field's type (the variant's, when it has one).
+    pub fn type_name(&self) -> &'static str {
+        match &self.variant {
+            Some(variant) => variant.name(),
+            None => self.field_type.name(),
+        }
+    }
+
+    /// True for a `match_only_text` field, whose queries score a constant.
+    pub fn constant_scored(&self) -> bool {
+        self.variant == Some(Variant::MatchOnlyText)
     }
 }
 
@@ -273,9 +293,13 @@ impl Mapping {
             } else {
                 format!("{prefix}.{key}")
             };
-            if !self.properties.contains_key(&path)
+            let field = self.properties.get(&path);
+            if field.is_none() && !value.is_null() && self.dynamic_for(prefix) == Dynamic::True {
+                return false;
+            }
+            // A `constant_keyword` without a value takes the first one indexed.
+            if field.is_some_and(|f| f.variant == Some(Variant::ConstantKeyword { value: None }))
                 && !value.is_null()
-                && self.dynamic_for(prefix) == Dynamic::True
             {
                 return false;
             }
@@ -339,12 +363,17 @@ impl Mapping {
         }
         match self.properties.get_mut(path) {
             Some(existing) => {
-                if existing.field_type != field.field_type {
+                if existing.field_type != field.field_type
+                    || existing.type_name() != field.type_name()
+                {
                     return Err(SchemaError::MappingConflict {
                         field: path.to_string(),
-                        existing: existing.field_type.name().to_string(),
-                        requested: field.field_type.name().to_string(),
+                        existing: existing.type_name().to_string(),
+                        requested: field.type_name().to_string(),
                     });
+                }
+                if existing.variant != field.variant {
+                    merge_variant(path, existing, field.variant.take())?;
                 }
                 if field.dynamic.is_some() {
                     existing.dynamic = field.dynamic;
@@ -377,6 +406,29 @@ impl Mapping {
             });
         }
         Ok(())
+    }
+}
+
+/// A variant's parameters may change only where Elasticsearch lets them: a
+/// `constant_keyword` without a value takes one.
+fn merge_variant(path: &str, existing: &mut FieldMapping, next: Option<Variant>) -> Result<()> {
+    match (&existing.variant, next) {
+        (
+            Some(Variant::ConstantKeyword { value: None }),
+            Some(next @ Variant::ConstantKeyword { .. }),
+        ) => {
+            existing.variant = Some(next);
+            Ok(())
+        }
+        (Some(Variant::ConstantKeyword { .. }), Some(Variant::ConstantKeyword { value: None })) => {
+            Ok(())
+        }
+        _ => Err(SchemaError::InvalidMapping {
+            reason: format!(
+                "Mapper for [{path}] conflicts with existing mapper: cannot change the parameters of a [{}] field",
+                existing.type_name()
+            ),
+        }),
     }
 }
 

@@ -451,6 +451,10 @@ fn mapping_digest(mapping: &Mapping) -> u64 {
         text.push_str(path);
         text.push(':');
         text.push_str(field.field_type.name());
+        if let Some(variant) = &field.variant {
+            // A `constant_keyword` value set on one node is a difference to catch up on.
+            text.push_str(&format!("{variant:?}"));
+        }
         for sub in field.fields.keys() {
             text.push('+');
             text.push_str(sub);

@@ -82,7 +82,7 @@ async fn stats_for(state: &AppState, expression: &str) -> Result<Response, ApiEr
 /// How one mapped field answers `_field_caps`: its type, whether it can be searched and
 /// aggregated.
 fn capabilities(field: &FieldMapping) -> (String, bool, bool) {
-    let name = field.field_type.name().to_string();
+    let name = field.type_name().to_string();
     match field.field_type {
         FieldType::Object => (name, false, false),
         FieldType::Text => (name, field.index != Some(false), false),

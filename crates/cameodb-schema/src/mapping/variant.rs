@@ -1,0 +1,215 @@
+//! Elasticsearch field types that CameoDB indexes as one of its base types with one twist each:
+//! a coarser number (`half_float`, `scaled_float`), a narrower range (`unsigned_long`), one
+//! value for every document (`constant_keyword`), constant scores (`match_only_text`), an
+//! address encoded so that its order is numeric order (`ip`), or nothing at all (`wildcard`,
+//! whose queries are a keyword's).
+//!
+//! The variant rides beside the base [`FieldType`] in the mapping, so everything that works on
+//! the base type (columns, aggregations, sorting) works on the variant unchanged; only the few
+//! places where the twist matters ask for it.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use super::FieldType;
+
+/// The twist a field type puts on its base type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Variant {
+    /// A float held at half precision, as Elasticsearch's doc values hold it.
+    HalfFloat,
+    /// A double held as a whole multiple of `1 / scaling_factor`.
+    ScaledFloat {
+        /// What values are multiplied by before rounding to a whole number (required).
+        scaling_factor: f64,
+    },
+    /// A long that refuses negative values. CameoDB's columns are signed, so values above
+    /// `i64::MAX` are refused by name too.
+    UnsignedLong,
+    /// Every document holds `value`; a document that names another is refused.
+    ConstantKeyword {
+        /// The value; `None` until the first document that has the field sets it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    },
+    /// A keyword for grep-like queries; CameoDB's keyword queries already serve them.
+    Wildcard,
+    /// Text whose every query scores a constant 1.0 (times its boost).
+    MatchOnlyText,
+    /// An IPv4 or IPv6 address, indexed as [`encode_ip`] spells it.
+    Ip,
+}
+
+impl Variant {
+    /// The variant a type name declares, with its parameters at their defaults.
+    pub fn from_name(name: &str) -> Option<Variant> {
+        Some(match name {
+            "half_float" => Variant::HalfFloat,
+            "scaled_float" => Variant::ScaledFloat {
+                scaling_factor: 0.0,
+            },
+            "unsigned_long" => Variant::UnsignedLong,
+            "constant_keyword" => Variant::ConstantKeyword { value: None },
+            "wildcard" => Variant::Wildcard,
+            "match_only_text" => Variant::MatchOnlyText,
+            "ip" => Variant::Ip,
+            _ => return None,
+        })
+    }
+
+    /// The Elasticsearch name of the type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Variant::HalfFloat => "half_float",
+            Variant::ScaledFloat { .. } => "scaled_float",
+            Variant::UnsignedLong => "unsigned_long",
+            Variant::ConstantKeyword { .. } => "constant_keyword",
+            Variant::Wildcard => "wildcard",
+            Variant::MatchOnlyText => "match_only_text",
+            Variant::Ip => "ip",
+        }
+    }
+
+    /// The base type the variant is indexed as.
+    pub fn base(&self) -> FieldType {
+        match self {
+            Variant::HalfFloat => FieldType::Float,
+            Variant::ScaledFloat { .. } => FieldType::Double,
+            Variant::UnsignedLong => FieldType::Long,
+            Variant::ConstantKeyword { .. } | Variant::Wildcard | Variant::Ip => {
+                FieldType::Keyword
+            }
+            Variant::MatchOnlyText => FieldType::Text,
+        }
+    }
+
+    /// The mapping parameters the variant takes besides `type`; `None` means its base type's.
+    pub fn parameters(&self) -> Option<&'static [&'static str]> {
+        match self {
+            Variant::ConstantKeyword { .. } => Some(&["value", "meta"]),
+            Variant::MatchOnlyText => Some(&["fields", "meta"]),
+            Variant::Wildcard => Some(&["null_value", "ignore_above", "meta"]),
+            Variant::Ip => Some(&[
+                "null_value",
+                "index",
+                "doc_values",
+                "store",
+                "meta",
+                "ignore_malformed",
+                "time_series_dimension",
+            ]),
+            _ => None,
+        }
+    }
+
+    /// A number as the variant holds it: rounded to half precision or to the scale.
+    pub fn round(&self, number: f64) -> f64 {
+        match self {
+            Variant::HalfFloat => half::f16::from_f64(number).to_f64(),
+            Variant::ScaledFloat { scaling_factor } => {
+                (number * scaling_factor).round() / scaling_factor
+            }
+            _ => number,
+        }
+    }
+}
+
+/// Number of characters in an encoded address.
+const IP_CHARS: usize = 32;
+
+/// An address as the index holds it: the 128 bits of its IPv6 form (IPv4 mapped, as
+/// Elasticsearch maps it) in fixed-width hex, so that string order is address order and a
+/// CIDR block is one string range.
+pub fn encode_ip(address: IpAddr) -> String {
+    let v6 = match address {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    format!("{:032x}", u128::from(v6))
+}
+
+/// The address an encoded string stands for, shown as Elasticsearch shows it (IPv4 for a
+/// mapped address).
+pub fn decode_ip(encoded: &str) -> Option<String> {
+    if encoded.len() != IP_CHARS {
+        return None;
+    }
+    let bits = u128::from_str_radix(encoded, 16).ok()?;
+    let v6 = Ipv6Addr::from(bits);
+    Some(match v6.to_ipv4_mapped() {
+        Some(v4) => v4.to_string(),
+        None => v6.to_string(),
+    })
+}
+
+/// The first and last encoded addresses of `text`: one address (both ends the same) or a CIDR
+/// block (`10.0.0.0/8`, `2001:db8::/32`). `None` when `text` is neither.
+pub fn ip_range(text: &str) -> Option<(String, String)> {
+    let (address, prefix) = match text.split_once('/') {
+        None => {
+            let address: IpAddr = text.trim().parse().ok()?;
+            let encoded = encode_ip(address);
+            return Some((encoded.clone(), encoded));
+        }
+        Some((address, prefix)) => (address.trim().parse::<IpAddr>().ok()?, prefix),
+    };
+    let prefix: u32 = prefix.trim().parse().ok()?;
+    let (bits, prefix) = match address {
+        IpAddr::V4(v4) if prefix <= 32 => (u128::from(v4.to_ipv6_mapped()), prefix + 96),
+        IpAddr::V6(v6) if prefix <= 128 => (u128::from(v6), prefix),
+        _ => return None,
+    };
+    let host_mask = u128::MAX.checked_shr(prefix).unwrap_or(0);
+    let low = bits & !host_mask;
+    let high = bits | host_mask;
+    Some((format!("{low:032x}"), format!("{high:032x}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn cidr_blocks_are_string_ranges() {
+        let (low, high) = ip_range("192.168.0.0/16").unwrap();
+        let inside = encode_ip("192.168.42.7".parse().unwrap());
+        let outside = encode_ip("192.169.0.1".parse().unwrap());
+        assert!(low <= inside && inside <= high);
+        assert!(outside > high);
+        assert_eq!(decode_ip(&low).unwrap(), "192.168.0.0");
+        assert_eq!(decode_ip(&high).unwrap(), "192.168.255.255");
+        let (low, high) = ip_range("2001:db8::/32").unwrap();
+        assert_eq!(decode_ip(&low).unwrap(), "2001:db8::");
+        assert_eq!(
+            decode_ip(&high).unwrap(),
+            "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(ip_range("0.0.0.0/0").unwrap().1, encode_ip("255.255.255.255".parse().unwrap()));
+        assert!(ip_range("10.0.0.0/33").is_none());
+        assert!(ip_range("not an ip").is_none());
+        assert!(ip_range("10.0.0.1/x").is_none());
+    }
+
+    #[test]
+    fn scaled_and_half_floats_round_as_elasticsearch_holds_them() {
+        let scaled = Variant::ScaledFloat {
+            scaling_factor: 100.0,
+        };
+        assert_eq!(scaled.round(1.2345), 1.23);
+        assert_eq!(Variant::HalfFloat.round(0.1), 0.0999755859375);
+        assert_eq!(Variant::Wildcard.round(0.1), 0.1);
+    }
+
+    proptest! {
+        #[test]
+        fn encoding_keeps_address_order(a: u128, b: u128) {
+            let (x, y) = (IpAddr::V6(Ipv6Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b)));
+            prop_assert_eq!(a.cmp(&b), encode_ip(x).cmp(&encode_ip(y)));
+            let decoded: IpAddr = decode_ip(&encode_ip(x)).unwrap().parse().unwrap();
+            prop_assert_eq!(encode_ip(decoded), encode_ip(x));
+        }
+    }
+}
