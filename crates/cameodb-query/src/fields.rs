@@ -61,7 +61,7 @@ impl<'a> QueryContext<'a> {
 
 impl QueryContext<'_> {
     pub(crate) fn target(&self, path: &str) -> Target {
-        let Some(mapping) = self.mapping.lookup(path) else {
+        let Some((path, mapping)) = self.mapping.resolve(path) else {
             return Target::Unmapped;
         };
         match mapping.field_type {
@@ -116,8 +116,8 @@ impl QueryContext<'_> {
     pub(crate) fn scored(&self, path: &str, query: Box<dyn Query>) -> Box<dyn Query> {
         if self
             .mapping
-            .lookup(path)
-            .is_some_and(FieldMapping::constant_scored)
+            .resolve(path)
+            .is_some_and(|(_, field)| field.constant_scored())
         {
             return Box::new(ConstScoreQuery::new(query, 1.0));
         }

@@ -281,6 +281,7 @@ pub(crate) fn exists_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed
         .get("field")
         .and_then(Value::as_str)
         .ok_or_else(|| parsing("[exists] query requires [field]"))?;
+    let field = ctx.mapping.resolve(field).map_or(field, |(path, _)| path);
     let term = Term::from_field_text(ctx.fields.field_names, field);
     Ok(Box::new(ConstScoreQuery::new(
         Box::new(TermQuery::new(term, IndexRecordOption::Basic)),

@@ -148,8 +148,8 @@ fn ip_terms_field(
     };
     let field = terms.get("field").and_then(Value::as_str).unwrap_or_default();
     if !mapping
-        .lookup(field)
-        .is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
+        .resolve(field)
+        .is_some_and(|(_, f)| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
     {
         return Ok(false);
     }
@@ -199,6 +199,10 @@ fn rewrite_body(
             "[{kind}] aggregation [{name}] requires [field]"
         )));
     };
+    // A field alias aggregates the field it stands for.
+    let field = mapping
+        .resolve(&field)
+        .map_or(field.clone(), |(path, _)| path.to_string());
     match mapping.lookup(&field).map(|f| f.field_type) {
         Some(FieldType::Text) => {
             return Err(SearchError::illegal_argument(format!(

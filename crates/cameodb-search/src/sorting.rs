@@ -244,8 +244,12 @@ pub fn plan(
             "_doc" => (Source::Doc, true),
             "_shard_doc" => (Source::ShardDoc(shard), true),
             field => {
+                // A field alias sorts by the field it stands for.
+                let (field, mapped) = match mapping.resolve(field) {
+                    Some((path, mapped)) => (path, Some(mapped)),
+                    None => (field, None),
+                };
                 let column = format!("{EXACT_FIELD}.{field}");
-                let mapped = mapping.lookup(field);
                 if mapped.is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
                 {
                     return Err(SearchError::illegal_argument(format!(

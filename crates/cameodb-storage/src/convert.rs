@@ -223,6 +223,18 @@ impl<'a> Converter<'a> {
             Value::Array(items) => items
                 .iter()
                 .try_for_each(|item| self.value(path, item, depth)),
+            _ if self
+                .mapping
+                .get(path)
+                .is_some_and(|f| matches!(f.variant, Some(Variant::Alias { .. }))) =>
+            {
+                Err(mapper_error(
+                    path,
+                    "alias",
+                    format!("Cannot write to a field alias [{path}]."),
+                )
+                .into())
+            }
             Value::Object(obj) => {
                 match self.mapping.get(path).map(|f| f.field_type) {
                     Some(FieldType::Object) => {}

@@ -133,6 +133,11 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
                     scaling_factor: factor,
                 });
             }
+            ("path", _) if matches!(field.variant, Some(Variant::Alias { .. })) => {
+                field.variant = Some(Variant::Alias {
+                    path: string(path, key, value)?,
+                });
+            }
             ("value", _) if matches!(field.variant, Some(Variant::ConstantKeyword { .. })) => {
                 field.variant = Some(Variant::ConstantKeyword {
                     value: Some(string(path, key, value)?),
@@ -409,6 +414,11 @@ fn render_dynamic(dynamic: Dynamic) -> Value {
 }
 
 fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
+    if let Some(Variant::Alias { path }) = &field.variant {
+        out.insert("type".into(), json!("alias"));
+        out.insert("path".into(), json!(path));
+        return;
+    }
     if field.field_type == FieldType::Object {
         if !out.contains_key("properties") {
             out.insert("type".into(), json!("object"));

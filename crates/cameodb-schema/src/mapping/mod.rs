@@ -245,6 +245,7 @@ impl Mapping {
         for (path, field) in parsed.properties {
             next.add_field(&path, field)?;
         }
+        next.check_aliases()?;
         *self = next;
         Ok(())
     }
@@ -271,6 +272,39 @@ impl Mapping {
             let (parent, sub) = path.rsplit_once('.')?;
             self.properties.get(parent)?.fields.get(sub)
         })
+    }
+
+    /// The field `path` names, following a field alias to the field it stands for: the path
+    /// that holds the values, and its mapping.
+    pub fn resolve<'m>(&'m self, path: &'m str) -> Option<(&'m str, &'m FieldMapping)> {
+        let field = self.lookup(path)?;
+        match &field.variant {
+            Some(Variant::Alias { path: target }) => {
+                Some((target.as_str(), self.lookup(target)?))
+            }
+            _ => Some((path, field)),
+        }
+    }
+
+    /// Every alias must stand for a mapped field that is neither an object nor an alias, as
+    /// Elasticsearch requires.
+    fn check_aliases(&self) -> Result<()> {
+        for (path, field) in &self.properties {
+            let Some(Variant::Alias { path: target }) = &field.variant else {
+                continue;
+            };
+            let valid = self.lookup(target).is_some_and(|t| {
+                t.field_type != FieldType::Object && !matches!(t.variant, Some(Variant::Alias { .. }))
+            });
+            if target.is_empty() || !valid {
+                return Err(SchemaError::InvalidMapping {
+                    reason: format!(
+                        "Invalid [path] value [{target}] for field alias [{path}]: an alias must refer to an existing field in the mappings."
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// True when indexing `source` cannot add a field: every path in it is mapped, or sits

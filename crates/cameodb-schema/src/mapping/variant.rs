@@ -40,6 +40,12 @@ pub enum Variant {
     MatchOnlyText,
     /// An IPv4 or IPv6 address, indexed as [`encode_ip`] spells it.
     Ip,
+    /// Another name for the field at `path`: queries, aggregations and sorts on it read that
+    /// field; documents cannot write to it.
+    Alias {
+        /// The full dotted path of the field it stands for.
+        path: String,
+    },
 }
 
 impl Variant {
@@ -55,6 +61,9 @@ impl Variant {
             "wildcard" => Variant::Wildcard,
             "match_only_text" => Variant::MatchOnlyText,
             "ip" => Variant::Ip,
+            "alias" => Variant::Alias {
+                path: String::new(),
+            },
             _ => return None,
         })
     }
@@ -69,6 +78,7 @@ impl Variant {
             Variant::Wildcard => "wildcard",
             Variant::MatchOnlyText => "match_only_text",
             Variant::Ip => "ip",
+            Variant::Alias { .. } => "alias",
         }
     }
 
@@ -82,6 +92,8 @@ impl Variant {
                 FieldType::Keyword
             }
             Variant::MatchOnlyText => FieldType::Text,
+            // Holds nothing itself, like an object.
+            Variant::Alias { .. } => FieldType::Object,
         }
     }
 
@@ -90,6 +102,7 @@ impl Variant {
         match self {
             Variant::ConstantKeyword { .. } => Some(&["value", "meta"]),
             Variant::MatchOnlyText => Some(&["fields", "meta"]),
+            Variant::Alias { .. } => Some(&["path"]),
             Variant::Wildcard => Some(&["null_value", "ignore_above", "meta"]),
             Variant::Ip => Some(&[
                 "null_value",
