@@ -51,9 +51,67 @@ fn parsing(reason: String) -> SearchError {
 
 /// Rewrites an Elasticsearch `aggs` object for this index's columns and parses it.
 pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, SearchError> {
-    let rewritten = rewrite_level(aggs, mapping, 1)?;
+    prepare_scoped(aggs, mapping, None)
+}
+
+/// True when `aggs` has a top-level `global` aggregation: then the aggregations are collected
+/// over every document, and all but the global ones are scoped to the search's query (see
+/// [`prepare_scoped`]).
+pub fn has_global(aggs: &Value) -> bool {
+    aggs.as_object()
+        .is_some_and(|level| level.values().any(|spec| spec.get("global").is_some()))
+}
+
+/// Like [`prepare`], for a collection over every document when `scope` is the search's query
+/// (as Elasticsearch DSL): each top-level aggregation but the `global` ones becomes a `filter`
+/// of `scope` holding it, unwrapped again in [`finish`].
+pub fn prepare_scoped(
+    aggs: &Value,
+    mapping: &Mapping,
+    scope: Option<&Value>,
+) -> Result<Aggregations, SearchError> {
+    crate::pipeline::check(aggs)?;
+    let mut rewritten = rewrite_level(aggs, mapping, 1)?;
+    if let (Some(scope), Some(level)) = (scope, rewritten.as_object_mut()) {
+        let filter = crate::filter_agg::filter_body(scope, mapping)
+            .map_err(|e| parsing(format!("[global] scope: {e}")))?;
+        for (name, body) in std::mem::take(level) {
+            if aggs.get(&name).and_then(|spec| spec.get("global")).is_some() {
+                level.insert(name, body);
+                continue;
+            }
+            let mut inner = Map::new();
+            inner.insert(name.clone(), body);
+            level.insert(
+                format!("{name}{SCOPE_MARK}"),
+                serde_json::json!({"filter": filter, "aggs": inner}),
+            );
+        }
+    }
     serde_json::from_value(rewritten)
         .map_err(|e| parsing(format!("failed to parse aggregations: {e}")))
+}
+
+/// Marks the `filter` that scopes a top-level aggregation to the query beside a `global`.
+const SCOPE_MARK: char = '\u{5}';
+
+/// Puts scoped top-level aggregations back in place of the filters that held them.
+fn unscope(value: &mut Value) {
+    let Some(level) = value.as_object_mut() else {
+        return;
+    };
+    let scoped: Vec<String> = level
+        .keys()
+        .filter(|k| k.ends_with(SCOPE_MARK))
+        .cloned()
+        .collect();
+    for key in scoped {
+        let name = key.trim_end_matches(SCOPE_MARK).to_string();
+        if let Some(inner) = level.remove(&key).and_then(|mut v| v.get_mut(&name).map(Value::take))
+        {
+            level.insert(name, inner);
+        }
+    }
 }
 
 fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value, SearchError> {
@@ -70,6 +128,10 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
         let spec = spec
             .as_object()
             .ok_or_else(|| parsing(format!("aggregation [{name}] must be an object")))?;
+        if crate::pipeline::kind_of(spec).is_some() {
+            // Computed from the final result (see `pipeline`), never by tantivy.
+            continue;
+        }
         if let Some(filters) = spec.get("filters") {
             // `filters`: one `filter` aggregation per named query, regrouped in `finish`.
             for (key, query) in agg_shapes::filter_list(name, filters)? {
@@ -94,6 +156,24 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                 }
                 "meta" => {
                     rewritten.insert(key.clone(), value.clone());
+                }
+                "global" => {
+                    if depth > 1 {
+                        return Err(parsing(format!(
+                            "Aggregator [{name}] of type [global] cannot be a sub-aggregator"
+                        )));
+                    }
+                    if value.as_object().is_none_or(|o| !o.is_empty()) {
+                        return Err(parsing(format!(
+                            "[global] aggregation [{name}] takes no parameters"
+                        )));
+                    }
+                    let body = crate::filter_agg::filter_body(
+                        &serde_json::json!({"match_all": {}}),
+                        mapping,
+                    )
+                    .map_err(|e| parsing(format!("[global] aggregation [{name}]: {e}")))?;
+                    rewritten.insert("filter".into(), body);
                 }
                 "missing" => {
                     let field = value.get("field").and_then(Value::as_str).ok_or_else(|| {
@@ -492,13 +572,14 @@ pub fn finish(
         .map_err(|e| SearchError::bad_request("aggregation_execution_exception", e.to_string()))?;
     let mut value =
         serde_json::to_value(result).map_err(|e| SearchError::internal(e.to_string()))?;
+    unscope(&mut value);
     agg_shapes::regroup_filters(&mut value);
     agg_shapes::decode_ip_terms(&mut value);
     Ok(value)
 }
 
 /// Aggregations answered as one bucket (`doc_count` and the sub-aggregations beside it).
-const SINGLE_BUCKET: &[&str] = &["filter", "missing"];
+const SINGLE_BUCKET: &[&str] = &["filter", "missing", "global"];
 
 /// Calendar intervals of fixed length in UTC become fixed intervals (weeks start on Monday, as
 /// in Elasticsearch: the epoch was a Thursday, hence the offset). Months, quarters and years
@@ -567,6 +648,12 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
                 || SINGLE_BUCKET.contains(&k.as_str())
                 || k.as_str() == "filters"
         }) else {
+            if let Some(kind) = crate::pipeline::kind_of(spec)
+                && let Some(value) = out.remove(name)
+            {
+                let prefix = crate::pipeline::type_prefix(kind);
+                out.insert(format!("{prefix}#{name}"), value);
+            }
             continue;
         };
         let Some(mut value) = out.remove(name) else {

@@ -174,13 +174,24 @@ pub fn search_store(
         .map(|s| s as &dyn tantivy::query::Bm25StatisticsProvider);
     let aggs = match &spec.aggs {
         Some(request) => {
-            let prepared = aggregations::prepare(request, &store.mapping())?;
+            // With a `global` aggregation every document is collected, the others scoped to
+            // the query by a filter.
+            let (prepared, everything) = if aggregations::has_global(request) {
+                let scope = spec.query.to_dsl();
+                let prepared =
+                    aggregations::prepare_scoped(request, &store.mapping(), Some(&scope))?;
+                let all = crate::tokens::restrict(Box::new(AllQuery), ranges);
+                (prepared, Some(all))
+            } else {
+                (aggregations::prepare(request, &store.mapping())?, None)
+            };
+            let agg_query = everything.as_deref().unwrap_or(query.as_ref());
             if let Some(account) = cameodb_memory::current() {
-                crate::bucket_budget::check(searcher, query.as_ref(), request, account.limit())?;
+                crate::bucket_budget::check(searcher, agg_query, request, account.limit())?;
             }
             let part = aggregations::collect(
                 searcher,
-                query.as_ref(),
+                agg_query,
                 prepared.clone(),
                 store.index().tokenizers(),
             )?;

@@ -115,6 +115,9 @@ pub fn render(
         let request = request.clone();
         let parts = agg_parts.into_iter().map(|(_, part)| part).collect();
         let mut result = aggregations::finish(parts, request)?;
+        if let Some(raw) = &spec.aggs {
+            crate::pipeline::apply(raw, &mut result)?;
+        }
         if spec.typed_keys
             && let Some(raw) = &spec.aggs
         {

@@ -74,6 +74,30 @@ pub enum QuerySpec {
     },
 }
 
+impl QuerySpec {
+    /// The query as Elasticsearch DSL (a `q=` query as the `query_string` it is).
+    pub fn to_dsl(&self) -> Value {
+        match self {
+            QuerySpec::All => serde_json::json!({"match_all": {}}),
+            QuerySpec::Dsl(dsl) => dsl.clone(),
+            QuerySpec::Lucene {
+                text,
+                default_field,
+                and,
+            } => {
+                let mut body = serde_json::json!({
+                    "query": text,
+                    "default_operator": if *and { "AND" } else { "OR" },
+                });
+                if let Some(field) = default_field {
+                    body["default_field"] = Value::String(field.clone());
+                }
+                serde_json::json!({"query_string": body})
+            }
+        }
+    }
+}
+
 impl SearchSpec {
     /// A `_count`: how many documents `query` matches, no hits.
     pub fn count(query: QuerySpec) -> SearchSpec {
