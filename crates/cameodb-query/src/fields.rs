@@ -317,7 +317,7 @@ pub(crate) fn bound_term(prefix: &Term, value: &ExactValue) -> Term {
 /// Elasticsearch date math anchored at `now`: `now`, `now-1d`, `now+2h/d`, … (units y, M, w,
 /// d, h, H, m, s; months and years are taken as 30 and 365 days). `None` when `text` is not date
 /// math, or when its arithmetic leaves the 64-bit millisecond range.
-pub(crate) fn date_math(text: &str) -> Option<i64> {
+pub fn date_math(text: &str) -> Option<i64> {
     let rest = text.strip_prefix("now")?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

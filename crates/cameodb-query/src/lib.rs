@@ -14,6 +14,6 @@ mod term_level;
 
 pub use dsl::translate;
 pub use error::QueryError;
-pub use fields::QueryContext;
+pub use fields::{QueryContext, date_math};
 pub use limits::{MAX_CLAUSE_COUNT, MAX_NESTED_DEPTH, MAX_TERMS_COUNT};
 pub use query_string::query_string;

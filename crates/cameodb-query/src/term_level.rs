@@ -11,8 +11,7 @@ use cameodb_schema::mapping::FieldType;
 use serde_json::Value;
 use tantivy::query::{
     BooleanQuery, ConstScoreQuery, EmptyQuery, FuzzyTermQuery, Occur, Query, RangeQuery,
-    RegexQuery, TermQuery,
-    TermSetQuery,
+    RegexQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
 

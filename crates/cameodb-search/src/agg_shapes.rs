@@ -88,7 +88,10 @@ pub(crate) fn composite(
             };
             object.insert("calendar_interval".into(), Value::String(unit.into()));
         }
-        let source_field = inner.get("field").and_then(Value::as_str).unwrap_or_default();
+        let source_field = inner
+            .get("field")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if mapping
             .lookup(source_field)
             .is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
@@ -318,6 +321,80 @@ pub(crate) fn decode_ip_terms(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(decode_ip_terms),
         _ => {}
+    }
+}
+
+/// Marks a `date_range` aggregation, whose bounds tantivy reports in nanoseconds.
+const DATE_RANGE_MARK: char = '\u{6}';
+
+/// The name a `date_range` aggregation runs under.
+pub(crate) fn date_range_name(name: &str) -> String {
+    format!("{name}{DATE_RANGE_MARK}")
+}
+
+/// Shows `date_range` buckets as Elasticsearch does: bounds in epoch milliseconds, formatted
+/// as `2020-02-01T00:00:00.000Z`, and generated keys spelled with those, at every level.
+pub(crate) fn reshape_date_ranges(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let marked: Vec<String> = map
+                .keys()
+                .filter(|k| k.ends_with(DATE_RANGE_MARK))
+                .cloned()
+                .collect();
+            for key in marked {
+                let Some(mut result) = map.remove(&key) else {
+                    continue;
+                };
+                match result.get_mut("buckets") {
+                    Some(Value::Array(buckets)) => buckets.iter_mut().for_each(date_range_bucket),
+                    Some(Value::Object(buckets)) => {
+                        buckets.values_mut().for_each(date_range_bucket)
+                    }
+                    _ => {}
+                }
+                map.insert(key.trim_end_matches(DATE_RANGE_MARK).to_string(), result);
+            }
+            map.values_mut().for_each(reshape_date_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(reshape_date_ranges),
+        _ => {}
+    }
+}
+
+fn date_range_bucket(bucket: &mut Value) {
+    let Some(bucket) = bucket.as_object_mut() else {
+        return;
+    };
+    let generated = format!(
+        "{}-{}",
+        bucket
+            .get("from_as_string")
+            .and_then(Value::as_str)
+            .unwrap_or("*"),
+        bucket
+            .get("to_as_string")
+            .and_then(Value::as_str)
+            .unwrap_or("*")
+    );
+    let mut shown = [String::from("*"), String::from("*")];
+    for (n, end) in ["from", "to"].into_iter().enumerate() {
+        let Some(nanos) = bucket.get(end).and_then(Value::as_f64) else {
+            continue;
+        };
+        let millis = (nanos / 1e6).round();
+        let text = chrono::DateTime::from_timestamp_millis(millis as i64)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default();
+        bucket.insert(end.into(), Value::from(millis));
+        bucket.insert(format!("{end}_as_string"), Value::String(text.clone()));
+        shown[n] = text;
+    }
+    if bucket.get("key").and_then(Value::as_str) == Some(generated.as_str()) {
+        bucket.insert(
+            "key".into(),
+            Value::String(format!("{}-{}", shown[0], shown[1])),
+        );
     }
 }
 

@@ -35,6 +35,7 @@ const SUPPORTED: &[&str] = &[
     "extended_stats",
     "composite",
     "multi_terms",
+    "date_range",
 ];
 
 /// `search.max_buckets`: most buckets one aggregation request may return (Elasticsearch's
@@ -76,7 +77,11 @@ pub fn prepare_scoped(
         let filter = crate::filter_agg::filter_body(scope, mapping)
             .map_err(|e| parsing(format!("[global] scope: {e}")))?;
         for (name, body) in std::mem::take(level) {
-            if aggs.get(&name).and_then(|spec| spec.get("global")).is_some() {
+            if aggs
+                .get(&name)
+                .and_then(|spec| spec.get("global"))
+                .is_some()
+            {
                 level.insert(name, body);
                 continue;
             }
@@ -107,7 +112,9 @@ fn unscope(value: &mut Value) {
         .collect();
     for key in scoped {
         let name = key.trim_end_matches(SCOPE_MARK).to_string();
-        if let Some(inner) = level.remove(&key).and_then(|mut v| v.get_mut(&name).map(Value::take))
+        if let Some(inner) = level
+            .remove(&key)
+            .and_then(|mut v| v.get_mut(&name).map(Value::take))
         {
             level.insert(name, inner);
         }
@@ -197,6 +204,11 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                         .map_err(|e| parsing(format!("[filter] aggregation [{name}]: {e}")))?;
                     rewritten.insert(key.clone(), body);
                 }
+                "date_range" => {
+                    // tantivy's `range` on the date column, bounds as epoch milliseconds.
+                    let body = date_range_bounds(name, value, mapping)?;
+                    rewritten.insert("range".into(), rewrite_body(name, "range", &body, mapping)?);
+                }
                 kind if SUPPORTED.contains(&kind) => {
                     rewritten.insert(key.clone(), rewrite_body(name, kind, value, mapping)?);
                 }
@@ -207,9 +219,12 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                 }
             }
         }
-        let name = match ip_terms_field(spec, mapping, name)? {
-            true => agg_shapes::ip_terms_name(name),
-            false => name.clone(),
+        let name = if ip_terms_field(spec, mapping, name)? {
+            agg_shapes::ip_terms_name(name)
+        } else if spec.contains_key("date_range") {
+            agg_shapes::date_range_name(name)
+        } else {
+            name.clone()
         };
         out.insert(name, Value::Object(rewritten));
     }
@@ -226,7 +241,10 @@ fn ip_terms_field(
     let Some(terms) = spec.get("terms").and_then(Value::as_object) else {
         return Ok(false);
     };
-    let field = terms.get("field").and_then(Value::as_str).unwrap_or_default();
+    let field = terms
+        .get("field")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !mapping
         .resolve(field)
         .is_some_and(|(_, f)| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
@@ -316,6 +334,77 @@ fn rewrite_body(
             &mut body,
             mapping.lookup(&field).and_then(|f| f.format.clone()),
         )?;
+    }
+    Ok(Value::Object(body))
+}
+
+/// A `date_range` body with its `from` / `to` bounds (dates in the field's or the request's
+/// format, or date math) as epoch milliseconds, for a `range` aggregation.
+fn date_range_bounds(name: &str, body: &Value, mapping: &Mapping) -> Result<Value, SearchError> {
+    let mut body = body.as_object().cloned().ok_or_else(|| {
+        parsing(format!(
+            "[date_range] aggregation [{name}] must be an object"
+        ))
+    })?;
+    let field = body
+        .get("field")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some((_, mapped)) = mapping.resolve(&field) else {
+        return Err(parsing(format!(
+            "[date_range] aggregation [{name}] requires a mapped [field]"
+        )));
+    };
+    if mapped.field_type != FieldType::Date {
+        return Err(SearchError::illegal_argument(format!(
+            "Field [{field}] of type [{}] is not supported for aggregation [date_range]",
+            mapped.type_name()
+        )));
+    }
+    if body.contains_key("format") {
+        // It would also format the bounds shown back, which are always ISO 8601 here.
+        return Err(parsing(format!(
+            "[format] of date_range [{name}] is not supported: give bounds in the field's format or as date math"
+        )));
+    }
+    let format = mapped.format.clone();
+    if let Some(zone) = body.remove("time_zone")
+        && !zone.as_str().is_some_and(|z| UTC_ZONES.contains(&z))
+    {
+        return Err(SearchError::illegal_argument(format!(
+            "time_zone [{zone}] of date_range [{name}] is not supported: dates are in UTC"
+        )));
+    }
+    if let Some(Value::Array(ranges)) = body.get_mut("ranges") {
+        for range in ranges.iter_mut().filter_map(Value::as_object_mut) {
+            for end in ["from", "to"] {
+                let Some(value) = range.get_mut(end) else {
+                    continue;
+                };
+                if value.is_number() || value.is_null() {
+                    continue;
+                }
+                let millis = value
+                    .as_str()
+                    .and_then(cameodb_query::date_math)
+                    .or_else(|| {
+                        cameodb_schema::mapping::date::parse_value(value, format.as_deref())
+                    })
+                    .ok_or_else(|| {
+                        parsing(format!(
+                            "[{end}] [{value}] of date_range [{name}] is not a date"
+                        ))
+                    })?;
+                // tantivy reads date bounds as nanoseconds.
+                let nanos = millis.checked_mul(1_000_000).ok_or_else(|| {
+                    parsing(format!(
+                        "[{end}] [{value}] of date_range [{name}] is out of range"
+                    ))
+                })?;
+                *value = Value::from(nanos);
+            }
+        }
     }
     Ok(Value::Object(body))
 }
@@ -575,6 +664,7 @@ pub fn finish(
     unscope(&mut value);
     agg_shapes::regroup_filters(&mut value);
     agg_shapes::decode_ip_terms(&mut value);
+    agg_shapes::reshape_date_ranges(&mut value);
     Ok(value)
 }
 

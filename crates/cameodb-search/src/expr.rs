@@ -87,7 +87,9 @@ fn script_error(reason: String) -> SearchError {
 
 /// The source of a `script` value: a string, or `{"source": …, "lang": "painless",
 /// "params": {…}}` (then its params too).
-pub fn script_source(script: &Value) -> Result<(String, serde_json::Map<String, Value>), SearchError> {
+pub fn script_source(
+    script: &Value,
+) -> Result<(String, serde_json::Map<String, Value>), SearchError> {
     match script {
         Value::String(source) => Ok((source.clone(), serde_json::Map::new())),
         Value::Object(object) => {
@@ -95,13 +97,17 @@ pub fn script_source(script: &Value) -> Result<(String, serde_json::Map<String, 
                 .keys()
                 .find(|k| !["source", "lang", "params"].contains(&k.as_str()))
             {
-                return Err(script_error(format!("[{key}] of a script is not supported (stored scripts are not)")));
+                return Err(script_error(format!(
+                    "[{key}] of a script is not supported (stored scripts are not)"
+                )));
             }
             if let Some(lang) = object.get("lang")
                 && lang.as_str() != Some("painless")
                 && lang.as_str() != Some("expression")
             {
-                return Err(script_error(format!("script lang [{lang}] is not supported")));
+                return Err(script_error(format!(
+                    "script lang [{lang}] is not supported"
+                )));
             }
             let source = object
                 .get("source")
@@ -114,7 +120,9 @@ pub fn script_source(script: &Value) -> Result<(String, serde_json::Map<String, 
             };
             Ok((source.to_string(), params))
         }
-        _ => Err(script_error("a script must be a string or an object".into())),
+        _ => Err(script_error(
+            "a script must be a string or an object".into(),
+        )),
     }
 }
 
@@ -340,7 +348,11 @@ impl Parser<'_> {
                 return Err(p.unexpected());
             }
             let otherwise = p.ternary()?;
-            Ok(Node::If(Box::new(cond), Box::new(then), Box::new(otherwise)))
+            Ok(Node::If(
+                Box::new(cond),
+                Box::new(then),
+                Box::new(otherwise),
+            ))
         })
     }
 
@@ -397,10 +409,18 @@ impl Parser<'_> {
     fn primary(&mut self) -> Result<Node, SearchError> {
         if self.eat("(") {
             let inner = self.ternary()?;
-            return if self.eat(")") { Ok(inner) } else { Err(self.unexpected()) };
+            return if self.eat(")") {
+                Ok(inner)
+            } else {
+                Err(self.unexpected())
+            };
         }
         self.skip_space();
-        if self.chars.get(self.at).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+        if self
+            .chars
+            .get(self.at)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+        {
             return self.number();
         }
         let mark = self.at;
@@ -418,7 +438,11 @@ impl Parser<'_> {
             },
             "params" if self.eat("[") => {
                 let name = self.quoted()?;
-                if self.eat("]") { Ok(Node::Param(name)) } else { Err(self.unexpected()) }
+                if self.eat("]") {
+                    Ok(Node::Param(name))
+                } else {
+                    Err(self.unexpected())
+                }
             }
             "doc" if self.eat("[") => {
                 let field = self.quoted()?;
@@ -481,12 +505,24 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<Node, SearchError> {
         let start = self.at;
-        while self.chars.get(self.at).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+        while self
+            .chars
+            .get(self.at)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+        {
             self.at += 1;
         }
-        if self.chars.get(self.at).is_some_and(|c| *c == b'e' || *c == b'E') {
+        if self
+            .chars
+            .get(self.at)
+            .is_some_and(|c| *c == b'e' || *c == b'E')
+        {
             self.at += 1;
-            if self.chars.get(self.at).is_some_and(|c| *c == b'-' || *c == b'+') {
+            if self
+                .chars
+                .get(self.at)
+                .is_some_and(|c| *c == b'-' || *c == b'+')
+            {
                 self.at += 1;
             }
             while self.chars.get(self.at).is_some_and(u8::is_ascii_digit) {
@@ -495,7 +531,11 @@ impl Parser<'_> {
         }
         let text = String::from_utf8_lossy(&self.chars[start..self.at]).into_owned();
         // Java's literal suffixes: `1L`, `2.0d`, `3f`.
-        if self.chars.get(self.at).is_some_and(|c| matches!(c, b'L' | b'l' | b'd' | b'D' | b'f' | b'F')) {
+        if self
+            .chars
+            .get(self.at)
+            .is_some_and(|c| matches!(c, b'L' | b'l' | b'd' | b'D' | b'f' | b'F'))
+        {
             self.at += 1;
         }
         text.parse::<f64>()
@@ -544,10 +584,25 @@ mod tests {
     fn arithmetic_comparisons_and_precedence() {
         assert_eq!(eval("1 + 2 * 3", &[]), Val::Num(7.0));
         assert_eq!(eval("(1 + 2) * 3", &[]), Val::Num(9.0));
-        assert_eq!(eval("params.a / params.b * 100", &[("a", 1.0), ("b", 4.0)]), Val::Num(25.0));
-        assert_eq!(eval("params.total > 100 && params.count >= 2", &[("total", 150.0), ("count", 2.0)]), Val::Bool(true));
-        assert_eq!(eval("return params.x > 1 ? 10 : 20;", &[("x", 0.0)]), Val::Num(20.0));
-        assert_eq!(eval("Math.log(Math.max(1, 2.718281828459045))", &[]), Val::Num(1.0));
+        assert_eq!(
+            eval("params.a / params.b * 100", &[("a", 1.0), ("b", 4.0)]),
+            Val::Num(25.0)
+        );
+        assert_eq!(
+            eval(
+                "params.total > 100 && params.count >= 2",
+                &[("total", 150.0), ("count", 2.0)]
+            ),
+            Val::Bool(true)
+        );
+        assert_eq!(
+            eval("return params.x > 1 ? 10 : 20;", &[("x", 0.0)]),
+            Val::Num(20.0)
+        );
+        assert_eq!(
+            eval("Math.log(Math.max(1, 2.718281828459045))", &[]),
+            Val::Num(1.0)
+        );
         assert_eq!(eval("-2 - -3", &[]), Val::Num(1.0));
         assert_eq!(eval("!(1 > 2) || false", &[]), Val::Bool(true));
         assert_eq!(eval("10 % 4 == 2", &[]), Val::Bool(true));

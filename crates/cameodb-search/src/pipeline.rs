@@ -74,7 +74,11 @@ struct Pipeline {
 }
 
 /// Parses (and so checks) one pipeline's spec.
-fn parse(name: &str, kind: &'static str, spec: &Map<String, Value>) -> Result<Pipeline, SearchError> {
+fn parse(
+    name: &str,
+    kind: &'static str,
+    spec: &Map<String, Value>,
+) -> Result<Pipeline, SearchError> {
     if spec.contains_key("aggs") || spec.contains_key("aggregations") {
         return Err(illegal(format!(
             "Aggregator [{name}] of type [{kind}] cannot accept sub-aggregations"
@@ -134,7 +138,9 @@ fn parse(name: &str, kind: &'static str, spec: &Map<String, Value>) -> Result<Pi
             Some((Expr::parse(&source)?, params))
         }
         None if kind == "bucket_script" || kind == "bucket_selector" => {
-            return Err(illegal(format!("[{kind}] aggregation [{name}] requires a [script]")));
+            return Err(illegal(format!(
+                "[{kind}] aggregation [{name}] requires a [script]"
+            )));
         }
         None => None,
     };
@@ -164,7 +170,11 @@ fn parse(name: &str, kind: &'static str, spec: &Map<String, Value>) -> Result<Pi
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| illegal(format!("[{key}] of [{name}] must be a non-negative integer"))),
+                .ok_or_else(|| {
+                    illegal(format!(
+                        "[{key}] of [{name}] must be a non-negative integer"
+                    ))
+                }),
         }
     };
     Ok(Pipeline {
@@ -220,7 +230,10 @@ pub fn apply(request: &Value, result: &mut Value) -> Result<(), SearchError> {
     apply_level(request, result)
 }
 
-fn apply_level(request: &Map<String, Value>, result: &mut Map<String, Value>) -> Result<(), SearchError> {
+fn apply_level(
+    request: &Map<String, Value>,
+    result: &mut Map<String, Value>,
+) -> Result<(), SearchError> {
     for (name, spec) in request {
         let Some(spec) = spec.as_object() else {
             continue;
@@ -301,7 +314,8 @@ fn parents(
             .filter(|k| PARENT.contains(k))
         {
             let pipeline = parse(name, kind, spec.as_object().unwrap_or(&Map::new()))?;
-            if matches!(kind, "derivative" | "cumulative_sum") && !HISTOGRAMS.contains(&parent_kind) {
+            if matches!(kind, "derivative" | "cumulative_sum") && !HISTOGRAMS.contains(&parent_kind)
+            {
                 return Err(illegal(format!(
                     "{kind} aggregation [{name}] must have a histogram or date_histogram as parent, not [{parent}]"
                 )));
@@ -335,7 +349,11 @@ fn first_name(path: &str) -> &str {
 }
 
 fn run_parent(p: &Pipeline, buckets: &mut Vec<Value>) -> Result<(), SearchError> {
-    let single = p.paths.get("_value").map(String::as_str).unwrap_or_default();
+    let single = p
+        .paths
+        .get("_value")
+        .map(String::as_str)
+        .unwrap_or_default();
     match p.kind {
         "derivative" => {
             let mut previous = None;
@@ -372,7 +390,11 @@ fn run_parent(p: &Pipeline, buckets: &mut Vec<Value>) -> Result<(), SearchError>
                         None => complete = false,
                     }
                 }
-                let outcome = if complete { expr.eval(&Params(&vars))? } else { Val::Null };
+                let outcome = if complete {
+                    expr.eval(&Params(&vars))?
+                } else {
+                    Val::Null
+                };
                 if p.kind == "bucket_selector" {
                     if outcome == Val::Bool(true) {
                         kept.push(bucket);
@@ -391,10 +413,15 @@ fn run_parent(p: &Pipeline, buckets: &mut Vec<Value>) -> Result<(), SearchError>
         "bucket_sort" => {
             if !p.sort.is_empty() {
                 let key = |b: &Value| -> Vec<Option<f64>> {
-                    p.sort.iter().map(|(path, _)| gap(bucket_value(b, path), p.zeros)).collect()
+                    p.sort
+                        .iter()
+                        .map(|(path, _)| gap(bucket_value(b, path), p.zeros))
+                        .collect()
                 };
-                let mut keyed: Vec<(Vec<Option<f64>>, Value)> =
-                    std::mem::take(buckets).into_iter().map(|b| (key(&b), b)).collect();
+                let mut keyed: Vec<(Vec<Option<f64>>, Value)> = std::mem::take(buckets)
+                    .into_iter()
+                    .map(|b| (key(&b), b))
+                    .collect();
                 keyed.sort_by(|(a, _), (b, _)| {
                     for (((x, y), (_, desc)), _) in a.iter().zip(b).zip(&p.sort).zip(0..) {
                         let order = match (x, y) {
@@ -413,7 +440,9 @@ fn run_parent(p: &Pipeline, buckets: &mut Vec<Value>) -> Result<(), SearchError>
                 });
                 *buckets = keyed.into_iter().map(|(_, b)| b).collect();
             }
-            let end = p.size.map_or(buckets.len(), |size| p.from.saturating_add(size));
+            let end = p
+                .size
+                .map_or(buckets.len(), |size| p.from.saturating_add(size));
             let kept: Vec<Value> = buckets
                 .drain(..)
                 .skip(p.from)
@@ -476,7 +505,11 @@ fn bucket_value(bucket: &Value, path: &str) -> Option<f64> {
 
 /// A sibling pipeline's result over the buckets its path's first aggregation holds.
 fn sibling(p: &Pipeline, level: &Map<String, Value>) -> Result<Value, SearchError> {
-    let path = p.paths.get("_value").map(String::as_str).unwrap_or_default();
+    let path = p
+        .paths
+        .get("_value")
+        .map(String::as_str)
+        .unwrap_or_default();
     let Some((target, rest)) = path.split_once('>') else {
         return Err(illegal(format!(
             "buckets_path [{path}] of [{}] must name a multi-bucket aggregation and a metric (agg>metric)",
@@ -505,7 +538,13 @@ fn sibling(p: &Pipeline, level: &Map<String, Value>) -> Result<Value, SearchErro
         "avg_bucket" => json!({"value": avg}),
         "sum_bucket" => json!({"value": sum}),
         "min_bucket" | "max_bucket" => {
-            let pick = |a: f64, b: f64| if p.kind == "min_bucket" { a.min(b) } else { a.max(b) };
+            let pick = |a: f64, b: f64| {
+                if p.kind == "min_bucket" {
+                    a.min(b)
+                } else {
+                    a.max(b)
+                }
+            };
             let best = numbers.clone().reduce(pick);
             let keys: Vec<&String> = values
                 .iter()
@@ -596,7 +635,12 @@ mod tests {
     fn siblings_summarise_the_buckets_beside_them() {
         let mut result = monthly();
         let mut req = request(json!({}));
-        for (name, kind) in [("avg", "avg_bucket"), ("max", "max_bucket"), ("stats", "stats_bucket"), ("sum", "sum_bucket")] {
+        for (name, kind) in [
+            ("avg", "avg_bucket"),
+            ("max", "max_bucket"),
+            ("stats", "stats_bucket"),
+            ("sum", "sum_bucket"),
+        ] {
             req[name] = json!({kind: {"buckets_path": "sales>total"}});
         }
         apply(&req, &mut result).unwrap();

@@ -250,8 +250,7 @@ pub fn plan(
                     None => (field, None),
                 };
                 let column = format!("{EXACT_FIELD}.{field}");
-                if mapped.is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip))
-                {
+                if mapped.is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip)) {
                     return Err(SearchError::illegal_argument(format!(
                         "sorting on ip field [{field}] is not supported"
                     )));

@@ -72,4 +72,3 @@ fn float_to_i64(f: f64) -> Option<i64> {
         .contains(&truncated)
         .then_some(truncated as i64)
 }
-

@@ -118,9 +118,7 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
     for (key, value) in def {
         match (key.as_str(), field_type) {
             ("type", _) => {}
-            ("scaling_factor", _)
-                if matches!(field.variant, Some(Variant::ScaledFloat { .. })) =>
-            {
+            ("scaling_factor", _) if matches!(field.variant, Some(Variant::ScaledFloat { .. })) => {
                 let factor = value
                     .as_f64()
                     .filter(|f| f.is_finite() && *f > 0.0)
@@ -310,7 +308,10 @@ fn accepted(key: &str, ty: FieldType, value: &Value, path: &str) -> Result<bool>
         }
         "ignore_malformed"
             if ty.is_numeric()
-                || matches!(ty, FieldType::Date | FieldType::Boolean | FieldType::Keyword) =>
+                || matches!(
+                    ty,
+                    FieldType::Date | FieldType::Boolean | FieldType::Keyword
+                ) =>
         {
             if value.as_bool() == Some(true) || value.as_str() == Some("true") {
                 return refuse("a malformed value is always refused with the document");

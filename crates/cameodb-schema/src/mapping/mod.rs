@@ -279,9 +279,7 @@ impl Mapping {
     pub fn resolve<'m>(&'m self, path: &'m str) -> Option<(&'m str, &'m FieldMapping)> {
         let field = self.lookup(path)?;
         match &field.variant {
-            Some(Variant::Alias { path: target }) => {
-                Some((target.as_str(), self.lookup(target)?))
-            }
+            Some(Variant::Alias { path: target }) => Some((target.as_str(), self.lookup(target)?)),
             _ => Some((path, field)),
         }
     }
@@ -294,7 +292,8 @@ impl Mapping {
                 continue;
             };
             let valid = self.lookup(target).is_some_and(|t| {
-                t.field_type != FieldType::Object && !matches!(t.variant, Some(Variant::Alias { .. }))
+                t.field_type != FieldType::Object
+                    && !matches!(t.variant, Some(Variant::Alias { .. }))
             });
             if target.is_empty() || !valid {
                 return Err(SchemaError::InvalidMapping {

@@ -88,9 +88,7 @@ impl Variant {
             Variant::HalfFloat => FieldType::Float,
             Variant::ScaledFloat { .. } => FieldType::Double,
             Variant::UnsignedLong => FieldType::Long,
-            Variant::ConstantKeyword { .. } | Variant::Wildcard | Variant::Ip => {
-                FieldType::Keyword
-            }
+            Variant::ConstantKeyword { .. } | Variant::Wildcard | Variant::Ip => FieldType::Keyword,
             Variant::MatchOnlyText => FieldType::Text,
             // Holds nothing itself, like an object.
             Variant::Alias { .. } => FieldType::Object,
@@ -200,7 +198,10 @@ mod tests {
             decode_ip(&high).unwrap(),
             "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"
         );
-        assert_eq!(ip_range("0.0.0.0/0").unwrap().1, encode_ip("255.255.255.255".parse().unwrap()));
+        assert_eq!(
+            ip_range("0.0.0.0/0").unwrap().1,
+            encode_ip("255.255.255.255".parse().unwrap())
+        );
         assert!(ip_range("10.0.0.0/33").is_none());
         assert!(ip_range("not an ip").is_none());
         assert!(ip_range("10.0.0.1/x").is_none());
