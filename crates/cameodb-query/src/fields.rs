@@ -23,6 +23,9 @@ pub struct QueryContext<'a> {
     pub(crate) tokenizers: &'a TokenizerManager,
     /// Nesting depth and clause count so far, checked against the named limits.
     pub(crate) budget: Budget,
+    /// Inside a clause with `lenient: true`: a value that cannot be coerced to its field's
+    /// type matches nothing instead of failing the query.
+    pub(crate) lenient: std::cell::Cell<bool>,
 }
 
 /// How a path is indexed.
@@ -55,6 +58,7 @@ impl<'a> QueryContext<'a> {
             fields,
             tokenizers,
             budget: Budget::default(),
+            lenient: std::cell::Cell::new(false),
         }
     }
 }
@@ -110,6 +114,29 @@ impl QueryContext<'_> {
             }
         }
         paths
+    }
+
+    /// Runs `build` leniently when `lenient` is set (see [`QueryContext::lenient`]), restoring
+    /// the outer setting after.
+    pub(crate) fn with_lenient<T>(&self, lenient: bool, build: impl FnOnce() -> T) -> T {
+        let outer = self.lenient.replace(self.lenient.get() || lenient);
+        let out = build();
+        self.lenient.set(outer);
+        out
+    }
+
+    /// A field's clause under the lenient setting: a value its field cannot hold matches
+    /// nothing when lenient, and is the error otherwise.
+    pub(crate) fn tolerate(
+        &self,
+        clause: Result<Box<dyn Query>, QueryError>,
+    ) -> Result<Box<dyn Query>, QueryError> {
+        match clause {
+            Err(QueryError::Shard(_)) if self.lenient.get() => {
+                Ok(Box::new(tantivy::query::EmptyQuery))
+            }
+            other => other,
+        }
     }
 
     /// `query` on `path` as its field scores it: a constant for `match_only_text`.

@@ -47,6 +47,7 @@ pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
                     "minimum_should_match",
                     "prefix_length",
                     "max_expansions",
+                    "lenient",
                 ],
             )?;
             (
@@ -99,7 +100,14 @@ pub(crate) fn match_query(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
                 ))
             }
         }
-        _ => term_query_for(term_of(&target, text, ctx)?),
+        _ => {
+            let lenient = params
+                .and_then(|p| p.get("lenient"))
+                .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
+            ctx.with_lenient(lenient, || {
+                ctx.tolerate(term_of(&target, text, ctx).map(term_query_for))
+            })?
+        }
     };
     Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
@@ -280,6 +288,7 @@ pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
             "_name",
             "fuzziness",
             "minimum_should_match",
+            "lenient",
         ],
     )?;
     let query = params
@@ -304,7 +313,7 @@ pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
         let (field, boost) = field_and_boost(&spec)?;
         let mut inner = Map::new();
         inner.insert("query".into(), query.clone());
-        for key in ["operator", "fuzziness", "minimum_should_match"] {
+        for key in ["operator", "fuzziness", "minimum_should_match", "lenient"] {
             if let Some(v) = params.get(key) {
                 inner.insert(key.into(), v.clone());
             }
@@ -387,7 +396,10 @@ pub(crate) fn query_string_clause(
         }
     };
     let fields = (!fields.is_empty() && fields != ["*"]).then_some(fields);
-    let query = query_string(text, fields.as_deref(), and, ctx)?;
+    let lenient = params
+        .get("lenient")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
+    let query = ctx.with_lenient(lenient, || query_string(text, fields.as_deref(), and, ctx))?;
     Ok(apply_boost(query, boost_of(Some(params))?))
 }
 
@@ -399,8 +411,18 @@ pub(crate) fn simple_query_string(
     check_params(
         params,
         "simple_query_string",
-        &["query", "fields", "default_operator", "boost", "_name"],
+        &[
+            "query",
+            "fields",
+            "default_operator",
+            "boost",
+            "_name",
+            "lenient",
+        ],
     )?;
+    let lenient = params
+        .get("lenient")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
     let text = params
         .get("query")
         .and_then(Value::as_str)
@@ -421,7 +443,10 @@ pub(crate) fn simple_query_string(
         .is_some_and(|op| op.eq_ignore_ascii_case("and"));
     // The simple syntax writes OR as `|` and never fails: unparsable input is searched as words.
     let lucene = text.replace('|', " OR ");
-    let query = match query_string(&lucene, fields.as_deref(), and, ctx) {
+    let parsed = ctx.with_lenient(lenient, || {
+        query_string(&lucene, fields.as_deref(), and, ctx)
+    });
+    let query = match parsed {
         Ok(query) => query,
         Err(limit @ QueryError::Limit(_)) => return Err(limit),
         Err(_) => {

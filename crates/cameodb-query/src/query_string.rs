@@ -90,7 +90,7 @@ impl Translator<'_> {
         mut build: impl FnMut(&str) -> Result<Boxed, QueryError>,
     ) -> Result<Boxed, QueryError> {
         if let Some(field) = field {
-            return build(field);
+            return self.ctx.tolerate(build(field));
         }
         let mut parts: Vec<(Occur, Boxed)> = Vec::new();
         for field in &self.defaults {

@@ -8,6 +8,7 @@ mod cat;
 mod changes;
 mod cluster_info;
 mod docs;
+mod explain;
 mod fault;
 mod index_info;
 mod indices;
@@ -205,6 +206,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/_update_by_query/{task}/_rethrottle",
             post(by_query::rethrottle),
+        )
+        .route(
+            "/{index}/_explain/{id}",
+            get(explain::explain).post(explain::explain),
         )
         .route("/_count", get(search::count_all).post(search::count_all))
         .route("/{index}/_count", get(search::count).post(search::count))

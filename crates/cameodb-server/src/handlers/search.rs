@@ -160,7 +160,7 @@ pub async fn count_all(
 }
 
 /// The indexes a search addresses, honouring `ignore_unavailable` and `allow_no_indices`.
-async fn targets(
+pub(super) async fn targets(
     state: &AppState,
     index: &str,
     params: &HashMap<String, String>,
