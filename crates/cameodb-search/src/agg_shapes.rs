@@ -294,32 +294,45 @@ pub(crate) fn ip_terms_name(name: &str) -> String {
 /// Shows the keys of `terms` aggregations on `ip` fields as addresses (they are indexed
 /// encoded, see `cameodb_schema::mapping::variant::encode_ip`), at every level.
 pub(crate) fn decode_ip_terms(value: &mut Value) {
+    unmark_all(value, IP_MARK, &|result| {
+        for_each_bucket(result, &|bucket| {
+            let decoded = bucket["key"]
+                .as_str()
+                .and_then(cameodb_schema::mapping::variant::decode_ip);
+            if let Some(address) = decoded {
+                bucket["key"] = Value::String(address);
+            }
+        })
+    });
+}
+
+/// Gives every aggregation whose name ends in `mark` its name back, after `fix` reshaped its
+/// result, at every level of `value`.
+fn unmark_all(value: &mut Value, mark: char, fix: &dyn Fn(&mut Value)) {
     match value {
         Value::Object(map) => {
-            let marked: Vec<String> = map
-                .keys()
-                .filter(|k| k.ends_with(IP_MARK))
-                .cloned()
-                .collect();
+            let marked: Vec<String> = map.keys().filter(|k| k.ends_with(mark)).cloned().collect();
             for key in marked {
-                let Some(mut result) = map.remove(&key) else {
-                    continue;
-                };
-                if let Some(Value::Array(buckets)) = result.get_mut("buckets") {
-                    for bucket in buckets {
-                        let decoded = bucket["key"]
-                            .as_str()
-                            .and_then(cameodb_schema::mapping::variant::decode_ip);
-                        if let Some(address) = decoded {
-                            bucket["key"] = Value::String(address);
-                        }
-                    }
+                if let Some(mut result) = map.remove(&key) {
+                    fix(&mut result);
+                    map.insert(key.trim_end_matches(mark).to_string(), result);
                 }
-                map.insert(key.trim_end_matches(IP_MARK).to_string(), result);
             }
-            map.values_mut().for_each(decode_ip_terms);
+            map.values_mut()
+                .for_each(|child| unmark_all(child, mark, fix));
         }
-        Value::Array(items) => items.iter_mut().for_each(decode_ip_terms),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| unmark_all(item, mark, fix)),
+        _ => {}
+    }
+}
+
+/// Runs `each` on every bucket of a multi-bucket result, listed or keyed.
+fn for_each_bucket(result: &mut Value, each: &dyn Fn(&mut Value)) {
+    match result.get_mut("buckets") {
+        Some(Value::Array(buckets)) => buckets.iter_mut().for_each(each),
+        Some(Value::Object(buckets)) => buckets.values_mut().for_each(each),
         _ => {}
     }
 }
@@ -335,31 +348,9 @@ pub(crate) fn date_range_name(name: &str) -> String {
 /// Shows `date_range` buckets as Elasticsearch does: bounds in epoch milliseconds, formatted
 /// as `2020-02-01T00:00:00.000Z`, and generated keys spelled with those, at every level.
 pub(crate) fn reshape_date_ranges(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            let marked: Vec<String> = map
-                .keys()
-                .filter(|k| k.ends_with(DATE_RANGE_MARK))
-                .cloned()
-                .collect();
-            for key in marked {
-                let Some(mut result) = map.remove(&key) else {
-                    continue;
-                };
-                match result.get_mut("buckets") {
-                    Some(Value::Array(buckets)) => buckets.iter_mut().for_each(date_range_bucket),
-                    Some(Value::Object(buckets)) => {
-                        buckets.values_mut().for_each(date_range_bucket)
-                    }
-                    _ => {}
-                }
-                map.insert(key.trim_end_matches(DATE_RANGE_MARK).to_string(), result);
-            }
-            map.values_mut().for_each(reshape_date_ranges);
-        }
-        Value::Array(items) => items.iter_mut().for_each(reshape_date_ranges),
-        _ => {}
-    }
+    unmark_all(value, DATE_RANGE_MARK, &|result| {
+        for_each_bucket(result, &date_range_bucket)
+    });
 }
 
 fn date_range_bucket(bucket: &mut Value) {
