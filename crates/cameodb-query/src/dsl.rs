@@ -54,6 +54,8 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "regexp" => pattern_query(body, ctx, "regexp"),
         "fuzzy" => fuzzy_query(body, ctx),
         "boosting" => boosting(body, ctx),
+        "function_score" => crate::function_score::function_score(body, ctx),
+        "script_score" => crate::function_score::script_score(body, ctx),
         other => Err(parsing(format!("unknown query [{other}]"))),
     }
 }

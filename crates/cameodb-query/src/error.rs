@@ -14,6 +14,10 @@ pub enum QueryError {
     /// `index.max_terms_count`, date ranges).
     #[error("{0}")]
     Limit(String),
+    /// A script that is not in the supported Painless subset, or that fails
+    /// (`script_exception`).
+    #[error("{0}")]
+    Script(String),
 }
 
 impl QueryError {
@@ -23,6 +27,7 @@ impl QueryError {
             QueryError::Parsing(_) => "parsing_exception",
             QueryError::Shard(_) => "query_shard_exception",
             QueryError::Limit(_) => "illegal_argument_exception",
+            QueryError::Script(_) => "script_exception",
         }
     }
 }

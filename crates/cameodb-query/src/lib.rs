@@ -4,16 +4,21 @@
 mod boosting;
 mod dsl;
 mod error;
+pub mod expr;
 mod fields;
 mod full_text;
+mod function_score;
 mod ip;
 mod limits;
+mod numeric_column;
 mod params;
 mod query_string;
+mod score_functions;
 mod term_level;
 
 pub use dsl::translate;
 pub use error::QueryError;
 pub use fields::{QueryContext, date_math};
 pub use limits::{MAX_CLAUSE_COUNT, MAX_NESTED_DEPTH, MAX_TERMS_COUNT};
+pub use numeric_column::NumericColumn;
 pub use query_string::query_string;

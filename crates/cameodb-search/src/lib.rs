@@ -10,7 +10,6 @@ pub mod bucket_budget;
 pub mod dfs;
 mod error;
 mod execute;
-pub mod expr;
 mod filter_agg;
 pub mod highlight;
 mod merge;

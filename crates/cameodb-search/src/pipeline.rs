@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::SearchError;
-use crate::expr::{Expr, Params, Val, json_val, script_source};
+use cameodb_query::expr::{Expr, Params, Val, json_val, script_source};
 
 /// Pipelines that work on the buckets of the aggregation they sit in.
 const PARENT: &[&str] = &[

@@ -8,13 +8,13 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use cameodb_query::NumericColumn;
 use cameodb_schema::fields::EXACT_FIELD;
 use cameodb_schema::mapping::{FieldType, Mapping};
 use serde_json::{Value, json};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 use tantivy::query::Query;
-use tantivy::{DateTime, DocAddress, DocId, Score, Searcher, SegmentReader};
+use tantivy::{DocAddress, DocId, Score, Searcher, SegmentReader};
 
 use crate::error::SearchError;
 
@@ -352,34 +352,13 @@ fn reader(segment: &SegmentReader, segment_ord: u32, source: &Source) -> Reader 
             }),
             None => Box::new(|_, _| SortValue::Missing),
         },
-        Source::Number(column) => {
-            let allowed = [
-                ColumnType::I64,
-                ColumnType::U64,
-                ColumnType::F64,
-                ColumnType::DateTime,
-                ColumnType::Bool,
-            ];
-            match segment
-                .fast_fields()
-                .u64_lenient_for_type(Some(&allowed), column)
-                .ok()
-                .flatten()
-            {
-                Some((values, typ)) => Box::new(move |doc, _| match values.first(doc) {
-                    None => SortValue::Missing,
-                    Some(raw) => SortValue::Number(match typ {
-                        ColumnType::I64 => i64::from_u64(raw) as f64,
-                        ColumnType::F64 => f64::from_u64(raw),
-                        ColumnType::DateTime => {
-                            DateTime::from_u64(raw).into_timestamp_millis() as f64
-                        }
-                        _ => raw as f64,
-                    }),
-                }),
-                None => Box::new(|_, _| SortValue::Missing),
-            }
-        }
+        Source::Number(column) => match NumericColumn::open(segment, column) {
+            Some(values) => Box::new(move |doc, _| match values.first(doc) {
+                None => SortValue::Missing,
+                Some(number) => SortValue::Number(number),
+            }),
+            None => Box::new(|_, _| SortValue::Missing),
+        },
     }
 }
 

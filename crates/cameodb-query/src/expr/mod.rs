@@ -8,7 +8,10 @@
 
 use serde_json::Value;
 
-use crate::error::SearchError;
+use crate::error::QueryError;
+
+mod parse;
+use parse::Parser;
 
 /// `script.max_size_in_bytes`, in the spirit of Elasticsearch's limit: longer sources are
 /// refused before they are parsed.
@@ -81,15 +84,15 @@ enum Node {
     Call(String, Vec<Node>),
 }
 
-fn script_error(reason: String) -> SearchError {
-    SearchError::bad_request("script_exception", reason)
+fn script_error(reason: String) -> QueryError {
+    QueryError::Script(reason)
 }
 
 /// The source of a `script` value: a string, or `{"source": …, "lang": "painless",
 /// "params": {…}}` (then its params too).
 pub fn script_source(
     script: &Value,
-) -> Result<(String, serde_json::Map<String, Value>), SearchError> {
+) -> Result<(String, serde_json::Map<String, Value>), QueryError> {
     match script {
         Value::String(source) => Ok((source.clone(), serde_json::Map::new())),
         Value::Object(object) => {
@@ -132,7 +135,7 @@ pub struct Expr(Node);
 
 impl Expr {
     /// Parses `source`.
-    pub fn parse(source: &str) -> Result<Expr, SearchError> {
+    pub fn parse(source: &str) -> Result<Expr, QueryError> {
         if source.len() > MAX_SCRIPT_BYTES {
             return Err(script_error(format!(
                 "script is longer than [{MAX_SCRIPT_BYTES}] bytes"
@@ -161,13 +164,50 @@ impl Expr {
 
     /// Evaluates the expression; `Null` where a value is missing (a bucket without the metric,
     /// a document without the field).
-    pub fn eval(&self, env: &dyn Env) -> Result<Val, SearchError> {
+    pub fn eval(&self, env: &dyn Env) -> Result<Val, QueryError> {
         self.0.eval(env)
     }
 }
 
+impl Expr {
+    /// The fields the expression reads from the document (`doc['…']`).
+    pub fn doc_fields(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.0.doc_fields(&mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// True when the expression reads `_score`.
+    pub fn reads_score(&self) -> bool {
+        self.0.reads_score()
+    }
+}
+
 impl Node {
-    fn eval(&self, env: &dyn Env) -> Result<Val, SearchError> {
+    fn children(&self) -> Vec<&Node> {
+        match self {
+            Node::Neg(a) | Node::Not(a) => vec![a],
+            Node::Bin(_, a, b) => vec![a, b],
+            Node::If(a, b, c) => vec![a, b, c],
+            Node::Call(_, args) => args.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn doc_fields(&self, out: &mut Vec<String>) {
+        if let Node::Doc(field, _) = self {
+            out.push(field.clone());
+        }
+        self.children().into_iter().for_each(|c| c.doc_fields(out));
+    }
+
+    fn reads_score(&self) -> bool {
+        matches!(self, Node::Score) || self.children().into_iter().any(Node::reads_score)
+    }
+
+    fn eval(&self, env: &dyn Env) -> Result<Val, QueryError> {
         Ok(match self {
             Node::Lit(v) => *v,
             Node::Param(name) => env
@@ -215,7 +255,7 @@ impl Node {
     }
 }
 
-fn binary(op: Op, left: &Node, right: &Node, env: &dyn Env) -> Result<Val, SearchError> {
+fn binary(op: Op, left: &Node, right: &Node, env: &dyn Env) -> Result<Val, QueryError> {
     // `&&` and `||` short-circuit, as in Painless.
     if matches!(op, Op::And | Op::Or) {
         let l = left.eval(env)?;
@@ -251,7 +291,7 @@ fn binary(op: Op, left: &Node, right: &Node, env: &dyn Env) -> Result<Val, Searc
     })
 }
 
-fn call(name: &str, args: &[f64]) -> Result<f64, SearchError> {
+fn call(name: &str, args: &[f64]) -> Result<f64, QueryError> {
     let arity = |n: usize| {
         if args.len() == n {
             Ok(())
@@ -274,276 +314,15 @@ fn call(name: &str, args: &[f64]) -> Result<f64, SearchError> {
         "ceil" => one(f64::ceil),
         "round" => one(f64::round),
         "pow" => two(f64::powf),
+        // Painless's score-script helpers.
+        "saturation" => two(|value, pivot| value / (pivot + value)),
+        "sigmoid" => arity(3).map(|()| {
+            let (value, k, a) = (args[0], args[1], args[2]);
+            value.powf(a) / (k.powf(a) + value.powf(a))
+        }),
         "min" => two(f64::min),
         "max" => two(f64::max),
         other => Err(script_error(format!("Math.{other} is not supported"))),
-    }
-}
-
-struct Parser<'s> {
-    /// The source.
-    chars: &'s [u8],
-    /// Where parsing has got to.
-    at: usize,
-    /// Current nesting, checked against [`MAX_EXPRESSION_DEPTH`].
-    depth: usize,
-    /// Nodes built so far, checked against [`MAX_EXPRESSION_NODES`].
-    nodes: usize,
-}
-
-impl Parser<'_> {
-    fn skip_space(&mut self) {
-        while self.chars.get(self.at).is_some_and(u8::is_ascii_whitespace) {
-            self.at += 1;
-        }
-    }
-
-    fn eat(&mut self, token: &str) -> bool {
-        self.skip_space();
-        if self.chars[self.at..].starts_with(token.as_bytes()) {
-            self.at += token.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn unexpected(&self) -> SearchError {
-        let rest = String::from_utf8_lossy(&self.chars[self.at.min(self.chars.len())..]);
-        let shown: String = rest.chars().take(40).collect();
-        script_error(format!(
-            "unsupported script: cannot parse from [{shown}] (only arithmetic, comparisons, params, _score, doc values and Math functions are supported)"
-        ))
-    }
-
-    fn nested<T>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> Result<T, SearchError>,
-    ) -> Result<T, SearchError> {
-        self.nodes += 1;
-        if self.nodes > MAX_EXPRESSION_NODES {
-            return Err(script_error(format!(
-                "script has more than [{MAX_EXPRESSION_NODES}] operators and operands"
-            )));
-        }
-        self.depth += 1;
-        if self.depth > MAX_EXPRESSION_DEPTH {
-            return Err(script_error(format!(
-                "script nests deeper than [{MAX_EXPRESSION_DEPTH}] levels"
-            )));
-        }
-        let out = f(self);
-        self.depth -= 1;
-        out
-    }
-
-    fn ternary(&mut self) -> Result<Node, SearchError> {
-        self.nested(|p| {
-            let cond = p.binary_level(0)?;
-            if !p.eat("?") {
-                return Ok(cond);
-            }
-            let then = p.ternary()?;
-            if !p.eat(":") {
-                return Err(p.unexpected());
-            }
-            let otherwise = p.ternary()?;
-            Ok(Node::If(
-                Box::new(cond),
-                Box::new(then),
-                Box::new(otherwise),
-            ))
-        })
-    }
-
-    /// Binary operators by precedence, loosest first.
-    fn binary_level(&mut self, level: usize) -> Result<Node, SearchError> {
-        const LEVELS: &[&[(&str, Op)]] = &[
-            &[("||", Op::Or)],
-            &[("&&", Op::And)],
-            &[("==", Op::Eq), ("!=", Op::Ne)],
-            &[("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)],
-            &[("+", Op::Add), ("-", Op::Sub)],
-            &[("*", Op::Mul), ("/", Op::Div), ("%", Op::Rem)],
-        ];
-        let Some(ops) = LEVELS.get(level) else {
-            return self.unary();
-        };
-        let mut left = self.binary_level(level + 1)?;
-        'more: loop {
-            for (token, op) in *ops {
-                if self.eat(token) {
-                    // Each operator is a node: a long chain is a deep tree.
-                    let right = self.nested(|p| p.binary_level(level + 1))?;
-                    left = Node::Bin(*op, Box::new(left), Box::new(right));
-                    continue 'more;
-                }
-            }
-            return Ok(left);
-        }
-    }
-
-    fn unary(&mut self) -> Result<Node, SearchError> {
-        if self.eat("-") {
-            return self.nested(|p| Ok(Node::Neg(Box::new(p.unary()?))));
-        }
-        if self.eat("!") {
-            return self.nested(|p| Ok(Node::Not(Box::new(p.unary()?))));
-        }
-        self.primary()
-    }
-
-    fn identifier(&mut self) -> Option<String> {
-        self.skip_space();
-        let start = self.at;
-        while self
-            .chars
-            .get(self.at)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        {
-            self.at += 1;
-        }
-        (self.at > start).then(|| String::from_utf8_lossy(&self.chars[start..self.at]).into_owned())
-    }
-
-    fn primary(&mut self) -> Result<Node, SearchError> {
-        if self.eat("(") {
-            let inner = self.ternary()?;
-            return if self.eat(")") {
-                Ok(inner)
-            } else {
-                Err(self.unexpected())
-            };
-        }
-        self.skip_space();
-        if self
-            .chars
-            .get(self.at)
-            .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
-        {
-            return self.number();
-        }
-        let mark = self.at;
-        let Some(word) = self.identifier() else {
-            return Err(self.unexpected());
-        };
-        match word.as_str() {
-            "true" => Ok(Node::Lit(Val::Bool(true))),
-            "false" => Ok(Node::Lit(Val::Bool(false))),
-            "null" => Ok(Node::Lit(Val::Null)),
-            "_score" => Ok(Node::Score),
-            "params" if self.eat(".") => match self.identifier() {
-                Some(name) => Ok(Node::Param(name)),
-                None => Err(self.unexpected()),
-            },
-            "params" if self.eat("[") => {
-                let name = self.quoted()?;
-                if self.eat("]") {
-                    Ok(Node::Param(name))
-                } else {
-                    Err(self.unexpected())
-                }
-            }
-            "doc" if self.eat("[") => {
-                let field = self.quoted()?;
-                if !self.eat("]") {
-                    return Err(self.unexpected());
-                }
-                let read = if self.eat(".value") {
-                    DocRead::Value
-                } else if self.eat(".size()") || self.eat(".length") {
-                    DocRead::Size
-                } else if self.eat(".empty") || self.eat(".isEmpty()") {
-                    DocRead::Empty
-                } else {
-                    return Err(self.unexpected());
-                };
-                Ok(Node::Doc(field, read))
-            }
-            "Math" if self.eat(".") => {
-                let name = self.identifier().ok_or_else(|| self.unexpected())?;
-                if !self.eat("(") {
-                    return Err(self.unexpected());
-                }
-                let mut args = Vec::new();
-                if !self.eat(")") {
-                    loop {
-                        args.push(self.ternary()?);
-                        if self.eat(")") {
-                            break;
-                        }
-                        if !self.eat(",") {
-                            return Err(self.unexpected());
-                        }
-                    }
-                }
-                call(&name, &vec![0.0; args.len()]).map(|_| ())?;
-                Ok(Node::Call(name, args))
-            }
-            _ => {
-                self.at = mark;
-                Err(self.unexpected())
-            }
-        }
-    }
-
-    fn quoted(&mut self) -> Result<String, SearchError> {
-        self.skip_space();
-        let quote = match self.chars.get(self.at) {
-            Some(q @ (b'\'' | b'"')) => *q,
-            _ => return Err(self.unexpected()),
-        };
-        let start = self.at + 1;
-        let end = self.chars[start..]
-            .iter()
-            .position(|c| *c == quote)
-            .map(|n| start + n)
-            .ok_or_else(|| self.unexpected())?;
-        self.at = end + 1;
-        Ok(String::from_utf8_lossy(&self.chars[start..end]).into_owned())
-    }
-
-    fn number(&mut self) -> Result<Node, SearchError> {
-        let start = self.at;
-        while self
-            .chars
-            .get(self.at)
-            .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
-        {
-            self.at += 1;
-        }
-        if self
-            .chars
-            .get(self.at)
-            .is_some_and(|c| *c == b'e' || *c == b'E')
-        {
-            self.at += 1;
-            if self
-                .chars
-                .get(self.at)
-                .is_some_and(|c| *c == b'-' || *c == b'+')
-            {
-                self.at += 1;
-            }
-            while self.chars.get(self.at).is_some_and(u8::is_ascii_digit) {
-                self.at += 1;
-            }
-        }
-        let text = String::from_utf8_lossy(&self.chars[start..self.at]).into_owned();
-        // Java's literal suffixes: `1L`, `2.0d`, `3f`.
-        if self
-            .chars
-            .get(self.at)
-            .is_some_and(|c| matches!(c, b'L' | b'l' | b'd' | b'D' | b'f' | b'F'))
-        {
-            self.at += 1;
-        }
-        text.parse::<f64>()
-            .map(|n| Node::Lit(Val::Num(n)))
-            .map_err(|_| {
-                self.at = start;
-                self.unexpected()
-            })
     }
 }
 
