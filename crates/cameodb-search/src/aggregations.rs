@@ -12,7 +12,6 @@ use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResult
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
-use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::Query;
 
 use crate::agg_shapes;
@@ -155,6 +154,14 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             }
             continue;
         }
+        // Calendar months and years run as a composite, reshaped in `finish`.
+        let calendar = crate::calendar_histogram::plan(name, spec, &|field| {
+            mapping.resolve(field).and_then(|(_, f)| f.format.clone())
+        })?;
+        let (name, spec) = match &calendar {
+            Some((marked, rewritten)) => (marked, rewritten),
+            None => (name, spec),
+        };
         let mut rewritten = Map::new();
         for (key, value) in spec {
             match key.as_str() {
@@ -206,7 +213,7 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                 }
                 "date_range" => {
                     // tantivy's `range` on the date column, bounds as epoch milliseconds.
-                    let body = date_range_bounds(name, value, mapping)?;
+                    let body = crate::date_aggs::date_range_bounds(name, value, mapping)?;
                     rewritten.insert("range".into(), rewrite_body(name, "range", &body, mapping)?);
                 }
                 kind if SUPPORTED.contains(&kind) => {
@@ -327,84 +334,13 @@ fn rewrite_body(
     );
     if kind == "date_histogram" {
         if let Some(calendar) = body.remove("calendar_interval") {
-            calendar_to_fixed(name, &calendar, &mut body)?;
+            crate::date_aggs::calendar_to_fixed(name, &calendar, &mut body)?;
         }
-        date_histogram_options(
+        crate::date_aggs::date_histogram_options(
             name,
             &mut body,
             mapping.lookup(&field).and_then(|f| f.format.clone()),
         )?;
-    }
-    Ok(Value::Object(body))
-}
-
-/// A `date_range` body with its `from` / `to` bounds (dates in the field's or the request's
-/// format, or date math) as epoch milliseconds, for a `range` aggregation.
-fn date_range_bounds(name: &str, body: &Value, mapping: &Mapping) -> Result<Value, SearchError> {
-    let mut body = body.as_object().cloned().ok_or_else(|| {
-        parsing(format!(
-            "[date_range] aggregation [{name}] must be an object"
-        ))
-    })?;
-    let field = body
-        .get("field")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let Some((_, mapped)) = mapping.resolve(&field) else {
-        return Err(parsing(format!(
-            "[date_range] aggregation [{name}] requires a mapped [field]"
-        )));
-    };
-    if mapped.field_type != FieldType::Date {
-        return Err(SearchError::illegal_argument(format!(
-            "Field [{field}] of type [{}] is not supported for aggregation [date_range]",
-            mapped.type_name()
-        )));
-    }
-    if body.contains_key("format") {
-        // It would also format the bounds shown back, which are always ISO 8601 here.
-        return Err(parsing(format!(
-            "[format] of date_range [{name}] is not supported: give bounds in the field's format or as date math"
-        )));
-    }
-    let format = mapped.format.clone();
-    if let Some(zone) = body.remove("time_zone")
-        && !zone.as_str().is_some_and(|z| UTC_ZONES.contains(&z))
-    {
-        return Err(SearchError::illegal_argument(format!(
-            "time_zone [{zone}] of date_range [{name}] is not supported: dates are in UTC"
-        )));
-    }
-    if let Some(Value::Array(ranges)) = body.get_mut("ranges") {
-        for range in ranges.iter_mut().filter_map(Value::as_object_mut) {
-            for end in ["from", "to"] {
-                let Some(value) = range.get_mut(end) else {
-                    continue;
-                };
-                if value.is_number() || value.is_null() {
-                    continue;
-                }
-                let millis = value
-                    .as_str()
-                    .and_then(cameodb_query::date_math)
-                    .or_else(|| {
-                        cameodb_schema::mapping::date::parse_value(value, format.as_deref())
-                    })
-                    .ok_or_else(|| {
-                        parsing(format!(
-                            "[{end}] [{value}] of date_range [{name}] is not a date"
-                        ))
-                    })?;
-                // tantivy reads date bounds as nanoseconds.
-                let nanos = millis.checked_mul(1_000_000).ok_or_else(|| {
-                    parsing(format!(
-                        "[{end}] [{value}] of date_range [{name}] is out of range"
-                    ))
-                })?;
-                *value = Value::from(nanos);
-            }
-        }
     }
     Ok(Value::Object(body))
 }
@@ -455,48 +391,9 @@ fn allowed_params(kind: &str) -> &'static [&'static str] {
     }
 }
 
-/// Time zones whose buckets are UTC's.
-const UTC_ZONES: &[&str] = &["UTC", "Z", "+00:00", "-00:00", "+0000", "GMT", "Etc/UTC"];
-
-/// A date histogram's `time_zone` (only UTC: tantivy buckets in UTC, and ignoring another zone
-/// would shift every bucket) and its bounds given as dates (tantivy takes epoch milliseconds).
-fn date_histogram_options(
-    name: &str,
-    body: &mut Map<String, Value>,
-    format: Option<String>,
-) -> Result<(), SearchError> {
-    if let Some(zone) = body.remove("time_zone")
-        && !zone.as_str().is_some_and(|z| UTC_ZONES.contains(&z))
-    {
-        return Err(SearchError::illegal_argument(format!(
-            "time_zone [{}] of date_histogram [{name}] is not supported: buckets are in UTC",
-            zone.as_str().unwrap_or_default()
-        )));
-    }
-    for bounds in ["extended_bounds", "hard_bounds"] {
-        let Some(Value::Object(bounds)) = body.get_mut(bounds) else {
-            continue;
-        };
-        for end in ["min", "max"] {
-            if let Some(value) = bounds.get_mut(end)
-                && value.is_string()
-            {
-                let millis = cameodb_schema::mapping::date::parse_value(value, format.as_deref())
-                    .ok_or_else(|| {
-                    parsing(format!(
-                        "[{end}] bound [{value}] of date_histogram [{name}] is not a date"
-                    ))
-                })?;
-                *value = Value::from(millis);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The limits tantivy checks during an aggregation: its own estimate of the memory held (the
 /// request's breaker limit) and `search.max_buckets`. The breaker, which measures instead of
-/// estimating, is checked as well (see [`Bounded`]).
+/// estimating, is checked as well (see `crate::bounded::Bounded`).
 fn limits() -> AggregationLimitsGuard {
     let memory = cameodb_memory::current().map(|account| account.limit());
     AggregationLimitsGuard::new(memory, Some(MAX_BUCKETS))
@@ -510,135 +407,12 @@ pub fn collect(
     tokenizers: &tantivy::tokenizer::TokenizerManager,
 ) -> Result<IntermediateAggregationResults, SearchError> {
     let context = AggContextParams::new(limits(), tokenizers.clone());
-    let collector = Bounded(DistributedAggregationCollector::from_aggs(aggs, context));
+    let collector =
+        crate::bounded::Bounded(DistributedAggregationCollector::from_aggs(aggs, context));
     let result = searcher.search(query, &collector);
     // A collection the breaker stopped is the breaker's error, whatever tantivy made of it.
     cameodb_memory::check()?;
     result.map_err(|e| SearchError::bad_request("aggregation_execution_exception", e.to_string()))
-}
-
-/// A collector that stops feeding documents to `C` once the request's memory account has
-/// tripped: aggregations grow with every document collected, and tantivy has no way to be
-/// interrupted from outside.
-struct Bounded<C>(C);
-
-/// Most documents collected between two breaker checks.
-const MAX_STEP: usize = 64;
-
-/// Growth of the request's memory over one step above which the next steps are one document
-/// long: one document can add a bucket at every level of a nested aggregation, with all the
-/// collectors of the levels below it.
-const FAST_GROWTH: i64 = 1 << 20;
-
-/// How much more than collection holds the conversion of a segment's collectors into
-/// mergeable results may take (`harvest`, which cannot be interrupted). Measured on 8,000
-/// movies, six nested terms aggregations of size 100: 103 MB collected, 506 MB held after the
-/// conversion, 820 MB resident at its peak.
-const HARVEST_GROWTH: i64 = 6;
-
-impl<C: Collector> Collector for Bounded<C> {
-    type Fruit = C::Fruit;
-    type Child = BoundedSegment<C::Child>;
-
-    fn for_segment(
-        &self,
-        segment: tantivy::SegmentOrdinal,
-        reader: &tantivy::SegmentReader,
-    ) -> tantivy::Result<Self::Child> {
-        let account = cameodb_memory::current();
-        let held = account.as_ref().map_or(0, |a| a.total());
-        Ok(BoundedSegment {
-            inner: self.0.for_segment(segment, reader)?,
-            account,
-            held,
-            step: 1,
-            stopped: false,
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        self.0.requires_scoring()
-    }
-
-    fn merge_fruits(
-        &self,
-        fruits: Vec<Option<<C::Child as SegmentCollector>::Fruit>>,
-    ) -> tantivy::Result<Self::Fruit> {
-        let fruits: Option<Vec<_>> = fruits.into_iter().collect();
-        match fruits {
-            Some(fruits) => self.0.merge_fruits(fruits),
-            None => Err(tantivy::TantivyError::InternalError(
-                "aggregation stopped by the memory breaker".into(),
-            )),
-        }
-    }
-}
-
-/// One segment's side of [`Bounded`]: its fruit is `None` when it stopped early.
-struct BoundedSegment<S> {
-    inner: S,
-    /// The request's memory account (none outside a request: nothing is checked).
-    account: Option<std::sync::Arc<cameodb_memory::Account>>,
-    /// What the account held at the last check.
-    held: i64,
-    /// Documents fed between checks: one while memory grows fast, up to [`MAX_STEP`].
-    step: usize,
-    /// The breaker tripped: nothing more is collected.
-    stopped: bool,
-}
-
-impl<S: SegmentCollector> BoundedSegment<S> {
-    /// Checks the breaker after a step, and sizes the next step by how fast memory grew.
-    fn after_step(&mut self) {
-        let Some(account) = &self.account else {
-            self.step = MAX_STEP;
-            return;
-        };
-        let held = account.total();
-        // tantivy grows its per-bucket vectors by doubling, inside a step: what is held may be
-        // needed again before the next check.
-        self.stopped = account.ensure_headroom(held).is_err();
-        self.step = if held - self.held > FAST_GROWTH {
-            1
-        } else {
-            (self.step * 2).min(MAX_STEP)
-        };
-        self.held = held;
-    }
-}
-
-impl<S: SegmentCollector> SegmentCollector for BoundedSegment<S> {
-    type Fruit = Option<S::Fruit>;
-
-    fn collect(&mut self, doc: tantivy::DocId, score: tantivy::Score) {
-        if !self.stopped {
-            self.inner.collect(doc, score);
-            self.after_step();
-        }
-    }
-
-    fn collect_block(&mut self, mut docs: &[tantivy::DocId]) {
-        while !self.stopped && !docs.is_empty() {
-            let (piece, rest) = docs.split_at(self.step.min(docs.len()));
-            self.inner.collect_block(piece);
-            self.after_step();
-            docs = rest;
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        if self.stopped {
-            return None;
-        }
-        if let Some(account) = &self.account
-            && account
-                .ensure_headroom(account.total().saturating_mul(HARVEST_GROWTH))
-                .is_err()
-        {
-            return None;
-        }
-        Some(self.inner.harvest())
-    }
 }
 
 /// Merges per-index results and renders the final JSON.
@@ -665,44 +439,12 @@ pub fn finish(
     agg_shapes::regroup_filters(&mut value);
     agg_shapes::decode_ip_terms(&mut value);
     agg_shapes::reshape_date_ranges(&mut value);
+    crate::calendar_histogram::reshape(&mut value)?;
     Ok(value)
 }
 
 /// Aggregations answered as one bucket (`doc_count` and the sub-aggregations beside it).
 const SINGLE_BUCKET: &[&str] = &["filter", "missing", "global"];
-
-/// Calendar intervals of fixed length in UTC become fixed intervals (weeks start on Monday, as
-/// in Elasticsearch: the epoch was a Thursday, hence the offset). Months, quarters and years
-/// vary in length and are refused by name.
-fn calendar_to_fixed(
-    name: &str,
-    calendar: &Value,
-    body: &mut Map<String, Value>,
-) -> Result<(), SearchError> {
-    let unit = calendar.as_str().unwrap_or_default();
-    let fixed = match unit {
-        "second" | "1s" => "1s",
-        "minute" | "1m" => "1m",
-        "hour" | "1h" => "1h",
-        "day" | "1d" => "1d",
-        "week" | "1w" => "7d",
-        other => {
-            return Err(parsing(format!(
-                "calendar_interval [{other}] in date_histogram [{name}] is not supported (months, quarters and years vary in length); use fixed_interval"
-            )));
-        }
-    };
-    if body.contains_key("fixed_interval") {
-        return Err(parsing(format!(
-            "date_histogram [{name}] sets both calendar_interval and fixed_interval"
-        )));
-    }
-    body.insert("fixed_interval".into(), Value::String(fixed.into()));
-    if fixed == "7d" && !body.contains_key("offset") {
-        body.insert("offset".into(), Value::String("-3d".into()));
-    }
-    Ok(())
-}
 
 /// The `typed_keys` name of an aggregation, as Elasticsearch prefixes it (`sterms#genres`).
 fn type_prefix(kind: &str, result: &Value) -> String {

@@ -6,7 +6,10 @@
 
 mod agg_shapes;
 pub mod aggregations;
+mod bounded;
 pub mod bucket_budget;
+mod calendar_histogram;
+mod date_aggs;
 pub mod dfs;
 mod error;
 mod execute;

@@ -1,0 +1,412 @@
+//! `date_histogram` on calendar months and years, whose buckets differ in length: tantivy's
+//! date histogram takes only fixed intervals, but its `composite` date source aligns months
+//! and years. Such a histogram is collected as a one-source `composite` (merged across
+//! indexes and nodes like any aggregation) and shown back as Elasticsearch's date histogram:
+//! ascending keys with `key_as_string`, empty buckets filled between the first and the last
+//! (and out to `extended_bounds`) unless `min_doc_count` says otherwise, `hard_bounds` applied,
+//! `keyed` honoured.
+//!
+//! What the reshaping needs is carried in the aggregation's name (between two marks), since
+//! the final result is all that comes back.
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::aggregations::MAX_BUCKETS;
+use crate::error::SearchError;
+
+/// Marks a calendar histogram's name; its plan is written between two of them.
+const MARK: char = '\u{7}';
+
+/// The composite source's name.
+const SOURCE: &str = "calendar";
+
+/// Sub-aggregations whose value on no documents is zero, not null.
+const ZERO_VALUED: &[&str] = &["sum", "value_count", "cardinality"];
+
+/// How the composite's buckets become the histogram's.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+struct Plan {
+    /// Months per bucket: 1 for `month`, 12 for `year`.
+    months: u32,
+    /// Buckets with fewer documents are left out; at 0 the gaps are filled.
+    min_doc_count: u64,
+    /// Buckets as an object keyed by `key_as_string`.
+    keyed: bool,
+    /// `extended_bounds` in epoch milliseconds: empty buckets are shown out to them.
+    extended: [Option<i64>; 2],
+    /// `hard_bounds` in epoch milliseconds: no bucket is shown outside them.
+    hard: [Option<i64>; 2],
+    /// Names of sub-aggregations (at any depth) whose empty value is 0.
+    zero_valued: Vec<String>,
+}
+
+/// The name an aggregation runs under and its spec as run.
+pub(crate) type Rewritten = (String, Map<String, Value>);
+
+fn parsing(reason: String) -> SearchError {
+    SearchError::bad_request("parsing_exception", reason)
+}
+
+/// Months per bucket when `body` is a date histogram on calendar months or years.
+fn calendar_months(body: &Map<String, Value>) -> Option<u32> {
+    match body.get("calendar_interval").and_then(Value::as_str)? {
+        "month" | "1M" => Some(1),
+        "year" | "1y" => Some(12),
+        _ => None,
+    }
+}
+
+/// When `spec` is a calendar-month or -year `date_histogram`, the name it runs under and the
+/// spec rewritten as a `composite` (its sub-aggregations kept); `format` is the field's date
+/// format, for bounds given as dates.
+pub(crate) fn plan(
+    name: &str,
+    spec: &Map<String, Value>,
+    format: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Rewritten>, SearchError> {
+    let Some(body) = spec.get("date_histogram").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let Some(months) = calendar_months(body) else {
+        return Ok(None);
+    };
+    let field = body
+        .get("field")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut plan = Plan {
+        months,
+        min_doc_count: 0,
+        ..Plan::default()
+    };
+    let mut source = Map::new();
+    for (key, value) in body {
+        match key.as_str() {
+            "field" | "time_zone" => {
+                source.insert(key.clone(), value.clone());
+            }
+            "calendar_interval" => {
+                let unit = if months == 1 { "month" } else { "year" };
+                source.insert(key.clone(), Value::String(unit.into()));
+            }
+            "format" => {} // accepted, no effect (as for fixed intervals)
+            "min_doc_count" => {
+                plan.min_doc_count = value.as_u64().ok_or_else(|| {
+                    parsing(format!(
+                        "[min_doc_count] of date_histogram [{name}] must be a non-negative integer"
+                    ))
+                })?;
+            }
+            "keyed" => plan.keyed = value.as_bool().unwrap_or(false),
+            "extended_bounds" | "hard_bounds" => {
+                let bounds = [
+                    bound(name, value.get("min"), format(field).as_deref())?,
+                    bound(name, value.get("max"), format(field).as_deref())?,
+                ];
+                if key == "extended_bounds" {
+                    plan.extended = bounds;
+                } else {
+                    plan.hard = bounds;
+                }
+            }
+            other => {
+                return Err(parsing(format!(
+                    "[{other}] of date_histogram [{name}] is not supported with calendar_interval [{}]",
+                    if months == 1 { "month" } else { "year" }
+                )));
+            }
+        }
+    }
+    if let [Some(min), Some(max)] = plan.extended {
+        let span = months_between(min, max).unwrap_or(u64::MAX) / u64::from(months);
+        if span >= u64::from(MAX_BUCKETS) {
+            return Err(too_many_buckets());
+        }
+    }
+    if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
+        zero_valued_names(subs, &mut plan.zero_valued);
+    }
+    let composite = json!({
+        "sources": [{SOURCE: {"date_histogram": source}}],
+        "size": MAX_BUCKETS,
+    });
+    let mut rewritten = spec.clone();
+    rewritten.remove("date_histogram");
+    rewritten.insert("composite".into(), composite);
+    let plan = serde_json::to_string(&plan).map_err(|e| SearchError::internal(e.to_string()))?;
+    Ok(Some((format!("{name}{MARK}{plan}{MARK}"), rewritten)))
+}
+
+fn bound(
+    name: &str,
+    value: Option<&Value>,
+    format: Option<&str>,
+) -> Result<Option<i64>, SearchError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let millis = match value.as_i64() {
+        Some(millis) => Some(millis),
+        None => cameodb_schema::mapping::date::parse_value(value, format),
+    };
+    millis.map(Some).ok_or_else(|| {
+        parsing(format!(
+            "bound [{value}] of date_histogram [{name}] is not a date"
+        ))
+    })
+}
+
+fn zero_valued_names(aggs: &Value, out: &mut Vec<String>) {
+    for (name, spec) in aggs.as_object().into_iter().flatten() {
+        if spec
+            .as_object()
+            .is_some_and(|s| s.keys().any(|k| ZERO_VALUED.contains(&k.as_str())))
+        {
+            out.push(name.clone());
+        }
+        if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
+            zero_valued_names(subs, out);
+        }
+    }
+}
+
+fn too_many_buckets() -> SearchError {
+    SearchError::bad_request(
+        "too_many_buckets_exception",
+        format!(
+            "Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}]. This limit can be set by changing the [search.max_buckets] cluster level setting."
+        ),
+    )
+}
+
+/// The start of the month holding `millis`, as a date.
+fn month_of(millis: i64) -> Option<NaiveDate> {
+    let date = DateTime::<Utc>::from_timestamp_millis(millis)?.date_naive();
+    date.with_day(1)
+}
+
+fn millis_of(date: NaiveDate) -> Option<i64> {
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}
+
+fn months_between(from: i64, to: i64) -> Option<u64> {
+    let (a, b) = (month_of(from)?, month_of(to)?);
+    let count = (i64::from(b.year()) - i64::from(a.year())) * 12 + i64::from(b.month())
+        - i64::from(a.month());
+    u64::try_from(count).ok()
+}
+
+/// The start of the bucket of `months` months holding `millis` (years start in January).
+fn bucket_start(millis: i64, months: u32) -> Option<NaiveDate> {
+    let month = month_of(millis)?;
+    if months == 12 {
+        month.with_month(1)
+    } else {
+        Some(month)
+    }
+}
+
+/// Shows every calendar histogram in `value` as Elasticsearch does, at every level.
+pub(crate) fn reshape(value: &mut Value) -> Result<(), SearchError> {
+    match value {
+        Value::Object(map) => {
+            let marked: Vec<String> = map.keys().filter(|k| k.ends_with(MARK)).cloned().collect();
+            for key in marked {
+                let Some((name, plan)) = key.trim_end_matches(MARK).split_once(MARK) else {
+                    continue;
+                };
+                let plan: Plan =
+                    serde_json::from_str(plan).map_err(|e| SearchError::internal(e.to_string()))?;
+                if let Some(result) = map.remove(&key) {
+                    map.insert(name.to_string(), histogram(result, &plan)?);
+                }
+            }
+            map.values_mut().try_for_each(reshape)
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(reshape),
+        _ => Ok(()),
+    }
+}
+
+fn histogram(composite: Value, plan: &Plan) -> Result<Value, SearchError> {
+    let mut found: Vec<(i64, Value)> = Vec::new();
+    if let Some(Value::Array(buckets)) = composite.get("buckets") {
+        for bucket in buckets {
+            let Some(key) = bucket["key"][SOURCE].as_f64() else {
+                continue;
+            };
+            let mut bucket = bucket.clone();
+            if let Some(object) = bucket.as_object_mut() {
+                object.remove("key");
+            }
+            found.push((key as i64, bucket));
+        }
+    }
+    found.sort_by_key(|(key, _)| *key);
+    let template = found.first().map(|(_, b)| emptied(b, plan));
+    let mut shown: Vec<(i64, Value)> = Vec::new();
+    if plan.min_doc_count == 0 {
+        let first = [found.first().map(|(k, _)| *k), plan.extended[0]]
+            .into_iter()
+            .flatten()
+            .min();
+        let last = [found.last().map(|(k, _)| *k), plan.extended[1]]
+            .into_iter()
+            .flatten()
+            .max();
+        if let (Some(first), Some(last)) = (first, last) {
+            let mut at = bucket_start(first, plan.months).ok_or_else(too_many_buckets)?;
+            let end = bucket_start(last, plan.months).ok_or_else(too_many_buckets)?;
+            let mut existing = found.into_iter().peekable();
+            while at <= end {
+                let key = millis_of(at).ok_or_else(too_many_buckets)?;
+                let bucket = match existing.next_if(|(k, _)| *k == key) {
+                    Some((_, bucket)) => bucket,
+                    None => template.clone().unwrap_or_else(|| json!({"doc_count": 0})),
+                };
+                shown.push((key, bucket));
+                if shown.len() > MAX_BUCKETS as usize {
+                    return Err(too_many_buckets());
+                }
+                at = at
+                    .checked_add_months(Months::new(plan.months))
+                    .ok_or_else(too_many_buckets)?;
+            }
+        }
+    } else {
+        shown = found
+            .into_iter()
+            .filter(|(_, b)| b["doc_count"].as_u64().unwrap_or(0) >= plan.min_doc_count)
+            .collect();
+    }
+    shown.retain(|(key, _)| {
+        plan.hard[0].is_none_or(|min| *key >= min) && plan.hard[1].is_none_or(|max| *key <= max)
+    });
+    let buckets = shown.into_iter().map(|(key, mut bucket)| {
+        let text = DateTime::<Utc>::from_timestamp_millis(key)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default();
+        if let Some(object) = bucket.as_object_mut() {
+            object.insert("key_as_string".into(), Value::String(text.clone()));
+            object.insert("key".into(), Value::from(key));
+        }
+        (text, bucket)
+    });
+    Ok(if plan.keyed {
+        json!({"buckets": Map::from_iter(buckets)})
+    } else {
+        json!({"buckets": buckets.map(|(_, b)| b).collect::<Vec<_>>()})
+    })
+}
+
+/// A bucket's result as it would be on no documents: counts 0, metrics null (or 0 for the
+/// zero-valued kinds), no buckets.
+fn emptied(bucket: &Value, plan: &Plan) -> Value {
+    fn walk(value: &Value, zero_value: bool, plan: &Plan) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, child)| {
+                        let emptied = match key.as_str() {
+                            "doc_count"
+                            | "count"
+                            | "sum_other_doc_count"
+                            | "doc_count_error_upper_bound" => json!(0),
+                            "sum" if child.is_number() => json!(0.0),
+                            "value" if zero_value => json!(0),
+                            "buckets" if child.is_array() => json!([]),
+                            "buckets" => json!({}),
+                            "key" | "key_as_string" | "meta" => child.clone(),
+                            name => walk(child, plan.zero_valued.iter().any(|z| z == name), plan),
+                        };
+                        (key.clone(), emptied)
+                    })
+                    .collect(),
+            ),
+            Value::Number(_) => Value::Null,
+            other => other.clone(),
+        }
+    }
+    walk(bucket, false, plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(spec: Value) -> (String, Map<String, Value>) {
+        plan("h", spec.as_object().unwrap(), &|_| None)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn months_become_a_composite_and_come_back_with_gaps_filled() {
+        let (name, rewritten) = plan_of(json!({
+            "date_histogram": {"field": "at", "calendar_interval": "month"},
+            "aggs": {"total": {"sum": {"field": "n"}}}
+        }));
+        assert!(rewritten.contains_key("composite"));
+        let jan = 1_704_067_200_000i64; // 2024-01-01
+        let mar = 1_709_251_200_000i64; // 2024-03-01
+        let mut result = json!({ name: {"after_key": {}, "buckets": [
+            {"key": {SOURCE: mar}, "doc_count": 1, "total": {"value": 5.0}},
+            {"key": {SOURCE: jan}, "doc_count": 2, "total": {"value": 3.0}},
+        ]}});
+        reshape(&mut result).unwrap();
+        let buckets = result["h"]["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), 3);
+        assert_eq!(buckets[0]["key"], json!(jan));
+        assert_eq!(
+            buckets[0]["key_as_string"],
+            json!("2024-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            buckets[1]["key_as_string"],
+            json!("2024-02-01T00:00:00.000Z")
+        );
+        assert_eq!(buckets[1]["doc_count"], json!(0));
+        assert_eq!(buckets[1]["total"]["value"], json!(0));
+        assert_eq!(buckets[2]["total"]["value"], json!(5.0));
+    }
+
+    #[test]
+    fn years_honour_min_doc_count_keyed_and_bounds() {
+        let (name, _) = plan_of(json!({"date_histogram": {
+            "field": "at", "calendar_interval": "1y", "keyed": true,
+            "extended_bounds": {"min": "2022-01-01", "max": "2025-06-01"},
+            "hard_bounds": {"min": "2023-01-01"}
+        }}));
+        let mut result =
+            json!({ name: {"buckets": [{"key": {SOURCE: 1_704_067_200_000i64}, "doc_count": 4}]}});
+        reshape(&mut result).unwrap();
+        let buckets = result["h"]["buckets"].as_object().unwrap();
+        let keys: Vec<&str> = buckets.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "2023-01-01T00:00:00.000Z",
+                "2024-01-01T00:00:00.000Z",
+                "2025-01-01T00:00:00.000Z"
+            ]
+        );
+        assert_eq!(buckets["2024-01-01T00:00:00.000Z"]["doc_count"], json!(4));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_honour() {
+        let spec = json!({"date_histogram": {"field": "at", "calendar_interval": "month", "offset": "1d"}});
+        assert!(plan("h", spec.as_object().unwrap(), &|_| None).is_err());
+        let spec = json!({"date_histogram": {"field": "at", "calendar_interval": "month",
+            "extended_bounds": {"min": 0, "max": 253_402_300_799_000i64}}});
+        assert!(plan("h", spec.as_object().unwrap(), &|_| None).is_err());
+        let fixed = json!({"date_histogram": {"field": "at", "calendar_interval": "day"}});
+        assert!(
+            plan("h", fixed.as_object().unwrap(), &|_| None)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
