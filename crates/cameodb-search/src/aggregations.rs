@@ -154,6 +154,11 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             }
             continue;
         }
+        // Best hits by a sort: tantivy's `top_hits` reading `_id`, shown from fetched sources.
+        if let Some((marked, body)) = crate::top_hits::plan(name, spec, mapping)? {
+            out.insert(marked, body);
+            continue;
+        }
         // Calendar months and years run as a composite, reshaped in `finish`.
         let calendar = crate::calendar_histogram::plan(name, spec, &|field| {
             mapping.resolve(field).and_then(|(_, f)| f.format.clone())
@@ -478,7 +483,7 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
         let Some(kind) = spec.keys().find(|k| {
             SUPPORTED.contains(&k.as_str())
                 || SINGLE_BUCKET.contains(&k.as_str())
-                || k.as_str() == "filters"
+                || ["filters", "top_hits", "top_metrics"].contains(&k.as_str())
         }) else {
             if let Some(kind) = crate::pipeline::kind_of(spec)
                 && let Some(value) = out.remove(name)

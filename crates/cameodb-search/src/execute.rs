@@ -130,6 +130,10 @@ pub struct Partial {
     pub aggs: Vec<AggPart>,
     /// Indexes searched (Elasticsearch's shard count, one shard per index per node).
     pub shards: usize,
+    /// The documents this node's `top_hits` / `top_metrics` candidates name, read from the
+    /// snapshot the search read (the coordinator shows the winners from these).
+    #[serde(default)]
+    pub agg_hits: Vec<Hit>,
 }
 
 /// The tantivy query of `spec` under `store`'s mapping.
@@ -161,7 +165,7 @@ pub fn search_store(
     spec: &SearchSpec,
     stats: Option<&crate::dfs::IndexStats>,
     ranges: Option<&std::sync::Arc<crate::tokens::TokenRanges>>,
-) -> Result<(usize, Vec<Hit>, Option<AggPart>), SearchError> {
+) -> Result<StoreAnswer, SearchError> {
     let searcher: &Searcher = snapshot;
     let query = crate::tokens::restrict(build_query(store, &spec.query)?, ranges);
     let scoring = stats.map(|stats| crate::dfs::GlobalScoring {
@@ -172,6 +176,7 @@ pub fn search_store(
     let provider = scoring
         .as_ref()
         .map(|s| s as &dyn tantivy::query::Bm25StatisticsProvider);
+    let mut agg_hits = Vec::new();
     let aggs = match &spec.aggs {
         Some(request) => {
             // With a `global` aggregation every document is collected, the others scoped to
@@ -195,6 +200,10 @@ pub fn search_store(
                 prepared.clone(),
                 store.index().tokenizers(),
             )?;
+            if crate::top_hits::present(request) {
+                let scope = everything.is_some().then(|| spec.query.to_dsl());
+                agg_hits = candidates(store, snapshot, index, request, scope.as_ref(), &part)?;
+            }
             Some((prepared, part))
         }
         None => None,
@@ -302,5 +311,63 @@ pub fn search_store(
             explanation,
         });
     }
-    Ok((total, hits, aggs))
+    Ok(StoreAnswer {
+        total,
+        hits,
+        aggs,
+        agg_hits,
+    })
+}
+
+/// One index's part of a search.
+pub struct StoreAnswer {
+    /// Matching documents.
+    pub total: usize,
+    /// The top `from + size` hits.
+    pub hits: Vec<Hit>,
+    /// The mergeable aggregation result.
+    pub aggs: Option<AggPart>,
+    /// The documents its `top_hits` candidates name (see [`Partial::agg_hits`]).
+    pub agg_hits: Vec<Hit>,
+}
+
+/// The documents named by the `top_hits` / `top_metrics` candidates of this index's `part`,
+/// read from `snapshot`: the part is finished as if alone, with every bucket kept.
+fn candidates(
+    store: &Store,
+    snapshot: &Snapshot,
+    index: &str,
+    request: &Value,
+    scope: Option<&Value>,
+    part: &tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults,
+) -> Result<Vec<Hit>, SearchError> {
+    let widened =
+        aggregations::prepare_scoped(&crate::top_hits::widened(request), &store.mapping(), scope)?;
+    let local = aggregations::finish(vec![part.clone()], widened)?;
+    let searcher: &Searcher = snapshot;
+    let mut addresses = Vec::new();
+    for id in crate::top_hits::wanted_ids(&local) {
+        let term = tantivy::Term::from_field_text(store.fields().id, &id);
+        let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        let found = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+        addresses.extend(found.into_iter().map(|(_, address)| address));
+    }
+    let docs = store.snapshot_docs(snapshot, &addresses)?;
+    docs.into_iter()
+        .map(|(key, doc)| {
+            Ok(Hit {
+                index: index.to_string(),
+                id: key.id.to_string(),
+                score: f32::NAN,
+                sort: None,
+                rank: None,
+                source: Some(doc.source_json()?),
+                version: doc.version,
+                seq_no: doc.stamp.hlc,
+                highlight: None,
+                fields: None,
+                explanation: None,
+            })
+        })
+        .collect()
 }

@@ -22,10 +22,11 @@ pub mod script;
 pub mod sorting;
 pub mod source_filter;
 pub mod tokens;
+mod top_hits;
 mod wildcard;
 
 pub use error::SearchError;
-pub use execute::{AggPart, Hit, Partial, build_query, search_store};
+pub use execute::{AggPart, Hit, Partial, StoreAnswer, build_query, search_store};
 pub use merge::{ShardReport, render, shards_json};
 pub use request::{QuerySpec, SearchSpec};
 pub use wildcard::wildcard_match;

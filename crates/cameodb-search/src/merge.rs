@@ -42,10 +42,12 @@ pub fn render(
     let mut total = 0usize;
     let mut hits: Vec<Hit> = Vec::new();
     let mut agg_parts: Vec<AggPart> = Vec::new();
+    let mut agg_hits: Vec<Hit> = Vec::new();
     for partial in partials {
         total += partial.total;
         hits.extend(partial.hits);
         agg_parts.extend(partial.aggs);
+        agg_hits.extend(partial.agg_hits);
     }
     hits.sort_by(compare_hits);
     let page: Vec<Value> = hits
@@ -115,6 +117,7 @@ pub fn render(
         let request = request.clone();
         let parts = agg_parts.into_iter().map(|(_, part)| part).collect();
         let mut result = aggregations::finish(parts, request)?;
+        crate::top_hits::fill(&mut result, &agg_hits, total)?;
         if let Some(raw) = &spec.aggs {
             crate::pipeline::apply(raw, &mut result)?;
         }
@@ -209,6 +212,7 @@ mod tests {
                     hits,
                     aggs: Vec::new(),
                     shards: 1,
+                    agg_hits: Vec::new(),
                 }
             })
             .collect();
@@ -217,6 +221,7 @@ mod tests {
             hits: everything,
             aggs: Vec::new(),
             shards: 1,
+            agg_hits: Vec::new(),
         };
         let merged =
             render(partials, &spec, ShardReport::default(), Instant::now()).expect("renders");

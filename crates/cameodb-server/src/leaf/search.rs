@@ -38,9 +38,9 @@ pub async fn collect(
         let name = entry.name.clone();
         let index_stats = stats.and_then(|s| s.get(&entry.name)).cloned();
         let keep_to = ranges.get(&entry.name).cloned().map(Arc::new);
-        let (n, mut found, aggs, searcher) = run(&entry.shard, move |store| {
+        let (answer, searcher) = run(&entry.shard, move |store| {
             let searcher = snapshot.unwrap_or_else(|| store.searcher());
-            let (n, found, aggs) = search_store(
+            let answer = search_store(
                 store,
                 &searcher,
                 &name,
@@ -48,13 +48,14 @@ pub async fn collect(
                 index_stats.as_ref(),
                 keep_to.as_ref(),
             )?;
-            Ok((n, found, aggs, searcher))
+            Ok((answer, searcher))
         })
         .await
         .map_err(|e| e.with_index(&entry.name))?;
-        partial.total += n;
-        partial.hits.append(&mut found);
-        partial.aggs.extend(aggs);
+        partial.total += answer.total;
+        partial.hits.extend(answer.hits);
+        partial.aggs.extend(answer.aggs);
+        partial.agg_hits.extend(answer.agg_hits);
         used.push((entry, searcher));
     }
     Ok((partial, used))
