@@ -41,6 +41,9 @@ pub struct Hit {
     /// How its score was computed (`explain: true`), under the statistics the score used.
     #[serde(default)]
     pub explanation: Option<Value>,
+    /// Its value of the `collapse` field (the coordinator keeps one hit per value).
+    #[serde(default)]
+    pub collapse: Option<Value>,
 }
 
 /// The paths hits list under `fields`: those `fields` names, and the stored fields
@@ -221,22 +224,43 @@ pub fn search_store(
         None => query,
     };
     let limit = spec.window();
-    type Ranked = (f32, Option<(Value, RankKey)>, DocAddress);
-    let by_fields = !sorting::by_score_only(&spec.sort) || spec.search_after.is_some();
+    type Ranked = (
+        f32,
+        Option<(Option<Value>, RankKey)>,
+        DocAddress,
+        Option<Value>,
+    );
+    let by_fields = !sorting::by_score_only(&spec.sort)
+        || spec.search_after.is_some()
+        || spec.collapse.is_some();
     let (total, ranked): (usize, Vec<Ranked>) = match () {
         () if by_fields => {
-            let keys = if spec.sort.is_empty() {
+            let mut keys = if spec.sort.is_empty() {
                 sorting::parse(&json!("_score"))?
             } else {
                 spec.sort.clone()
             };
+            // The collapse field ranks last, so each hit's key carries its group.
+            if let Some(field) = &spec.collapse {
+                crate::collapse::check_field(field, &store.mapping())?;
+                keys.push(sorting::SortKey {
+                    field: field.clone(),
+                    descending: false,
+                    missing_first: false,
+                });
+            }
             let plan = sorting::plan(
                 &keys,
                 &store.mapping(),
                 spec.search_after.as_ref(),
                 spec.shard,
             )?;
-            let (total, top) = sorting::top(searcher, query.as_ref(), &plan, limit, provider)?;
+            let rank = |limit| sorting::top(searcher, query.as_ref(), &plan, limit, provider);
+            let (total, top) = match spec.collapse {
+                Some(_) => crate::collapse::top_groups(limit, rank)?,
+                None => rank(limit)?,
+            };
+            let shows_sort = !spec.sort.is_empty() || spec.search_after.is_some();
             let score_key = keys.iter().position(|k| k.field == "_score");
             let ranked = top
                 .into_iter()
@@ -245,7 +269,13 @@ pub fn search_store(
                         Some(sorting::SortValue::Number(s)) => *s as f32,
                         _ => f32::NAN,
                     };
-                    (score, Some((sorting::render(&plan, &key), key)), addr)
+                    let mut shown = sorting::render(&plan, &key);
+                    let group = match (&spec.collapse, shown.as_array_mut()) {
+                        (Some(_), Some(values)) => values.pop(),
+                        _ => None,
+                    };
+                    let shown = shows_sort.then_some(shown);
+                    (score, Some((shown, key)), addr, group)
                 })
                 .collect();
             (total, ranked)
@@ -259,10 +289,13 @@ pub fn search_store(
                 }
                 None => searcher.search(query.as_ref(), &collector)?,
             };
-            (total, top.into_iter().map(|(s, a)| (s, None, a)).collect())
+            (
+                total,
+                top.into_iter().map(|(s, a)| (s, None, a, None)).collect(),
+            )
         }
     };
-    let addresses: Vec<DocAddress> = ranked.iter().map(|(_, _, a)| *a).collect();
+    let addresses: Vec<DocAddress> = ranked.iter().map(|(_, _, a, _)| *a).collect();
     // Each hit's source is the version that matched, whatever was written since.
     let docs = store.snapshot_docs(snapshot, &addresses)?;
     let mut hits = Vec::with_capacity(ranked.len());
@@ -286,7 +319,7 @@ pub fn search_store(
     } else {
         None
     };
-    for ((score, sort, address), (key, doc)) in ranked.into_iter().zip(docs) {
+    for ((score, sort, address, group), (key, doc)) in ranked.into_iter().zip(docs) {
         let explanation = match &explainer {
             Some(weight) => Some(explain_json(
                 weight.explain(searcher.segment_reader(address.segment_ord), address.doc_id)?,
@@ -295,13 +328,19 @@ pub fn search_store(
         };
         let full = doc.source_json()?;
         let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
-        let fields = (!wanted_fields.is_empty()).then(|| field_values(&full, &wanted_fields));
+        let mut fields = (!wanted_fields.is_empty()).then(|| field_values(&full, &wanted_fields));
+        if let (Some(field), Some(value)) =
+            (&spec.collapse, group.as_ref().filter(|v| !v.is_null()))
+        {
+            let listed = fields.get_or_insert_with(|| json!({}));
+            listed[field.as_str()] = json!([value]);
+        }
         let source = spec.source.apply(full);
         hits.push(Hit {
             index: index.to_string(),
             id: key.id.to_string(),
             score,
-            sort: sort.as_ref().map(|(v, _)| v.clone()),
+            sort: sort.as_ref().and_then(|(v, _)| v.clone()),
             rank: sort.map(|(_, k)| k),
             source,
             version: doc.version,
@@ -309,6 +348,7 @@ pub fn search_store(
             highlight: highlighted,
             fields,
             explanation,
+            collapse: group,
         });
     }
     Ok(StoreAnswer {
@@ -367,6 +407,7 @@ fn candidates(
                 highlight: None,
                 fields: None,
                 explanation: None,
+                collapse: None,
             })
         })
         .collect()

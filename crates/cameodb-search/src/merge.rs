@@ -50,6 +50,13 @@ pub fn render(
         agg_hits.extend(partial.agg_hits);
     }
     hits.sort_by(compare_hits);
+    if spec.collapse.is_some() {
+        hits = crate::collapse::first_of_each(hits, |hit| {
+            hit.collapse
+                .as_ref()
+                .map_or(String::new(), Value::to_string)
+        });
+    }
     let page: Vec<Value> = hits
         .into_iter()
         .skip(spec.from)
@@ -176,6 +183,7 @@ mod tests {
             highlight: None,
             fields: None,
             explanation: None,
+            collapse: None,
         }
     }
 

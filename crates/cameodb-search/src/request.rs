@@ -50,6 +50,9 @@ pub struct SearchSpec {
     pub stored_fields: Vec<String>,
     /// `timeout`: how long a cluster search waits for each node before answering without it.
     pub timeout: Option<std::time::Duration>,
+    /// `collapse.field`: one hit per value of this field.
+    #[serde(default)]
+    pub collapse: Option<String>,
     /// Which part of the search this node's is (set by the coordinator per node): the high
     /// bits of `_shard_doc`, so that tiebreaker is unique across the cluster.
     #[serde(default)]
@@ -119,6 +122,7 @@ impl SearchSpec {
             stored_fields: Vec::new(),
             post_filter: None,
             explain: false,
+            collapse: None,
             timeout: None,
             shard: 0,
         }

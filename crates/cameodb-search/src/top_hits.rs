@@ -484,6 +484,7 @@ mod tests {
             highlight: None,
             fields: None,
             explanation: None,
+            collapse: None,
         }
     }
 

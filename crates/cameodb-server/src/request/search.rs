@@ -86,6 +86,7 @@ pub fn parse_spec(
         "seq_no_primary_term",
         "post_filter",
         "explain",
+        "collapse",
         // Read by the handler (a point in time, not an index in the path).
         "pit",
     ];
@@ -140,6 +141,24 @@ pub fn parse_spec(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let search_after = body.get("search_after").cloned();
+    let collapse = body
+        .get("collapse")
+        .map(cameodb_search::collapse::parse)
+        .transpose()?;
+    if collapse.is_some() {
+        if params.contains_key("scroll") {
+            return Err(ApiError::bad_request(
+                "illegal_argument_exception",
+                "cannot use `collapse` in a scroll context",
+            ));
+        }
+        if search_after.is_some() {
+            return Err(ApiError::bad_request(
+                "illegal_argument_exception",
+                "[search_after] with [collapse] is not supported",
+            ));
+        }
+    }
     if search_after.is_some() && from > 0 {
         return Err(ApiError::bad_request(
             "illegal_argument_exception",
@@ -239,6 +258,7 @@ pub fn parse_spec(
         highlight,
         fields,
         stored_fields,
+        collapse,
         post_filter: body.get("post_filter").cloned(),
         explain: body
             .get("explain")
