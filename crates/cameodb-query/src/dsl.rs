@@ -46,6 +46,7 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "query_string" => query_string_clause(body, ctx),
         "simple_query_string" => simple_query_string(body, ctx),
         "multi_match" => multi_match(body, ctx),
+        "combined_fields" => crate::combined::combined_fields(body, ctx),
         "dis_max" => dis_max(body, ctx),
         "match_phrase_prefix" => match_phrase_prefix(body, ctx),
         "match_bool_prefix" => match_bool_prefix(body, ctx),

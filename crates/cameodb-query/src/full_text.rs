@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 
+use crate::combined::{field_and_boost, term_centric};
 use crate::error::{QueryError, parsing};
 use crate::fields::{QueryContext, Target, text_terms};
 use crate::params::{
@@ -261,18 +262,6 @@ pub(crate) fn match_phrase_prefix(
     Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
-fn field_and_boost(spec: &str) -> Result<(String, Option<f32>), QueryError> {
-    match spec.split_once('^') {
-        Some((field, boost)) => {
-            let boost = boost
-                .parse()
-                .map_err(|_| parsing(format!("invalid boost in field [{spec}]")))?;
-            Ok((field.to_string(), Some(boost)))
-        }
-        None => Ok((spec.to_string(), None)),
-    }
-}
-
 pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
     let params = as_object(body, "multi_match")?;
     check_params(
@@ -289,6 +278,9 @@ pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
             "fuzziness",
             "minimum_should_match",
             "lenient",
+            "slop",
+            "max_expansions",
+            "prefix_length",
         ],
     )?;
     let query = params
@@ -308,41 +300,78 @@ pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("best_fields");
-    let mut per_field = Vec::new();
-    for spec in fields {
-        let (field, boost) = field_and_boost(&spec)?;
-        let mut inner = Map::new();
-        inner.insert("query".into(), query.clone());
-        for key in ["operator", "fuzziness", "minimum_should_match", "lenient"] {
-            if let Some(v) = params.get(key) {
-                inner.insert(key.into(), v.clone());
-            }
-        }
-        let mut clause = Map::new();
-        clause.insert(field, Value::Object(inner));
-        per_field.push(apply_boost(
-            match_query(&Value::Object(clause), ctx)?,
-            boost,
-        ));
-    }
-    let combined: Boxed = match kind {
-        "best_fields" => {
-            let tie = params
-                .get("tie_breaker")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0) as f32;
-            Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
-                per_field, tie,
-            ))
-        }
-        "most_fields" => Box::new(BooleanQuery::new(
-            per_field.into_iter().map(|q| (Occur::Should, q)).collect(),
-        )),
+    let tie = params
+        .get("tie_breaker")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0) as f32;
+    // Each type's per-field clause and the parameters it takes; a parameter the type does not
+    // use is refused, since dropping it would change the answer.
+    type Build = fn(&Value, &QueryContext<'_>) -> Result<Boxed, QueryError>;
+    let (build, keys): (Build, &[&str]) = match kind {
+        "best_fields" | "most_fields" => (
+            match_query,
+            &["operator", "fuzziness", "minimum_should_match", "lenient"],
+        ),
+        "phrase" => (match_phrase, &["slop"]),
+        "phrase_prefix" => (match_phrase_prefix, &["max_expansions"]),
+        "bool_prefix" => (
+            match_bool_prefix,
+            &[
+                "operator",
+                "minimum_should_match",
+                "max_expansions",
+                "prefix_length",
+            ],
+        ),
+        "cross_fields" => (match_query, &["operator", "minimum_should_match"]),
         other => {
             return Err(parsing(format!(
                 "[multi_match] type [{other}] is not supported"
             )));
         }
+    };
+    let ignored = [
+        "operator",
+        "fuzziness",
+        "minimum_should_match",
+        "lenient",
+        "slop",
+        "max_expansions",
+        "prefix_length",
+    ];
+    if let Some(key) = ignored
+        .iter()
+        .find(|k| params.contains_key(**k) && !keys.contains(k))
+    {
+        return Err(parsing(format!(
+            "[{key}] not allowed for type [{kind}] of [multi_match]"
+        )));
+    }
+    if kind == "cross_fields" {
+        let query = term_centric(params, &fields, "multi_match", tie, ctx)?;
+        return Ok(apply_boost(query, boost_of(Some(params))?));
+    }
+    let mut per_field = Vec::new();
+    for spec in fields {
+        let (field, boost) = field_and_boost(&spec)?;
+        let mut inner = Map::new();
+        inner.insert("query".into(), query.clone());
+        for key in keys {
+            if let Some(v) = params.get(*key) {
+                inner.insert((*key).into(), v.clone());
+            }
+        }
+        let mut clause = Map::new();
+        clause.insert(field, Value::Object(inner));
+        per_field.push(apply_boost(build(&Value::Object(clause), ctx)?, boost));
+    }
+    let combined: Boxed = match kind {
+        "most_fields" | "bool_prefix" => Box::new(BooleanQuery::new(
+            per_field.into_iter().map(|q| (Occur::Should, q)).collect(),
+        )),
+        _ => Box::new(tantivy::query::DisjunctionMaxQuery::with_tie_breaker(
+            per_field, tie,
+        )),
     };
     Ok(apply_boost(combined, boost_of(Some(params))?))
 }

@@ -2,6 +2,7 @@
 //! schema's field handles and builds query objects; it never touches an index or a file.
 
 mod boosting;
+mod combined;
 mod dsl;
 mod error;
 pub mod expr;
