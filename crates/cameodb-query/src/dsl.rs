@@ -47,6 +47,7 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "simple_query_string" => simple_query_string(body, ctx),
         "multi_match" => multi_match(body, ctx),
         "combined_fields" => crate::combined::combined_fields(body, ctx),
+        "more_like_this" => crate::more_like_this::more_like_this(body, ctx),
         "dis_max" => dis_max(body, ctx),
         "match_phrase_prefix" => match_phrase_prefix(body, ctx),
         "match_bool_prefix" => match_bool_prefix(body, ctx),

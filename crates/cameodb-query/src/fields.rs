@@ -188,6 +188,14 @@ impl QueryContext<'_> {
 
 /// Tokenizes `text` for a text target: (position, term) pairs.
 pub(crate) fn text_terms(target: &Target, text: &str) -> Vec<(usize, Term)> {
+    text_tokens(target, text)
+        .into_iter()
+        .map(|(position, _, term)| (position, term))
+        .collect()
+}
+
+/// Tokenizes `text` for a text target: (position, token text, term).
+pub(crate) fn text_tokens(target: &Target, text: &str) -> Vec<(usize, String, Term)> {
     let Target::Text {
         field,
         json_path,
@@ -208,7 +216,7 @@ pub(crate) fn text_terms(target: &Target, text: &str) -> Vec<(usize, Term)> {
                 term
             }
         };
-        out.push((token.position, term));
+        out.push((token.position, token.text.clone(), term));
     }
     out
 }

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod docs;
 pub mod health;
 pub mod inbound;
+pub mod liked;
 pub mod metadata;
 pub mod mget;
 pub mod pit;

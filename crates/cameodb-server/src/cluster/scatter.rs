@@ -246,6 +246,8 @@ pub async fn search(
     keep_alive: Option<Duration>,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
+    let resolved = super::liked::resolve(ctx, entries, spec).await?;
+    let spec = &resolved;
     let timeout = spec.timeout.unwrap_or(super::CALL_TIMEOUT);
     let plan = plan(
         ctx,
