@@ -98,6 +98,8 @@ API_SPECS: dict[str, list[tuple[str, str]]] = {
     "termvectors": [("GET|POST", "/{index}/_termvectors/{id}"), ("GET|POST", "/{index}/_termvectors")],
     # --- search
     "search": [("GET|POST", "/{index}/_search"), ("GET|POST", "/_search")],
+    "search_template": [("GET|POST", "/{index}/_search/template"), ("GET|POST", "/_search/template")],
+    "render_search_template": [("GET|POST", "/_render/template/{id}"), ("GET|POST", "/_render/template")],
     "count": [("GET|POST", "/{index}/_count"), ("GET|POST", "/_count")],
     "msearch": [("GET|POST", "/{index}/_msearch"), ("GET|POST", "/_msearch")],
     "scroll": [("GET|POST", "/_search/scroll")],

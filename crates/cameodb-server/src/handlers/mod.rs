@@ -19,6 +19,7 @@ mod pit;
 mod root;
 mod scroll;
 mod search;
+mod search_template;
 mod templates;
 
 use std::collections::HashMap;
@@ -151,6 +152,22 @@ pub fn router(state: AppState) -> Router {
         .route("/{index}/_mget", get(mget::mget).post(mget::mget))
         .route("/_search", get(search::search_all).post(search::search_all))
         .route("/{index}/_search", get(search::search).post(search::search))
+        .route(
+            "/_search/template",
+            get(search_template::search_all).post(search_template::search_all),
+        )
+        .route(
+            "/{index}/_search/template",
+            get(search_template::search).post(search_template::search),
+        )
+        .route(
+            "/_render/template",
+            get(search_template::render).post(search_template::render),
+        )
+        .route(
+            "/_render/template/{id}",
+            get(search_template::render_stored).post(search_template::render_stored),
+        )
         .route(
             "/_search/scroll",
             get(scroll::scroll)

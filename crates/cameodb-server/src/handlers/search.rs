@@ -41,7 +41,7 @@ pub async fn search_entries(
 }
 
 /// Runs a search, opening a scroll when the request asks for one (`scroll=<keep-alive>`).
-async fn respond_search(
+pub(super) async fn respond_search(
     state: &AppState,
     entries: Vec<Arc<IndexEntry>>,
     params: &HashMap<String, String>,
