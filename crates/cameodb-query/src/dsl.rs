@@ -48,6 +48,8 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
         "multi_match" => multi_match(body, ctx),
         "combined_fields" => crate::combined::combined_fields(body, ctx),
         "more_like_this" => crate::more_like_this::more_like_this(body, ctx),
+        "geo_distance" => crate::geo_queries::geo_distance(body, ctx),
+        "geo_bounding_box" => crate::geo_queries::geo_bounding_box(body, ctx),
         "dis_max" => dis_max(body, ctx),
         "match_phrase_prefix" => match_phrase_prefix(body, ctx),
         "match_bool_prefix" => match_bool_prefix(body, ctx),

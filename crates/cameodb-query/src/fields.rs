@@ -264,6 +264,11 @@ fn exact_value(
 ) -> Result<ExactValue, QueryError> {
     let ty = mapping.field_type;
     let err = || shard_error(path, mapping, value);
+    if mapping.variant == Some(Variant::GeoPoint) {
+        return Err(QueryError::Shard(format!(
+            "Field [{path}] of type [geo_point] does not support exact or range queries: use geo_distance or geo_bounding_box"
+        )));
+    }
     if mapping.variant == Some(Variant::Ip) {
         let address = value.as_str().and_then(|s| s.trim().parse().ok());
         return Ok(ExactValue::Str(encode_ip(address.ok_or_else(err)?)));

@@ -212,8 +212,10 @@ fn column(path: &str, ctx: &QueryContext<'_>, what: &str) -> Result<(Column, boo
         // Unmapped: no document has values, as in an index without the field.
         return Ok((Column(format!("{EXACT_FIELD}.{path}")), false));
     };
-    if !mapping.field_type.is_numeric()
-        && !matches!(mapping.field_type, FieldType::Date | FieldType::Boolean)
+    let geo = mapping.variant == Some(cameodb_schema::mapping::Variant::GeoPoint);
+    if geo
+        || (!mapping.field_type.is_numeric()
+            && !matches!(mapping.field_type, FieldType::Date | FieldType::Boolean))
     {
         return Err(QueryError::Shard(format!(
             "field [{path}] of type [{}] is not supported for [{what}]: only numeric, date and boolean fields are",

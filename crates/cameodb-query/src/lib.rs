@@ -9,6 +9,7 @@ pub mod expr;
 mod fields;
 mod full_text;
 mod function_score;
+mod geo_queries;
 mod ip;
 mod limits;
 mod more_like_this;

@@ -313,6 +313,14 @@ fn rewrite_body(
     let field = mapping
         .resolve(&field)
         .map_or(field.clone(), |(path, _)| path.to_string());
+    if mapping
+        .lookup(&field)
+        .is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::GeoPoint))
+    {
+        return Err(SearchError::illegal_argument(format!(
+            "Field [{field}] of type [geo_point] is not supported for aggregation [{kind}]"
+        )));
+    }
     match mapping.lookup(&field).map(|f| f.field_type) {
         Some(FieldType::Text) => {
             return Err(SearchError::illegal_argument(format!(

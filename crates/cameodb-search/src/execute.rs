@@ -247,6 +247,7 @@ pub fn search_store(
                     field: field.clone(),
                     descending: false,
                     missing_first: false,
+                    geo: None,
                 });
             }
             let plan = sorting::plan(

@@ -15,6 +15,7 @@ pub mod dfs;
 mod error;
 mod execute;
 mod filter_agg;
+pub mod geo_sort;
 pub mod highlight;
 mod merge;
 pub mod pipeline;

@@ -27,6 +27,9 @@ pub struct SortKey {
     pub descending: bool,
     /// `missing: _first` (default `_last`, in either direction).
     pub missing_first: bool,
+    /// A `_geo_distance` key: distances from an origin to the points of `field`.
+    #[serde(default)]
+    pub geo: Option<crate::geo_sort::GeoSort>,
 }
 
 /// Parses Elasticsearch's `sort` (a string, `field:order`, an object or an array of them).
@@ -60,6 +63,7 @@ fn key(field: &str, order: Option<&str>, missing: Option<&Value>) -> Result<Sort
         }
     };
     Ok(SortKey {
+        geo: None,
         field: field.to_string(),
         descending,
         missing_first,
@@ -72,6 +76,12 @@ fn parse_one(item: &Value) -> Result<SortKey, SearchError> {
             Some((field, order)) => key(field, Some(order), None),
             None => key(s, None, None),
         },
+        Value::Object(map) if map.len() == 1 && map.contains_key("_geo_distance") => {
+            match &map["_geo_distance"] {
+                Value::Object(body) => crate::geo_sort::parse(body),
+                _ => Err(SearchError::parse("[_geo_distance] must be an object")),
+            }
+        }
         Value::Object(map) if map.len() == 1 => {
             let (field, spec) = map
                 .iter()
@@ -217,6 +227,8 @@ enum Source {
     ShardDoc(u32),
     Keyword(String),
     Number(String),
+    /// Distance from an origin to the points in the column.
+    GeoDistance(String, crate::geo_sort::GeoSort),
 }
 
 /// Sorting resolved against one index's mapping.
@@ -250,6 +262,26 @@ pub fn plan(
                     None => (field, None),
                 };
                 let column = format!("{EXACT_FIELD}.{field}");
+                let geo_point = mapped
+                    .is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::GeoPoint));
+                match (&key.geo, geo_point) {
+                    (Some(sort), true) => {
+                        sources.push(Source::GeoDistance(column, sort.clone()));
+                        integral.push(false);
+                        continue;
+                    }
+                    (Some(_), false) => {
+                        return Err(SearchError::illegal_argument(format!(
+                            "field [{field}] isn't a geo_point field"
+                        )));
+                    }
+                    (None, true) => {
+                        return Err(SearchError::illegal_argument(format!(
+                            "can't sort on geo_point field [{field}] without using specific sorting feature, like geo_distance"
+                        )));
+                    }
+                    (None, false) => {}
+                }
                 if mapped.is_some_and(|f| f.variant == Some(cameodb_schema::mapping::Variant::Ip)) {
                     return Err(SearchError::illegal_argument(format!(
                         "sorting on ip field [{field}] is not supported"
@@ -339,6 +371,10 @@ fn reader(segment: &SegmentReader, segment_ord: u32, source: &Source) -> Reader 
                 | u64::from(doc);
             SortValue::Number(key as f64)
         }),
+        Source::GeoDistance(column, sort) => {
+            let distance = crate::geo_sort::reader(segment, column, sort);
+            Box::new(move |doc, _| distance(doc))
+        }
         Source::Keyword(column) => match segment.fast_fields().str(column).ok().flatten() {
             Some(values) => Box::new(move |doc, _| {
                 let Some(ord) = values.ords().first(doc) else {

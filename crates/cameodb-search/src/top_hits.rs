@@ -211,6 +211,12 @@ fn sort_fields(
                     )));
                 }
             };
+            if field.variant == Some(cameodb_schema::mapping::Variant::GeoPoint) {
+                return Err(parsing(format!(
+                    "[{kind}] aggregation [{name}] cannot sort by geo_point field [{}]",
+                    key.field
+                )));
+            }
             let date = match field.field_type {
                 FieldType::Date => true,
                 other @ (FieldType::Text | FieldType::Keyword | FieldType::Object) => {

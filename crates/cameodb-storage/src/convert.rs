@@ -12,6 +12,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use cameodb_schema::SchemaError;
 use cameodb_schema::analysis::{Analysis, normalize};
 use cameodb_schema::fields::Fields;
+use cameodb_schema::mapping::geo;
 use cameodb_schema::mapping::variant::encode_ip;
 use cameodb_schema::mapping::{
     DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, Variant, date,
@@ -210,6 +211,14 @@ impl<'a> Converter<'a> {
     }
 
     fn value(&mut self, path: &str, value: &Value, depth: usize) -> Result<(), Outcome> {
+        if self
+            .mapping
+            .get(path)
+            .is_some_and(|f| f.variant == Some(Variant::GeoPoint))
+        {
+            // A point may be an object or an array itself: it is read whole.
+            return Ok(self.geo_points(path, value)?);
+        }
         match value {
             Value::Null => {
                 // `null_value`: an explicit null is indexed as the mapped stand-in.
@@ -562,6 +571,26 @@ impl<'a> Converter<'a> {
         self.mark_present(path);
         for (name, sub) in &field.fields {
             self.emit(&format!("{path}.{name}"), sub, value)?;
+        }
+        Ok(())
+    }
+
+    /// A `geo_point` value: one point in any form, or a list of them.
+    fn geo_points(&mut self, path: &str, value: &Value) -> Result<()> {
+        let points: Vec<&Value> = match value {
+            Value::Null => Vec::new(),
+            Value::Array(items) if !geo::is_coordinate_array(value) => items.iter().collect(),
+            one => vec![one],
+        };
+        for point in points {
+            match geo::parse_point(point) {
+                Ok(point) => {
+                    self.bytes += 8;
+                    push(&mut self.exact, path, OwnedValue::I64(point.encode()));
+                    self.mark_present(path);
+                }
+                Err(reason) => return Err(mapper_error(path, "geo_point", reason)),
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 pub mod date;
 mod es_json;
+pub mod geo;
 pub mod variant;
 
 use std::collections::BTreeMap;

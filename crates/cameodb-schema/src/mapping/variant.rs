@@ -40,6 +40,9 @@ pub enum Variant {
     MatchOnlyText,
     /// An IPv4 or IPv6 address, indexed as [`encode_ip`] spells it.
     Ip,
+    /// A latitude / longitude pair, indexed as one integer (see [`super::geo`]); only the geo
+    /// queries, the `_geo_distance` sort and `exists` read it.
+    GeoPoint,
     /// Another name for the field at `path`: queries, aggregations and sorts on it read that
     /// field; documents cannot write to it.
     Alias {
@@ -61,6 +64,7 @@ impl Variant {
             "wildcard" => Variant::Wildcard,
             "match_only_text" => Variant::MatchOnlyText,
             "ip" => Variant::Ip,
+            "geo_point" => Variant::GeoPoint,
             "alias" => Variant::Alias {
                 path: String::new(),
             },
@@ -78,6 +82,7 @@ impl Variant {
             Variant::Wildcard => "wildcard",
             Variant::MatchOnlyText => "match_only_text",
             Variant::Ip => "ip",
+            Variant::GeoPoint => "geo_point",
             Variant::Alias { .. } => "alias",
         }
     }
@@ -90,6 +95,8 @@ impl Variant {
             Variant::UnsignedLong => FieldType::Long,
             Variant::ConstantKeyword { .. } | Variant::Wildcard | Variant::Ip => FieldType::Keyword,
             Variant::MatchOnlyText => FieldType::Text,
+            // A number column holds it; what reads numbers refuses it by name.
+            Variant::GeoPoint => FieldType::Long,
             // Holds nothing itself, like an object.
             Variant::Alias { .. } => FieldType::Object,
         }
@@ -102,6 +109,14 @@ impl Variant {
             Variant::MatchOnlyText => Some(&["fields", "meta"]),
             Variant::Alias { .. } => Some(&["path"]),
             Variant::Wildcard => Some(&["null_value", "ignore_above", "meta"]),
+            Variant::GeoPoint => Some(&[
+                "ignore_malformed",
+                "ignore_z_value",
+                "index",
+                "doc_values",
+                "store",
+                "meta",
+            ]),
             Variant::Ip => Some(&[
                 "null_value",
                 "index",

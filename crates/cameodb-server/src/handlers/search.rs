@@ -95,6 +95,7 @@ pub async fn search_all(
                 field: "_shard_doc".into(),
                 descending: false,
                 missing_first: false,
+                geo: None,
             });
         }
         let out = pit::search(&state.cluster, &pit.id, pit.keep_alive, spec).await?;
