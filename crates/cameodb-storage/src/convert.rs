@@ -219,6 +219,14 @@ impl<'a> Converter<'a> {
             // A point may be an object or an array itself: it is read whole.
             return Ok(self.geo_points(path, value)?);
         }
+        if let Some(field) = self
+            .mapping
+            .get(path)
+            .filter(|f| matches!(f.variant, Some(Variant::Flattened { .. })))
+            .cloned()
+        {
+            return Ok(self.flattened(path, &field, value)?);
+        }
         match value {
             Value::Null => {
                 // `null_value`: an explicit null is indexed as the mapped stand-in.
@@ -575,6 +583,40 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
+    /// A `flattened` value: every leaf as a keyword under `path` and under its key path.
+    fn flattened(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<()> {
+        let Some(Variant::Flattened { depth_limit }) = field.variant else {
+            return Ok(());
+        };
+        let mut leaves = Vec::new();
+        flattened_leaves(value, String::new(), 0, depth_limit, &mut leaves)
+            .map_err(|reason| mapper_error(path, "flattened", reason))?;
+        for (key, text) in leaves {
+            if field
+                .ignore_above
+                .is_some_and(|limit| text.chars().count() > limit as usize)
+            {
+                continue;
+            }
+            if text.len() > MAX_KEYWORD_BYTES {
+                return Err(mapper_error(
+                    path,
+                    "flattened",
+                    format!("a value of [{path}] is longer than [{MAX_KEYWORD_BYTES}] bytes"),
+                ));
+            }
+            self.bytes += 2 * text.len();
+            push(&mut self.exact, path, OwnedValue::Str(text.clone()));
+            self.mark_present(path);
+            if !key.is_empty() {
+                let keyed = format!("{path}.{key}");
+                push(&mut self.exact, &keyed, OwnedValue::Str(text));
+                self.mark_present(&keyed);
+            }
+        }
+        Ok(())
+    }
+
     /// A `geo_point` value: one point in any form, or a list of them.
     fn geo_points(&mut self, path: &str, value: &Value) -> Result<()> {
         let points: Vec<&Value> = match value {
@@ -620,6 +662,47 @@ impl<'a> Converter<'a> {
         self.bytes += 8;
         push(&mut self.exact, path, OwnedValue::I64(number));
         Ok(())
+    }
+}
+
+/// The leaves of a `flattened` value: (key path, value as text), objects at most `limit`
+/// deep; nulls hold nothing.
+fn flattened_leaves(
+    value: &Value,
+    key: String,
+    depth: u32,
+    limit: u32,
+    out: &mut Vec<(String, String)>,
+) -> std::result::Result<(), String> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Object(map) => {
+            if depth >= limit {
+                return Err(format!(
+                    "the provided [flattened] field has more than the allowed depth of [{limit}]"
+                ));
+            }
+            for (name, child) in map {
+                let path = if key.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{key}.{name}")
+                };
+                flattened_leaves(child, path, depth + 1, limit, out)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|item| flattened_leaves(item, key.clone(), depth, limit, out)),
+        Value::String(text) => {
+            out.push((key, text.clone()));
+            Ok(())
+        }
+        scalar => {
+            out.push((key, scalar.to_string()));
+            Ok(())
+        }
     }
 }
 

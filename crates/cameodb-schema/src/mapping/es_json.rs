@@ -131,6 +131,18 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
                     scaling_factor: factor,
                 });
             }
+            ("depth_limit", _) if matches!(field.variant, Some(Variant::Flattened { .. })) => {
+                let depth = value
+                    .as_u64()
+                    .and_then(|d| u32::try_from(d).ok())
+                    .filter(|d| *d > 0)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "[depth_limit] of [{path}] must be a positive integer, got [{value}]"
+                        ))
+                    })?;
+                field.variant = Some(Variant::Flattened { depth_limit: depth });
+            }
             ("path", _) if matches!(field.variant, Some(Variant::Alias { .. })) => {
                 field.variant = Some(Variant::Alias {
                     path: string(path, key, value)?,
@@ -440,6 +452,11 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
         }
         Some(Variant::ConstantKeyword { value: Some(value) }) => {
             out.insert("value".into(), json!(value));
+        }
+        Some(Variant::Flattened { depth_limit })
+            if *depth_limit != super::variant::DEFAULT_FLATTENED_DEPTH =>
+        {
+            out.insert("depth_limit".into(), json!(depth_limit));
         }
         _ => {}
     }

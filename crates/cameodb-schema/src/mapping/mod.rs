@@ -269,10 +269,25 @@ impl Mapping {
 
     /// The mapping of `path`, including multi-fields (`title.keyword`).
     pub fn lookup(&self, path: &str) -> Option<&FieldMapping> {
-        self.properties.get(path).or_else(|| {
-            let (parent, sub) = path.rsplit_once('.')?;
-            self.properties.get(parent)?.fields.get(sub)
-        })
+        self.properties
+            .get(path)
+            .or_else(|| {
+                let (parent, sub) = path.rsplit_once('.')?;
+                self.properties.get(parent)?.fields.get(sub)
+            })
+            .or_else(|| self.flattened_holding(path))
+    }
+
+    /// The `flattened` field a longer path reads a key of (`labels.priority` of `labels`).
+    fn flattened_holding(&self, path: &str) -> Option<&FieldMapping> {
+        let mut prefix = path;
+        while let Some((parent, _)) = prefix.rsplit_once('.') {
+            if let Some(field) = self.properties.get(parent) {
+                return matches!(field.variant, Some(Variant::Flattened { .. })).then_some(field);
+            }
+            prefix = parent;
+        }
+        None
     }
 
     /// The field `path` names, following a field alias to the field it stands for: the path

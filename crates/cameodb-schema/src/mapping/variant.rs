@@ -40,6 +40,12 @@ pub enum Variant {
     MatchOnlyText,
     /// An IPv4 or IPv6 address, indexed as [`encode_ip`] spells it.
     Ip,
+    /// A whole object held as keywords: each leaf value under the field itself (a query on the
+    /// field matches any leaf) and under `<field>.<key path>` (a query there matches that key).
+    Flattened {
+        /// `depth_limit`: deepest object nesting accepted inside the field.
+        depth_limit: u32,
+    },
     /// A latitude / longitude pair, indexed as one integer (see [`super::geo`]); only the geo
     /// queries, the `_geo_distance` sort and `exists` read it.
     GeoPoint,
@@ -65,6 +71,9 @@ impl Variant {
             "match_only_text" => Variant::MatchOnlyText,
             "ip" => Variant::Ip,
             "geo_point" => Variant::GeoPoint,
+            "flattened" => Variant::Flattened {
+                depth_limit: DEFAULT_FLATTENED_DEPTH,
+            },
             "alias" => Variant::Alias {
                 path: String::new(),
             },
@@ -83,6 +92,7 @@ impl Variant {
             Variant::MatchOnlyText => "match_only_text",
             Variant::Ip => "ip",
             Variant::GeoPoint => "geo_point",
+            Variant::Flattened { .. } => "flattened",
             Variant::Alias { .. } => "alias",
         }
     }
@@ -93,7 +103,10 @@ impl Variant {
             Variant::HalfFloat => FieldType::Float,
             Variant::ScaledFloat { .. } => FieldType::Double,
             Variant::UnsignedLong => FieldType::Long,
-            Variant::ConstantKeyword { .. } | Variant::Wildcard | Variant::Ip => FieldType::Keyword,
+            Variant::ConstantKeyword { .. }
+            | Variant::Wildcard
+            | Variant::Ip
+            | Variant::Flattened { .. } => FieldType::Keyword,
             Variant::MatchOnlyText => FieldType::Text,
             // A number column holds it; what reads numbers refuses it by name.
             Variant::GeoPoint => FieldType::Long,
@@ -109,6 +122,16 @@ impl Variant {
             Variant::MatchOnlyText => Some(&["fields", "meta"]),
             Variant::Alias { .. } => Some(&["path"]),
             Variant::Wildcard => Some(&["null_value", "ignore_above", "meta"]),
+            Variant::Flattened { .. } => Some(&[
+                "depth_limit",
+                "ignore_above",
+                "index",
+                "doc_values",
+                "eager_global_ordinals",
+                "similarity",
+                "split_queries_on_whitespace",
+                "meta",
+            ]),
             Variant::GeoPoint => Some(&[
                 "ignore_malformed",
                 "ignore_z_value",
@@ -141,6 +164,9 @@ impl Variant {
         }
     }
 }
+
+/// `depth_limit` of a `flattened` field unless its mapping says otherwise (Elasticsearch's).
+pub const DEFAULT_FLATTENED_DEPTH: u32 = 20;
 
 /// Number of characters in an encoded address.
 const IP_CHARS: usize = 32;
