@@ -92,7 +92,7 @@ pub fn analyzer(name: &str) -> TextAnalyzer {
 }
 
 /// The `stop`, `pattern` and language analyzers as pipelines, with an optional stop list.
-fn language_pipeline(name: &str, stop: Option<StopWords>) -> Option<Pipeline> {
+pub(crate) fn language_pipeline(name: &str, stop: Option<StopWords>) -> Option<Pipeline> {
     let (tokenizer, default_stop) = match name {
         "stop" => (
             TokenizerSpec::Letter { lowercase: true },

@@ -9,6 +9,7 @@ mod languages;
 mod mapped;
 mod params;
 mod pipeline;
+pub mod shingled;
 mod synonyms;
 mod tokenizers;
 mod word_parts;
@@ -165,7 +166,7 @@ impl Analysis {
 
     /// True when `name` is an analyzer this index can use (its own or a built-in one).
     pub fn has_analyzer(&self, name: &str) -> bool {
-        self.analyzers.contains_key(name) || is_builtin(name)
+        self.analyzers.contains_key(name) || is_builtin(name) || self.shingled(name).is_some()
     }
 
     /// True when `name` is a normalizer this index can use.
@@ -177,6 +178,9 @@ impl Analysis {
     pub fn analyzer(&self, name: &str) -> Option<TextAnalyzer> {
         match self.analyzers.get(name) {
             Some(pipeline) => Some(TextAnalyzer::from(pipeline.clone())),
+            None if name.starts_with(shingled::PREFIX) => {
+                self.shingled(name).map(TextAnalyzer::from)
+            }
             None => is_builtin(name).then(|| analyzer(name)),
         }
     }

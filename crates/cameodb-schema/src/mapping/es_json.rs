@@ -131,6 +131,24 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
                     scaling_factor: factor,
                 });
             }
+            ("max_shingle_size", _)
+                if matches!(field.variant, Some(Variant::SearchAsYouType { .. })) =>
+            {
+                let size = value
+                    .as_u64()
+                    .filter(|n| (2..=4).contains(n))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "[max_shingle_size] must be at least [2] and at most [4], got [{value}]"
+                        ))
+                    })?;
+                field.variant = Some(Variant::SearchAsYouType {
+                    max_shingle_size: size as u8,
+                });
+            }
+            ("search_quote_analyzer", FieldType::Text) => {
+                field.accepted.insert(key.to_string(), value.clone());
+            }
             ("depth_limit", _) if matches!(field.variant, Some(Variant::Flattened { .. })) => {
                 let depth = value
                     .as_u64()
@@ -213,11 +231,34 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
             "Field [scaling_factor] is required on mapper [{path}] of type [scaled_float]"
         )));
     }
+    if let Some(Variant::SearchAsYouType { max_shingle_size }) = field.variant {
+        shingle_subfields(&mut field, max_shingle_size);
+    }
     out.push((path.to_string(), field));
     if let Some(children) = children {
         parse_properties(path, children, out)?;
     }
     Ok(())
+}
+
+/// The subfields a `search_as_you_type` field indexes besides itself.
+fn shingle_subfields(field: &mut FieldMapping, max: u8) {
+    use crate::analysis::shingled::{prefixes_of, shingles_of, up_to};
+    let root = field.analyzer.clone().unwrap_or_else(|| "standard".into());
+    let search = field
+        .search_analyzer
+        .clone()
+        .unwrap_or_else(|| root.clone());
+    for size in 2..=max {
+        let mut sub = FieldMapping::of(FieldType::Text);
+        sub.analyzer = Some(shingles_of(size, &root));
+        sub.search_analyzer = Some(shingles_of(size, &search));
+        field.fields.insert(format!("_{size}gram"), sub);
+    }
+    let mut prefix = FieldMapping::of(FieldType::Text);
+    prefix.analyzer = Some(prefixes_of(max, &root));
+    prefix.search_analyzer = Some(up_to(max, &search));
+    field.fields.insert("_index_prefix".into(), prefix);
 }
 
 fn string(path: &str, key: &str, value: &Value) -> Result<String> {
@@ -453,6 +494,9 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
         Some(Variant::ConstantKeyword { value: Some(value) }) => {
             out.insert("value".into(), json!(value));
         }
+        Some(Variant::SearchAsYouType { max_shingle_size }) if *max_shingle_size != 3 => {
+            out.insert("max_shingle_size".into(), json!(max_shingle_size));
+        }
         Some(Variant::Flattened { depth_limit })
             if *depth_limit != super::variant::DEFAULT_FLATTENED_DEPTH =>
         {
@@ -488,7 +532,9 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
     if let Some(format) = &field.format {
         out.insert("format".into(), json!(format));
     }
-    if !field.fields.is_empty() {
+    // A search_as_you_type field's subfields are made from it, never declared.
+    let declared = !matches!(field.variant, Some(Variant::SearchAsYouType { .. }));
+    if declared && !field.fields.is_empty() {
         let subs = field
             .fields
             .iter()

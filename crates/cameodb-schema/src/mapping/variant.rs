@@ -46,6 +46,13 @@ pub enum Variant {
         /// `depth_limit`: deepest object nesting accepted inside the field.
         depth_limit: u32,
     },
+    /// Text for as-you-type completion: besides the field, subfields of word shingles
+    /// (`._2gram` up to `._<max>gram`) and of their edge n-grams (`._index_prefix`), made when
+    /// the mapping is read.
+    SearchAsYouType {
+        /// `max_shingle_size`: 2 to 4.
+        max_shingle_size: u8,
+    },
     /// A latitude / longitude pair, indexed as one integer (see [`super::geo`]); only the geo
     /// queries, the `_geo_distance` sort and `exists` read it.
     GeoPoint,
@@ -71,6 +78,9 @@ impl Variant {
             "match_only_text" => Variant::MatchOnlyText,
             "ip" => Variant::Ip,
             "geo_point" => Variant::GeoPoint,
+            "search_as_you_type" => Variant::SearchAsYouType {
+                max_shingle_size: 3,
+            },
             "flattened" => Variant::Flattened {
                 depth_limit: DEFAULT_FLATTENED_DEPTH,
             },
@@ -92,6 +102,7 @@ impl Variant {
             Variant::MatchOnlyText => "match_only_text",
             Variant::Ip => "ip",
             Variant::GeoPoint => "geo_point",
+            Variant::SearchAsYouType { .. } => "search_as_you_type",
             Variant::Flattened { .. } => "flattened",
             Variant::Alias { .. } => "alias",
         }
@@ -107,7 +118,7 @@ impl Variant {
             | Variant::Wildcard
             | Variant::Ip
             | Variant::Flattened { .. } => FieldType::Keyword,
-            Variant::MatchOnlyText => FieldType::Text,
+            Variant::MatchOnlyText | Variant::SearchAsYouType { .. } => FieldType::Text,
             // A number column holds it; what reads numbers refuses it by name.
             Variant::GeoPoint => FieldType::Long,
             // Holds nothing itself, like an object.
@@ -122,6 +133,19 @@ impl Variant {
             Variant::MatchOnlyText => Some(&["fields", "meta"]),
             Variant::Alias { .. } => Some(&["path"]),
             Variant::Wildcard => Some(&["null_value", "ignore_above", "meta"]),
+            Variant::SearchAsYouType { .. } => Some(&[
+                "analyzer",
+                "search_analyzer",
+                "search_quote_analyzer",
+                "max_shingle_size",
+                "index",
+                "store",
+                "similarity",
+                "term_vector",
+                "norms",
+                "index_options",
+                "meta",
+            ]),
             Variant::Flattened { .. } => Some(&[
                 "depth_limit",
                 "ignore_above",
