@@ -137,6 +137,9 @@ pub struct Partial {
     /// snapshot the search read (the coordinator shows the winners from these).
     #[serde(default)]
     pub agg_hits: Vec<Hit>,
+    /// This node's completion suggestions.
+    #[serde(default)]
+    pub suggest: Vec<crate::suggest::SuggestPart>,
 }
 
 /// The tantivy query of `spec` under `store`'s mapping.
@@ -352,11 +355,16 @@ pub fn search_store(
             collapse: group,
         });
     }
+    let suggest = match &spec.suggest {
+        Some(request) => crate::suggest::run(store, snapshot, index, request, &spec.source)?,
+        None => Vec::new(),
+    };
     Ok(StoreAnswer {
         total,
         hits,
         aggs,
         agg_hits,
+        suggest,
     })
 }
 
@@ -370,6 +378,8 @@ pub struct StoreAnswer {
     pub aggs: Option<AggPart>,
     /// The documents its `top_hits` candidates name (see [`Partial::agg_hits`]).
     pub agg_hits: Vec<Hit>,
+    /// Its completion suggestions.
+    pub suggest: Vec<crate::suggest::SuggestPart>,
 }
 
 /// The documents named by the `top_hits` / `top_metrics` candidates of this index's `part`,

@@ -23,6 +23,7 @@ mod request;
 pub mod script;
 pub mod sorting;
 pub mod source_filter;
+pub mod suggest;
 pub mod tokens;
 mod top_hits;
 mod wildcard;

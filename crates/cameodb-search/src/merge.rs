@@ -43,11 +43,13 @@ pub fn render(
     let mut hits: Vec<Hit> = Vec::new();
     let mut agg_parts: Vec<AggPart> = Vec::new();
     let mut agg_hits: Vec<Hit> = Vec::new();
+    let mut suggested = Vec::new();
     for partial in partials {
         total += partial.total;
         hits.extend(partial.hits);
         agg_parts.extend(partial.aggs);
         agg_hits.extend(partial.agg_hits);
+        suggested.extend(partial.suggest);
     }
     hits.sort_by(compare_hits);
     if spec.collapse.is_some() {
@@ -119,6 +121,9 @@ pub fn render(
         && let Some(hits) = body["hits"].as_object_mut()
     {
         hits.remove("total");
+    }
+    if let Some(request) = &spec.suggest {
+        body["suggest"] = crate::suggest::render(request, suggested)?;
     }
     if let Some((request, _)) = agg_parts.first() {
         let request = request.clone();
@@ -221,6 +226,7 @@ mod tests {
                     aggs: Vec::new(),
                     shards: 1,
                     agg_hits: Vec::new(),
+                    suggest: Vec::new(),
                 }
             })
             .collect();
@@ -230,6 +236,7 @@ mod tests {
             aggs: Vec::new(),
             shards: 1,
             agg_hits: Vec::new(),
+            suggest: Vec::new(),
         };
         let merged =
             render(partials, &spec, ShardReport::default(), Instant::now()).expect("renders");

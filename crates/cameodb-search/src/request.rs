@@ -50,6 +50,9 @@ pub struct SearchSpec {
     pub stored_fields: Vec<String>,
     /// `timeout`: how long a cluster search waits for each node before answering without it.
     pub timeout: Option<std::time::Duration>,
+    /// `suggest`: the completion suggestions asked, as sent.
+    #[serde(default)]
+    pub suggest: Option<Value>,
     /// `collapse.field`: one hit per value of this field.
     #[serde(default)]
     pub collapse: Option<String>,
@@ -123,6 +126,7 @@ impl SearchSpec {
             post_filter: None,
             explain: false,
             collapse: None,
+            suggest: None,
             timeout: None,
             shard: 0,
         }

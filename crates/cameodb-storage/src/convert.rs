@@ -12,11 +12,11 @@ use tantivy::tokenizer::TextAnalyzer;
 use cameodb_schema::SchemaError;
 use cameodb_schema::analysis::{Analysis, normalize};
 use cameodb_schema::fields::Fields;
-use cameodb_schema::mapping::geo;
 use cameodb_schema::mapping::variant::encode_ip;
 use cameodb_schema::mapping::{
     DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, Variant, date,
 };
+use cameodb_schema::mapping::{completion, geo};
 
 use crate::coerce::{as_f64, as_i64, as_text, infer};
 use crate::error::{Result, StoreError};
@@ -226,6 +226,14 @@ impl<'a> Converter<'a> {
             .cloned()
         {
             return Ok(self.flattened(path, &field, value)?);
+        }
+        if let Some(field) = self
+            .mapping
+            .get(path)
+            .filter(|f| matches!(f.variant, Some(Variant::Completion { .. })))
+            .cloned()
+        {
+            return Ok(self.completion(path, &field, value)?);
         }
         match value {
             Value::Null => {
@@ -579,6 +587,52 @@ impl<'a> Converter<'a> {
         self.mark_present(path);
         for (name, sub) in &field.fields {
             self.emit(&format!("{path}.{name}"), sub, value)?;
+        }
+        Ok(())
+    }
+
+    /// A `completion` value: each input in its normalized form under `path`, and the largest
+    /// weight under `<path>._weight` (suggestions read the candidates in that order).
+    fn completion(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<()> {
+        let Some(Variant::Completion {
+            max_input_length,
+            preserve_separators,
+        }) = field.variant
+        else {
+            return Ok(());
+        };
+        let inputs =
+            completion::inputs(value).map_err(|reason| mapper_error(path, "completion", reason))?;
+        let name = field
+            .analyzer
+            .as_deref()
+            .unwrap_or(completion::DEFAULT_ANALYZER);
+        let mut analyzer = self
+            .analysis
+            .analyzer(name)
+            .unwrap_or_else(|| cameodb_schema::analysis::analyzer(completion::DEFAULT_ANALYZER));
+        let mut best = None;
+        for input in inputs {
+            let text = completion::normalized(
+                &mut analyzer,
+                &input.text,
+                preserve_separators,
+                max_input_length as usize,
+            );
+            if text.is_empty() {
+                continue;
+            }
+            self.bytes += text.len();
+            push(&mut self.exact, path, OwnedValue::Str(text));
+            best = best.max(Some(input.weight));
+        }
+        if let Some(weight) = best {
+            push(
+                &mut self.exact,
+                &format!("{path}.{}", completion::WEIGHT_KEY),
+                OwnedValue::I64(weight),
+            );
+            self.mark_present(path);
         }
         Ok(())
     }

@@ -131,6 +131,44 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
                     scaling_factor: factor,
                 });
             }
+            ("analyzer" | "search_analyzer", _)
+                if matches!(field.variant, Some(Variant::Completion { .. })) =>
+            {
+                let name = string(path, key, value)?;
+                if key == "analyzer" {
+                    field.analyzer = Some(name);
+                } else {
+                    field.search_analyzer = Some(name);
+                }
+            }
+            ("max_input_length" | "preserve_separators", _)
+                if matches!(field.variant, Some(Variant::Completion { .. })) =>
+            {
+                if let Some(Variant::Completion {
+                    max_input_length,
+                    preserve_separators,
+                }) = &mut field.variant
+                {
+                    if key == "max_input_length" {
+                        *max_input_length = value
+                            .as_u64()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "[max_input_length] of [{path}] must be a positive integer"
+                                ))
+                            })?;
+                    } else {
+                        *preserve_separators = boolean(path, key, value)?;
+                    }
+                }
+            }
+            ("preserve_position_increments", _)
+                if matches!(field.variant, Some(Variant::Completion { .. })) =>
+            {
+                field.accepted.insert(key.to_string(), value.clone());
+            }
             ("max_shingle_size", _)
                 if matches!(field.variant, Some(Variant::SearchAsYouType { .. })) =>
             {
@@ -493,6 +531,23 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
         }
         Some(Variant::ConstantKeyword { value: Some(value) }) => {
             out.insert("value".into(), json!(value));
+        }
+        Some(Variant::Completion {
+            max_input_length,
+            preserve_separators,
+        }) => {
+            out.insert(
+                "analyzer".into(),
+                json!(
+                    field
+                        .analyzer
+                        .as_deref()
+                        .unwrap_or(super::completion::DEFAULT_ANALYZER)
+                ),
+            );
+            out.insert("preserve_separators".into(), json!(preserve_separators));
+            out.insert("preserve_position_increments".into(), json!(true));
+            out.insert("max_input_length".into(), json!(max_input_length));
         }
         Some(Variant::SearchAsYouType { max_shingle_size }) if *max_shingle_size != 3 => {
             out.insert("max_shingle_size".into(), json!(max_shingle_size));

@@ -4,6 +4,7 @@
 //! fixed tantivy field a value lands in and how it is coerced. That is what lets fields be added
 //! — explicitly or dynamically — to a live index without rebuilding it.
 
+pub mod completion;
 pub mod date;
 mod es_json;
 pub mod geo;

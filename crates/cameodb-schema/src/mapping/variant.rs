@@ -53,6 +53,14 @@ pub enum Variant {
         /// `max_shingle_size`: 2 to 4.
         max_shingle_size: u8,
     },
+    /// Inputs offered for completion (the completion suggester), each with a weight: indexed
+    /// as keywords in their normalized form (see [`super::completion`]).
+    Completion {
+        /// `max_input_length`: characters of an input kept.
+        max_input_length: u32,
+        /// `preserve_separators`: tokens of an input stay apart.
+        preserve_separators: bool,
+    },
     /// A latitude / longitude pair, indexed as one integer (see [`super::geo`]); only the geo
     /// queries, the `_geo_distance` sort and `exists` read it.
     GeoPoint,
@@ -78,6 +86,10 @@ impl Variant {
             "match_only_text" => Variant::MatchOnlyText,
             "ip" => Variant::Ip,
             "geo_point" => Variant::GeoPoint,
+            "completion" => Variant::Completion {
+                max_input_length: super::completion::DEFAULT_MAX_INPUT_LENGTH,
+                preserve_separators: true,
+            },
             "search_as_you_type" => Variant::SearchAsYouType {
                 max_shingle_size: 3,
             },
@@ -102,6 +114,7 @@ impl Variant {
             Variant::MatchOnlyText => "match_only_text",
             Variant::Ip => "ip",
             Variant::GeoPoint => "geo_point",
+            Variant::Completion { .. } => "completion",
             Variant::SearchAsYouType { .. } => "search_as_you_type",
             Variant::Flattened { .. } => "flattened",
             Variant::Alias { .. } => "alias",
@@ -117,7 +130,8 @@ impl Variant {
             Variant::ConstantKeyword { .. }
             | Variant::Wildcard
             | Variant::Ip
-            | Variant::Flattened { .. } => FieldType::Keyword,
+            | Variant::Flattened { .. }
+            | Variant::Completion { .. } => FieldType::Keyword,
             Variant::MatchOnlyText | Variant::SearchAsYouType { .. } => FieldType::Text,
             // A number column holds it; what reads numbers refuses it by name.
             Variant::GeoPoint => FieldType::Long,
@@ -144,6 +158,14 @@ impl Variant {
                 "term_vector",
                 "norms",
                 "index_options",
+                "meta",
+            ]),
+            Variant::Completion { .. } => Some(&[
+                "analyzer",
+                "search_analyzer",
+                "preserve_separators",
+                "preserve_position_increments",
+                "max_input_length",
                 "meta",
             ]),
             Variant::Flattened { .. } => Some(&[

@@ -56,6 +56,7 @@ pub async fn collect(
         partial.hits.extend(answer.hits);
         partial.aggs.extend(answer.aggs);
         partial.agg_hits.extend(answer.agg_hits);
+        partial.suggest.extend(answer.suggest);
         used.push((entry, searcher));
     }
     Ok((partial, used))

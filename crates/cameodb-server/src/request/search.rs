@@ -87,6 +87,7 @@ pub fn parse_spec(
         "post_filter",
         "explain",
         "collapse",
+        "suggest",
         // Read by the handler (a point in time, not an index in the path).
         "pit",
     ];
@@ -141,6 +142,10 @@ pub fn parse_spec(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let search_after = body.get("search_after").cloned();
+    let suggest = body.get("suggest").cloned();
+    if let Some(request) = &suggest {
+        cameodb_search::suggest::check(request)?;
+    }
     let collapse = body
         .get("collapse")
         .map(cameodb_search::collapse::parse)
@@ -259,6 +264,7 @@ pub fn parse_spec(
         fields,
         stored_fields,
         collapse,
+        suggest,
         post_filter: body.get("post_filter").cloned(),
         explain: body
             .get("explain")
