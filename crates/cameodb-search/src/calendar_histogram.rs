@@ -84,8 +84,17 @@ pub(crate) fn plan(
     let mut source = Map::new();
     for (key, value) in body {
         match key.as_str() {
-            "field" | "time_zone" => {
+            "field" => {
                 source.insert(key.clone(), value.clone());
+            }
+            "time_zone" => {
+                let zone = value.as_str().unwrap_or_default();
+                if crate::date_aggs::fixed_offset_ms(zone) != Some(0) {
+                    return Err(SearchError::illegal_argument(format!(
+                        "time_zone [{zone}] of date_histogram [{name}] is not supported with calendar_interval [{}]: months and years are in UTC",
+                        if months == 1 { "month" } else { "year" }
+                    )));
+                }
             }
             "calendar_interval" => {
                 let unit = if months == 1 { "month" } else { "year" };

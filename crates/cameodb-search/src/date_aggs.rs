@@ -85,8 +85,64 @@ pub(crate) fn date_range_bounds(
     Ok(Value::Object(body))
 }
 
+/// Milliseconds east of UTC of a UTC zone or a fixed offset (`+01:00`, `-0530`, `+02`,
+/// `UTC+01:00`); `None` for a zone with daylight saving or a malformed one.
+pub(crate) fn fixed_offset_ms(zone: &str) -> Option<i64> {
+    if UTC_ZONES.contains(&zone) {
+        return Some(0);
+    }
+    let offset = zone
+        .strip_prefix("UTC")
+        .or_else(|| zone.strip_prefix("GMT"))
+        .unwrap_or(zone);
+    let (sign, digits) = match offset.as_bytes().first()? {
+        b'+' => (1, &offset[1..]),
+        b'-' => (-1, &offset[1..]),
+        _ => return None,
+    };
+    let digits: String = digits.chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (hours, minutes) = match digits.len() {
+        1 | 2 => (digits.parse::<i64>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i64>().ok()?,
+            digits[2..].parse::<i64>().ok()?,
+        ),
+        _ => return None,
+    };
+    if hours > 18 || minutes > 59 {
+        return None;
+    }
+    Some(sign * (hours * 3_600_000 + minutes * 60_000))
+}
+
+/// An `offset` like tantivy reads it (`+6h`, `-3d`, `90m`, `500ms`) in milliseconds.
+fn offset_ms(text: &str) -> Option<i64> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'-' => (-1, &text[1..]),
+        b'+' => (1, &text[1..]),
+        _ => (1, text),
+    };
+    let split = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let (number, unit) = rest.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(unit_ms)?.checked_mul(sign)
+}
+
 /// Time zones whose buckets are UTC's.
-const UTC_ZONES: &[&str] = &["UTC", "Z", "+00:00", "-00:00", "+0000", "GMT", "Etc/UTC"];
+pub(crate) const UTC_ZONES: &[&str] = &["UTC", "Z", "+00:00", "-00:00", "+0000", "GMT", "Etc/UTC"];
 
 /// A date histogram's `time_zone` (only UTC: tantivy buckets in UTC, and ignoring another zone
 /// would shift every bucket) and its bounds given as dates (tantivy takes epoch milliseconds).
@@ -95,13 +151,40 @@ pub(crate) fn date_histogram_options(
     body: &mut Map<String, Value>,
     format: Option<String>,
 ) -> Result<(), SearchError> {
-    if let Some(zone) = body.remove("time_zone")
-        && !zone.as_str().is_some_and(|z| UTC_ZONES.contains(&z))
-    {
-        return Err(SearchError::illegal_argument(format!(
-            "time_zone [{}] of date_histogram [{name}] is not supported: buckets are in UTC",
-            zone.as_str().unwrap_or_default()
-        )));
+    if let Some(zone) = body.remove("time_zone") {
+        let text = zone.as_str().unwrap_or_default();
+        let Some(zone_ms) = fixed_offset_ms(text) else {
+            return Err(SearchError::illegal_argument(format!(
+                "time_zone [{text}] of date_histogram [{name}] is not supported: only UTC and fixed offsets (+01:00) are, since tantivy buckets on a fixed grid"
+            )));
+        };
+        // Local midnight is UTC midnight minus the zone's offset: the grid moves by it.
+        if zone_ms != 0 {
+            let own = match body.get("offset") {
+                None => 0,
+                Some(Value::String(offset)) => offset_ms(offset).ok_or_else(|| {
+                    parsing(format!(
+                        "[offset] [{offset}] of date_histogram [{name}] is not a time offset"
+                    ))
+                })?,
+                Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+                Some(other) => {
+                    return Err(parsing(format!(
+                        "[offset] [{other}] of date_histogram [{name}] is not a time offset"
+                    )));
+                }
+            };
+            let total = own.checked_sub(zone_ms).ok_or_else(|| {
+                parsing(format!(
+                    "[offset] of date_histogram [{name}] is out of range"
+                ))
+            })?;
+            let sign = if total < 0 { "-" } else { "+" };
+            body.insert(
+                "offset".into(),
+                Value::String(format!("{sign}{}ms", total.unsigned_abs())),
+            );
+        }
     }
     for bounds in ["extended_bounds", "hard_bounds"] {
         let Some(Value::Object(bounds)) = body.get_mut(bounds) else {
@@ -155,4 +238,23 @@ pub(crate) fn calendar_to_fixed(
         body.insert("offset".into(), Value::String("-3d".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_offsets_and_offsets_parse() {
+        assert_eq!(fixed_offset_ms("UTC"), Some(0));
+        assert_eq!(fixed_offset_ms("+01:00"), Some(3_600_000));
+        assert_eq!(fixed_offset_ms("-05:30"), Some(-19_800_000));
+        assert_eq!(fixed_offset_ms("+0200"), Some(7_200_000));
+        assert_eq!(fixed_offset_ms("UTC-03"), Some(-10_800_000));
+        assert_eq!(fixed_offset_ms("Europe/Paris"), None);
+        assert_eq!(fixed_offset_ms("+25:00"), None);
+        assert_eq!(offset_ms("-3d"), Some(-259_200_000));
+        assert_eq!(offset_ms("+6h"), Some(21_600_000));
+        assert_eq!(offset_ms("6x"), None);
+    }
 }
