@@ -60,6 +60,7 @@ pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, SearchEr
 pub fn has_global(aggs: &Value) -> bool {
     aggs.as_object()
         .is_some_and(|level| level.values().any(|spec| spec.get("global").is_some()))
+        || crate::significant::present(aggs)
 }
 
 /// Like [`prepare`], for a collection over every document when `scope` is the search's query
@@ -71,6 +72,9 @@ pub fn prepare_scoped(
     scope: Option<&Value>,
 ) -> Result<Aggregations, SearchError> {
     crate::pipeline::check(aggs)?;
+    // Each significant_terms field's background is a hidden global aggregation.
+    let augmented = crate::significant::with_backgrounds(aggs);
+    let aggs = &augmented;
     let mut rewritten = rewrite_level(aggs, mapping, 1)?;
     if let (Some(scope), Some(level)) = (scope, rewritten.as_object_mut()) {
         let filter = crate::filter_agg::filter_body(scope, mapping)
@@ -159,6 +163,12 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             out.insert(marked, body);
             continue;
         }
+        // significant_terms: a terms in a filter of every document, scored in `finish`.
+        let significant = crate::significant::plan(name, spec, mapping)?;
+        let (name, spec) = match &significant {
+            Some((marked, rewritten)) => (marked, rewritten),
+            None => (name, spec),
+        };
         // Calendar months and years run as a composite, reshaped in `finish`.
         let calendar = crate::calendar_histogram::plan(name, spec, &|field| {
             mapping.resolve(field).and_then(|(_, f)| f.format.clone())
@@ -453,6 +463,7 @@ pub fn finish(
     agg_shapes::decode_ip_terms(&mut value);
     agg_shapes::reshape_date_ranges(&mut value);
     crate::calendar_histogram::reshape(&mut value)?;
+    crate::significant::reshape(&mut value)?;
     Ok(value)
 }
 
@@ -473,6 +484,13 @@ fn type_prefix(kind: &str, result: &Value) -> String {
                 _ => "sterms".into(),
             }
         }
+        "significant_terms" => {
+            let numeric = result["buckets"]
+                .as_array()
+                .and_then(|b| b.first())
+                .is_some_and(|b| b["key"].is_number());
+            if numeric { "siglterms" } else { "sigsterms" }.into()
+        }
         "percentiles" => "tdigest_percentiles".into(),
         other => other.into(),
     }
@@ -491,7 +509,7 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
         let Some(kind) = spec.keys().find(|k| {
             SUPPORTED.contains(&k.as_str())
                 || SINGLE_BUCKET.contains(&k.as_str())
-                || ["filters", "top_hits", "top_metrics"].contains(&k.as_str())
+                || ["filters", "top_hits", "top_metrics", "significant_terms"].contains(&k.as_str())
         }) else {
             if let Some(kind) = crate::pipeline::kind_of(spec)
                 && let Some(value) = out.remove(name)

@@ -21,6 +21,7 @@ mod merge;
 pub mod pipeline;
 mod request;
 pub mod script;
+mod significant;
 pub mod sorting;
 pub mod source_filter;
 pub mod suggest;
