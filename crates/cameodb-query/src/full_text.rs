@@ -262,26 +262,27 @@ pub(crate) fn match_phrase_prefix(
     Ok(apply_boost(ctx.scored(field, query), boost_of(params)?))
 }
 
+/// The `multi_match` parameters only some types use.
+const PER_TYPE: &[&str] = &[
+    "operator",
+    "fuzziness",
+    "minimum_should_match",
+    "lenient",
+    "slop",
+    "max_expansions",
+    "prefix_length",
+];
+
 pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryError> {
     let params = as_object(body, "multi_match")?;
     check_params(
         params,
         "multi_match",
-        &[
-            "query",
-            "fields",
-            "type",
-            "operator",
-            "tie_breaker",
-            "boost",
-            "_name",
-            "fuzziness",
-            "minimum_should_match",
-            "lenient",
-            "slop",
-            "max_expansions",
-            "prefix_length",
-        ],
+        &["query", "fields", "type", "tie_breaker", "boost", "_name"]
+            .iter()
+            .chain(PER_TYPE)
+            .copied()
+            .collect::<Vec<_>>(),
     )?;
     let query = params
         .get("query")
@@ -330,16 +331,7 @@ pub(crate) fn multi_match(body: &Value, ctx: &QueryContext<'_>) -> Result<Boxed,
             )));
         }
     };
-    let ignored = [
-        "operator",
-        "fuzziness",
-        "minimum_should_match",
-        "lenient",
-        "slop",
-        "max_expansions",
-        "prefix_length",
-    ];
-    if let Some(key) = ignored
+    if let Some(key) = PER_TYPE
         .iter()
         .find(|k| params.contains_key(**k) && !keys.contains(k))
     {

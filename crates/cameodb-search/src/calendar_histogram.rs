@@ -144,8 +144,7 @@ pub(crate) fn plan(
     let mut rewritten = spec.clone();
     rewritten.remove("date_histogram");
     rewritten.insert("composite".into(), composite);
-    let plan = serde_json::to_string(&plan).map_err(|e| SearchError::internal(e.to_string()))?;
-    Ok(Some((format!("{name}{MARK}{plan}{MARK}"), rewritten)))
+    Ok(Some((crate::planned::name(name, MARK, &plan)?, rewritten)))
 }
 
 fn bound(
@@ -219,24 +218,9 @@ fn bucket_start(millis: i64, months: u32) -> Option<NaiveDate> {
 
 /// Shows every calendar histogram in `value` as Elasticsearch does, at every level.
 pub(crate) fn reshape(value: &mut Value) -> Result<(), SearchError> {
-    match value {
-        Value::Object(map) => {
-            let marked: Vec<String> = map.keys().filter(|k| k.ends_with(MARK)).cloned().collect();
-            for key in marked {
-                let Some((name, plan)) = key.trim_end_matches(MARK).split_once(MARK) else {
-                    continue;
-                };
-                let plan: Plan =
-                    serde_json::from_str(plan).map_err(|e| SearchError::internal(e.to_string()))?;
-                if let Some(result) = map.remove(&key) {
-                    map.insert(name.to_string(), histogram(result, &plan)?);
-                }
-            }
-            map.values_mut().try_for_each(reshape)
-        }
-        Value::Array(items) => items.iter_mut().try_for_each(reshape),
-        _ => Ok(()),
-    }
+    crate::planned::reshape_all(value, MARK, None, &mut |result, plan: Plan, _| {
+        histogram(result, &plan)
+    })
 }
 
 fn histogram(composite: Value, plan: &Plan) -> Result<Value, SearchError> {

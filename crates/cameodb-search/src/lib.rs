@@ -19,6 +19,7 @@ pub mod geo_sort;
 pub mod highlight;
 mod merge;
 pub mod pipeline;
+mod planned;
 mod request;
 pub mod script;
 mod significant;

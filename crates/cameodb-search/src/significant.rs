@@ -157,8 +157,7 @@ pub(crate) fn plan(
     if let Some(meta) = spec.get("meta") {
         rewritten.insert("meta".into(), meta.clone());
     }
-    let shown = serde_json::to_string(&plan).map_err(|e| SearchError::internal(e.to_string()))?;
-    Ok(Some((format!("{name}{MARK}{shown}{MARK}"), rewritten)))
+    Ok(Some((crate::planned::name(name, MARK, &plan)?, rewritten)))
 }
 
 /// A field's background: documents in the index and each term's count among them.
@@ -204,30 +203,9 @@ pub(crate) fn reshape(result: &mut Value) -> Result<(), SearchError> {
 }
 
 fn walk(value: &mut Value, backgrounds: &HashMap<String, Background>) -> Result<(), SearchError> {
-    match value {
-        Value::Object(map) => {
-            let marked: Vec<String> = map.keys().filter(|k| k.ends_with(MARK)).cloned().collect();
-            for key in marked {
-                let Some((name, plan)) = key.trim_end_matches(MARK).split_once(MARK) else {
-                    continue;
-                };
-                let plan: Plan =
-                    serde_json::from_str(plan).map_err(|e| SearchError::internal(e.to_string()))?;
-                if let Some(raw) = map.remove(&key) {
-                    map.insert(
-                        name.to_string(),
-                        scored(raw, &plan, backgrounds.get(&plan.field)),
-                    );
-                }
-            }
-            map.values_mut()
-                .try_for_each(|child| walk(child, backgrounds))
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .try_for_each(|item| walk(item, backgrounds)),
-        _ => Ok(()),
-    }
+    crate::planned::reshape_all(value, MARK, None, &mut |raw, plan: Plan, _| {
+        Ok(scored(raw, &plan, backgrounds.get(&plan.field)))
+    })
 }
 
 fn score(heuristic: Heuristic, fg: u64, fg_size: u64, bg: u64, bg_size: u64) -> f64 {

@@ -169,9 +169,8 @@ pub(crate) fn plan(
     let holding =
         crate::filter_agg::filter_body(&json!({"exists": {"field": plan.sort[0].path}}), mapping)
             .map_err(|e| parsing(format!("[{kind}] aggregation [{name}]: {e}")))?;
-    let shown = serde_json::to_string(&plan).map_err(|e| SearchError::internal(e.to_string()))?;
     Ok(Some((
-        format!("{name}{MARK}{shown}{MARK}"),
+        crate::planned::name(name, MARK, &plan)?,
         json!({"filter": holding, "aggs": {INNER: {"top_hits": {
             "size": size, "from": from, "sort": tantivy_sort, "docvalue_fields": [ID_FIELD]
         }}}}),
@@ -352,39 +351,12 @@ pub(crate) fn fill(result: &mut Value, fetched: &[Hit], total: usize) -> Result<
     for hit in fetched {
         by_id.entry(hit.id.as_str()).or_insert(hit);
     }
-    fill_level(result, &by_id, total as u64)
-}
-
-fn fill_level(
-    value: &mut Value,
-    by_id: &HashMap<&str, &Hit>,
-    total: u64,
-) -> Result<(), SearchError> {
-    match value {
-        Value::Object(map) => {
-            let count = map
-                .get("doc_count")
-                .and_then(Value::as_u64)
-                .unwrap_or(total);
-            let marked: Vec<String> = map.keys().filter(|k| k.ends_with(MARK)).cloned().collect();
-            for key in marked {
-                let Some((name, plan)) = key.trim_end_matches(MARK).split_once(MARK) else {
-                    continue;
-                };
-                let plan: Plan =
-                    serde_json::from_str(plan).map_err(|e| SearchError::internal(e.to_string()))?;
-                if let Some(raw) = map.remove(&key) {
-                    map.insert(name.to_string(), shown(&raw, &plan, by_id, count));
-                }
-            }
-            map.values_mut()
-                .try_for_each(|child| fill_level(child, by_id, count))
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .try_for_each(|item| fill_level(item, by_id, total)),
-        _ => Ok(()),
-    }
+    crate::planned::reshape_all(
+        result,
+        MARK,
+        Some(total as u64),
+        &mut |raw, plan: Plan, count| Ok(shown(&raw, &plan, &by_id, count.unwrap_or(total as u64))),
+    )
 }
 
 fn shown(raw: &Value, plan: &Plan, by_id: &HashMap<&str, &Hit>, count: u64) -> Value {
