@@ -171,14 +171,33 @@ fn aggregations_filters_and_sorts_match_values_computed_from_the_file() {
         seen += bucket["doc_count"].as_u64().unwrap();
     }
     assert_eq!(seen, docs.len() as u64);
-    let (status, refused) = server.call("POST", "/movies/_search", Some(json!({"size": 0, "aggs": {"r": {"date_histogram": {"field": "Released", "calendar_interval": "year"}}}})));
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        refused["error"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("calendar_interval")
+    // Calendar years: every year from the first to the last, empty ones included, each
+    // counting the movies released in it.
+    let mut per_year: BTreeMap<i64, u64> = BTreeMap::new();
+    for doc in &docs {
+        let year = &doc["Released"].as_str().unwrap()[..4];
+        let start = days_from_civil(&format!("{year}-01-01")) * 86_400_000;
+        *per_year.entry(start).or_default() += 1;
+    }
+    let result = search(
+        &server,
+        json!({"size": 0, "aggs": {"r": {"date_histogram": {"field": "Released", "calendar_interval": "year"}}}}),
     );
+    let buckets = result["aggregations"]["r"]["buckets"].as_array().unwrap();
+    let (first, last) = (
+        per_year.keys().next().copied().unwrap(),
+        per_year.keys().last().copied().unwrap(),
+    );
+    assert_eq!(buckets[0]["key"].as_i64(), Some(first));
+    assert_eq!(buckets[buckets.len() - 1]["key"].as_i64(), Some(last));
+    for bucket in buckets {
+        let key = bucket["key"].as_i64().unwrap();
+        assert_eq!(
+            bucket["doc_count"].as_u64(),
+            Some(per_year.get(&key).copied().unwrap_or(0)),
+            "year {key}"
+        );
+    }
 
     // Calendar days and weeks (weeks start on Monday) are fixed lengths in UTC.
     let mut weeks: BTreeMap<i64, u64> = BTreeMap::new();
