@@ -102,6 +102,7 @@ API_SPECS: dict[str, list[tuple[str, str]]] = {
     "render_search_template": [("GET|POST", "/_render/template/{id}"), ("GET|POST", "/_render/template")],
     "count": [("GET|POST", "/{index}/_count"), ("GET|POST", "/_count")],
     "msearch": [("GET|POST", "/{index}/_msearch"), ("GET|POST", "/_msearch")],
+    "msearch_template": [("GET|POST", "/{index}/_msearch/template"), ("GET|POST", "/_msearch/template")],
     "scroll": [("GET|POST", "/_search/scroll")],
     "clear_scroll": [("DELETE", "/_search/scroll")],
     "field_caps": [("GET|POST", "/{index}/_field_caps"), ("GET|POST", "/_field_caps")],

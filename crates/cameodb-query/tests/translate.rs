@@ -188,9 +188,9 @@ fn bad_queries_are_rejected_and_named() {
             .contains("regexp")
     );
     assert!(
-        err(json!({"multi_match": {"query": "x", "type": "cross_fields"}}))
+        err(json!({"multi_match": {"query": "x", "type": "sideways"}}))
             .to_string()
-            .contains("cross_fields")
+            .contains("sideways")
     );
     assert!(matches!(
         err(json!({"term": {"n": "not a number"}})),

@@ -182,6 +182,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/_msearch", get(msearch::msearch).post(msearch::msearch))
         .route(
+            "/_msearch/template",
+            get(msearch::msearch_template).post(msearch::msearch_template),
+        )
+        .route(
+            "/{index}/_msearch/template",
+            get(msearch::msearch_template).post(msearch::msearch_template),
+        )
+        .route(
             "/{index}/_msearch",
             get(msearch::msearch).post(msearch::msearch),
         )

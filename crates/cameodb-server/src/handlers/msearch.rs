@@ -22,7 +22,25 @@ pub async fn msearch(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    handle(&state, index.map(|Path(index)| index), &params, &body).await
+    handle(
+        &state,
+        index.map(|Path(index)| index),
+        &params,
+        &body,
+        false,
+    )
+    .await
+}
+
+/// `/_msearch/template` and `/{index}/_msearch/template`: each body line is a search template
+/// request, rendered before it runs.
+pub async fn msearch_template(
+    State(state): State<AppState>,
+    index: Option<Path<String>>,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    handle(&state, index.map(|Path(index)| index), &params, &body, true).await
 }
 
 fn object_line(line: &[u8], what: &str) -> Result<Map<String, Value>, ApiError> {
@@ -58,6 +76,7 @@ async fn handle(
     default_index: Option<String>,
     params: &Params,
     body: &Bytes,
+    templates: bool,
 ) -> Result<Response, ApiError> {
     crate::request::params::check_params(
         params,
@@ -80,14 +99,21 @@ async fn handle(
     for pair in lines.chunks(2) {
         let header = object_line(pair[0], "header")?;
         let search = object_line(pair[1], "body")?;
-        responses.push(
-            match one(state, default_index.as_deref(), &header, search).await {
-                Ok(result) => result,
-                Err(err) => {
-                    json!({"error": err.body()["error"].clone(), "status": err.status.as_u16()})
-                }
-            },
-        );
+        let search = if templates {
+            super::search_template::render_request(&search)
+        } else {
+            Ok(search)
+        };
+        let answer = match search {
+            Ok(search) => one(state, default_index.as_deref(), &header, search).await,
+            Err(err) => Err(err),
+        };
+        responses.push(match answer {
+            Ok(result) => result,
+            Err(err) => {
+                json!({"error": err.body()["error"].clone(), "status": err.status.as_u16()})
+            }
+        });
     }
     Ok(respond::ok(
         json!({"took": started.elapsed().as_millis() as u64, "responses": responses}),

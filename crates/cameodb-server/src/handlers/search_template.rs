@@ -17,6 +17,11 @@ use crate::respond;
 fn rendered(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     let request = parse_object_body(body)?
         .ok_or_else(|| ApiError::parse("a search template request needs a body"))?;
+    render_request(&request)
+}
+
+/// The search body a template request (`source`, `params`, `explain`) renders to.
+pub(super) fn render_request(request: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     for key in request.keys() {
         match key.as_str() {
             "source" | "params" | "explain" | "profile" => {}
