@@ -308,7 +308,7 @@ pub(crate) fn decode_ip_terms(value: &mut Value) {
 
 /// Gives every aggregation whose name ends in `mark` its name back, after `fix` reshaped its
 /// result, at every level of `value`.
-fn unmark_all(value: &mut Value, mark: char, fix: &dyn Fn(&mut Value)) {
+pub(crate) fn unmark_all(value: &mut Value, mark: char, fix: &dyn Fn(&mut Value)) {
     match value {
         Value::Object(map) => {
             let marked: Vec<String> = map.keys().filter(|k| k.ends_with(mark)).cloned().collect();
@@ -329,7 +329,7 @@ fn unmark_all(value: &mut Value, mark: char, fix: &dyn Fn(&mut Value)) {
 }
 
 /// Runs `each` on every bucket of a multi-bucket result, listed or keyed.
-fn for_each_bucket(result: &mut Value, each: &dyn Fn(&mut Value)) {
+pub(crate) fn for_each_bucket(result: &mut Value, each: &dyn Fn(&mut Value)) {
     match result.get_mut("buckets") {
         Some(Value::Array(buckets)) => buckets.iter_mut().for_each(each),
         Some(Value::Object(buckets)) => buckets.values_mut().for_each(each),

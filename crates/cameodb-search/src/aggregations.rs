@@ -226,6 +226,11 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                         .map_err(|e| parsing(format!("[filter] aggregation [{name}]: {e}")))?;
                     rewritten.insert(key.clone(), body);
                 }
+                "geo_distance" => {
+                    // tantivy's `range` over the request's distance source.
+                    let range = crate::geo_aggs::rewrite(name, value, mapping)?;
+                    rewritten.insert("range".into(), range);
+                }
                 "date_range" => {
                     // tantivy's `range` on the date column, bounds as epoch milliseconds.
                     let body = crate::date_aggs::date_range_bounds(name, value, mapping)?;
@@ -245,6 +250,8 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             agg_shapes::ip_terms_name(name)
         } else if spec.contains_key("date_range") {
             agg_shapes::date_range_name(name)
+        } else if spec.contains_key("geo_distance") {
+            crate::geo_aggs::marked(name)
         } else {
             name.clone()
         };
@@ -422,14 +429,23 @@ fn limits() -> AggregationLimitsGuard {
     AggregationLimitsGuard::new(memory, Some(MAX_BUCKETS))
 }
 
+/// The computed value sources the Elasticsearch request `aggs` needs (`geo_distance`'s).
+pub fn value_sources(
+    aggs: &Value,
+    mapping: &Mapping,
+) -> Result<std::sync::Arc<tantivy::aggregation::ValueSourceRegistry>, SearchError> {
+    crate::geo_aggs::sources(aggs, mapping)
+}
+
 /// Runs `aggs` over the documents matching `query`, giving the mergeable intermediate result.
 pub fn collect(
     searcher: &Searcher,
     query: &dyn Query,
     aggs: Aggregations,
     tokenizers: &tantivy::tokenizer::TokenizerManager,
+    sources: std::sync::Arc<tantivy::aggregation::ValueSourceRegistry>,
 ) -> Result<IntermediateAggregationResults, SearchError> {
-    let context = AggContextParams::new(limits(), tokenizers.clone());
+    let context = AggContextParams::new(limits(), tokenizers.clone()).with_value_sources(sources);
     let collector =
         crate::bounded::Bounded(DistributedAggregationCollector::from_aggs(aggs, context));
     let result = searcher.search(query, &collector);
@@ -462,6 +478,7 @@ pub fn finish(
     agg_shapes::regroup_filters(&mut value);
     agg_shapes::decode_ip_terms(&mut value);
     agg_shapes::reshape_date_ranges(&mut value);
+    crate::geo_aggs::reshape(&mut value);
     crate::calendar_histogram::reshape(&mut value)?;
     crate::significant::reshape(&mut value)?;
     Ok(value)
@@ -509,7 +526,14 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
         let Some(kind) = spec.keys().find(|k| {
             SUPPORTED.contains(&k.as_str())
                 || SINGLE_BUCKET.contains(&k.as_str())
-                || ["filters", "top_hits", "top_metrics", "significant_terms"].contains(&k.as_str())
+                || [
+                    "filters",
+                    "top_hits",
+                    "top_metrics",
+                    "significant_terms",
+                    "geo_distance",
+                ]
+                .contains(&k.as_str())
         }) else {
             if let Some(kind) = crate::pipeline::kind_of(spec)
                 && let Some(value) = out.remove(name)

@@ -205,6 +205,7 @@ pub fn search_store(
                 agg_query,
                 prepared.clone(),
                 store.index().tokenizers(),
+                aggregations::value_sources(request, &store.mapping())?,
             )?;
             if crate::top_hits::present(request) {
                 let scope = everything.is_some().then(|| spec.query.to_dsl());

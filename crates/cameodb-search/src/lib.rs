@@ -15,6 +15,7 @@ pub mod dfs;
 mod error;
 mod execute;
 mod filter_agg;
+mod geo_aggs;
 pub mod geo_sort;
 pub mod highlight;
 mod merge;

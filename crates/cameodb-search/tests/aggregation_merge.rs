@@ -54,8 +54,14 @@ fn aggregate(indexes: &[Index], request: &Value) -> Value {
         .iter()
         .map(|index| {
             let searcher = index.reader().expect("reader").searcher();
-            aggregations::collect(&searcher, &AllQuery, prepared.clone(), index.tokenizers())
-                .expect("collects")
+            aggregations::collect(
+                &searcher,
+                &AllQuery,
+                prepared.clone(),
+                index.tokenizers(),
+                Default::default(),
+            )
+            .expect("collects")
         })
         .collect();
     aggregations::finish(parts, prepared).expect("finishes")
