@@ -169,10 +169,9 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             Some((marked, rewritten)) => (marked, rewritten),
             None => (name, spec),
         };
-        // Calendar months and years run as a composite, reshaped in `finish`.
-        let calendar = crate::calendar_histogram::plan(name, spec, &|field| {
-            mapping.resolve(field).and_then(|(_, f)| f.format.clone())
-        })?;
+        // Calendar months, quarters and years run as terms over period starts, reshaped in
+        // `finish`.
+        let calendar = crate::calendar_histogram::plan(name, spec, mapping)?;
         let (name, spec) = match &calendar {
             Some((marked, rewritten)) => (marked, rewritten),
             None => (name, spec),
@@ -225,6 +224,10 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                     let body = crate::filter_agg::filter_body(value, mapping)
                         .map_err(|e| parsing(format!("[filter] aggregation [{name}]: {e}")))?;
                     rewritten.insert(key.clone(), body);
+                }
+                key if key == crate::calendar_histogram::CALENDAR_TERMS => {
+                    // Over the calendar value source, passed as is.
+                    rewritten.insert("terms".into(), value.clone());
                 }
                 "geo_distance" => {
                     // tantivy's `range` over the request's distance source.
@@ -434,7 +437,10 @@ pub fn value_sources(
     aggs: &Value,
     mapping: &Mapping,
 ) -> Result<std::sync::Arc<tantivy::aggregation::ValueSourceRegistry>, SearchError> {
-    crate::geo_aggs::sources(aggs, mapping)
+    let mut registry = tantivy::aggregation::ValueSourceRegistry::default();
+    crate::geo_aggs::register(aggs, mapping, &mut registry)?;
+    crate::calendar_histogram::register(aggs, mapping, &mut registry)?;
+    Ok(std::sync::Arc::new(registry))
 }
 
 /// Runs `aggs` over the documents matching `query`, giving the mergeable intermediate result.

@@ -1,7 +1,8 @@
-//! `date_histogram` on calendar months and years, whose buckets differ in length: tantivy's
-//! date histogram takes only fixed intervals, but its `composite` date source aligns months
-//! and years. Such a histogram is collected as a one-source `composite` (merged across
-//! indexes and nodes like any aggregation) and shown back as Elasticsearch's date histogram:
+//! `date_histogram` on calendar months, quarters and years, whose buckets differ in length:
+//! tantivy's date histogram takes only fixed intervals. Such a histogram is collected as a
+//! `terms` aggregation over each date's period start (a computed value source, see
+//! `calendar_source`, in the request's fixed-offset time zone), merged across indexes and
+//! nodes like any aggregation, and shown back as Elasticsearch's date histogram:
 //! ascending keys with `key_as_string`, empty buckets filled between the first and the last
 //! (and out to `extended_bounds`) unless `min_doc_count` says otherwise, `hard_bounds` applied,
 //! `keyed` honoured.
@@ -9,7 +10,8 @@
 //! What the reshaping needs is carried in the aggregation's name (between two marks), since
 //! the final result is all that comes back.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use cameodb_schema::mapping::{FieldType, Mapping};
+use chrono::{DateTime, Datelike, Months, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -18,9 +20,6 @@ use crate::error::SearchError;
 
 /// Marks a calendar histogram's name; its plan is written between two of them.
 const MARK: char = '\u{7}';
-
-/// The composite source's name.
-const SOURCE: &str = "calendar";
 
 /// Sub-aggregations whose value on no documents is zero, not null.
 const ZERO_VALUED: &[&str] = &["sum", "value_count", "cardinality"];
@@ -40,6 +39,9 @@ struct Plan {
     hard: [Option<i64>; 2],
     /// Names of sub-aggregations (at any depth) whose empty value is 0.
     zero_valued: Vec<String>,
+    /// The time zone's offset east of UTC, in milliseconds.
+    #[serde(default)]
+    offset_ms: i64,
 }
 
 /// The name an aggregation runs under and its spec as run.
@@ -53,6 +55,7 @@ fn parsing(reason: String) -> SearchError {
 fn calendar_months(body: &Map<String, Value>) -> Option<u32> {
     match body.get("calendar_interval").and_then(Value::as_str)? {
         "month" | "1M" => Some(1),
+        "quarter" | "1q" => Some(3),
         "year" | "1y" => Some(12),
         _ => None,
     }
@@ -64,7 +67,7 @@ fn calendar_months(body: &Map<String, Value>) -> Option<u32> {
 pub(crate) fn plan(
     name: &str,
     spec: &Map<String, Value>,
-    format: &dyn Fn(&str) -> Option<String>,
+    mapping: &Mapping,
 ) -> Result<Option<Rewritten>, SearchError> {
     let Some(body) = spec.get("date_histogram").and_then(Value::as_object) else {
         return Ok(None);
@@ -81,25 +84,12 @@ pub(crate) fn plan(
         min_doc_count: 0,
         ..Plan::default()
     };
-    let mut source = Map::new();
+    let source = starts(name, body, mapping)?;
+    plan.offset_ms = source.offset_ms;
+    let format = mapping.resolve(field).and_then(|(_, f)| f.format.clone());
     for (key, value) in body {
         match key.as_str() {
-            "field" => {
-                source.insert(key.clone(), value.clone());
-            }
-            "time_zone" => {
-                let zone = value.as_str().unwrap_or_default();
-                if crate::date_aggs::fixed_offset_ms(zone) != Some(0) {
-                    return Err(SearchError::illegal_argument(format!(
-                        "time_zone [{zone}] of date_histogram [{name}] is not supported with calendar_interval [{}]: months and years are in UTC",
-                        if months == 1 { "month" } else { "year" }
-                    )));
-                }
-            }
-            "calendar_interval" => {
-                let unit = if months == 1 { "month" } else { "year" };
-                source.insert(key.clone(), Value::String(unit.into()));
-            }
+            "field" | "time_zone" | "calendar_interval" => {}
             "format" => {} // accepted, no effect (as for fixed intervals)
             "min_doc_count" => {
                 plan.min_doc_count = value.as_u64().ok_or_else(|| {
@@ -111,8 +101,8 @@ pub(crate) fn plan(
             "keyed" => plan.keyed = value.as_bool().unwrap_or(false),
             "extended_bounds" | "hard_bounds" => {
                 let bounds = [
-                    bound(name, value.get("min"), format(field).as_deref())?,
-                    bound(name, value.get("max"), format(field).as_deref())?,
+                    bound(name, value.get("min"), format.as_deref())?,
+                    bound(name, value.get("max"), format.as_deref())?,
                 ];
                 if key == "extended_bounds" {
                     plan.extended = bounds;
@@ -123,13 +113,13 @@ pub(crate) fn plan(
             other => {
                 return Err(parsing(format!(
                     "[{other}] of date_histogram [{name}] is not supported with calendar_interval [{}]",
-                    if months == 1 { "month" } else { "year" }
+                    unit_name(months)
                 )));
             }
         }
     }
     if let [Some(min), Some(max)] = plan.extended {
-        let span = months_between(min, max).unwrap_or(u64::MAX) / u64::from(months);
+        let span = months_between(min, max, plan.offset_ms).unwrap_or(u64::MAX) / u64::from(months);
         if span >= u64::from(MAX_BUCKETS) {
             return Err(too_many_buckets());
         }
@@ -137,14 +127,86 @@ pub(crate) fn plan(
     if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
         zero_valued_names(subs, &mut plan.zero_valued);
     }
-    let composite = json!({
-        "sources": [{SOURCE: {"date_histogram": source}}],
+    // One bucket per period start, in time order (see `calendar_source`).
+    let terms = json!({
+        "field": source.name(),
         "size": MAX_BUCKETS,
+        "order": {"_key": "asc"},
     });
     let mut rewritten = spec.clone();
     rewritten.remove("date_histogram");
-    rewritten.insert("composite".into(), composite);
+    rewritten.insert(CALENDAR_TERMS.into(), terms);
     Ok(Some((crate::planned::name(name, MARK, &plan)?, rewritten)))
+}
+
+/// The key under which a rewritten spec holds its `terms` over the calendar source: passed to
+/// tantivy as is (its field is a value source, not a mapped path).
+pub(crate) const CALENDAR_TERMS: &str = "\u{c}calendar_terms";
+
+fn unit_name(months: u32) -> &'static str {
+    match months {
+        1 => "month",
+        3 => "quarter",
+        _ => "year",
+    }
+}
+
+/// The calendar source a calendar `date_histogram` body buckets by.
+fn starts(
+    name: &str,
+    body: &Map<String, Value>,
+    mapping: &Mapping,
+) -> Result<crate::calendar_source::CalendarStarts, SearchError> {
+    let months = calendar_months(body).unwrap_or(1);
+    let field = body
+        .get("field")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let path = match mapping.resolve(field) {
+        Some((path, f)) if f.field_type == FieldType::Date => path.to_string(),
+        Some(_) => {
+            return Err(SearchError::illegal_argument(format!(
+                "Field [{field}] of date_histogram [{name}] is not a date field"
+            )));
+        }
+        None => field.to_string(),
+    };
+    let offset_ms = match body.get("time_zone") {
+        None => 0,
+        Some(zone) => {
+            let zone = zone.as_str().unwrap_or_default();
+            crate::date_aggs::fixed_offset_ms(zone).ok_or_else(|| {
+                SearchError::illegal_argument(format!(
+                    "time_zone [{zone}] of date_histogram [{name}] is not supported: only UTC and fixed offsets (+01:00) are"
+                ))
+            })?
+        }
+    };
+    Ok(crate::calendar_source::CalendarStarts {
+        column: format!("{}.{path}", cameodb_schema::fields::EXACT_FIELD),
+        months,
+        offset_ms,
+    })
+}
+
+/// Registers the calendar source of every calendar `date_histogram` in `aggs`, at every level.
+pub(crate) fn register(
+    aggs: &Value,
+    mapping: &Mapping,
+    registry: &mut tantivy::aggregation::ValueSourceRegistry,
+) -> Result<(), SearchError> {
+    for (name, spec) in aggs.as_object().into_iter().flatten() {
+        if let Some(body) = spec.get("date_histogram").and_then(Value::as_object)
+            && calendar_months(body).is_some()
+        {
+            let source = starts(name, body, mapping)?;
+            registry.register(&source.name(), std::sync::Arc::new(source));
+        }
+        if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
+            register(subs, mapping, registry)?;
+        }
+    }
+    Ok(())
 }
 
 fn bound(
@@ -189,31 +251,14 @@ fn too_many_buckets() -> SearchError {
     )
 }
 
-/// The start of the month holding `millis`, as a date.
-fn month_of(millis: i64) -> Option<NaiveDate> {
-    let date = DateTime::<Utc>::from_timestamp_millis(millis)?.date_naive();
-    date.with_day(1)
-}
-
-fn millis_of(date: NaiveDate) -> Option<i64> {
-    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
-}
-
-fn months_between(from: i64, to: i64) -> Option<u64> {
-    let (a, b) = (month_of(from)?, month_of(to)?);
+fn months_between(from: i64, to: i64, offset_ms: i64) -> Option<u64> {
+    let (a, b) = (
+        crate::calendar_source::period_start(from, 1, offset_ms)?,
+        crate::calendar_source::period_start(to, 1, offset_ms)?,
+    );
     let count = (i64::from(b.year()) - i64::from(a.year())) * 12 + i64::from(b.month())
         - i64::from(a.month());
     u64::try_from(count).ok()
-}
-
-/// The start of the bucket of `months` months holding `millis` (years start in January).
-fn bucket_start(millis: i64, months: u32) -> Option<NaiveDate> {
-    let month = month_of(millis)?;
-    if months == 12 {
-        month.with_month(1)
-    } else {
-        Some(month)
-    }
 }
 
 /// Shows every calendar histogram in `value` as Elasticsearch does, at every level.
@@ -223,16 +268,17 @@ pub(crate) fn reshape(value: &mut Value) -> Result<(), SearchError> {
     })
 }
 
-fn histogram(composite: Value, plan: &Plan) -> Result<Value, SearchError> {
+fn histogram(terms: Value, plan: &Plan) -> Result<Value, SearchError> {
     let mut found: Vec<(i64, Value)> = Vec::new();
-    if let Some(Value::Array(buckets)) = composite.get("buckets") {
+    if let Some(Value::Array(buckets)) = terms.get("buckets") {
         for bucket in buckets {
-            let Some(key) = bucket["key"][SOURCE].as_f64() else {
+            let Some(key) = bucket["key"].as_f64() else {
                 continue;
             };
             let mut bucket = bucket.clone();
             if let Some(object) = bucket.as_object_mut() {
                 object.remove("key");
+                object.remove("key_as_string");
             }
             found.push((key as i64, bucket));
         }
@@ -250,11 +296,15 @@ fn histogram(composite: Value, plan: &Plan) -> Result<Value, SearchError> {
             .flatten()
             .max();
         if let (Some(first), Some(last)) = (first, last) {
-            let mut at = bucket_start(first, plan.months).ok_or_else(too_many_buckets)?;
-            let end = bucket_start(last, plan.months).ok_or_else(too_many_buckets)?;
+            let start = |millis| {
+                crate::calendar_source::period_start(millis, plan.months, plan.offset_ms)
+                    .ok_or_else(too_many_buckets)
+            };
+            let (mut at, end) = (start(first)?, start(last)?);
             let mut existing = found.into_iter().peekable();
             while at <= end {
-                let key = millis_of(at).ok_or_else(too_many_buckets)?;
+                let key = crate::calendar_source::instant_of(at, plan.offset_ms)
+                    .ok_or_else(too_many_buckets)?;
                 let bucket = match existing.next_if(|(k, _)| *k == key) {
                     Some((_, bucket)) => bucket,
                     None => template.clone().unwrap_or_else(|| json!({"doc_count": 0})),
@@ -278,9 +328,7 @@ fn histogram(composite: Value, plan: &Plan) -> Result<Value, SearchError> {
         plan.hard[0].is_none_or(|min| *key >= min) && plan.hard[1].is_none_or(|max| *key <= max)
     });
     let buckets = shown.into_iter().map(|(key, mut bucket)| {
-        let text = DateTime::<Utc>::from_timestamp_millis(key)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-            .unwrap_or_default();
+        let text = shown_in_zone(key, plan.offset_ms);
         if let Some(object) = bucket.as_object_mut() {
             object.insert("key_as_string".into(), Value::String(text.clone()));
             object.insert("key".into(), Value::from(key));
@@ -292,6 +340,24 @@ fn histogram(composite: Value, plan: &Plan) -> Result<Value, SearchError> {
     } else {
         json!({"buckets": buckets.map(|(_, b)| b).collect::<Vec<_>>()})
     })
+}
+
+/// `millis` as Elasticsearch shows a date in a zone: local time with the zone's offset
+/// (`2024-01-01T00:00:00.000+01:00`; `Z` for UTC).
+fn shown_in_zone(millis: i64, offset_ms: i64) -> String {
+    let Some(local) = millis
+        .checked_add(offset_ms)
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+    else {
+        return String::new();
+    };
+    let time = local.format("%Y-%m-%dT%H:%M:%S%.3f");
+    if offset_ms == 0 {
+        return format!("{time}Z");
+    }
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let minutes = offset_ms.unsigned_abs() / 60_000;
+    format!("{time}{sign}{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// A bucket's result as it would be on no documents: counts 0, metrics null (or 0 for the
@@ -329,24 +395,31 @@ fn emptied(bucket: &Value, plan: &Plan) -> Value {
 mod tests {
     use super::*;
 
+    fn mapping() -> Mapping {
+        Mapping::from_es_json(
+            &json!({"properties": {"at": {"type": "date"}, "n": {"type": "long"}}}),
+        )
+        .unwrap()
+    }
+
     fn plan_of(spec: Value) -> (String, Map<String, Value>) {
-        plan("h", spec.as_object().unwrap(), &|_| None)
+        plan("h", spec.as_object().unwrap(), &mapping())
             .unwrap()
             .unwrap()
     }
 
     #[test]
-    fn months_become_a_composite_and_come_back_with_gaps_filled() {
+    fn months_become_terms_over_period_starts_and_come_back_with_gaps_filled() {
         let (name, rewritten) = plan_of(json!({
             "date_histogram": {"field": "at", "calendar_interval": "month"},
             "aggs": {"total": {"sum": {"field": "n"}}}
         }));
-        assert!(rewritten.contains_key("composite"));
+        assert!(rewritten.contains_key(CALENDAR_TERMS));
         let jan = 1_704_067_200_000i64; // 2024-01-01
         let mar = 1_709_251_200_000i64; // 2024-03-01
         let mut result = json!({ name: {"after_key": {}, "buckets": [
-            {"key": {SOURCE: mar}, "doc_count": 1, "total": {"value": 5.0}},
-            {"key": {SOURCE: jan}, "doc_count": 2, "total": {"value": 3.0}},
+            {"key": mar, "doc_count": 1, "total": {"value": 5.0}},
+            {"key": jan, "doc_count": 2, "total": {"value": 3.0}},
         ]}});
         reshape(&mut result).unwrap();
         let buckets = result["h"]["buckets"].as_array().unwrap();
@@ -373,7 +446,7 @@ mod tests {
             "hard_bounds": {"min": "2023-01-01"}
         }}));
         let mut result =
-            json!({ name: {"buckets": [{"key": {SOURCE: 1_704_067_200_000i64}, "doc_count": 4}]}});
+            json!({ name: {"buckets": [{"key": 1_704_067_200_000i64, "doc_count": 4}]}});
         reshape(&mut result).unwrap();
         let buckets = result["h"]["buckets"].as_object().unwrap();
         let keys: Vec<&str> = buckets.keys().map(String::as_str).collect();
@@ -391,13 +464,13 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_honour() {
         let spec = json!({"date_histogram": {"field": "at", "calendar_interval": "month", "offset": "1d"}});
-        assert!(plan("h", spec.as_object().unwrap(), &|_| None).is_err());
+        assert!(plan("h", spec.as_object().unwrap(), &mapping()).is_err());
         let spec = json!({"date_histogram": {"field": "at", "calendar_interval": "month",
             "extended_bounds": {"min": 0, "max": 253_402_300_799_000i64}}});
-        assert!(plan("h", spec.as_object().unwrap(), &|_| None).is_err());
+        assert!(plan("h", spec.as_object().unwrap(), &mapping()).is_err());
         let fixed = json!({"date_histogram": {"field": "at", "calendar_interval": "day"}});
         assert!(
-            plan("h", fixed.as_object().unwrap(), &|_| None)
+            plan("h", fixed.as_object().unwrap(), &mapping())
                 .unwrap()
                 .is_none()
         );

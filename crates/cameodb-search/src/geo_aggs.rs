@@ -190,17 +190,8 @@ pub(crate) fn rewrite(name: &str, body: &Value, mapping: &Mapping) -> Result<Val
     Ok(range)
 }
 
-/// The distance sources `aggs` (an Elasticsearch request) needs, at every level.
-pub(crate) fn sources(
-    aggs: &Value,
-    mapping: &Mapping,
-) -> Result<Arc<ValueSourceRegistry>, SearchError> {
-    let mut registry = ValueSourceRegistry::default();
-    collect_sources(aggs, mapping, &mut registry)?;
-    Ok(Arc::new(registry))
-}
-
-fn collect_sources(
+/// Registers the distance sources `aggs` (an Elasticsearch request) needs, at every level.
+pub(crate) fn register(
     aggs: &Value,
     mapping: &Mapping,
     registry: &mut ValueSourceRegistry,
@@ -211,7 +202,7 @@ fn collect_sources(
             registry.register(&source.name(), Arc::new(source));
         }
         if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
-            collect_sources(subs, mapping, registry)?;
+            register(subs, mapping, registry)?;
         }
     }
     Ok(())

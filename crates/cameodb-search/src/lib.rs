@@ -9,6 +9,7 @@ pub mod aggregations;
 mod bounded;
 pub mod bucket_budget;
 mod calendar_histogram;
+mod calendar_source;
 pub mod collapse;
 mod date_aggs;
 pub mod dfs;
