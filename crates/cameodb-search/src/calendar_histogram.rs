@@ -11,7 +11,9 @@
 //! the final result is all that comes back.
 
 use cameodb_schema::mapping::{FieldType, Mapping};
-use chrono::{DateTime, Datelike, Months, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::calendar_source::{CalendarStarts, Unit, Zone};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -25,10 +27,10 @@ const MARK: char = '\u{7}';
 const ZERO_VALUED: &[&str] = &["sum", "value_count", "cardinality"];
 
 /// How the composite's buckets become the histogram's.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Plan {
-    /// Months per bucket: 1 for `month`, 12 for `year`.
-    months: u32,
+    /// The calendar period of a bucket.
+    unit: Unit,
     /// Buckets with fewer documents are left out; at 0 the gaps are filled.
     min_doc_count: u64,
     /// Buckets as an object keyed by `key_as_string`.
@@ -39,9 +41,14 @@ struct Plan {
     hard: [Option<i64>; 2],
     /// Names of sub-aggregations (at any depth) whose empty value is 0.
     zero_valued: Vec<String>,
-    /// The time zone's offset east of UTC, in milliseconds.
-    #[serde(default)]
-    offset_ms: i64,
+    /// The time zone, as the request named it (`UTC` when it named none).
+    zone: String,
+}
+
+impl Plan {
+    fn zone(&self) -> Zone {
+        Zone::parse(&self.zone).unwrap_or(Zone::Fixed(0))
+    }
 }
 
 /// The name an aggregation runs under and its spec as run.
@@ -51,13 +58,20 @@ fn parsing(reason: String) -> SearchError {
     SearchError::bad_request("parsing_exception", reason)
 }
 
-/// Months per bucket when `body` is a date histogram on calendar months or years.
-fn calendar_months(body: &Map<String, Value>) -> Option<u32> {
-    match body.get("calendar_interval").and_then(Value::as_str)? {
-        "month" | "1M" => Some(1),
-        "quarter" | "1q" => Some(3),
-        "year" | "1y" => Some(12),
-        _ => None,
+/// The period of a date histogram this module runs: calendar months, quarters and years in
+/// any zone; calendar days and weeks in a zone with daylight saving (in UTC or a fixed offset
+/// those are fixed lengths, which tantivy's own histogram buckets).
+fn calendar_unit(body: &Map<String, Value>) -> Option<Unit> {
+    let unit = Unit::of(body.get("calendar_interval").and_then(Value::as_str)?)?;
+    let named_zone = body
+        .get("time_zone")
+        .and_then(Value::as_str)
+        .and_then(Zone::parse)
+        .is_some_and(|z| matches!(z, Zone::Named(_)));
+    match unit {
+        Unit::Months(_) => Some(unit),
+        Unit::Day | Unit::Week if named_zone => Some(unit),
+        Unit::Day | Unit::Week => None,
     }
 }
 
@@ -72,20 +86,23 @@ pub(crate) fn plan(
     let Some(body) = spec.get("date_histogram").and_then(Value::as_object) else {
         return Ok(None);
     };
-    let Some(months) = calendar_months(body) else {
+    let Some(unit) = calendar_unit(body) else {
         return Ok(None);
     };
     let field = body
         .get("field")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut plan = Plan {
-        months,
-        min_doc_count: 0,
-        ..Plan::default()
-    };
     let source = starts(name, body, mapping)?;
-    plan.offset_ms = source.offset_ms;
+    let mut plan = Plan {
+        unit,
+        min_doc_count: 0,
+        keyed: false,
+        extended: [None, None],
+        hard: [None, None],
+        zero_valued: Vec::new(),
+        zone: source.zone_name.clone(),
+    };
     let format = mapping.resolve(field).and_then(|(_, f)| f.format.clone());
     for (key, value) in body {
         match key.as_str() {
@@ -113,13 +130,13 @@ pub(crate) fn plan(
             other => {
                 return Err(parsing(format!(
                     "[{other}] of date_histogram [{name}] is not supported with calendar_interval [{}]",
-                    unit_name(months)
+                    unit.name()
                 )));
             }
         }
     }
     if let [Some(min), Some(max)] = plan.extended {
-        let span = months_between(min, max, plan.offset_ms).unwrap_or(u64::MAX) / u64::from(months);
+        let span = periods_between(min, max, unit).unwrap_or(u64::MAX);
         if span >= u64::from(MAX_BUCKETS) {
             return Err(too_many_buckets());
         }
@@ -143,21 +160,13 @@ pub(crate) fn plan(
 /// tantivy as is (its field is a value source, not a mapped path).
 pub(crate) const CALENDAR_TERMS: &str = "\u{c}calendar_terms";
 
-fn unit_name(months: u32) -> &'static str {
-    match months {
-        1 => "month",
-        3 => "quarter",
-        _ => "year",
-    }
-}
-
 /// The calendar source a calendar `date_histogram` body buckets by.
 fn starts(
     name: &str,
     body: &Map<String, Value>,
     mapping: &Mapping,
-) -> Result<crate::calendar_source::CalendarStarts, SearchError> {
-    let months = calendar_months(body).unwrap_or(1);
+) -> Result<CalendarStarts, SearchError> {
+    let unit = calendar_unit(body).unwrap_or(Unit::Months(1));
     let field = body
         .get("field")
         .and_then(Value::as_str)
@@ -171,21 +180,21 @@ fn starts(
         }
         None => field.to_string(),
     };
-    let offset_ms = match body.get("time_zone") {
-        None => 0,
-        Some(zone) => {
-            let zone = zone.as_str().unwrap_or_default();
-            crate::date_aggs::fixed_offset_ms(zone).ok_or_else(|| {
-                SearchError::illegal_argument(format!(
-                    "time_zone [{zone}] of date_histogram [{name}] is not supported: only UTC and fixed offsets (+01:00) are"
-                ))
-            })?
-        }
-    };
-    Ok(crate::calendar_source::CalendarStarts {
+    let zone_name = body
+        .get("time_zone")
+        .and_then(Value::as_str)
+        .unwrap_or("UTC")
+        .to_string();
+    let zone = Zone::parse(&zone_name).ok_or_else(|| {
+        SearchError::illegal_argument(format!(
+            "time_zone [{zone_name}] of date_histogram [{name}] is not a known time zone"
+        ))
+    })?;
+    Ok(CalendarStarts {
         column: format!("{}.{path}", cameodb_schema::fields::EXACT_FIELD),
-        months,
-        offset_ms,
+        unit,
+        zone_name,
+        zone,
     })
 }
 
@@ -197,7 +206,7 @@ pub(crate) fn register(
 ) -> Result<(), SearchError> {
     for (name, spec) in aggs.as_object().into_iter().flatten() {
         if let Some(body) = spec.get("date_histogram").and_then(Value::as_object)
-            && calendar_months(body).is_some()
+            && calendar_unit(body).is_some()
         {
             let source = starts(name, body, mapping)?;
             registry.register(&source.name(), std::sync::Arc::new(source));
@@ -251,14 +260,14 @@ fn too_many_buckets() -> SearchError {
     )
 }
 
-fn months_between(from: i64, to: i64, offset_ms: i64) -> Option<u64> {
-    let (a, b) = (
-        crate::calendar_source::period_start(from, 1, offset_ms)?,
-        crate::calendar_source::period_start(to, 1, offset_ms)?,
-    );
-    let count = (i64::from(b.year()) - i64::from(a.year())) * 12 + i64::from(b.month())
-        - i64::from(a.month());
-    u64::try_from(count).ok()
+/// How many `unit` periods lie between two instants (UTC calendar, an upper bound's guard).
+fn periods_between(from: i64, to: i64, unit: Unit) -> Option<u64> {
+    let days = u64::try_from(to.checked_sub(from)? / 86_400_000).ok()?;
+    Some(match unit {
+        Unit::Day => days,
+        Unit::Week => days / 7,
+        Unit::Months(n) => days / (28 * u64::from(n)),
+    })
 }
 
 /// Shows every calendar histogram in `value` as Elasticsearch does, at every level.
@@ -296,15 +305,15 @@ fn histogram(terms: Value, plan: &Plan) -> Result<Value, SearchError> {
             .flatten()
             .max();
         if let (Some(first), Some(last)) = (first, last) {
+            let zone = plan.zone();
             let start = |millis| {
-                crate::calendar_source::period_start(millis, plan.months, plan.offset_ms)
+                zone.period_start(millis, plan.unit)
                     .ok_or_else(too_many_buckets)
             };
             let (mut at, end) = (start(first)?, start(last)?);
             let mut existing = found.into_iter().peekable();
             while at <= end {
-                let key = crate::calendar_source::instant_of(at, plan.offset_ms)
-                    .ok_or_else(too_many_buckets)?;
+                let key = zone.midnight(at).ok_or_else(too_many_buckets)?;
                 let bucket = match existing.next_if(|(k, _)| *k == key) {
                     Some((_, bucket)) => bucket,
                     None => template.clone().unwrap_or_else(|| json!({"doc_count": 0})),
@@ -313,9 +322,7 @@ fn histogram(terms: Value, plan: &Plan) -> Result<Value, SearchError> {
                 if shown.len() > MAX_BUCKETS as usize {
                     return Err(too_many_buckets());
                 }
-                at = at
-                    .checked_add_months(Months::new(plan.months))
-                    .ok_or_else(too_many_buckets)?;
+                at = plan.unit.next(at).ok_or_else(too_many_buckets)?;
             }
         }
     } else {
@@ -328,7 +335,7 @@ fn histogram(terms: Value, plan: &Plan) -> Result<Value, SearchError> {
         plan.hard[0].is_none_or(|min| *key >= min) && plan.hard[1].is_none_or(|max| *key <= max)
     });
     let buckets = shown.into_iter().map(|(key, mut bucket)| {
-        let text = shown_in_zone(key, plan.offset_ms);
+        let text = shown_in_zone(key, plan.zone().offset_at(key));
         if let Some(object) = bucket.as_object_mut() {
             object.insert("key_as_string".into(), Value::String(text.clone()));
             object.insert("key".into(), Value::from(key));

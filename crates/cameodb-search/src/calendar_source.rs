@@ -1,9 +1,12 @@
 //! The computed value a calendar histogram buckets by: the start, in epoch milliseconds, of
-//! the month, quarter or year (in a fixed-offset time zone) holding each date of a field. A
-//! `terms` aggregation over it gives one bucket per calendar period (see
-//! `calendar_histogram`); tantivy reads it through a value source registered per request.
+//! the day, week, month, quarter or year holding each date of a field, in the request's time
+//! zone (a fixed offset, or a named zone with its daylight saving rules). A `terms`
+//! aggregation over it gives one bucket per calendar period (see `calendar_histogram`);
+//! tantivy reads it through a value source registered per request.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 use tantivy::aggregation::{ValueSource, ValueSourceProvider};
 use tantivy::columnar::{Cardinality, Column, ColumnType, MonotonicallyMappableToU64, RowId};
 use tantivy::{DocId, SegmentReader};
@@ -11,15 +14,136 @@ use tantivy::{DocId, SegmentReader};
 /// Start of a calendar source's name.
 const NAME: &str = "\u{c}calendar\u{c}";
 
+/// A calendar period.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Unit {
+    /// A day, from local midnight.
+    Day,
+    /// A week, from Monday's local midnight.
+    Week,
+    /// 1, 3 or 12 months, from the first of a month (quarters and years start in January).
+    Months(u32),
+}
+
+impl Unit {
+    /// The unit a `calendar_interval` names.
+    pub(crate) fn of(interval: &str) -> Option<Unit> {
+        Some(match interval {
+            "day" | "1d" => Unit::Day,
+            "week" | "1w" => Unit::Week,
+            "month" | "1M" => Unit::Months(1),
+            "quarter" | "1q" => Unit::Months(3),
+            "year" | "1y" => Unit::Months(12),
+            _ => return None,
+        })
+    }
+
+    /// Its Elasticsearch name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unit::Day => "day",
+            Unit::Week => "week",
+            Unit::Months(1) => "month",
+            Unit::Months(3) => "quarter",
+            Unit::Months(_) => "year",
+        }
+    }
+
+    /// The period after the one starting at `date`.
+    pub(crate) fn next(self, date: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Unit::Day => date.checked_add_days(Days::new(1)),
+            Unit::Week => date.checked_add_days(Days::new(7)),
+            Unit::Months(n) => date.checked_add_months(Months::new(n)),
+        }
+    }
+
+    /// The local date starting the period that holds local date `date`.
+    fn start(self, date: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Unit::Day => Some(date),
+            Unit::Week => {
+                date.checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday())))
+            }
+            Unit::Months(n) => {
+                let month0 = (date.month0() / n) * n;
+                NaiveDate::from_ymd_opt(date.year(), month0 + 1, 1)
+            }
+        }
+    }
+}
+
+/// A time zone: UTC or a fixed offset, or a named zone whose offset changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Zone {
+    /// Milliseconds east of UTC.
+    Fixed(i64),
+    /// An IANA zone (`Europe/Paris`).
+    Named(Tz),
+}
+
+impl Zone {
+    /// The zone `text` names: a fixed offset (`+01:00`, `UTC`) or an IANA name.
+    pub(crate) fn parse(text: &str) -> Option<Zone> {
+        crate::date_aggs::fixed_offset_ms(text)
+            .map(Zone::Fixed)
+            .or_else(|| text.parse::<Tz>().ok().map(Zone::Named))
+    }
+
+    /// Milliseconds east of UTC at instant `millis`.
+    pub(crate) fn offset_at(self, millis: i64) -> i64 {
+        match self {
+            Zone::Fixed(offset) => offset,
+            Zone::Named(tz) => tz
+                .timestamp_millis_opt(millis)
+                .single()
+                .map_or(0, |t| i64::from(t.offset().fix().local_minus_utc()) * 1000),
+        }
+    }
+
+    /// The local date at instant `millis`.
+    fn local_date(self, millis: i64) -> Option<NaiveDate> {
+        let local = millis.checked_add(self.offset_at(millis))?;
+        Some(DateTime::<Utc>::from_timestamp_millis(local)?.date_naive())
+    }
+
+    /// The instant of local midnight starting `date` (the first instant of the day when
+    /// midnight falls in a daylight saving gap).
+    pub(crate) fn midnight(self, date: NaiveDate) -> Option<i64> {
+        let midnight = date.and_hms_opt(0, 0, 0)?;
+        match self {
+            Zone::Fixed(offset) => midnight.and_utc().timestamp_millis().checked_sub(offset),
+            Zone::Named(tz) => {
+                let mut probe = midnight;
+                // A gap is at most a few hours long: the first valid local time after it.
+                for _ in 0..48 {
+                    if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+                        return Some(t.timestamp_millis());
+                    }
+                    probe = probe.checked_add_signed(chrono::Duration::minutes(30))?;
+                }
+                None
+            }
+        }
+    }
+
+    /// The local date starting the `unit` period that holds instant `millis`.
+    pub(crate) fn period_start(self, millis: i64, unit: Unit) -> Option<NaiveDate> {
+        unit.start(self.local_date(millis)?)
+    }
+}
+
 /// Calendar periods of one date column.
 #[derive(Clone, Debug)]
 pub(crate) struct CalendarStarts {
     /// The date column (`_exact.<path>`).
     pub(crate) column: String,
-    /// Months per period: 1, 3 or 12.
-    pub(crate) months: u32,
-    /// The time zone's offset east of UTC, in milliseconds.
-    pub(crate) offset_ms: i64,
+    /// The period.
+    pub(crate) unit: Unit,
+    /// The zone, as the request named it.
+    pub(crate) zone_name: String,
+    /// The zone.
+    pub(crate) zone: Zone,
 }
 
 impl CalendarStarts {
@@ -27,25 +151,11 @@ impl CalendarStarts {
     pub(crate) fn name(&self) -> String {
         format!(
             "{NAME}{}\u{c}{}\u{c}{}",
-            self.column, self.months, self.offset_ms
+            self.column,
+            self.unit.name(),
+            self.zone_name
         )
     }
-}
-
-/// The local date starting the period of `months` months that holds `millis`.
-pub(crate) fn period_start(millis: i64, months: u32, offset_ms: i64) -> Option<NaiveDate> {
-    let local =
-        DateTime::<Utc>::from_timestamp_millis(millis.checked_add(offset_ms)?)?.date_naive();
-    let month0 = (local.month0() / months) * months;
-    NaiveDate::from_ymd_opt(local.year(), month0 + 1, 1)
-}
-
-/// The instant (epoch milliseconds) a local date's midnight is in the zone.
-pub(crate) fn instant_of(date: NaiveDate, offset_ms: i64) -> Option<i64> {
-    date.and_hms_opt(0, 0, 0)?
-        .and_utc()
-        .timestamp_millis()
-        .checked_sub(offset_ms)
 }
 
 #[derive(Debug)]
@@ -68,11 +178,13 @@ impl ValueSource for SegmentStarts {
     ) -> Cardinality {
         values.clear();
         docids.clear();
+        let (unit, zone) = (self.spec.unit, self.spec.zone);
         for &doc in docs {
             for raw in self.values.values_for_doc(doc) {
                 let millis = tantivy::DateTime::from_u64(raw).into_timestamp_millis();
-                let start = period_start(millis, self.spec.months, self.spec.offset_ms)
-                    .and_then(|date| instant_of(date, self.spec.offset_ms));
+                let start = zone
+                    .period_start(millis, unit)
+                    .and_then(|date| zone.midnight(date));
                 if let Some(start) = start {
                     values.push(start.to_u64());
                     docids.push(doc);
@@ -109,22 +221,48 @@ impl ValueSourceProvider for CalendarStarts {
 mod tests {
     use super::*;
 
+    fn ms(y: i32, m: u32, d: u32, h: u32) -> i64 {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(h, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis())
+            .unwrap()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
     #[test]
-    fn periods_start_in_the_zone() {
-        let ms = |y, m, d, h| {
-            NaiveDate::from_ymd_opt(y, m, d)
-                .and_then(|d| d.and_hms_opt(h, 0, 0))
-                .map(|t| t.and_utc().timestamp_millis())
-                .unwrap()
-        };
-        let q = period_start(ms(2024, 5, 20, 12), 3, 0).unwrap();
-        assert_eq!(q, NaiveDate::from_ymd_opt(2024, 4, 1).unwrap());
-        // 2024-03-31T23:30Z is already April in UTC+01:00.
-        let hour = 3_600_000;
-        let april = period_start(ms(2024, 3, 31, 23), 1, hour).unwrap();
-        assert_eq!(april, NaiveDate::from_ymd_opt(2024, 4, 1).unwrap());
-        assert_eq!(instant_of(april, hour), Some(ms(2024, 3, 31, 23)));
-        let year = period_start(ms(2024, 12, 31, 23), 12, 2 * hour).unwrap();
-        assert_eq!(year, NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+    fn periods_start_in_fixed_offsets() {
+        let utc = Zone::Fixed(0);
+        assert_eq!(
+            utc.period_start(ms(2024, 5, 20, 12), Unit::Months(3)),
+            Some(date(2024, 4, 1))
+        );
+        // 2024-03-31T23:00Z is already April in UTC+01:00.
+        let plus_one = Zone::Fixed(3_600_000);
+        let april = plus_one
+            .period_start(ms(2024, 3, 31, 23), Unit::Months(1))
+            .unwrap();
+        assert_eq!(april, date(2024, 4, 1));
+        assert_eq!(plus_one.midnight(april), Some(ms(2024, 3, 31, 23)));
+        // 2024-05-22 was a Wednesday: its week starts on Monday the 20th.
+        assert_eq!(
+            utc.period_start(ms(2024, 5, 22, 9), Unit::Week),
+            Some(date(2024, 5, 20))
+        );
+    }
+
+    #[test]
+    fn named_zones_follow_daylight_saving() {
+        let paris = Zone::parse("Europe/Paris").unwrap();
+        // Winter: midnight is 23:00Z the day before; summer: 22:00Z.
+        assert_eq!(paris.midnight(date(2024, 1, 15)), Some(ms(2024, 1, 14, 23)));
+        assert_eq!(paris.midnight(date(2024, 7, 15)), Some(ms(2024, 7, 14, 22)));
+        // 2024-03-31T22:30Z is 00:30 on April 1st in Paris (summer time).
+        let start = paris.period_start(ms(2024, 3, 31, 22) + 1_800_000, Unit::Day);
+        assert_eq!(start, Some(date(2024, 4, 1)));
+        assert_eq!(paris.offset_at(ms(2024, 7, 1, 0)), 7_200_000);
+        assert!(Zone::parse("Mars/Olympus").is_none());
     }
 }
