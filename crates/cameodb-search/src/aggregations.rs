@@ -158,6 +158,11 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             }
             continue;
         }
+        // Geo bounds and centroids: metrics over coordinate sources, assembled in `finish`.
+        if let Some((marked, body)) = crate::geo_metrics::plan(name, spec, mapping)? {
+            out.insert(marked, body);
+            continue;
+        }
         // Best hits by a sort: tantivy's `top_hits` reading `_id`, shown from fetched sources.
         if let Some((marked, body)) = crate::top_hits::plan(name, spec, mapping)? {
             out.insert(marked, body);
@@ -439,6 +444,7 @@ pub fn value_sources(
 ) -> Result<std::sync::Arc<tantivy::aggregation::ValueSourceRegistry>, SearchError> {
     let mut registry = tantivy::aggregation::ValueSourceRegistry::default();
     crate::geo_aggs::register(aggs, mapping, &mut registry)?;
+    crate::geo_metrics::register(aggs, mapping, &mut registry)?;
     crate::calendar_histogram::register(aggs, mapping, &mut registry)?;
     Ok(std::sync::Arc::new(registry))
 }
@@ -485,6 +491,7 @@ pub fn finish(
     agg_shapes::decode_ip_terms(&mut value);
     agg_shapes::reshape_date_ranges(&mut value);
     crate::geo_aggs::reshape(&mut value);
+    crate::geo_metrics::reshape(&mut value)?;
     crate::calendar_histogram::reshape(&mut value)?;
     crate::significant::reshape(&mut value)?;
     Ok(value)
@@ -538,6 +545,8 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
                     "top_metrics",
                     "significant_terms",
                     "geo_distance",
+                    "geo_bounds",
+                    "geo_centroid",
                 ]
                 .contains(&k.as_str())
         }) else {
