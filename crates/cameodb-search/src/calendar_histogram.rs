@@ -62,17 +62,42 @@ fn parsing(reason: String) -> SearchError {
 /// any zone; calendar days and weeks in a zone with daylight saving (in UTC or a fixed offset
 /// those are fixed lengths, which tantivy's own histogram buckets).
 fn calendar_unit(body: &Map<String, Value>) -> Option<Unit> {
-    let unit = Unit::of(body.get("calendar_interval").and_then(Value::as_str)?)?;
     let named_zone = body
         .get("time_zone")
         .and_then(Value::as_str)
         .and_then(Zone::parse)
         .is_some_and(|z| matches!(z, Zone::Named(_)));
+    let unit = match body.get("calendar_interval").and_then(Value::as_str) {
+        Some("second" | "1s") => Unit::Fixed(1_000),
+        Some("minute" | "1m") => Unit::Fixed(60_000),
+        Some("hour" | "1h") => Unit::Fixed(3_600_000),
+        Some(interval) => Unit::of(interval)?,
+        None => Unit::Fixed(fixed_ms(body.get("fixed_interval")?.as_str()?)?),
+    };
     match unit {
         Unit::Months(_) => Some(unit),
-        Unit::Day | Unit::Week if named_zone => Some(unit),
-        Unit::Day | Unit::Week => None,
+        _ if named_zone => Some(unit),
+        _ => None,
     }
+}
+
+/// A positive `fixed_interval` (`30m`, `1h`, `1d`) in milliseconds.
+fn fixed_ms(text: &str) -> Option<i64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(unit_ms)
+        .filter(|ms| *ms > 0)
 }
 
 /// When `spec` is a calendar-month or -year `date_histogram`, the name it runs under and the
@@ -106,7 +131,7 @@ pub(crate) fn plan(
     let format = mapping.resolve(field).and_then(|(_, f)| f.format.clone());
     for (key, value) in body {
         match key.as_str() {
-            "field" | "time_zone" | "calendar_interval" => {}
+            "field" | "time_zone" | "calendar_interval" | "fixed_interval" => {}
             "format" => {} // accepted, no effect (as for fixed intervals)
             "min_doc_count" => {
                 plan.min_doc_count = value.as_u64().ok_or_else(|| {
@@ -262,8 +287,10 @@ fn too_many_buckets() -> SearchError {
 
 /// How many `unit` periods lie between two instants (UTC calendar, an upper bound's guard).
 fn periods_between(from: i64, to: i64, unit: Unit) -> Option<u64> {
-    let days = u64::try_from(to.checked_sub(from)? / 86_400_000).ok()?;
+    let span = u64::try_from(to.checked_sub(from)?).ok()?;
+    let days = span / 86_400_000;
     Some(match unit {
+        Unit::Fixed(ms) => span / u64::try_from(ms).ok()?.max(1),
         Unit::Day => days,
         Unit::Week => days / 7,
         Unit::Months(n) => days / (28 * u64::from(n)),
@@ -313,7 +340,7 @@ fn histogram(terms: Value, plan: &Plan) -> Result<Value, SearchError> {
             let (mut at, end) = (start(first)?, start(last)?);
             let mut existing = found.into_iter().peekable();
             while at <= end {
-                let key = zone.midnight(at).ok_or_else(too_many_buckets)?;
+                let key = zone.instant(at).ok_or_else(too_many_buckets)?;
                 let bucket = match existing.next_if(|(k, _)| *k == key) {
                     Some((_, bucket)) => bucket,
                     None => template.clone().unwrap_or_else(|| json!({"doc_count": 0})),

@@ -1,10 +1,11 @@
 //! The computed value a calendar histogram buckets by: the start, in epoch milliseconds, of
-//! the day, week, month, quarter or year holding each date of a field, in the request's time
-//! zone (a fixed offset, or a named zone with its daylight saving rules). A `terms`
+//! the fixed interval, day, week, month, quarter or year holding each date of a field, in the
+//! request's time zone (a fixed offset, or a named zone with its daylight saving rules); the
+//! periods are cut in local time, as Elasticsearch rounds dates in a zone. A `terms`
 //! aggregation over it gives one bucket per calendar period (see `calendar_histogram`);
 //! tantivy reads it through a value source registered per request.
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use tantivy::aggregation::{ValueSource, ValueSourceProvider};
@@ -17,6 +18,8 @@ const NAME: &str = "\u{c}calendar\u{c}";
 /// A calendar period.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Unit {
+    /// A fixed number of milliseconds of local time, counted from the epoch.
+    Fixed(i64),
     /// A day, from local midnight.
     Day,
     /// A week, from Monday's local midnight.
@@ -41,6 +44,7 @@ impl Unit {
     /// Its Elasticsearch name.
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Unit::Fixed(_) => "fixed_interval",
             Unit::Day => "day",
             Unit::Week => "week",
             Unit::Months(1) => "month",
@@ -49,18 +53,25 @@ impl Unit {
         }
     }
 
-    /// The period after the one starting at `date`.
-    pub(crate) fn next(self, date: NaiveDate) -> Option<NaiveDate> {
+    /// The period after the one starting at local time `start`.
+    pub(crate) fn next(self, start: NaiveDateTime) -> Option<NaiveDateTime> {
         match self {
-            Unit::Day => date.checked_add_days(Days::new(1)),
-            Unit::Week => date.checked_add_days(Days::new(7)),
-            Unit::Months(n) => date.checked_add_months(Months::new(n)),
+            Unit::Fixed(ms) => start.checked_add_signed(chrono::Duration::milliseconds(ms)),
+            Unit::Day => start.checked_add_days(Days::new(1)),
+            Unit::Week => start.checked_add_days(Days::new(7)),
+            Unit::Months(n) => start.checked_add_months(Months::new(n)),
         }
     }
 
-    /// The local date starting the period that holds local date `date`.
-    fn start(self, date: NaiveDate) -> Option<NaiveDate> {
-        match self {
+    /// The local time starting the period that holds local time `local`.
+    fn start(self, local: NaiveDateTime) -> Option<NaiveDateTime> {
+        let date = local.date();
+        let day = match self {
+            Unit::Fixed(ms) => {
+                let millis = local.and_utc().timestamp_millis();
+                let floor = millis.checked_sub(millis.checked_rem_euclid(ms)?)?;
+                return Some(DateTime::<Utc>::from_timestamp_millis(floor)?.naive_utc());
+            }
             Unit::Day => Some(date),
             Unit::Week => {
                 date.checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday())))
@@ -69,7 +80,8 @@ impl Unit {
                 let month0 = (date.month0() / n) * n;
                 NaiveDate::from_ymd_opt(date.year(), month0 + 1, 1)
             }
-        }
+        }?;
+        day.and_hms_opt(0, 0, 0)
     }
 }
 
@@ -101,20 +113,19 @@ impl Zone {
         }
     }
 
-    /// The local date at instant `millis`.
-    fn local_date(self, millis: i64) -> Option<NaiveDate> {
+    /// The local time at instant `millis`.
+    fn local_time(self, millis: i64) -> Option<NaiveDateTime> {
         let local = millis.checked_add(self.offset_at(millis))?;
-        Some(DateTime::<Utc>::from_timestamp_millis(local)?.date_naive())
+        Some(DateTime::<Utc>::from_timestamp_millis(local)?.naive_utc())
     }
 
-    /// The instant of local midnight starting `date` (the first instant of the day when
-    /// midnight falls in a daylight saving gap).
-    pub(crate) fn midnight(self, date: NaiveDate) -> Option<i64> {
-        let midnight = date.and_hms_opt(0, 0, 0)?;
+    /// The instant local time `local` is (the first instant after a daylight saving gap when
+    /// `local` falls in one; the earlier of two when it is repeated).
+    pub(crate) fn instant(self, local: NaiveDateTime) -> Option<i64> {
         match self {
-            Zone::Fixed(offset) => midnight.and_utc().timestamp_millis().checked_sub(offset),
+            Zone::Fixed(offset) => local.and_utc().timestamp_millis().checked_sub(offset),
             Zone::Named(tz) => {
-                let mut probe = midnight;
+                let mut probe = local;
                 // A gap is at most a few hours long: the first valid local time after it.
                 for _ in 0..48 {
                     if let Some(t) = tz.from_local_datetime(&probe).earliest() {
@@ -127,9 +138,9 @@ impl Zone {
         }
     }
 
-    /// The local date starting the `unit` period that holds instant `millis`.
-    pub(crate) fn period_start(self, millis: i64, unit: Unit) -> Option<NaiveDate> {
-        unit.start(self.local_date(millis)?)
+    /// The local time starting the `unit` period that holds instant `millis`.
+    pub(crate) fn period_start(self, millis: i64, unit: Unit) -> Option<NaiveDateTime> {
+        unit.start(self.local_time(millis)?)
     }
 }
 
@@ -150,10 +161,8 @@ impl CalendarStarts {
     /// The source's name: its parameters spelled out, so equal requests share one.
     pub(crate) fn name(&self) -> String {
         format!(
-            "{NAME}{}\u{c}{}\u{c}{}",
-            self.column,
-            self.unit.name(),
-            self.zone_name
+            "{NAME}{}\u{c}{:?}\u{c}{}",
+            self.column, self.unit, self.zone_name
         )
     }
 }
@@ -184,7 +193,7 @@ impl ValueSource for SegmentStarts {
                 let millis = tantivy::DateTime::from_u64(raw).into_timestamp_millis();
                 let start = zone
                     .period_start(millis, unit)
-                    .and_then(|date| zone.midnight(date));
+                    .and_then(|local| zone.instant(local));
                 if let Some(start) = start {
                     values.push(start.to_u64());
                     docids.push(doc);
@@ -228,8 +237,10 @@ mod tests {
             .unwrap()
     }
 
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    fn date(y: i32, m: u32, d: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap()
     }
 
     #[test]
@@ -245,7 +256,7 @@ mod tests {
             .period_start(ms(2024, 3, 31, 23), Unit::Months(1))
             .unwrap();
         assert_eq!(april, date(2024, 4, 1));
-        assert_eq!(plus_one.midnight(april), Some(ms(2024, 3, 31, 23)));
+        assert_eq!(plus_one.instant(april), Some(ms(2024, 3, 31, 23)));
         // 2024-05-22 was a Wednesday: its week starts on Monday the 20th.
         assert_eq!(
             utc.period_start(ms(2024, 5, 22, 9), Unit::Week),
@@ -257,12 +268,23 @@ mod tests {
     fn named_zones_follow_daylight_saving() {
         let paris = Zone::parse("Europe/Paris").unwrap();
         // Winter: midnight is 23:00Z the day before; summer: 22:00Z.
-        assert_eq!(paris.midnight(date(2024, 1, 15)), Some(ms(2024, 1, 14, 23)));
-        assert_eq!(paris.midnight(date(2024, 7, 15)), Some(ms(2024, 7, 14, 22)));
+        assert_eq!(paris.instant(date(2024, 1, 15)), Some(ms(2024, 1, 14, 23)));
+        assert_eq!(paris.instant(date(2024, 7, 15)), Some(ms(2024, 7, 14, 22)));
         // 2024-03-31T22:30Z is 00:30 on April 1st in Paris (summer time).
         let start = paris.period_start(ms(2024, 3, 31, 22) + 1_800_000, Unit::Day);
         assert_eq!(start, Some(date(2024, 4, 1)));
         assert_eq!(paris.offset_at(ms(2024, 7, 1, 0)), 7_200_000);
         assert!(Zone::parse("Mars/Olympus").is_none());
+        // An hour in Paris on the night clocks go forward: 01:00 local is 00:00Z, 03:00 local
+        // is 01:00Z (02:00 local does not exist).
+        let hour = Unit::Fixed(3_600_000);
+        let start = paris
+            .period_start(ms(2024, 3, 31, 1) + 60_000, hour)
+            .unwrap();
+        assert_eq!(paris.instant(start), Some(ms(2024, 3, 31, 1)));
+        assert_eq!(
+            paris.instant(hour.next(start).unwrap()),
+            Some(ms(2024, 3, 31, 2))
+        );
     }
 }
