@@ -174,6 +174,12 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
             Some((marked, rewritten)) => (marked, rewritten),
             None => (name, spec),
         };
+        // Geo grids: terms over the cells of the points, keys spelled as cells in `finish`.
+        let grid = crate::geo_grid::plan(name, spec, mapping)?;
+        let (name, spec) = match &grid {
+            Some((marked, rewritten)) => (marked, rewritten),
+            None => (name, spec),
+        };
         // Calendar months, quarters and years run as terms over period starts, reshaped in
         // `finish`.
         let calendar = crate::calendar_histogram::plan(name, spec, mapping)?;
@@ -230,7 +236,7 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                         .map_err(|e| parsing(format!("[filter] aggregation [{name}]: {e}")))?;
                     rewritten.insert(key.clone(), body);
                 }
-                key if key == crate::calendar_histogram::CALENDAR_TERMS => {
+                key if key == crate::calendar_histogram::SOURCE_TERMS => {
                     // Over the calendar value source, passed as is.
                     rewritten.insert("terms".into(), value.clone());
                 }
@@ -445,6 +451,7 @@ pub fn value_sources(
     let mut registry = tantivy::aggregation::ValueSourceRegistry::default();
     crate::geo_aggs::register(aggs, mapping, &mut registry)?;
     crate::geo_metrics::register(aggs, mapping, &mut registry)?;
+    crate::geo_grid::register(aggs, mapping, &mut registry)?;
     crate::calendar_histogram::register(aggs, mapping, &mut registry)?;
     Ok(std::sync::Arc::new(registry))
 }
@@ -492,6 +499,7 @@ pub fn finish(
     agg_shapes::reshape_date_ranges(&mut value);
     crate::geo_aggs::reshape(&mut value);
     crate::geo_metrics::reshape(&mut value)?;
+    crate::geo_grid::reshape(&mut value)?;
     crate::calendar_histogram::reshape(&mut value)?;
     crate::significant::reshape(&mut value)?;
     Ok(value)
@@ -547,6 +555,8 @@ pub fn typed_keys(request: &Value, result: &mut Value) {
                     "geo_distance",
                     "geo_bounds",
                     "geo_centroid",
+                    "geohash_grid",
+                    "geotile_grid",
                 ]
                 .contains(&k.as_str())
         }) else {

@@ -177,13 +177,13 @@ pub(crate) fn plan(
     });
     let mut rewritten = spec.clone();
     rewritten.remove("date_histogram");
-    rewritten.insert(CALENDAR_TERMS.into(), terms);
+    rewritten.insert(SOURCE_TERMS.into(), terms);
     Ok(Some((crate::planned::name(name, MARK, &plan)?, rewritten)))
 }
 
-/// The key under which a rewritten spec holds its `terms` over the calendar source: passed to
-/// tantivy as is (its field is a value source, not a mapped path).
-pub(crate) const CALENDAR_TERMS: &str = "\u{c}calendar_terms";
+/// The key under which a rewritten spec holds a `terms` over a computed value source (calendar
+/// periods, grid cells): passed to tantivy as is (its field is a source, not a mapped path).
+pub(crate) const SOURCE_TERMS: &str = "\u{c}source_terms";
 
 /// The calendar source a calendar `date_histogram` body buckets by.
 fn starts(
@@ -448,7 +448,7 @@ mod tests {
             "date_histogram": {"field": "at", "calendar_interval": "month"},
             "aggs": {"total": {"sum": {"field": "n"}}}
         }));
-        assert!(rewritten.contains_key(CALENDAR_TERMS));
+        assert!(rewritten.contains_key(SOURCE_TERMS));
         let jan = 1_704_067_200_000i64; // 2024-01-01
         let mar = 1_709_251_200_000i64; // 2024-03-01
         let mut result = json!({ name: {"after_key": {}, "buckets": [

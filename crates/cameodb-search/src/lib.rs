@@ -17,6 +17,7 @@ mod error;
 mod execute;
 mod filter_agg;
 mod geo_aggs;
+mod geo_grid;
 mod geo_metrics;
 pub mod geo_sort;
 pub mod highlight;
