@@ -247,6 +247,16 @@ pub(crate) fn geo_bounding_box(
             "[geo_bounding_box] needs top_left and bottom_right, top_right and bottom_left, top/left/bottom/right or wkt",
         ));
     };
+    let in_range = |v: f64, limit: f64| v.is_finite() && v.abs() <= limit;
+    if !(in_range(top, 90.0)
+        && in_range(bottom, 90.0)
+        && in_range(left, 180.0)
+        && in_range(right, 180.0))
+    {
+        return Err(parsing(format!(
+            "[geo_bounding_box] corners out of range: top [{top}], bottom [{bottom}], left [{left}], right [{right}]"
+        )));
+    }
     if top < bottom {
         return Err(parsing(format!(
             "top is below bottom corner: {top} vs. {bottom}"
