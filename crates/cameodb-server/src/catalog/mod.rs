@@ -333,6 +333,19 @@ impl Catalog {
         if let Some(existing) = self.get(name).await {
             return Ok((existing, Created::Before));
         }
+        // An index deleted here is never brought back by a late push or a sync that read it
+        // before the deletion (checked under the lock deletions take).
+        let deleted = self
+            .tombstones
+            .lock()
+            .is_ok_and(|t| t.values().any(|uuid| *uuid == meta.uuid));
+        if deleted {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "index_closed_exception",
+                format!("index [{name}] with uuid [{}] was deleted", meta.uuid),
+            ));
+        }
         if self.alias_map().await.contains_key(name) {
             return Err(ApiError::bad_request(
                 "invalid_index_name_exception",
