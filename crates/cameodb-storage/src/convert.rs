@@ -16,11 +16,12 @@ use cameodb_schema::mapping::variant::encode_ip;
 use cameodb_schema::mapping::{
     DEPTH_LIMIT, Dynamic, FieldMapping, FieldType, MAX_KEYWORD_BYTES, Mapping, Variant, date,
 };
-use cameodb_schema::mapping::{completion, geo};
 
 use crate::coerce::{as_f64, as_i64, as_text, infer};
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
+
+mod variants;
 
 /// A document ready for the tantivy writer.
 pub struct IndexDoc {
@@ -591,106 +592,6 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    /// A `completion` value: each input in its normalized form under `path`, and the largest
-    /// weight under `<path>._weight` (suggestions read the candidates in that order).
-    fn completion(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<()> {
-        let Some(Variant::Completion {
-            max_input_length,
-            preserve_separators,
-        }) = field.variant
-        else {
-            return Ok(());
-        };
-        let inputs =
-            completion::inputs(value).map_err(|reason| mapper_error(path, "completion", reason))?;
-        let name = field
-            .analyzer
-            .as_deref()
-            .unwrap_or(completion::DEFAULT_ANALYZER);
-        let mut analyzer = self
-            .analysis
-            .analyzer(name)
-            .unwrap_or_else(|| cameodb_schema::analysis::analyzer(completion::DEFAULT_ANALYZER));
-        let mut best = None;
-        for input in inputs {
-            let text = completion::normalized(
-                &mut analyzer,
-                &input.text,
-                preserve_separators,
-                max_input_length as usize,
-            );
-            if text.is_empty() {
-                continue;
-            }
-            self.bytes += text.len();
-            push(&mut self.exact, path, OwnedValue::Str(text));
-            best = best.max(Some(input.weight));
-        }
-        if let Some(weight) = best {
-            push(
-                &mut self.exact,
-                &format!("{path}.{}", completion::WEIGHT_KEY),
-                OwnedValue::I64(weight),
-            );
-            self.mark_present(path);
-        }
-        Ok(())
-    }
-
-    /// A `flattened` value: every leaf as a keyword under `path` and under its key path.
-    fn flattened(&mut self, path: &str, field: &FieldMapping, value: &Value) -> Result<()> {
-        let Some(Variant::Flattened { depth_limit }) = field.variant else {
-            return Ok(());
-        };
-        let mut leaves = Vec::new();
-        flattened_leaves(value, String::new(), 0, depth_limit, &mut leaves)
-            .map_err(|reason| mapper_error(path, "flattened", reason))?;
-        for (key, text) in leaves {
-            if field
-                .ignore_above
-                .is_some_and(|limit| text.chars().count() > limit as usize)
-            {
-                continue;
-            }
-            if text.len() > MAX_KEYWORD_BYTES {
-                return Err(mapper_error(
-                    path,
-                    "flattened",
-                    format!("a value of [{path}] is longer than [{MAX_KEYWORD_BYTES}] bytes"),
-                ));
-            }
-            self.bytes += 2 * text.len();
-            push(&mut self.exact, path, OwnedValue::Str(text.clone()));
-            self.mark_present(path);
-            if !key.is_empty() {
-                let keyed = format!("{path}.{key}");
-                push(&mut self.exact, &keyed, OwnedValue::Str(text));
-                self.mark_present(&keyed);
-            }
-        }
-        Ok(())
-    }
-
-    /// A `geo_point` value: one point in any form, or a list of them.
-    fn geo_points(&mut self, path: &str, value: &Value) -> Result<()> {
-        let points: Vec<&Value> = match value {
-            Value::Null => Vec::new(),
-            Value::Array(items) if !geo::is_coordinate_array(value) => items.iter().collect(),
-            one => vec![one],
-        };
-        for point in points {
-            match geo::parse_point(point) {
-                Ok(point) => {
-                    self.bytes += 8;
-                    push(&mut self.exact, path, OwnedValue::I64(point.encode()));
-                    self.mark_present(path);
-                }
-                Err(reason) => return Err(mapper_error(path, "geo_point", reason)),
-            }
-        }
-        Ok(())
-    }
-
     fn integer(
         &mut self,
         path: &str,
@@ -719,137 +620,5 @@ impl<'a> Converter<'a> {
     }
 }
 
-/// The leaves of a `flattened` value: (key path, value as text), objects at most `limit`
-/// deep; nulls hold nothing.
-fn flattened_leaves(
-    value: &Value,
-    key: String,
-    depth: u32,
-    limit: u32,
-    out: &mut Vec<(String, String)>,
-) -> std::result::Result<(), String> {
-    match value {
-        Value::Null => Ok(()),
-        Value::Object(map) => {
-            if depth >= limit {
-                return Err(format!(
-                    "the provided [flattened] field has more than the allowed depth of [{limit}]"
-                ));
-            }
-            for (name, child) in map {
-                let path = if key.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{key}.{name}")
-                };
-                flattened_leaves(child, path, depth + 1, limit, out)?;
-            }
-            Ok(())
-        }
-        Value::Array(items) => items
-            .iter()
-            .try_for_each(|item| flattened_leaves(item, key.clone(), depth, limit, out)),
-        Value::String(text) => {
-            out.push((key, text.clone()));
-            Ok(())
-        }
-        scalar => {
-            out.push((key, scalar.to_string()));
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::id::DocId;
-    use cameodb_schema::fields as schema;
-    use serde_json::json;
-
-    fn convert(mapping: &Mapping, doc: Value) -> Result<(IndexDoc, Option<Mapping>)> {
-        let (_, fields) = schema::build();
-        let key = DocKey::new(DocId::new("1").unwrap(), None).unwrap();
-        let Value::Object(obj) = doc else {
-            panic!("test docs are objects")
-        };
-        to_index_doc(
-            mapping,
-            &key,
-            &obj,
-            &cameodb_schema::Analysis::default(),
-            &fields,
-        )
-    }
-
-    #[test]
-    fn dynamic_mapping_follows_elasticsearch_rules() {
-        let (_, updated) = convert(
-            &Mapping::default(),
-            json!({"title": "Dune", "year": 1965, "rating": 4.5, "ok": true, "at": "2020-01-02", "user": {"name": "x"}}),
-        )
-        .unwrap();
-        let mapping = updated.expect("new fields extend the mapping");
-        let ty = |p: &str| mapping.get(p).map(|f| f.field_type);
-        assert_eq!(ty("title"), Some(FieldType::Text));
-        assert_eq!(
-            mapping.get("title").unwrap().fields["keyword"].ignore_above,
-            Some(256)
-        );
-        assert_eq!(ty("year"), Some(FieldType::Long));
-        assert_eq!(ty("rating"), Some(FieldType::Float));
-        assert_eq!(ty("ok"), Some(FieldType::Boolean));
-        assert_eq!(ty("at"), Some(FieldType::Date));
-        assert_eq!(ty("user"), Some(FieldType::Object));
-        assert_eq!(ty("user.name"), Some(FieldType::Text));
-        // Second document of the same shape needs no mapping change.
-        let (_, again) = convert(&mapping, json!({"title": "Emma", "year": 1815})).unwrap();
-        assert!(again.is_none());
-    }
-
-    #[test]
-    fn mapped_types_coerce_or_reject() {
-        let mapping = Mapping::from_es_json(&json!({"properties": {
-            "n": {"type": "integer"}, "d": {"type": "date"}, "b": {"type": "boolean"}
-        }}))
-        .unwrap();
-        assert!(convert(&mapping, json!({"n": "42"})).is_ok());
-        assert!(convert(&mapping, json!({"n": 4.7})).is_ok());
-        assert!(convert(&mapping, json!({"n": "forty"})).is_err());
-        assert!(convert(&mapping, json!({"n": 3_000_000_000i64})).is_err());
-        assert!(convert(&mapping, json!({"n": true})).is_err());
-        assert!(convert(&mapping, json!({"n": {"x": 1}})).is_err());
-        assert!(convert(&mapping, json!({"d": "yesterday"})).is_err());
-        assert!(convert(&mapping, json!({"b": "maybe"})).is_err());
-    }
-
-    #[test]
-    fn strict_and_false_dynamic() {
-        let strict = Mapping::from_es_json(
-            &json!({"dynamic": "strict", "properties": {"a": {"type": "long"}}}),
-        )
-        .unwrap();
-        assert!(matches!(
-            convert(&strict, json!({"b": 1})),
-            Err(StoreError::Schema(SchemaError::StrictDynamic { .. }))
-        ));
-        let off = Mapping::from_es_json(&json!({"dynamic": false})).unwrap();
-        let (_, updated) = convert(&off, json!({"b": 1})).unwrap();
-        assert!(updated.is_none());
-    }
-
-    #[test]
-    fn a_field_cannot_be_both_object_and_value() {
-        let (_, mapping) = convert(&Mapping::default(), json!({"a": {"b": 1}})).unwrap();
-        let mapping = mapping.unwrap();
-        assert!(convert(&mapping, json!({"a": 5})).is_err());
-        assert!(convert(&mapping, json!({"a": {"b": {"c": 1}}})).is_err());
-        assert!(convert(&Mapping::default(), json!({"": 1})).is_err());
-    }
-
-    #[test]
-    fn too_many_fields_are_rejected() {
-        let wide: Map<String, Value> = (0..1200).map(|i| (format!("f{i}"), json!(i))).collect();
-        assert!(convert(&Mapping::default(), Value::Object(wide)).is_err());
-    }
-}
+mod tests;
