@@ -234,7 +234,7 @@ pub(crate) fn register(
             && calendar_unit(body).is_some()
         {
             let source = starts(name, body, mapping)?;
-            registry.register(&source.name(), std::sync::Arc::new(source));
+            registry.register(&source.name(), std::sync::Arc::new(source.provider()));
         }
         if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
             register(subs, mapping, registry)?;

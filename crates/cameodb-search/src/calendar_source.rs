@@ -8,9 +8,7 @@
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use tantivy::aggregation::{ValueSource, ValueSourceProvider};
-use tantivy::columnar::{Cardinality, Column, ColumnType, MonotonicallyMappableToU64, RowId};
-use tantivy::{DocId, SegmentReader};
+use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 
 /// Start of a calendar source's name.
 const NAME: &str = "\u{c}calendar\u{c}";
@@ -158,71 +156,27 @@ pub(crate) struct CalendarStarts {
 }
 
 impl CalendarStarts {
+    /// The provider tantivy reads the period starts through.
+    pub(crate) fn provider(&self) -> crate::mapped_source::Mapped {
+        let (unit, zone) = (self.unit, self.zone);
+        crate::mapped_source::Mapped {
+            column: self.column.clone(),
+            input: ColumnType::DateTime,
+            output: ColumnType::I64,
+            map: std::sync::Arc::new(move |raw| {
+                let millis = tantivy::DateTime::from_u64(raw).into_timestamp_millis();
+                let start = zone.period_start(millis, unit)?;
+                zone.instant(start).map(|instant| instant.to_u64())
+            }),
+        }
+    }
+
     /// The source's name: its parameters spelled out, so equal requests share one.
     pub(crate) fn name(&self) -> String {
         format!(
             "{NAME}{}\u{c}{:?}\u{c}{}",
             self.column, self.unit, self.zone_name
         )
-    }
-}
-
-#[derive(Debug)]
-struct SegmentStarts {
-    values: Column<u64>,
-    spec: CalendarStarts,
-}
-
-impl ValueSource for SegmentStarts {
-    fn column_type(&self) -> ColumnType {
-        ColumnType::I64
-    }
-
-    fn load_block(
-        &mut self,
-        docs: &[DocId],
-        values: &mut Vec<u64>,
-        docids: &mut Vec<DocId>,
-        _row_ids: &mut Vec<RowId>,
-    ) -> Cardinality {
-        values.clear();
-        docids.clear();
-        let (unit, zone) = (self.spec.unit, self.spec.zone);
-        for &doc in docs {
-            for raw in self.values.values_for_doc(doc) {
-                let millis = tantivy::DateTime::from_u64(raw).into_timestamp_millis();
-                let start = zone
-                    .period_start(millis, unit)
-                    .and_then(|local| zone.instant(local));
-                if let Some(start) = start {
-                    values.push(start.to_u64());
-                    docids.push(doc);
-                }
-            }
-        }
-        Cardinality::Multivalued
-    }
-
-    fn to_f64(self: Box<Self>) -> Box<dyn ValueSource> {
-        self
-    }
-}
-
-impl ValueSourceProvider for CalendarStarts {
-    fn for_segment(
-        &self,
-        reader: &SegmentReader,
-        _allowed: Option<&[ColumnType]>,
-    ) -> tantivy::Result<Option<Box<dyn ValueSource>>> {
-        let opened = reader
-            .fast_fields()
-            .u64_lenient_for_type(Some(&[ColumnType::DateTime]), &self.column)?;
-        Ok(opened.map(|(values, _)| {
-            Box::new(SegmentStarts {
-                values,
-                spec: self.clone(),
-            }) as Box<dyn ValueSource>
-        }))
     }
 }
 

@@ -11,10 +11,8 @@ use cameodb_schema::fields::EXACT_FIELD;
 use cameodb_schema::mapping::geo::{self, GeoPoint};
 use cameodb_schema::mapping::{Mapping, Variant};
 use serde_json::{Map, Value, json};
-use tantivy::DocId;
-use tantivy::SegmentReader;
-use tantivy::aggregation::{ValueSource, ValueSourceProvider, ValueSourceRegistry};
-use tantivy::columnar::{Cardinality, Column, ColumnType, MonotonicallyMappableToU64, RowId};
+use tantivy::aggregation::ValueSourceRegistry;
+use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 
 use crate::error::SearchError;
 
@@ -37,70 +35,31 @@ struct Distances {
 }
 
 impl Distances {
+    /// The provider tantivy reads the distances through.
+    fn provider(&self) -> crate::mapped_source::Mapped {
+        let spec = self.clone();
+        crate::mapped_source::Mapped {
+            column: self.column.clone(),
+            input: ColumnType::I64,
+            output: ColumnType::F64,
+            map: std::sync::Arc::new(move |raw| {
+                let point = GeoPoint::decode(i64::from_u64(raw));
+                let metres = if spec.plane {
+                    spec.origin.plane_distance(point)
+                } else {
+                    spec.origin.arc_distance(point)
+                };
+                Some((metres / spec.unit_metres).to_u64())
+            }),
+        }
+    }
+
     /// The source's name: its parameters spelled out, so equal requests share one.
     fn name(&self) -> String {
         format!(
             "{SOURCE}{}\u{b}{}\u{b}{}\u{b}{}\u{b}{}",
             self.column, self.origin.lat, self.origin.lon, self.unit_metres, self.plane
         )
-    }
-}
-
-#[derive(Debug)]
-struct SegmentDistances {
-    values: Column<u64>,
-    spec: Distances,
-}
-
-impl ValueSource for SegmentDistances {
-    fn column_type(&self) -> ColumnType {
-        ColumnType::F64
-    }
-
-    fn load_block(
-        &mut self,
-        docs: &[DocId],
-        values: &mut Vec<u64>,
-        docids: &mut Vec<DocId>,
-        _row_ids: &mut Vec<RowId>,
-    ) -> Cardinality {
-        values.clear();
-        docids.clear();
-        for &doc in docs {
-            for raw in self.values.values_for_doc(doc) {
-                let point = GeoPoint::decode(i64::from_u64(raw));
-                let metres = if self.spec.plane {
-                    self.spec.origin.plane_distance(point)
-                } else {
-                    self.spec.origin.arc_distance(point)
-                };
-                values.push((metres / self.spec.unit_metres).to_u64());
-                docids.push(doc);
-            }
-        }
-        Cardinality::Multivalued
-    }
-
-    fn to_f64(self: Box<Self>) -> Box<dyn ValueSource> {
-        self
-    }
-}
-
-impl ValueSourceProvider for Distances {
-    fn for_segment(
-        &self,
-        reader: &SegmentReader,
-        _allowed: Option<&[ColumnType]>,
-    ) -> tantivy::Result<Option<Box<dyn ValueSource>>> {
-        let opened = reader
-            .fast_fields()
-            .u64_lenient_for_type(Some(&[ColumnType::I64]), &self.column)?;
-        Ok(opened.map(|(values, _)| {
-            Box::new(SegmentDistances {
-                values,
-                spec: self.clone(),
-            }) as Box<dyn ValueSource>
-        }))
     }
 }
 
@@ -199,7 +158,7 @@ pub(crate) fn register(
     for (name, spec) in aggs.as_object().into_iter().flatten() {
         if let Some(Value::Object(body)) = spec.get("geo_distance") {
             let source = distances(name, body, mapping)?;
-            registry.register(&source.name(), Arc::new(source));
+            registry.register(&source.name(), Arc::new(source.provider()));
         }
         if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
             register(subs, mapping, registry)?;

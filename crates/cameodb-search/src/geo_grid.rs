@@ -12,10 +12,8 @@ use cameodb_schema::mapping::geo::GeoPoint;
 use cameodb_schema::mapping::{Mapping, Variant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tantivy::DocId;
-use tantivy::SegmentReader;
-use tantivy::aggregation::{ValueSource, ValueSourceProvider, ValueSourceRegistry};
-use tantivy::columnar::{Cardinality, Column, ColumnType, MonotonicallyMappableToU64, RowId};
+use tantivy::aggregation::ValueSourceRegistry;
+use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 
 use crate::error::SearchError;
 
@@ -94,61 +92,21 @@ struct Cells {
 }
 
 impl Cells {
+    /// The provider tantivy reads the cells through.
+    fn provider(&self) -> crate::mapped_source::Mapped {
+        let grid = self.grid;
+        crate::mapped_source::Mapped {
+            column: self.column.clone(),
+            input: ColumnType::I64,
+            output: ColumnType::I64,
+            map: std::sync::Arc::new(move |raw| {
+                Some(grid.cell(GeoPoint::decode(i64::from_u64(raw))).to_u64())
+            }),
+        }
+    }
+
     fn name(&self) -> String {
         format!("{SOURCE}{}\u{f}{:?}", self.column, self.grid)
-    }
-}
-
-#[derive(Debug)]
-struct SegmentCells {
-    values: Column<u64>,
-    grid: Grid,
-}
-
-impl ValueSource for SegmentCells {
-    fn column_type(&self) -> ColumnType {
-        ColumnType::I64
-    }
-
-    fn load_block(
-        &mut self,
-        docs: &[DocId],
-        values: &mut Vec<u64>,
-        docids: &mut Vec<DocId>,
-        _row_ids: &mut Vec<RowId>,
-    ) -> Cardinality {
-        values.clear();
-        docids.clear();
-        for &doc in docs {
-            for raw in self.values.values_for_doc(doc) {
-                let point = GeoPoint::decode(i64::from_u64(raw));
-                values.push(self.grid.cell(point).to_u64());
-                docids.push(doc);
-            }
-        }
-        Cardinality::Multivalued
-    }
-
-    fn to_f64(self: Box<Self>) -> Box<dyn ValueSource> {
-        self
-    }
-}
-
-impl ValueSourceProvider for Cells {
-    fn for_segment(
-        &self,
-        reader: &SegmentReader,
-        _allowed: Option<&[ColumnType]>,
-    ) -> tantivy::Result<Option<Box<dyn ValueSource>>> {
-        let opened = reader
-            .fast_fields()
-            .u64_lenient_for_type(Some(&[ColumnType::I64]), &self.column)?;
-        Ok(opened.map(|(values, _)| {
-            Box::new(SegmentCells {
-                values,
-                grid: self.grid,
-            }) as Box<dyn ValueSource>
-        }))
     }
 }
 
@@ -258,7 +216,7 @@ pub(crate) fn register(
     for (name, spec) in aggs.as_object().into_iter().flatten() {
         if let Some((kind, body)) = spec.as_object().and_then(kind_of) {
             let (cells, _) = cells(name, kind, body, mapping)?;
-            registry.register(&cells.name(), std::sync::Arc::new(cells));
+            registry.register(&cells.name(), std::sync::Arc::new(cells.provider()));
         }
         if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {
             register(subs, mapping, registry)?;

@@ -10,10 +10,8 @@ use cameodb_schema::mapping::geo::GeoPoint;
 use cameodb_schema::mapping::{Mapping, Variant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tantivy::DocId;
-use tantivy::SegmentReader;
-use tantivy::aggregation::{ValueSource, ValueSourceProvider, ValueSourceRegistry};
-use tantivy::columnar::{Cardinality, Column, ColumnType, MonotonicallyMappableToU64, RowId};
+use tantivy::aggregation::ValueSourceRegistry;
+use tantivy::columnar::{ColumnType, MonotonicallyMappableToU64};
 
 use crate::error::SearchError;
 
@@ -52,69 +50,28 @@ struct Coordinates {
 }
 
 impl Coordinates {
-    fn name(&self) -> String {
-        format!("{SOURCE}{}\u{e}{}", self.column, self.which.name())
-    }
-}
-
-#[derive(Debug)]
-struct SegmentCoordinates {
-    values: Column<u64>,
-    which: Coordinate,
-}
-
-impl ValueSource for SegmentCoordinates {
-    fn column_type(&self) -> ColumnType {
-        ColumnType::F64
-    }
-
-    fn load_block(
-        &mut self,
-        docs: &[DocId],
-        values: &mut Vec<u64>,
-        docids: &mut Vec<DocId>,
-        _row_ids: &mut Vec<RowId>,
-    ) -> Cardinality {
-        values.clear();
-        docids.clear();
-        for &doc in docs {
-            for raw in self.values.values_for_doc(doc) {
+    /// The provider tantivy reads the coordinates through.
+    fn provider(&self) -> crate::mapped_source::Mapped {
+        let which = self.which;
+        crate::mapped_source::Mapped {
+            column: self.column.clone(),
+            input: ColumnType::I64,
+            output: ColumnType::F64,
+            map: std::sync::Arc::new(move |raw| {
                 let point = GeoPoint::decode(i64::from_u64(raw));
-                let value = match self.which {
+                let value = match which {
                     Coordinate::Lat => Some(point.lat),
                     Coordinate::Lon => Some(point.lon),
                     Coordinate::East => (point.lon >= 0.0).then_some(point.lon),
                     Coordinate::West => (point.lon < 0.0).then_some(point.lon),
                 };
-                if let Some(value) = value {
-                    values.push(value.to_u64());
-                    docids.push(doc);
-                }
-            }
+                value.map(f64::to_u64)
+            }),
         }
-        Cardinality::Multivalued
     }
 
-    fn to_f64(self: Box<Self>) -> Box<dyn ValueSource> {
-        self
-    }
-}
-
-impl ValueSourceProvider for Coordinates {
-    fn for_segment(
-        &self,
-        reader: &SegmentReader,
-        _allowed: Option<&[ColumnType]>,
-    ) -> tantivy::Result<Option<Box<dyn ValueSource>>> {
-        let opened = reader
-            .fast_fields()
-            .u64_lenient_for_type(Some(&[ColumnType::I64]), &self.column)?;
-        Ok(opened.map(|(values, _)| {
-            Box::new(SegmentCoordinates {
-                values,
-                which: self.which,
-            }) as Box<dyn ValueSource>
-        }))
+    fn name(&self) -> String {
+        format!("{SOURCE}{}\u{e}{}", self.column, self.which.name())
     }
 }
 
@@ -237,7 +194,7 @@ pub(crate) fn register(
         if let Some((kind, body)) = spec.as_object().and_then(kind_of) {
             let column = column(name, kind, body, mapping)?;
             for source in sources(&column, kind == "geo_bounds") {
-                registry.register(&source.name(), std::sync::Arc::new(source));
+                registry.register(&source.name(), std::sync::Arc::new(source.provider()));
             }
         }
         if let Some(subs) = spec.get("aggs").or_else(|| spec.get("aggregations")) {

@@ -21,6 +21,7 @@ mod geo_grid;
 mod geo_metrics;
 pub mod geo_sort;
 pub mod highlight;
+mod mapped_source;
 mod merge;
 pub mod pipeline;
 mod planned;
