@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from elasticsearch import helpers
-from elasticsearch_dsl import Document, Index, Integer, Keyword, Text, analyzer, tokenizer
+from elasticsearch_dsl import Document, Index, InnerDoc, Integer, Keyword, Nested, Q, Text, analyzer, tokenizer
 
 folded = analyzer("folded", tokenizer="standard", filter=["lowercase", "asciifolding"])
 autocomplete = analyzer(
@@ -68,3 +68,41 @@ def test_alias_swap_through_index(books):
     found = Book.search(using=books, index="dsl-books").query("match", title="dune").execute()
     assert [hit.meta.index for hit in found] == ["dsl-books-v2"]
     assert books.count(index="dsl-books")["count"] == 3
+
+
+class Comment(InnerDoc):
+    author = Keyword()
+    stars = Integer()
+
+
+class Post(Document):
+    title = Text()
+    comments = Nested(Comment)
+
+    class Index:
+        name = "dsl-posts"
+        settings = {"number_of_replicas": 0}
+
+
+def test_nested_documents_queries_inner_hits_and_aggregations(es):
+    Post.init(using=es)
+    try:
+        Post(meta={"id": "1"}, title="one", comments=[Comment(author="ann", stars=5), Comment(author="bob", stars=1)]).save(using=es)
+        Post(meta={"id": "2"}, title="two", comments=[Comment(author="bob", stars=4)]).save(using=es, refresh=True)
+        assert es.indices.get_mapping(index="dsl-posts")["dsl-posts"]["mappings"]["properties"]["comments"]["type"] == "nested"
+        inner = Q("bool", must=[Q("term", comments__author="bob"), Q("range", comments__stars={"gte": 4})])
+        search = Post.search(using=es).query("nested", path="comments", query=inner, inner_hits={})
+        found = search.execute()
+        assert [hit.meta.id for hit in found] == ["2"]
+        element = found[0].meta.inner_hits.comments[0]
+        assert (element.author, element.stars) == ("bob", 4)
+        assert element.meta.nested.offset == 0
+        # The posts come back as Documents with their elements as InnerDocs.
+        assert isinstance(found[0].comments[0], Comment)
+        search = Post.search(using=es).extra(size=0)
+        search.aggs.bucket("comments", "nested", path="comments").bucket("authors", "terms", field="comments.author")
+        result = search.execute()
+        assert result.aggregations.comments.doc_count == 3
+        assert [(b.key, b.doc_count) for b in result.aggregations.comments.authors.buckets] == [("bob", 2), ("ann", 1)]
+    finally:
+        es.indices.delete(index="dsl-posts", ignore_unavailable=True)

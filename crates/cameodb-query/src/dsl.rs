@@ -34,6 +34,9 @@ pub fn translate(query: &Value, ctx: &QueryContext<'_>) -> Result<Boxed, QueryEr
     match kind.as_str() {
         "match_all" => Ok(boosted(Box::new(AllQuery), body)?),
         "match_none" => Ok(Box::new(EmptyQuery)),
+        "nested" => crate::nested::nested_query(body, ctx),
+        crate::nested::ROOTS_CLAUSE => crate::nested::roots(body, ctx),
+        crate::nested::CHILDREN_CLAUSE => crate::nested::children(body, ctx),
         "match" => match_query(body, ctx),
         "match_phrase" => match_phrase(body, ctx),
         "term" => term_query(body, ctx),

@@ -26,6 +26,9 @@ pub struct QueryContext<'a> {
     /// Inside a clause with `lenient: true`: a value that cannot be coerced to its field's
     /// type matches nothing instead of failing the query.
     pub(crate) lenient: std::cell::Cell<bool>,
+    /// Inside a `nested` query: its path, the level the clauses within it match elements of
+    /// (and the level a `nested` query within it joins to).
+    pub(crate) nested_level: std::cell::RefCell<Option<String>>,
 }
 
 /// How a path is indexed.
@@ -59,6 +62,7 @@ impl<'a> QueryContext<'a> {
             tokenizers,
             budget: Budget::default(),
             lenient: std::cell::Cell::new(false),
+            nested_level: std::cell::RefCell::new(None),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The Elasticsearch query DSL, translated to tantivy queries. Pure: it reads a mapping and the
 //! schema's field handles and builds query objects; it never touches an index or a file.
 
+pub mod block_join;
 mod boosting;
 mod combined;
 mod dsl;
@@ -13,6 +14,7 @@ mod geo_queries;
 mod ip;
 mod limits;
 mod more_like_this;
+pub mod nested;
 mod numeric_column;
 mod params;
 mod query_string;

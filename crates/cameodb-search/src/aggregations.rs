@@ -3,6 +3,7 @@
 //! and response JSON follow Elasticsearch's). Per-index intermediate results are merged before
 //! the final result, so several indexes aggregate as one.
 
+use cameodb_query::nested::{children_dsl, roots_dsl};
 use cameodb_schema::fields::EXACT_FIELD;
 use cameodb_schema::mapping::{FieldType, Mapping};
 use serde_json::{Map, Value};
@@ -58,9 +59,11 @@ pub fn prepare(aggs: &Value, mapping: &Mapping) -> Result<Aggregations, SearchEr
 /// over every document, and all but the global ones are scoped to the search's query (see
 /// [`prepare_scoped`]).
 pub fn has_global(aggs: &Value) -> bool {
-    aggs.as_object()
-        .is_some_and(|level| level.values().any(|spec| spec.get("global").is_some()))
-        || crate::significant::present(aggs)
+    aggs.as_object().is_some_and(|level| {
+        level
+            .values()
+            .any(|spec| spec.get("global").is_some() || spec.get("nested").is_some())
+    }) || crate::significant::present(aggs)
 }
 
 /// Like [`prepare`], for a collection over every document when `scope` is the search's query
@@ -77,14 +80,21 @@ pub fn prepare_scoped(
     let aggs = &augmented;
     let mut rewritten = rewrite_level(aggs, mapping, 1)?;
     if let (Some(scope), Some(level)) = (scope, rewritten.as_object_mut()) {
-        let filter = crate::filter_agg::filter_body(scope, mapping)
+        let filter = crate::filter_agg::filter_body(&roots_dsl(scope.clone()), mapping)
             .map_err(|e| parsing(format!("[global] scope: {e}")))?;
         for (name, body) in std::mem::take(level) {
-            if aggs
-                .get(&name)
-                .and_then(|spec| spec.get("global"))
-                .is_some()
-            {
+            let spec = aggs.get(&name);
+            if let Some(nested) = spec.and_then(|spec| spec.get("nested")) {
+                // The elements of the documents the query matches.
+                let path = nested_path(&name, nested)?;
+                let children = children_dsl(path, scope.clone());
+                let mut body = body;
+                body["filter"] = crate::filter_agg::filter_body(&children, mapping)
+                    .map_err(|e| parsing(format!("[nested] aggregation [{name}]: {e}")))?;
+                level.insert(name, body);
+                continue;
+            }
+            if spec.and_then(|spec| spec.get("global")).is_some() {
                 level.insert(name, body);
                 continue;
             }
@@ -208,11 +218,43 @@ fn rewrite_level(aggs: &Value, mapping: &Mapping, depth: usize) -> Result<Value,
                         )));
                     }
                     let body = crate::filter_agg::filter_body(
-                        &serde_json::json!({"match_all": {}}),
+                        &roots_dsl(serde_json::json!({"match_all": {}})),
                         mapping,
                     )
                     .map_err(|e| parsing(format!("[global] aggregation [{name}]: {e}")))?;
                     rewritten.insert("filter".into(), body);
+                }
+                "nested" => {
+                    if depth > 1 {
+                        return Err(SearchError::bad_request(
+                            "illegal_argument_exception",
+                            format!(
+                                "[nested] aggregation [{name}] is supported only at the top level of the request; under another aggregation it is not"
+                            ),
+                        ));
+                    }
+                    let path = nested_path(name, value)?;
+                    if !mapping.is_nested_path(path) {
+                        return Err(SearchError::bad_request(
+                            "illegal_argument_exception",
+                            format!("[nested] nested path [{path}] is not nested"),
+                        ));
+                    }
+                    // Replaced by the elements of the matching documents in `prepare_scoped`.
+                    let body = crate::filter_agg::filter_body(
+                        &children_dsl(path, serde_json::json!({"match_all": {}})),
+                        mapping,
+                    )
+                    .map_err(|e| parsing(format!("[nested] aggregation [{name}]: {e}")))?;
+                    rewritten.insert("filter".into(), body);
+                }
+                "reverse_nested" => {
+                    return Err(SearchError::bad_request(
+                        "illegal_argument_exception",
+                        format!(
+                            "[reverse_nested] aggregation [{name}] is not supported by CameoDB"
+                        ),
+                    ));
                 }
                 "missing" => {
                     let field = value.get("field").and_then(Value::as_str).ok_or_else(|| {
@@ -506,7 +548,14 @@ pub fn finish(
 }
 
 /// Aggregations answered as one bucket (`doc_count` and the sub-aggregations beside it).
-const SINGLE_BUCKET: &[&str] = &["filter", "missing", "global"];
+const SINGLE_BUCKET: &[&str] = &["filter", "missing", "global", "nested"];
+
+/// The `path` of a `nested` aggregation.
+fn nested_path<'v>(name: &str, spec: &'v Value) -> Result<&'v str, SearchError> {
+    spec.get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| parsing(format!("[nested] aggregation [{name}] requires [path]")))
+}
 
 /// The `typed_keys` name of an aggregation, as Elasticsearch prefixes it (`sterms#genres`).
 fn type_prefix(kind: &str, result: &Value) -> String {

@@ -44,6 +44,9 @@ pub struct Hit {
     /// Its value of the `collapse` field (the coordinator keeps one hit per value).
     #[serde(default)]
     pub collapse: Option<Value>,
+    /// The `inner_hits` of its `nested` queries, rendered.
+    #[serde(default)]
+    pub inner_hits: Option<Value>,
 }
 
 /// The paths hits list under `fields`: those `fields` names, and the stored fields
@@ -146,7 +149,8 @@ pub struct Partial {
 pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, SearchError> {
     let mapping = store.mapping();
     let ctx = QueryContext::new(&mapping, store.fields(), store.index().tokenizers());
-    Ok(match spec {
+    // Nested elements' hidden documents never answer a search themselves.
+    let query = match spec {
         QuerySpec::All => Box::new(AllQuery),
         QuerySpec::Dsl(dsl) => translate(dsl, &ctx)?,
         QuerySpec::Lucene {
@@ -160,7 +164,8 @@ pub fn build_query(store: &Store, spec: &QuerySpec) -> Result<Box<dyn Query>, Se
                 .map(|f| vec![f.clone()]);
             query_string(text, fields.as_deref(), *and, &ctx)?
         }
-    })
+    };
+    Ok(cameodb_query::nested::top_level(query, &ctx))
 }
 
 /// Runs the search on one index: the total and its top `from + size` hits.
@@ -252,6 +257,7 @@ pub fn search_store(
                     descending: false,
                     missing_first: false,
                     geo: None,
+                    nested: None,
                 });
             }
             let plan = sorting::plan(
@@ -314,6 +320,12 @@ pub fn search_store(
         None => None,
     };
     let wanted_fields = listed_fields(spec, &store.mapping());
+    let inner_plans = {
+        let mapping = store.mapping();
+        let ctx = QueryContext::new(&mapping, store.fields(), store.index().tokenizers());
+        crate::inner_hits::plan(&spec.query, &mapping, &ctx, searcher)?
+    };
+    let mut positions = crate::inner_hits::Positions::default();
     // `explain`: the query's weight under the same statistics as the scores.
     let explainer = if spec.explain {
         let scoring = match provider {
@@ -332,6 +344,24 @@ pub fn search_store(
             None => None,
         };
         let full = doc.source_json()?;
+        let inner_hits = match inner_plans.is_empty() {
+            true => None,
+            false => {
+                let context = crate::inner_hits::HitContext {
+                    searcher,
+                    field_names: store.fields().field_names,
+                    address,
+                    source: &full,
+                    index,
+                    id: key.id.as_str(),
+                };
+                Some(crate::inner_hits::for_hit(
+                    &inner_plans,
+                    &context,
+                    &mut positions,
+                )?)
+            }
+        };
         let highlighted = highlighter.as_mut().and_then(|h| h.highlight(&full));
         let mut fields = (!wanted_fields.is_empty()).then(|| field_values(&full, &wanted_fields));
         if let (Some(field), Some(value)) =
@@ -354,6 +384,7 @@ pub fn search_store(
             fields,
             explanation,
             collapse: group,
+            inner_hits,
         });
     }
     let suggest = match &spec.suggest {
@@ -420,6 +451,7 @@ fn candidates(
                 fields: None,
                 explanation: None,
                 collapse: None,
+                inner_hits: None,
             })
         })
         .collect()

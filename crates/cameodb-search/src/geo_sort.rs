@@ -113,6 +113,7 @@ pub(crate) fn parse(body: &Map<String, Value>) -> Result<SortKey, SearchError> {
             plane,
             mode,
         }),
+        nested: None,
     })
 }
 

@@ -85,6 +85,9 @@ pub fn render(
             if let Some(explanation) = hit.explanation {
                 out["_explanation"] = explanation;
             }
+            if let Some(inner) = hit.inner_hits {
+                out["inner_hits"] = inner;
+            }
             if spec.version {
                 out["_version"] = json!(hit.version);
             }
@@ -189,6 +192,7 @@ mod tests {
             fields: None,
             explanation: None,
             collapse: None,
+            inner_hits: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct SortKey {
     /// A `_geo_distance` key: distances from an origin to the points of `field`.
     #[serde(default)]
     pub geo: Option<crate::geo_sort::GeoSort>,
+    /// The `nested` context of a field of nested elements.
+    #[serde(default)]
+    pub nested: Option<crate::nested_sort::NestedSort>,
 }
 
 /// Parses Elasticsearch's `sort` (a string, `field:order`, an object or an array of them).
@@ -64,6 +67,7 @@ fn key(field: &str, order: Option<&str>, missing: Option<&Value>) -> Result<Sort
     };
     Ok(SortKey {
         geo: None,
+        nested: None,
         field: field.to_string(),
         descending,
         missing_first,
@@ -90,19 +94,21 @@ fn parse_one(item: &Value) -> Result<SortKey, SearchError> {
             match spec {
                 Value::String(order) => key(field, Some(order), None),
                 Value::Object(opts) => {
-                    if let Some(unknown) = opts
-                        .keys()
-                        .find(|k| !["order", "missing", "unmapped_type"].contains(&k.as_str()))
-                    {
+                    if let Some(unknown) = opts.keys().find(|k| {
+                        !["order", "missing", "unmapped_type", "nested", "mode"]
+                            .contains(&k.as_str())
+                    }) {
                         return Err(SearchError::parse(format!(
                             "[sort] option [{unknown}] is not supported"
                         )));
                     }
-                    key(
+                    let mut parsed = key(
                         field,
                         opts.get("order").and_then(Value::as_str),
                         opts.get("missing"),
-                    )
+                    )?;
+                    parsed.nested = crate::nested_sort::parse(field, opts, parsed.descending)?;
+                    Ok(parsed)
                 }
                 _ => Err(SearchError::parse("[sort] malformed")),
             }
@@ -229,6 +235,8 @@ enum Source {
     Number(String),
     /// Distance from an origin to the points in the column.
     GeoDistance(String, crate::geo_sort::GeoSort),
+    /// Values of nested elements, folded per document.
+    Nested(Box<Source>, crate::nested_sort::NestedSort),
 }
 
 /// Sorting resolved against one index's mapping.
@@ -287,7 +295,11 @@ pub fn plan(
                         "sorting on ip field [{field}] is not supported"
                     )));
                 }
-                match mapped.map(|f| f.field_type) {
+                let numeric = mapped
+                    .is_some_and(|f| !matches!(f.field_type, FieldType::Keyword | FieldType::Text));
+                let scope = mapping.nested_scope(field);
+                crate::nested_sort::check(field, key.nested.as_ref(), scope, numeric)?;
+                let (source, whole) = match mapped.map(|f| f.field_type) {
                     Some(FieldType::Keyword) => (Source::Keyword(column), false),
                     Some(
                         FieldType::Long
@@ -309,6 +321,10 @@ pub fn plan(
                             format!("No mapping found for [{field}] in order to sort on"),
                         ));
                     }
+                };
+                match &key.nested {
+                    Some(nested) => (Source::Nested(Box::new(source), nested.clone()), whole),
+                    None => (source, whole),
                 }
             }
         };
@@ -374,6 +390,10 @@ fn reader(segment: &SegmentReader, segment_ord: u32, source: &Source) -> Reader 
         Source::GeoDistance(column, sort) => {
             let distance = crate::geo_sort::reader(segment, column, sort);
             Box::new(move |doc, _| distance(doc))
+        }
+        Source::Nested(element, sort) => {
+            let element = reader(segment, segment_ord, element);
+            crate::nested_sort::reader(segment, sort, element)
         }
         Source::Keyword(column) => match segment.fast_fields().str(column).ok().flatten() {
             Some(values) => Box::new(move |doc, _| {

@@ -1,5 +1,6 @@
 //! The completion suggester (`suggest` with `completion`): documents whose completion inputs
-//! start with a prefix, best weight first.
+//! start with a prefix, best weight first. (`term` suggestions are read here and answered by
+//! [`crate::term_suggest`].)
 //!
 //! An input is indexed in its normalized form (see `cameodb_schema::mapping::completion`) with
 //! the document's largest weight beside it. Candidates are the documents holding an input with
@@ -44,6 +45,9 @@ pub struct SuggestPart {
     pub name: String,
     /// Its options, best first.
     pub options: Vec<SuggestOption>,
+    /// A term suggestion's entries, one per token.
+    #[serde(default)]
+    pub terms: Vec<crate::term_suggest::TermEntry>,
 }
 
 fn parsing(reason: impl Into<String>) -> SearchError {
@@ -59,8 +63,14 @@ struct Completion<'r> {
     skip_duplicates: bool,
 }
 
+/// A checked suggestion of either kind.
+enum Suggestion<'r> {
+    Completion(Completion<'r>),
+    Term(&'r str, crate::term_suggest::TermSuggestion),
+}
+
 /// Every named suggestion of `suggest`, checked.
-fn suggestions(suggest: &Value) -> Result<Vec<Completion<'_>>, SearchError> {
+fn suggestions(suggest: &Value) -> Result<Vec<Suggestion<'_>>, SearchError> {
     let all = suggest
         .as_object()
         .ok_or_else(|| parsing("[suggest] must be an object"))?;
@@ -74,6 +84,7 @@ fn suggestions(suggest: &Value) -> Result<Vec<Completion<'_>>, SearchError> {
             .as_object()
             .ok_or_else(|| parsing(format!("suggestion [{name}] must be an object")))?;
         let mut kind = None;
+        let mut term = None;
         let mut prefix = global.map(String::from);
         for (key, value) in spec {
             match key.as_str() {
@@ -88,9 +99,10 @@ fn suggestions(suggest: &Value) -> Result<Vec<Completion<'_>>, SearchError> {
                     )
                 }
                 "completion" => kind = Some(value),
-                "term" | "phrase" | "regex" => {
+                "term" => term = Some(value),
+                "phrase" | "regex" => {
                     return Err(parsing(format!(
-                        "[{key}] in suggestion [{name}] is not supported: only the completion suggester is"
+                        "[{key}] in suggestion [{name}] is not supported: only the completion and term suggesters are"
                     )));
                 }
                 other => {
@@ -100,9 +112,19 @@ fn suggestions(suggest: &Value) -> Result<Vec<Completion<'_>>, SearchError> {
                 }
             }
         }
+        if let Some(body) = term {
+            let body = body.as_object().ok_or_else(|| {
+                parsing(format!("[term] of suggestion [{name}] must be an object"))
+            })?;
+            out.push(Suggestion::Term(
+                name,
+                crate::term_suggest::parse(name, prefix, body)?,
+            ));
+            continue;
+        }
         let body = kind.and_then(Value::as_object).ok_or_else(|| {
             parsing(format!(
-                "suggestion [{name}] needs a [completion] suggester"
+                "suggestion [{name}] needs a [completion] or [term] suggester"
             ))
         })?;
         if let Some(key) = body
@@ -124,7 +146,7 @@ fn suggestions(suggest: &Value) -> Result<Vec<Completion<'_>>, SearchError> {
                     ))
                 })?,
         };
-        out.push(Completion {
+        out.push(Suggestion::Completion(Completion {
             name,
             prefix: prefix
                 .ok_or_else(|| parsing(format!("suggestion [{name}] needs [prefix] or [text]")))?,
@@ -137,7 +159,7 @@ fn suggestions(suggest: &Value) -> Result<Vec<Completion<'_>>, SearchError> {
                 .get("skip_duplicates")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-        });
+        }));
     }
     Ok(out)
 }
@@ -158,6 +180,17 @@ pub(crate) fn run(
     let mapping = store.mapping();
     let mut parts = Vec::new();
     for wanted in suggestions(suggest)? {
+        let wanted = match wanted {
+            Suggestion::Completion(wanted) => wanted,
+            Suggestion::Term(name, spec) => {
+                parts.push(SuggestPart {
+                    name: name.to_string(),
+                    options: Vec::new(),
+                    terms: crate::term_suggest::run(store, snapshot, &spec)?,
+                });
+                continue;
+            }
+        };
         let Some((path, field)) = mapping.resolve(wanted.field) else {
             return Err(SearchError::illegal_argument(format!(
                 "no mapping found for field [{}]",
@@ -199,6 +232,7 @@ pub(crate) fn run(
         parts.push(SuggestPart {
             name: wanted.name.to_string(),
             options,
+            terms: Vec::new(),
         });
     }
     Ok(parts)
@@ -290,6 +324,21 @@ fn ranked(
 pub(crate) fn render(suggest: &Value, parts: Vec<SuggestPart>) -> Result<Value, SearchError> {
     let mut out = Map::new();
     for wanted in suggestions(suggest)? {
+        let wanted = match wanted {
+            Suggestion::Completion(wanted) => wanted,
+            Suggestion::Term(name, spec) => {
+                let entries: Vec<_> = parts
+                    .iter()
+                    .filter(|p| p.name == name)
+                    .map(|p| p.terms.clone())
+                    .collect();
+                out.insert(
+                    name.to_string(),
+                    crate::term_suggest::render(&spec, &entries),
+                );
+                continue;
+            }
+        };
         let options: Vec<SuggestOption> = parts
             .iter()
             .filter(|p| p.name == wanted.name)

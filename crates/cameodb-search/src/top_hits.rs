@@ -463,6 +463,7 @@ mod tests {
             fields: None,
             explanation: None,
             collapse: None,
+            inner_hits: None,
         }
     }
 

@@ -44,6 +44,7 @@ const NO_EFFECT_SETTINGS: &[&str] = &[
     "index.mapping.total_fields.limit",
     "index.mapping.depth.limit",
     "index.mapping.nested_fields.limit",
+    "index.mapping.nested_objects.limit",
     "index.mapping.field_name_length.limit",
     "index.max_inner_result_window",
     "index.max_terms_count",

@@ -29,6 +29,10 @@ pub struct IndexDoc {
     pub(crate) doc: TantivyDocument,
     /// Rough indexing cost in bytes, for the writer's memory-budget refresh trigger.
     pub(crate) approx_bytes: usize,
+    /// The hidden documents of its `nested` elements, in the order they must be indexed:
+    /// each before the element holding it, all before `doc` (see
+    /// [`cameodb_schema::mapping::nested`]).
+    pub(crate) children: Vec<TantivyDocument>,
 }
 
 impl IndexDoc {
@@ -36,6 +40,29 @@ impl IndexDoc {
     pub fn into_document(self) -> TantivyDocument {
         self.doc
     }
+
+    /// Every tantivy document it indexes as, in indexing order: the nested elements' hidden
+    /// documents, then the document itself. They must go to the writer as one batch
+    /// (`IndexWriter::run`), which keeps them together and in order.
+    pub fn into_documents(self) -> Vec<TantivyDocument> {
+        let mut docs = self.children;
+        docs.push(self.doc);
+        docs
+    }
+}
+
+/// The fields of the document being built: the root document's, or a nested element's
+/// while it is read.
+#[derive(Default)]
+struct DocState {
+    /// The tantivy document; slot text goes straight in.
+    doc: TantivyDocument,
+    /// Exact values by dotted path, added as one JSON object at the end.
+    exact: BTreeMap<String, OwnedValue>,
+    /// Overflow text values by dotted path.
+    text: BTreeMap<String, OwnedValue>,
+    /// Paths (and their parents) that have a value, for `exists`.
+    present: BTreeSet<String>,
 }
 
 /// Converts `source` (the document body) for indexing under `mapping`.
@@ -99,16 +126,32 @@ struct Converter<'a> {
     normalizers: BTreeMap<String, TextAnalyzer>,
     /// Schema field handles.
     fields: &'a Fields,
-    /// The tantivy document being built; slot text goes straight in.
-    doc: TantivyDocument,
-    /// Exact values by dotted path, added as one JSON object at the end.
-    exact: BTreeMap<String, OwnedValue>,
-    /// Overflow text values by dotted path.
-    text: BTreeMap<String, OwnedValue>,
-    /// Paths (and their parents) that have a value, for `exists`.
-    present: BTreeSet<String>,
+    /// The document being built (the root's, or the nested element's being read).
+    current: DocState,
+    /// The documents a nested element interrupted, outermost (the root's) first.
+    outer: Vec<DocState>,
+    /// Finished nested elements, in indexing order.
+    children: Vec<TantivyDocument>,
+    /// Above zero while a nested element is indexed again into its parent
+    /// (`include_in_parent` / `include_in_root`): nested fields then read as objects.
+    flattening: usize,
     /// Running byte estimate.
     bytes: usize,
+}
+
+/// The tantivy document of a finished [`DocState`] (without the key fields).
+fn finish(state: DocState, fields: &Fields) -> TantivyDocument {
+    let mut doc = state.doc;
+    for path in &state.present {
+        doc.add_text(fields.field_names, path);
+    }
+    if !state.exact.is_empty() {
+        doc.add_object(fields.exact, state.exact);
+    }
+    if !state.text.is_empty() {
+        doc.add_object(fields.text, state.text);
+    }
+    doc
 }
 
 fn mapper_error(path: &str, field_type: &str, reason: impl Into<String>) -> StoreError {
@@ -146,10 +189,10 @@ impl<'a> Converter<'a> {
             analysis,
             normalizers: BTreeMap::new(),
             fields,
-            doc: TantivyDocument::new(),
-            exact: BTreeMap::new(),
-            text: BTreeMap::new(),
-            present: BTreeSet::new(),
+            current: DocState::default(),
+            outer: Vec::new(),
+            children: Vec::new(),
+            flattening: 0,
             bytes: 0,
         }
     }
@@ -161,21 +204,75 @@ impl<'a> Converter<'a> {
     ) -> Result<(IndexDoc, Mapping), Outcome> {
         self.object("", source, 0)?;
         self.constants();
-        let mut doc = self.doc;
+        let encoded = key.encode();
+        let state = std::mem::take(&mut self.current);
+        let mut doc = finish(state, self.fields);
         doc.add_text(self.fields.id, key.id.as_str());
-        doc.add_bytes(self.fields.key, &key.encode());
+        doc.add_bytes(self.fields.key, &encoded);
         doc.add_u64(self.fields.token, key.token);
-        for path in &self.present {
-            doc.add_text(self.fields.field_names, path);
+        // A nested element shares the key, so whatever deletes the document deletes it too.
+        for child in &mut self.children {
+            child.add_bytes(self.fields.key, &encoded);
+            child.add_u64(self.fields.token, key.token);
         }
-        if !self.exact.is_empty() {
-            doc.add_object(self.fields.exact, self.exact);
+        let approx_bytes = self.bytes + key.id.as_str().len() + 64 * (1 + self.children.len());
+        let indexed = IndexDoc {
+            doc,
+            approx_bytes,
+            children: self.children,
+        };
+        Ok((indexed, self.mapping.into_owned()))
+    }
+
+    /// Indexes one element of the `nested` field at `path` as its own document, and again in
+    /// its parent or root document when the mapping asks.
+    fn nested_element(
+        &mut self,
+        path: &str,
+        obj: &Map<String, Value>,
+        depth: usize,
+        variant: (bool, bool),
+    ) -> Result<(), Outcome> {
+        use cameodb_schema::mapping::nested::{NESTED_MARK, NESTED_OBJECTS_LIMIT, path_mark};
+        if self.children.len() >= NESTED_OBJECTS_LIMIT {
+            return Err(mapper_error(
+                path,
+                "nested",
+                format!(
+                    "The number of nested documents has exceeded the allowed limit of [{NESTED_OBJECTS_LIMIT}]. This limit can be set by changing the [index.mapping.nested_objects.limit] index level setting."
+                ),
+            )
+            .into());
         }
-        if !self.text.is_empty() {
-            doc.add_object(self.fields.text, self.text);
+        let held = std::mem::take(&mut self.current);
+        self.outer.push(held);
+        let read = self.object(path, obj, depth + 1);
+        let element = std::mem::take(&mut self.current);
+        if let Some(held) = self.outer.pop() {
+            self.current = held;
         }
-        let approx_bytes = self.bytes + key.id.as_str().len() + 64;
-        Ok((IndexDoc { doc, approx_bytes }, self.mapping.into_owned()))
+        read?;
+        let mut child = finish(element, self.fields);
+        child.add_text(self.fields.field_names, NESTED_MARK);
+        child.add_text(self.fields.field_names, path_mark(path));
+        self.children.push(child);
+        let (in_parent, in_root) = variant;
+        if in_root && !self.outer.is_empty() {
+            // The root document is the outermost one held while this element's parent is read.
+            std::mem::swap(&mut self.current, &mut self.outer[0]);
+            self.flattening += 1;
+            let read = self.object(path, obj, depth + 1);
+            self.flattening -= 1;
+            std::mem::swap(&mut self.current, &mut self.outer[0]);
+            read?;
+        }
+        if in_parent || (in_root && self.outer.is_empty()) {
+            self.flattening += 1;
+            let read = self.object(path, obj, depth + 1);
+            self.flattening -= 1;
+            read?;
+        }
+        Ok(())
     }
 
     fn object(
@@ -262,6 +359,19 @@ impl<'a> Converter<'a> {
                 .into())
             }
             Value::Object(obj) => {
+                if self.flattening == 0
+                    && let Some(Variant::Nested {
+                        include_in_parent,
+                        include_in_root,
+                    }) = self.mapping.get(path).and_then(|f| f.variant.clone())
+                {
+                    return self.nested_element(
+                        path,
+                        obj,
+                        depth,
+                        (include_in_parent, include_in_root),
+                    );
+                }
                 match self.mapping.get(path).map(|f| f.field_type) {
                     Some(FieldType::Object) => {}
                     Some(other) => {
@@ -369,7 +479,7 @@ impl<'a> Converter<'a> {
             .mapping
             .properties
             .iter()
-            .filter(|(path, _)| !self.present.contains(path.as_str()))
+            .filter(|(path, _)| !self.current.present.contains(path.as_str()))
             .filter_map(|(path, field)| match &field.variant {
                 Some(Variant::ConstantKeyword { value: Some(value) }) => {
                     Some((path.clone(), value.clone()))
@@ -378,7 +488,7 @@ impl<'a> Converter<'a> {
             })
             .collect();
         for (path, value) in missing {
-            push(&mut self.exact, &path, OwnedValue::Str(value));
+            push(&mut self.current.exact, &path, OwnedValue::Str(value));
             self.mark_present(&path);
         }
     }
@@ -426,7 +536,7 @@ impl<'a> Converter<'a> {
 
     fn mark_present(&mut self, path: &str) {
         let mut current = path;
-        while self.present.insert(current.to_string()) {
+        while self.current.present.insert(current.to_string()) {
             match current.rsplit_once('.') {
                 Some((parent, _)) => current = parent,
                 None => break,
@@ -449,8 +559,8 @@ impl<'a> Converter<'a> {
                 }
                 self.bytes += text.len();
                 match self.fields.text_field(field.slot) {
-                    Some(slot) => self.doc.add_text(slot, &text),
-                    None => push(&mut self.text, path, OwnedValue::Str(text)),
+                    Some(slot) => self.current.doc.add_text(slot, &text),
+                    None => push(&mut self.current.text, path, OwnedValue::Str(text)),
                 }
             }
             FieldType::Keyword => {
@@ -496,7 +606,7 @@ impl<'a> Converter<'a> {
                     ));
                 }
                 self.bytes += text.len();
-                push(&mut self.exact, path, OwnedValue::Str(text));
+                push(&mut self.current.exact, path, OwnedValue::Str(text));
             }
             FieldType::Long if field.variant == Some(Variant::UnsignedLong) => {
                 if value.as_u64().is_some_and(|n| n > i64::MAX as u64) {
@@ -543,7 +653,7 @@ impl<'a> Converter<'a> {
                     ));
                 }
                 self.bytes += 8;
-                push(&mut self.exact, path, OwnedValue::F64(number));
+                push(&mut self.current.exact, path, OwnedValue::F64(number));
             }
             FieldType::Boolean => {
                 let flag = match value {
@@ -561,7 +671,7 @@ impl<'a> Converter<'a> {
                     }
                 };
                 self.bytes += 1;
-                push(&mut self.exact, path, OwnedValue::Bool(flag));
+                push(&mut self.current.exact, path, OwnedValue::Bool(flag));
             }
             FieldType::Date => {
                 let millis =
@@ -579,7 +689,7 @@ impl<'a> Converter<'a> {
                     mapper_error(path, type_name, date::out_of_range(&value.to_string()))
                 })?;
                 self.bytes += 8;
-                push(&mut self.exact, path, OwnedValue::Date(datetime));
+                push(&mut self.current.exact, path, OwnedValue::Date(datetime));
             }
             FieldType::Object => {
                 return Err(mapper_error(path, type_name, "found a concrete value"));
@@ -615,7 +725,7 @@ impl<'a> Converter<'a> {
             )
         })?;
         self.bytes += 8;
-        push(&mut self.exact, path, OwnedValue::I64(number));
+        push(&mut self.current.exact, path, OwnedValue::I64(number));
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
+use tantivy::indexer::UserOperation;
 use tantivy::schema::Term;
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument};
 use tracing::{debug, error, warn};
@@ -162,11 +163,8 @@ impl Indexer {
         for op in batch.ops {
             match op {
                 IndexOp::Upsert { key, doc, replaces } => {
-                    if replaces {
-                        self.writer
-                            .delete_term(Term::from_field_bytes(self.fields.key, &key));
-                    }
-                    if let Err(err) = self.writer.add_document(doc.doc) {
+                    let replaced = replaces.then(|| Term::from_field_bytes(self.fields.key, &key));
+                    if let Err(err) = add_indexed(&self.writer, replaced, doc) {
                         error!(error = %err, "index add failed; the document is replayed from the wal on next open");
                     }
                 }
@@ -202,6 +200,42 @@ impl Indexer {
         self.snapshots.request_collect();
         Ok(())
     }
+}
+
+/// Hands `doc` to `writer`, first deleting what `replaced` names. A document with nested
+/// elements goes as one batch, which tantivy writes into one segment in order: each element
+/// lands just before the document holding it, which is what nested queries rely on.
+pub(crate) fn add_indexed(
+    writer: &IndexWriter<TantivyDocument>,
+    replaced: Option<Term>,
+    doc: IndexDoc,
+) -> tantivy::Result<()> {
+    if doc.children.is_empty() {
+        if let Some(term) = replaced {
+            writer.delete_term(term);
+        }
+        writer.add_document(doc.doc)?;
+        return Ok(());
+    }
+    let mut ops: Vec<UserOperation<TantivyDocument>> = Vec::with_capacity(doc.children.len() + 2);
+    ops.extend(replaced.map(UserOperation::Delete));
+    ops.extend(doc.into_documents().into_iter().map(UserOperation::Add));
+    writer.run(ops)?;
+    Ok(())
+}
+
+/// Live documents in `searcher`, not counting nested elements' hidden documents: the number
+/// the KV store's count must equal.
+pub(crate) fn root_docs(searcher: &tantivy::Searcher, fields: &Fields) -> Result<u64> {
+    let mark = Term::from_field_text(
+        fields.field_names,
+        cameodb_schema::mapping::nested::NESTED_MARK,
+    );
+    let hidden = searcher.search(
+        &tantivy::query::TermQuery::new(mark, tantivy::schema::IndexRecordOption::Basic),
+        &tantivy::collector::Count,
+    )?;
+    Ok(searcher.num_docs().saturating_sub(hidden as u64))
 }
 
 /// Commits `writer`, recording that every sequence below `next_seq` is included.

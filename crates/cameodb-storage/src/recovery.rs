@@ -98,7 +98,7 @@ pub(crate) fn open(
         }
     };
     let (index, writer, reader) = parts;
-    let documents = reader.searcher().num_docs();
+    let documents = crate::indexer::root_docs(&reader.searcher(), fields)?;
     let report = RecoveryReport {
         replayed,
         rebuilt,
@@ -335,7 +335,7 @@ fn catch_up(
         "wal replayed into index"
     );
     let kv_docs = docs.len()?;
-    let indexed = reader.searcher().num_docs();
+    let indexed = crate::indexer::root_docs(&reader.searcher(), fields)?;
     if kv_docs != indexed {
         return Err(StoreError::Index(format!(
             "index holds {indexed} documents, kv store {kv_docs}"
@@ -370,11 +370,9 @@ fn index_live(
             continue;
         }
         let entry = kv::decode_log(record.value())?;
-        if replace {
-            writer.delete_term(Term::from_field_bytes(fields.key, &entry.key.encode()));
-        }
+        let replaced = replace.then(|| Term::from_field_bytes(fields.key, &entry.key.encode()));
         let doc = index_doc(&entry.key, seq.value(), entry.body, conversion)?;
-        writer.add_document(doc)?;
+        crate::indexer::add_indexed(writer, replaced, doc)?;
         count += 1;
     }
     Ok(count)
@@ -385,7 +383,7 @@ fn index_doc(
     seq: u64,
     body: &[u8],
     conversion: &Conversion<'_>,
-) -> Result<TantivyDocument> {
+) -> Result<crate::convert::IndexDoc> {
     let Conversion {
         mapping,
         analysis,
@@ -401,7 +399,7 @@ fn index_doc(
     };
     let (mut doc, _) = to_index_doc(mapping, key, &source, analysis, fields)?;
     doc.doc.add_u64(fields.seq, seq);
-    Ok(doc.doc)
+    Ok(doc)
 }
 
 /// Builds a fresh index from every document in redb.

@@ -2,13 +2,14 @@
 //! conversion, a fixed mapping and a few documents.
 #![allow(dead_code)]
 
-use cameodb_query::{QueryContext, query_string, translate};
+use cameodb_query::{QueryContext, nested::top_level, query_string, translate};
 use cameodb_schema::mapping::Mapping;
 use cameodb_schema::{fields as schema, register_analyzers};
 use cameodb_storage::to_index_doc;
 use cameodb_storage::{DocId, DocKey, hit_keys};
 use serde_json::{Value, json};
 use tantivy::collector::TopDocs;
+use tantivy::indexer::UserOperation;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
 pub struct Fixture {
@@ -18,14 +19,21 @@ pub struct Fixture {
 }
 
 pub fn fixture(docs: &[(&str, Value)]) -> Fixture {
-    let (schema, fields) = schema::build();
-    let index = Index::create_in_ram(schema);
-    let mut mapping = Mapping::from_es_json(&json!({"properties": {
+    let mapping = json!({"properties": {
         "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
         "tag": {"type": "keyword"}, "n": {"type": "long"}, "price": {"type": "double"},
         "day": {"type": "date"}, "ok": {"type": "boolean"}
-    }}))
-    .unwrap();
+    }});
+    fixture_with(&mapping, docs, 0)
+}
+
+/// An index of `docs` under the mapping `mapping`, committed into a new segment after every
+/// `segment_every` documents (0: one segment). Each document goes to the writer as one batch
+/// with its nested elements, as the engine's indexer hands it.
+pub fn fixture_with(mapping: &Value, docs: &[(&str, Value)], segment_every: usize) -> Fixture {
+    let (schema, fields) = schema::build();
+    let index = Index::create_in_ram(schema);
+    let mut mapping = Mapping::from_es_json(mapping).unwrap();
     register_analyzers(
         index.tokenizers(),
         &mapping,
@@ -33,7 +41,7 @@ pub fn fixture(docs: &[(&str, Value)]) -> Fixture {
     );
     let mut writer: IndexWriter<TantivyDocument> =
         index.writer_with_num_threads(1, 15_000_000).unwrap();
-    for (id, doc) in docs {
+    for (n, (id, doc)) in docs.iter().enumerate() {
         let key = DocKey::new(DocId::new(*id).unwrap(), None).unwrap();
         let (doc, updated) = to_index_doc(
             &mapping,
@@ -46,7 +54,15 @@ pub fn fixture(docs: &[(&str, Value)]) -> Fixture {
         if let Some(updated) = updated {
             mapping = updated;
         }
-        writer.add_document(doc.into_document()).unwrap();
+        let batch: Vec<_> = doc
+            .into_documents()
+            .into_iter()
+            .map(UserOperation::Add)
+            .collect();
+        writer.run(batch).unwrap();
+        if segment_every > 0 && n % segment_every == 0 {
+            writer.commit().unwrap();
+        }
     }
     writer.commit().unwrap();
     Fixture {
@@ -76,9 +92,12 @@ impl Fixture {
         ids
     }
 
+    /// Ids of the documents the query matches, as a search asks it (nested elements' hidden
+    /// documents excluded).
     pub fn ids(&self, dsl: Value) -> Vec<String> {
-        let query = translate(&dsl, &self.ctx()).unwrap_or_else(|e| panic!("{dsl}: {e}"));
-        self.ids_for(query.as_ref())
+        let ctx = self.ctx();
+        let query = translate(&dsl, &ctx).unwrap_or_else(|e| panic!("{dsl}: {e}"));
+        self.ids_for(top_level(query, &ctx).as_ref())
     }
 
     pub fn lucene(&self, text: &str) -> Vec<String> {

@@ -209,6 +209,22 @@ fn parse_field(path: &str, def: &Value, out: &mut Vec<(String, FieldMapping)>) -
                     value: Some(string(path, key, value)?),
                 });
             }
+            ("include_in_parent", _) | ("include_in_root", _)
+                if matches!(field.variant, Some(Variant::Nested { .. })) =>
+            {
+                let flag = boolean(path, key, value)?;
+                if let Some(Variant::Nested {
+                    include_in_parent,
+                    include_in_root,
+                }) = &mut field.variant
+                {
+                    if key == "include_in_parent" {
+                        *include_in_parent = flag;
+                    } else {
+                        *include_in_root = flag;
+                    }
+                }
+            }
             ("properties", FieldType::Object) => children = Some(value),
             ("dynamic", FieldType::Object) => field.dynamic = Some(parse_dynamic(value)?),
             ("fields", t) if t != FieldType::Object => {
@@ -473,7 +489,9 @@ pub(super) fn render(mapping: &Mapping) -> Value {
                 .entry(segment.to_string())
                 .or_insert_with(|| Value::Object(Map::new()));
             let Value::Object(parent) = parent else { break };
-            parent.remove("type");
+            if parent.get("type") == Some(&json!("object")) {
+                parent.remove("type");
+            }
             let props = parent
                 .entry("properties")
                 .or_insert_with(|| Value::Object(Map::new()));
@@ -512,7 +530,19 @@ fn render_field(field: &FieldMapping, out: &mut Map<String, Value>) {
         return;
     }
     if field.field_type == FieldType::Object {
-        if !out.contains_key("properties") {
+        if let Some(Variant::Nested {
+            include_in_parent,
+            include_in_root,
+        }) = &field.variant
+        {
+            out.insert("type".into(), json!("nested"));
+            if *include_in_parent {
+                out.insert("include_in_parent".into(), json!(true));
+            }
+            if *include_in_root {
+                out.insert("include_in_root".into(), json!(true));
+            }
+        } else if !out.contains_key("properties") {
             out.insert("type".into(), json!("object"));
         }
         if let Some(dynamic) = field.dynamic {

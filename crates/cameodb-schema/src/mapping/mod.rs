@@ -8,6 +8,7 @@ pub mod completion;
 pub mod date;
 mod es_json;
 pub mod geo;
+pub mod nested;
 pub mod variant;
 
 use std::collections::BTreeMap;
@@ -248,6 +249,7 @@ impl Mapping {
             next.add_field(&path, field)?;
         }
         next.check_aliases()?;
+        next.check_nested()?;
         *self = next;
         Ok(())
     }

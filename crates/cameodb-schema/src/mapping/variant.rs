@@ -70,6 +70,18 @@ pub enum Variant {
         /// The full dotted path of the field it stands for.
         path: String,
     },
+    /// An object whose array elements are indexed each as its own hidden document beside the
+    /// parent, so a `nested` query matches fields of one element together (see
+    /// [`super::nested`]).
+    Nested {
+        /// `include_in_parent`: the element's fields are also indexed in the parent document,
+        /// as an object's would be.
+        #[serde(default)]
+        include_in_parent: bool,
+        /// `include_in_root`: the same, in the root document.
+        #[serde(default)]
+        include_in_root: bool,
+    },
 }
 
 impl Variant {
@@ -99,6 +111,10 @@ impl Variant {
             "alias" => Variant::Alias {
                 path: String::new(),
             },
+            "nested" => Variant::Nested {
+                include_in_parent: false,
+                include_in_root: false,
+            },
             _ => return None,
         })
     }
@@ -118,6 +134,7 @@ impl Variant {
             Variant::SearchAsYouType { .. } => "search_as_you_type",
             Variant::Flattened { .. } => "flattened",
             Variant::Alias { .. } => "alias",
+            Variant::Nested { .. } => "nested",
         }
     }
 
@@ -136,7 +153,7 @@ impl Variant {
             // A number column holds it; what reads numbers refuses it by name.
             Variant::GeoPoint => FieldType::Long,
             // Holds nothing itself, like an object.
-            Variant::Alias { .. } => FieldType::Object,
+            Variant::Alias { .. } | Variant::Nested { .. } => FieldType::Object,
         }
     }
 
@@ -146,6 +163,12 @@ impl Variant {
             Variant::ConstantKeyword { .. } => Some(&["value", "meta"]),
             Variant::MatchOnlyText => Some(&["fields", "meta"]),
             Variant::Alias { .. } => Some(&["path"]),
+            Variant::Nested { .. } => Some(&[
+                "properties",
+                "dynamic",
+                "include_in_parent",
+                "include_in_root",
+            ]),
             Variant::Wildcard => Some(&["null_value", "ignore_above", "meta"]),
             Variant::SearchAsYouType { .. } => Some(&[
                 "analyzer",

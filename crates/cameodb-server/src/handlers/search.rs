@@ -96,6 +96,7 @@ pub async fn search_all(
                 descending: false,
                 missing_first: false,
                 geo: None,
+                nested: None,
             });
         }
         let out = pit::search(&state.cluster, &pit.id, pit.keep_alive, spec).await?;

@@ -47,12 +47,12 @@ impl Converter<'_> {
                 continue;
             }
             self.bytes += text.len();
-            push(&mut self.exact, path, OwnedValue::Str(text));
+            push(&mut self.current.exact, path, OwnedValue::Str(text));
             best = best.max(Some(input.weight));
         }
         if let Some(weight) = best {
             push(
-                &mut self.exact,
+                &mut self.current.exact,
                 &format!("{path}.{}", completion::WEIGHT_KEY),
                 OwnedValue::I64(weight),
             );
@@ -89,11 +89,11 @@ impl Converter<'_> {
                 ));
             }
             self.bytes += 2 * text.len();
-            push(&mut self.exact, path, OwnedValue::Str(text.clone()));
+            push(&mut self.current.exact, path, OwnedValue::Str(text.clone()));
             self.mark_present(path);
             if !key.is_empty() {
                 let keyed = format!("{path}.{key}");
-                push(&mut self.exact, &keyed, OwnedValue::Str(text));
+                push(&mut self.current.exact, &keyed, OwnedValue::Str(text));
                 self.mark_present(&keyed);
             }
         }
@@ -111,7 +111,11 @@ impl Converter<'_> {
             match geo::parse_point(point) {
                 Ok(point) => {
                     self.bytes += 8;
-                    push(&mut self.exact, path, OwnedValue::I64(point.encode()));
+                    push(
+                        &mut self.current.exact,
+                        path,
+                        OwnedValue::I64(point.encode()),
+                    );
                     self.mark_present(path);
                 }
                 Err(reason) => return Err(mapper_error(path, "geo_point", reason)),
