@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod sim;
+
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Virtual nodes per member. Many small arcs per member keep each member's share of the token
