@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 pub mod sim;
+pub mod transition;
 
 use xxhash_rust::xxh3::xxh3_64;
 

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::transition::overlay;
 use crate::{ReplicaRange, Ring};
 
 /// Tokens in the ring, as a float.
@@ -21,28 +22,17 @@ fn span(start: u64, end: u64) -> f64 {
 pub fn moved_fraction(before: &Ring, after: &Ring, rf: usize) -> f64 {
     let old = before.replica_ranges(rf);
     let new = after.replica_ranges(rf);
-    let (mut i, mut j) = (0, 0);
-    let mut moved = 0.0;
-    let mut cursor = 0u64;
-    while i < old.len() && j < new.len() {
-        let end = old[i].end.min(new[j].end);
-        let gained = new[j]
-            .replicas
-            .iter()
-            .filter(|m| !old[i].replicas.contains(m))
-            .count();
-        moved += gained as f64 * span(cursor, end);
-        if old[i].end == end {
-            i += 1;
-        }
-        if new[j].end == end {
-            j += 1;
-        }
-        match end.checked_add(1) {
-            Some(next) => cursor = next,
-            None => break,
-        }
-    }
+    let moved: f64 = overlay(&old, &new)
+        .iter()
+        .map(|part| {
+            let gained = part
+                .after
+                .iter()
+                .filter(|m| !part.before.contains(m))
+                .count();
+            gained as f64 * span(part.start, part.end)
+        })
+        .sum();
     moved / (SPACE * rf.max(1) as f64)
 }
 

@@ -190,6 +190,7 @@ pub async fn run(
     ));
     tokio::spawn(cluster::templates::sync_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::catchup::catch_up_loop(Arc::clone(&ctx)));
+    tokio::spawn(cluster::membership::placement_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::antientropy::repair_loop(
         Arc::clone(&ctx),
         config.cluster.anti_entropy_interval,
@@ -263,7 +264,15 @@ async fn start_cluster(
         while changes.changed().await.is_ok() {
             let members = changes.borrow_and_update().clone();
             info!(members = members.len(), "cluster membership changed");
-            catalog.set_members(members.iter().map(|m| m.id.clone()).collect());
+            // New indexes are placed on the members that stay.
+            let gone = cluster::membership::excluded(&members);
+            catalog.set_members(
+                members
+                    .iter()
+                    .filter(|m| !gone.contains(&m.id))
+                    .map(|m| m.id.clone())
+                    .collect(),
+            );
             if follower
                 .tell(cluster::router_actor::MembersChanged(members))
                 .await

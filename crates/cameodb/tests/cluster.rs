@@ -606,7 +606,7 @@ fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
 }
 
 #[test]
-fn a_node_joining_later_leaves_existing_documents_in_place() {
+fn a_node_joining_later_takes_over_its_share_of_existing_documents() {
     let seed = format!("127.0.0.1:{}", free_port());
     let a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
     let b_addr = format!("127.0.0.2:{}", free_port());
@@ -614,7 +614,7 @@ fn a_node_joining_later_leaves_existing_documents_in_place() {
     wait_until(Duration::from_secs(5), "2 nodes up", || {
         all_up(&[&a, &b], 2)
     });
-    let docs: Vec<Value> = (0..200)
+    let docs: Vec<Value> = (0..300)
         .map(|n| json!({"id": format!("early-{n}"), "v": 1}))
         .collect();
     bulk(&a, "early", &docs);
@@ -623,17 +623,65 @@ fn a_node_joining_later_leaves_existing_documents_in_place() {
     let c = Server::start_on("127.0.0.3", &["--cluster-addr", &c_addr, "--join", &seed]);
     let nodes = [&a, &b, &c];
     wait_until(Duration::from_secs(5), "3 nodes up", || all_up(&nodes, 3));
-    wait_until(
-        Duration::from_secs(5),
-        "the index reaches the new node",
-        || c.get("/early").0 == StatusCode::OK,
-    );
-    // Every existing document is still found by id through the newcomer, and rewriting one
-    // updates it where it is instead of creating a second copy on the newcomer.
-    for n in (0..200).step_by(7) {
+    // Until the newcomer has streamed its ranges, reads keep to the old copies; writes go to
+    // both. Every read meanwhile sees every document, and every acknowledged write lands.
+    let mut written = 0usize;
+    let mut rounds = 0usize;
+    let placed_on_c = |node: &Server| {
+        let (_, rows) = node.get("/_cat/shards/early?format=json");
+        rows.as_array()
+            .is_some_and(|rows| rows.iter().any(|r| r["ip"] == json!("127.0.0.3")))
+    };
+    let started = Instant::now();
+    while !nodes.iter().all(|n| placed_on_c(n)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the newcomer never took over its ranges"
+        );
+        let node = nodes[rounds % 3];
+        rounds += 1;
+        let (status, body) = node.call(
+            "PUT",
+            &format!("/early/_doc/during-{written}"),
+            Some(json!({"v": written})),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        written += 1;
+        for reader in nodes {
+            let (status, count) = reader.get("/early/_count");
+            // The index may not have reached the newcomer yet.
+            if status == StatusCode::NOT_FOUND {
+                continue;
+            }
+            assert_eq!(status, StatusCode::OK, "{count}");
+            let n = count["count"].as_u64().unwrap_or(0) as usize;
+            assert!(n >= 300, "a read missed documents during the move: {count}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in nodes {
+        node.call("POST", "/early/_refresh", None);
+    }
+    for node in nodes {
+        assert_eq!(node.get("/early/_count").1["count"], json!(300 + written));
+    }
+    for n in (0..300).step_by(7) {
         let (status, doc) = c.get(&format!("/early/_doc/early-{n}"));
         assert_eq!(status, StatusCode::OK, "early-{n}: {doc}");
     }
+    for n in 0..written {
+        for node in nodes {
+            let (status, doc) = node.get(&format!("/early/_doc/during-{n}"));
+            assert_eq!(status, StatusCode::OK, "during-{n}: {doc}");
+        }
+    }
+    // Two copies of each document over three members: the newcomer holds about two thirds.
+    let held = local_docs(&c, "early") as f64 / (300 + written) as f64;
+    assert!(
+        (0.4..0.95).contains(&held),
+        "the newcomer holds {held} of the documents"
+    );
+    // A rewrite updates the document where it now is.
     let (status, body) = c.call(
         "PUT",
         "/early/_doc/early-3?refresh=true",
@@ -641,12 +689,6 @@ fn a_node_joining_later_leaves_existing_documents_in_place() {
     );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"], json!("updated"));
-    assert_eq!(c.get("/early/_count").1["count"], json!(200));
-    assert_eq!(
-        local_docs(&c, "early"),
-        0,
-        "the newcomer took over no documents"
-    );
 
     // An index created now is spread over all three.
     let later: Vec<Value> = (0..300)

@@ -32,12 +32,18 @@ pub struct IndexMeta {
     /// Settings by full name (`index.number_of_shards` …) with string values, as Elasticsearch
     /// reports them.
     pub settings: BTreeMap<String, String>,
-    /// The cluster members whose ring places this index's documents, fixed when the index is
-    /// created: nothing moves documents yet (no rebalancing), so a node that joins later must
-    /// not become the owner of documents another node holds. Empty: the live ring (indexes of
+    /// The cluster members whose ring places this index's documents: set when the index is
+    /// created, and changed only by a completed placement change (see `pending`), so a node
+    /// that joins never owns documents before it holds them. Empty: the live ring (indexes of
     /// a standalone node, and those created before placement was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+    /// The members the index is moving to, while a placement change runs (a member joined or
+    /// is leaving): writes go to the copies of both rings, reads keep to `placement`, and each
+    /// member streams the ranges it gains until the metadata owner sees all of them done and
+    /// makes this the placement (`cluster::membership`). Empty: no change running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
     /// The index's aliases, by name. Changed (like settings) on the index's metadata owner,
     /// with the settings version bumped so the change spreads.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -47,8 +53,9 @@ pub struct IndexMeta {
     /// spreads them).
     #[serde(default)]
     pub settings_version: u64,
-    /// Set once `number_of_replicas` was ever lowered: nodes may then still hold copies they
-    /// no longer answer for, so searches always keep to their ranges.
+    /// Set once `number_of_replicas` was ever lowered or the placement ever changed: nodes may
+    /// then still hold copies they no longer answer for, so searches always keep to their
+    /// ranges.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub copies_lowered: bool,
 }
@@ -63,6 +70,8 @@ pub struct IndexEntry {
     pub shard: Shard,
     /// The ring over `meta.placement`, built once; `None` routes by the live ring.
     pub placement: Option<Arc<cameodb_ring::Ring>>,
+    /// The ring over `meta.pending` while a placement change runs.
+    pub pending: Option<Arc<cameodb_ring::Ring>>,
 }
 
 impl IndexEntry {
@@ -76,15 +85,35 @@ impl IndexEntry {
             .map_or(1, |r| r.saturating_add(1))
     }
 
+    /// The id of the placement change running, if any: the index's uuid and a hash of both
+    /// member sets. A member that streamed what it gains says so under this id, so a report
+    /// about an earlier change (or an earlier index of the same name) never completes this one.
+    pub fn change_id(&self) -> Option<String> {
+        self.pending.as_ref()?;
+        let sets = format!(
+            "{}\u{0}{}",
+            self.meta.placement.join(","),
+            self.meta.pending.join(",")
+        );
+        Some(format!(
+            "{}:{:016x}",
+            self.meta.uuid,
+            xxhash_rust::xxh3::xxh3_64(sets.as_bytes())
+        ))
+    }
+
     /// An open index.
     pub fn new(name: String, meta: IndexMeta, shard: Shard) -> IndexEntry {
         let placement = (!meta.placement.is_empty())
             .then(|| Arc::new(cameodb_ring::Ring::new(&meta.placement)));
+        let pending = (!meta.pending.is_empty() && !meta.placement.is_empty())
+            .then(|| Arc::new(cameodb_ring::Ring::new(&meta.pending)));
         IndexEntry {
             name,
             meta,
             shard,
             placement,
+            pending,
         }
     }
 }
@@ -296,6 +325,7 @@ impl Catalog {
             creation_date: now_millis(),
             settings,
             placement,
+            pending: Vec::new(),
             settings_version: 0,
             copies_lowered: false,
             aliases: BTreeMap::new(),

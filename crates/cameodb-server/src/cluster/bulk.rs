@@ -342,12 +342,9 @@ pub async fn bulk(
         let Some(entry) = entries.get(index) else {
             return Ok(None);
         };
-        let ring = view.ring_of(entry.placement.as_deref());
-        let rf = entry.wanted_copies().min(ring.members().len()).max(1);
-        let required = wait.required(rf)?;
-        Ok(Some(Copies::new(ring, rf, token, required, |m| {
-            view.is_live(m)
-        })))
+        Ok(Some(super::replicate::copies_at(
+            &view, entry, token, wait,
+        )?))
     };
     let Plan { mut items, parts } = route(items, copies, &view.self_id, || ctx.stamp());
     let parts = parts

@@ -62,6 +62,9 @@ fn holder(view: &View) -> String {
 /// Runs catch-up rounds until the node stops.
 pub async fn catch_up_loop(ctx: Arc<ClusterCtx>) {
     let mut checkpoints = Checkpoints::new();
+    // What this node last said under each index's readiness key, so gossip changes only when
+    // the report does.
+    let mut readiness: HashMap<String, String> = HashMap::new();
     // Until a full round has read every peer's feed to its end, this node's copies may miss
     // writes: health shows them initializing, and writes prefer other copies to resolve on.
     let mut published = CATCHING_UP;
@@ -69,7 +72,28 @@ pub async fn catch_up_loop(ctx: Arc<ClusterCtx>) {
     loop {
         tokio::time::sleep(ROUND_INTERVAL).await;
         let view = ctx.view().await;
-        let complete = view.is_single() || round(&ctx, &view, &mut checkpoints).await;
+        let mut streamed = Vec::new();
+        let complete =
+            view.is_single() || round(&ctx, &view, &mut checkpoints, &mut streamed).await;
+        // Each index's readiness (see `membership::ready_key`): held, or a placement change
+        // streamed — once a whole round read every peer's feed of the gained ranges to its end.
+        let mut reports: Vec<(String, String)> = ctx
+            .leaf
+            .catalog
+            .all()
+            .await
+            .iter()
+            .filter(|entry| entry.pending.is_none())
+            .map(|entry| (entry.name.clone(), super::membership::holding(entry)))
+            .collect();
+        reports.extend(streamed);
+        for (index, value) in reports {
+            if readiness.get(&index) != Some(&value) {
+                let key = super::membership::ready_key(&index);
+                ctx.cluster.set_value(&key, &value).await;
+                readiness.insert(index, value);
+            }
+        }
         let state = if complete { CAUGHT_UP } else { CATCHING_UP };
         if state != published {
             info!(state, "replica sync state changed");
@@ -80,21 +104,36 @@ pub async fn catch_up_loop(ctx: Arc<ClusterCtx>) {
 }
 
 /// One catch-up round over every index and peer; whether every peer's feed was read to its
-/// end.
-async fn round(ctx: &ClusterCtx, view: &View, checkpoints: &mut Checkpoints) -> bool {
+/// end. Indexes in a placement change whose every feed was read to its end are added to
+/// `streamed`, with the change's id.
+async fn round(
+    ctx: &ClusterCtx,
+    view: &View,
+    checkpoints: &mut Checkpoints,
+    streamed: &mut Vec<(String, String)>,
+) -> bool {
     let mut complete = true;
     for entry in ctx.leaf.catalog.all().await {
         let Some((mine, peers)) = shared_with_peers(view, &entry) else {
+            if let Some(change) = entry.change_id() {
+                streamed.push((entry.name.clone(), change));
+            }
             continue;
         };
+        let mut index_complete = true;
         for (peer, _) in peers {
             match pull(ctx, view, &entry, &peer, &mine, checkpoints).await {
-                Ok(at_end) => complete &= at_end,
+                Ok(at_end) => index_complete &= at_end,
                 Err(err) => {
-                    complete = false;
+                    index_complete = false;
                     debug!(index = %entry.name, peer = %peer, reason = %err.reason, "catch-up round failed; retried");
                 }
             }
+        }
+        complete &= index_complete;
+        let streamed_all = index_complete && super::membership::sources_live(view, &entry);
+        if let (true, Some(change)) = (streamed_all, entry.change_id()) {
+            streamed.push((entry.name.clone(), change));
         }
     }
     complete

@@ -116,27 +116,44 @@ pub fn health(view: &View, entries: &[Arc<IndexEntry>]) -> Health {
     out
 }
 
-/// For an index with more than one copy per document: the token ranges this node holds, and
-/// each live peer with the ranges both hold (what catch-up reads and anti-entropy compares).
-/// `None` for an index with one copy, or none here.
+/// The token ranges `member` holds copies of in `entry` under `view`: those of its placement
+/// and, while a placement change runs, those it holds or gains on the new ring too.
+pub fn held_ranges(view: &View, entry: &IndexEntry, member: &str) -> TokenRanges {
+    let mut ranges = held_by(&shards_of(view, entry), member).ranges().to_vec();
+    if let Some(next) = &entry.pending {
+        let rf = entry.wanted_copies().min(next.members().len()).max(1);
+        ranges.extend_from_slice(held_by(&shards(next, rf), member).ranges());
+    }
+    TokenRanges::new(ranges)
+}
+
+/// For an index with more than one copy per document, or one whose placement is changing:
+/// the token ranges this node holds (or gains), and each live peer with the ranges both hold
+/// (what catch-up reads — which streams a gained range from its old copies — and
+/// anti-entropy compares). `None` for an index with one copy and no change running, or none
+/// here.
 pub fn shared_with_peers(
     view: &View,
     entry: &IndexEntry,
 ) -> Option<(TokenRanges, Vec<(String, TokenRanges)>)> {
     let ring = view.ring_of(entry.placement.as_deref());
-    if entry.wanted_copies().min(ring.members().len()) < 2 {
+    if entry.pending.is_none() && entry.wanted_copies().min(ring.members().len()) < 2 {
         return None;
     }
-    let shards = shards_of(view, entry);
-    let mine = held_by(&shards, &view.self_id);
+    let mine = held_ranges(view, entry, &view.self_id);
     if mine.is_empty() {
         return None;
     }
-    let peers = ring
-        .members()
-        .iter()
+    let mut members: Vec<&String> = ring.members().iter().collect();
+    if let Some(next) = &entry.pending {
+        members.extend(next.members());
+    }
+    members.sort_unstable();
+    members.dedup();
+    let peers = members
+        .into_iter()
         .filter(|m| **m != view.self_id && view.is_live(m))
-        .map(|m| (m.clone(), mine.intersect(&held_by(&shards, m))))
+        .map(|m| (m.clone(), mine.intersect(&held_ranges(view, entry, m))))
         .filter(|(_, shared)| !shared.is_empty())
         .collect();
     Some((mine, peers))

@@ -13,6 +13,7 @@ pub mod docs;
 pub mod health;
 pub mod inbound;
 pub mod liked;
+pub mod membership;
 pub mod metadata;
 pub mod mget;
 pub mod pit;

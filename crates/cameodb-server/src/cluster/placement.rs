@@ -110,6 +110,10 @@ pub struct Copies {
     pub live: Vec<String>,
     /// How many must have the write before it is acknowledged.
     pub required: usize,
+    /// While the index's placement changes: the live copies on the new ring that the old one
+    /// lacks. They get every write too, and each must confirm it (on top of `required`), so
+    /// a member that takes over a range never lacks an acknowledged write.
+    pub pending: Vec<String>,
 }
 
 impl Copies {
@@ -132,7 +136,19 @@ impl Copies {
             replicas,
             live,
             required,
+            pending: Vec::new(),
         }
+    }
+
+    /// These copies with the new ring's copies of a running placement change added.
+    pub fn moving_to(mut self, ring: &Ring, rf: usize, is_live: impl Fn(&str) -> bool) -> Copies {
+        self.pending = ring
+            .preference(self.token, rf)
+            .into_iter()
+            .filter(|m| !self.replicas.iter().any(|r| r == m) && is_live(m))
+            .map(String::from)
+            .collect();
+        self
     }
 
     /// These copies once `lead` resolved the write: the copies before it in the live list did

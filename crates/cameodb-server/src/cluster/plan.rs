@@ -99,7 +99,8 @@ pub fn plan_some(
                 .filter(|s| s.replicas.iter().any(|r| r == member))
                 .count()
         };
-        let exact = !entry.meta.copies_lowered;
+        // While a placement change runs, members also hold what they are streaming in.
+        let exact = !entry.meta.copies_lowered && entry.pending.is_none();
         let held: BTreeMap<String, usize> = ring
             .members()
             .iter()

@@ -39,12 +39,25 @@ pub fn copies_of(
     wait: ActiveShards,
 ) -> Result<Copies, ApiError> {
     let key = doc_key(id, routing)?;
+    copies_at(view, entry, key.token, wait)
+}
+
+/// The copies of the document with `token` of `entry` under `view` (those of a running
+/// placement change included), and how many a write must reach.
+pub fn copies_at(
+    view: &View,
+    entry: &IndexEntry,
+    token: u64,
+    wait: ActiveShards,
+) -> Result<Copies, ApiError> {
     let ring = view.ring_of(entry.placement.as_deref());
     let rf = entry.wanted_copies().min(ring.members().len()).max(1);
     let required = wait.required(rf)?;
-    Ok(Copies::new(ring, rf, key.token, required, |m| {
-        view.is_live(m)
-    }))
+    let copies = Copies::new(ring, rf, token, required, |m| view.is_live(m));
+    Ok(match &entry.pending {
+        Some(next) => copies.moving_to(next, entry.wanted_copies(), |m| view.is_live(m)),
+        None => copies,
+    })
 }
 
 /// One resolved write to send to the other replicas of its document.
@@ -60,12 +73,16 @@ pub struct Outgoing {
 /// The write a lead answered as it goes to the other replicas: `None` when it wrote nothing.
 pub fn outgoing(index: &str, token: u64, copies: &Copies, written: &Written) -> Option<Outgoing> {
     let applied = written.applied.clone()?;
-    let targets = copies.followers().to_vec();
+    let mut targets = copies.followers().to_vec();
+    targets.extend(copies.pending.iter().cloned());
     if targets.is_empty() {
         return None;
     }
     Some(Outgoing {
-        needed: copies.required.saturating_sub(1),
+        needed: copies
+            .required
+            .saturating_sub(1)
+            .saturating_add(copies.pending.len()),
         targets,
         op: ReplicaOp {
             index: index.to_string(),
@@ -154,16 +171,17 @@ pub async fn replicate_made(
         let Some(entry) = entries.iter().find(|e| e.name == op.index) else {
             continue;
         };
-        let ring = view.ring_of(entry.placement.as_deref());
-        let rf = entry.wanted_copies().min(ring.members().len()).max(1);
-        if rf < 2 {
+        let Ok(copies) = copies_at(view, entry, op.token, ActiveShards::Majority) else {
+            continue;
+        };
+        if copies.replicas.len() < 2 && copies.pending.is_empty() {
             continue;
         }
-        let required = ActiveShards::Majority.required(rf).unwrap_or(1);
-        let copies = Copies::new(ring, rf, op.token, required, |m| view.is_live(m));
+        let mut targets = copies.live.clone();
+        targets.extend(copies.pending.iter().cloned());
         writes.push(Outgoing {
-            targets: copies.live.clone(),
-            needed: required,
+            targets,
+            needed: copies.required.saturating_add(copies.pending.len()),
             op,
         });
     }

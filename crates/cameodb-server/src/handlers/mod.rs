@@ -298,6 +298,12 @@ pub fn router(state: AppState) -> Router {
         .route("/_cat/nodes", get(nodes::cat_nodes))
         .route("/_cameo/ring", get(nodes::ring))
         .route("/_cameo/node/stats", get(nodes::node_stats))
+        .route("/_cameo/nodes/{node}", get(nodes::node_progress))
+        .route(
+            "/_cameo/nodes/{node}/_decommission",
+            post(nodes::decommission),
+        )
+        .route("/_cameo/nodes/{node}/_remove", post(nodes::remove))
         .with_state(state)
 }
 

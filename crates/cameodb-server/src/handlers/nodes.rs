@@ -97,3 +97,58 @@ pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiEr
         "indices": indices,
     })))
 }
+
+/// The id of the member `{node}` names: its id or its name as `_cat/nodes` shows it.
+async fn node_id_of(state: &AppState, node: &str) -> Result<String, ApiError> {
+    members(state)
+        .await
+        .into_iter()
+        .find(|m| m.id == node || super::node_name(&m.id) == node)
+        .map(|m| m.id)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "resource_not_found_exception",
+                format!("no node [{node}] in the cluster"),
+            )
+        })
+}
+
+/// `GET /_cameo/nodes/{node}`: where a member stands — a member, streaming its ranges away
+/// (decommissioning or removed), or decommissioned — and per index whether it is placed
+/// there, moving in, moving out or out.
+pub async fn node_progress(
+    State(state): State<AppState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let id = node_id_of(&state, &node).await?;
+    let mut body = crate::cluster::membership::progress(&state.cluster, &id).await;
+    body["name"] = json!(super::node_name(&id));
+    Ok(respond::ok(body))
+}
+
+/// `POST /_cameo/nodes/{node}/_decommission`: moves the member's ranges to the other members;
+/// once `GET /_cameo/nodes/{node}` says `decommissioned` it holds nothing and may be stopped.
+pub async fn decommission(
+    State(state): State<AppState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let id = node_id_of(&state, &node).await?;
+    let mut body = crate::cluster::membership::decommission(&state.cluster, &id).await?;
+    body["name"] = json!(super::node_name(&id));
+    body["acknowledged"] = json!(true);
+    Ok(respond::ok(body))
+}
+
+/// `POST /_cameo/nodes/{node}/_remove`: for a member that is down and not coming back — its
+/// ranges are copied again from the surviving copies.
+pub async fn remove(
+    State(state): State<AppState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let id = node_id_of(&state, &node).await?;
+    let mut body = crate::cluster::membership::remove(&state.cluster, &id).await?;
+    body["name"] = json!(super::node_name(&id));
+    body["acknowledged"] = json!(true);
+    Ok(respond::ok(body))
+}

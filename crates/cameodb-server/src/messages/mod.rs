@@ -141,6 +141,8 @@ pub enum NodeCall {
         /// The deleted index's uuid.
         uuid: String,
     },
+    /// Mark yourself leaving: your ranges move to the other members (`_decommission`).
+    Decommission,
 }
 
 /// What a node answers to a [`NodeCall`] that succeeded.
