@@ -629,8 +629,10 @@ fn a_node_joining_later_takes_over_its_share_of_existing_documents() {
     let mut rounds = 0usize;
     let placed_on_c = |node: &Server| {
         let (_, rows) = node.get("/_cat/shards/early?format=json");
-        rows.as_array()
-            .is_some_and(|rows| rows.iter().any(|r| r["ip"] == json!("127.0.0.3")))
+        rows.as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["ip"] == json!("127.0.0.3") && r["state"] != json!("INITIALIZING"))
+        })
     };
     let started = Instant::now();
     while !nodes.iter().all(|n| placed_on_c(n)) {

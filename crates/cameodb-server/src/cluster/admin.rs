@@ -133,6 +133,22 @@ pub async fn shard_rows(ctx: &ClusterCtx, entries: &[Arc<IndexEntry>]) -> Vec<Sh
                 });
             }
         }
+        // Copies a placement change is still streaming in: listed beside the old ones.
+        for (shard, node) in super::health::building(&view, entry) {
+            rows.push(ShardRow {
+                index: entry.name.clone(),
+                shard: shard.id,
+                primary: false,
+                state: super::health::CopyState::Initializing,
+                docs: None,
+                bytes: None,
+                http_addr: view
+                    .member(&node)
+                    .map(|m| m.http_addr.clone())
+                    .unwrap_or_default(),
+                node,
+            });
+        }
     }
     rows
 }

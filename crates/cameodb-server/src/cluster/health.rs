@@ -57,6 +57,8 @@ pub struct Health {
     pub unassigned: usize,
     /// Shards with no live copy.
     pub unassigned_primary: usize,
+    /// Shards whose copies a placement change is moving (some member gains them).
+    pub relocating: usize,
 }
 
 impl Health {
@@ -89,10 +91,47 @@ pub fn shards_of(view: &View, entry: &IndexEntry) -> Vec<ShardCopies> {
     shards(ring, rf)
 }
 
+/// The copies a running placement change of `entry` is still building: (shard of the new
+/// ring, member) for every member that gains ranges of that shard and has not yet streamed
+/// them. Empty when no change runs.
+pub fn building(view: &View, entry: &IndexEntry) -> Vec<(ShardCopies, String)> {
+    let (Some(placed), Some(next), Some(change)) =
+        (&entry.placement, &entry.pending, entry.change_id())
+    else {
+        return Vec::new();
+    };
+    let rf = entry.wanted_copies().min(next.members().len()).max(1);
+    let old_rf = entry.wanted_copies().min(placed.members().len()).max(1);
+    let key = super::membership::ready_key(&entry.name);
+    let mut out = Vec::new();
+    for shard in shards(next, rf) {
+        for member in &shard.replicas {
+            let gains = shard
+                .ranges
+                .iter()
+                .any(|(start, _)| !placed.preference(*start, old_rf).contains(&member.as_str()));
+            let streamed = view
+                .member(member)
+                .is_some_and(|m| m.values.get(&key) == Some(&change));
+            if gains && !streamed {
+                out.push((shard.clone(), member.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// The health of `entries`.
 pub fn health(view: &View, entries: &[Arc<IndexEntry>]) -> Health {
     let mut out = Health::default();
     for entry in entries {
+        // Copies a placement change is building: each a copy initializing (the cluster is
+        // yellow until they are streamed), each of their shards one relocating.
+        let building = building(view, entry);
+        out.initializing += building.len();
+        let mut moving: Vec<usize> = building.iter().map(|(s, _)| s.id).collect();
+        moving.dedup();
+        out.relocating += moving.len();
         for shard in shards_of(view, entry) {
             let states: Vec<CopyState> =
                 shard.replicas.iter().map(|m| copy_state(view, m)).collect();

@@ -185,9 +185,51 @@ pub async fn progress(ctx: &ClusterCtx, id: &str) -> Value {
     })
 }
 
-/// What this node publishes under [`ready_key`] for `entry` while it has nothing to stream.
+/// What this node publishes under [`ready_key`] for `entry` while it has nothing to stream:
+/// the index's uuid and the placement it routes by, so a member can tell when every other
+/// one routes by the same placement.
 pub fn holding(entry: &IndexEntry) -> String {
-    entry.meta.uuid.clone()
+    format!(
+        "{}@{:016x}",
+        entry.meta.uuid,
+        placement_hash(&entry.meta.placement)
+    )
+}
+
+fn placement_hash(members: &[String]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(members.join(",").as_bytes())
+}
+
+/// Whether this node may drop what it holds of `entry` outside its ranges: no change runs,
+/// and every live member routes by the same placement (a member still on the old one could
+/// send a read here for a document that moved away).
+fn may_purge(view: &View, entry: &IndexEntry) -> bool {
+    if entry.pending.is_some() || entry.placement.is_none() || !entry.meta.copies_lowered {
+        return false;
+    }
+    let expected = holding(entry);
+    let key = ready_key(&entry.name);
+    view.members
+        .iter()
+        .filter(|m| view.is_live(&m.id))
+        .all(|m| m.values.get(&key) == Some(&expected))
+}
+
+/// Drops the documents this node holds of `entry` outside its ranges (see
+/// `leaf::admin::purge_outside`); whether it got through.
+async fn purge(ctx: &ClusterCtx, view: &View, entry: &IndexEntry) -> bool {
+    let keep = super::health::held_ranges(view, entry, &view.self_id);
+    match crate::leaf::admin::purge_outside(&ctx.leaf, &entry.name, keep).await {
+        Ok(0) => true,
+        Ok(dropped) => {
+            info!(index = %entry.name, documents = dropped, "dropped documents of ranges this node no longer holds");
+            true
+        }
+        Err(err) => {
+            debug!(index = %entry.name, reason = %err.reason, "purge failed; retried");
+            false
+        }
+    }
 }
 
 /// What the owner of an index's metadata does next about its placement.
@@ -260,6 +302,9 @@ fn next_step(view: &View, entry: &IndexEntry, members: &[String]) -> Step {
 
 /// Runs placement steps until the node stops.
 pub async fn placement_loop(ctx: Arc<ClusterCtx>) {
+    // The placement each index was last purged for, so a purge scans an index once per change
+    // (and once after a restart).
+    let mut purged: std::collections::HashMap<String, String> = Default::default();
     loop {
         tokio::time::sleep(STEP_INTERVAL).await;
         let view = ctx.view().await;
@@ -269,6 +314,15 @@ pub async fn placement_loop(ctx: Arc<ClusterCtx>) {
         let members = target_members(&view);
         if members.is_empty() {
             continue;
+        }
+        for entry in ctx.leaf.catalog.all().await {
+            let placement = holding(&entry);
+            if purged.get(&entry.name) != Some(&placement)
+                && may_purge(&view, &entry)
+                && purge(&ctx, &view, &entry).await
+            {
+                purged.insert(entry.name.clone(), placement);
+            }
         }
         for entry in ctx.leaf.catalog.all().await {
             if !acts_for(&view, &entry.name) {

@@ -53,7 +53,7 @@ async fn health_body(
         "number_of_data_nodes": nodes,
         "active_primary_shards": health.active_primary,
         "active_shards": health.active,
-        "relocating_shards": 0,
+        "relocating_shards": health.relocating,
         "initializing_shards": health.initializing,
         "unassigned_shards": health.unassigned,
         "unassigned_primary_shards": health.unassigned_primary,

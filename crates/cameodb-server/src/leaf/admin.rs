@@ -89,3 +89,44 @@ pub async fn shard_docs(
     .await
     .map_err(|e| e.with_index(index))
 }
+
+/// Documents one purge batch drops.
+const PURGE_BATCH: usize = 1_000;
+
+/// Drops every document (and tombstone) of `index` here whose token is outside `keep`: the
+/// ranges this node no longer holds after a placement change. Nothing of it enters the change
+/// feed — a purge is this copy letting go, not a delete (a delete would spread, and would win
+/// over the documents if the ranges ever came back). Returns how many it dropped.
+pub async fn purge_outside(leaf: &Leaf, index: &str, keep: TokenRanges) -> Result<u64, ApiError> {
+    let entry = leaf.catalog.require(index).await?;
+    run(&entry.shard, move |store| {
+        let mut outside = Vec::new();
+        store.versions(|id, token, _, _, _| {
+            if !keep.contains(token) {
+                outside.push((id.to_string(), token));
+            }
+        })?;
+        let mut dropped = 0u64;
+        for chunk in outside.chunks(PURGE_BATCH) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (id, token) in chunk {
+                let Ok(id) = cameodb_storage::DocId::new(id.clone()) else {
+                    continue;
+                };
+                ops.push(cameodb_storage::WriteOp {
+                    key: cameodb_storage::DocKey { token: *token, id },
+                    kind: cameodb_storage::OpKind::Lose,
+                    if_seq_no: None,
+                    stamp: None,
+                    external: None,
+                });
+            }
+            for outcome in store.write_batch(ops) {
+                dropped += u64::from(outcome.is_ok());
+            }
+        }
+        Ok(dropped)
+    })
+    .await
+    .map_err(|e| e.with_index(index))
+}
