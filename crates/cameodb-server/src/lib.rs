@@ -181,6 +181,7 @@ pub async fn run(
         addr,
         Arc::clone(&inbound),
         config.scroll,
+        cluster::dynamic::DynamicSettings::load(&config.data_dir),
     )
     .await?;
     let _ = inbound.ctx.set(Arc::downgrade(&ctx));
@@ -191,6 +192,7 @@ pub async fn run(
     tokio::spawn(cluster::templates::sync_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::catchup::catch_up_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::membership::placement_loop(Arc::clone(&ctx)));
+    tokio::spawn(cluster::dynamic::sync_loop(Arc::clone(&ctx)));
     tokio::spawn(cluster::antientropy::repair_loop(
         Arc::clone(&ctx),
         config.cluster.anti_entropy_interval,
@@ -238,6 +240,7 @@ async fn start_cluster(
     http_addr: SocketAddr,
     inbound: Arc<cluster::inbound::Inbound>,
     scroll_limits: ScrollLimits,
+    dynamic: cluster::dynamic::DynamicSettings,
 ) -> Result<Arc<cluster::ClusterCtx>, ServerError> {
     let catalog = Arc::clone(&leaf.catalog);
     let mut config =
@@ -295,5 +298,7 @@ async fn start_cluster(
         me: me.clone(),
         rotation: std::sync::atomic::AtomicUsize::new(0),
         reads: std::sync::atomic::AtomicU64::new(0),
+        settings: dynamic,
+        recoveries: cluster::recovery::Recoveries::default(),
     }))
 }

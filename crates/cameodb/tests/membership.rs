@@ -188,6 +188,18 @@ fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
     wait_until(Duration::from_secs(30), "3 nodes holding 2/3 each", || {
         balanced(&[&a, &b, &c], churn.acked)
     });
+    // The newcomer's streams show in _cat/recovery, through any node.
+    let (_, rows) = a.get("/_cat/recovery/grow?format=json");
+    let streamed: u64 = rows
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| r["target_host"] == json!("127.0.0.3") && r["stage"] == json!("done"))
+                .filter_map(|r| r["docs"].as_str().and_then(|d| d.parse::<u64>().ok()))
+                .sum()
+        })
+        .unwrap_or(0);
+    assert!(streamed > 0, "no finished stream into the newcomer: {rows}");
     let mut d = join("127.0.0.4");
     let four = [&a, &b, &c, &d];
     wait_until(Duration::from_secs(10), "4 nodes up", || all_up(&four, 4));

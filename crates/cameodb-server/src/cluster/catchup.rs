@@ -155,6 +155,9 @@ async fn pull(
         .filter(|c| c.uuid == entry.meta.uuid && &c.ranges == mine)
         .map(|c| c.cursor);
     let mut since = since;
+    if since.is_none() {
+        ctx.recoveries.start(&entry.name, peer, &view.self_id);
+    }
     let mut applied = 0usize;
     let mut at_end = false;
     for _ in 0..PAGES_PER_ROUND {
@@ -194,6 +197,7 @@ async fn pull(
             },
         );
         if page.at_end {
+            ctx.recoveries.finish(&entry.name, peer);
             at_end = true;
             break;
         }
@@ -243,6 +247,16 @@ pub(super) async fn apply_lacking(
             NodeReply::Fetched(docs) => docs,
             other => return Err(other.unexpected("fetch")),
         };
+        // Streaming from peers is paced (`indices.recovery.max_bytes_per_sec`), so a node
+        // taking over ranges leaves the network and disks to the requests being served.
+        let bytes: usize = fetched
+            .iter()
+            .flatten()
+            .map(|doc| doc.body.as_ref().map_or(0, Vec::len))
+            .sum();
+        ctx.settings.throttle.pace(bytes as u64).await;
+        ctx.recoveries
+            .add(&entry.name, peer, fetched.len() as u64, bytes as u64);
         // A document gone from the peer since was deleted: its tombstone is later in the feed.
         for ((id, token), doc) in wanted.into_iter().zip(fetched) {
             if let Some(applied) = doc {

@@ -83,6 +83,11 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
             NodeCall::Digest(call) => NodeReply::Digest(leaf::replica::digest(leaf, call).await?),
             NodeCall::Fetch(call) => NodeReply::Fetched(leaf::replica::fetch(leaf, call).await?),
             NodeCall::Repair(call) => leaf::repair::serve(leaf, call).await?,
+            NodeCall::Recoveries => NodeReply::Recoveries(ctx.recoveries.list()),
+            NodeCall::ApplyClusterSettings(settings) => {
+                ctx.settings.take(settings);
+                NodeReply::Ack
+            }
             NodeCall::Decommission => {
                 super::membership::mark_leaving(ctx).await;
                 NodeReply::Ack

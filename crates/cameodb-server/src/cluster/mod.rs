@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod catchup;
 pub mod changes;
 pub mod docs;
+pub mod dynamic;
 pub mod health;
 pub mod inbound;
 pub mod liked;
@@ -19,6 +20,7 @@ pub mod mget;
 pub mod pit;
 pub mod placement;
 pub mod plan;
+pub mod recovery;
 pub mod reindex;
 pub mod replicate;
 pub mod router_actor;
@@ -65,6 +67,10 @@ pub struct ClusterCtx {
     pub rotation: std::sync::atomic::AtomicUsize,
     /// Reads coordinated so far, to pick the ones whose copies are compared (read repair).
     pub reads: std::sync::atomic::AtomicU64,
+    /// The cluster's dynamic settings as this node holds them, and the recovery throttle.
+    pub settings: dynamic::DynamicSettings,
+    /// What this node streamed from its peers (`_cat/recovery`).
+    pub recoveries: recovery::Recoveries,
 }
 
 impl ClusterCtx {

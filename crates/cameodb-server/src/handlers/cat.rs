@@ -75,6 +75,118 @@ async fn render_shards(
     table(&SHARD_COLUMNS, rows, params)
 }
 
+const RECOVERY_COLUMNS: [&str; 24] = [
+    "index",
+    "shard",
+    "time",
+    "type",
+    "stage",
+    "source_host",
+    "source_node",
+    "target_host",
+    "target_node",
+    "repository",
+    "snapshot",
+    "files",
+    "files_recovered",
+    "files_percent",
+    "files_total",
+    "bytes",
+    "bytes_recovered",
+    "bytes_percent",
+    "bytes_total",
+    "translog_ops",
+    "translog_ops_recovered",
+    "translog_ops_percent",
+    "docs",
+    "rate",
+];
+
+/// `GET /_cat/recovery`: every stream a node read from a peer — the ranges a placement change
+/// moved, or a copy reading a peer's feed from the start — with its documents, bytes and rate
+/// (bytes per second). `active_only=true` keeps the running ones. Totals are not known before
+/// a stream ends, so running ones show their totals as `n/a`.
+pub async fn recovery(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    render_recovery(&state, None, &params).await
+}
+
+pub async fn recovery_for(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = state
+        .catalog
+        .resolve(&index)
+        .await?
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    render_recovery(&state, Some(names), &params).await
+}
+
+async fn render_recovery(
+    state: &AppState,
+    only: Option<Vec<String>>,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let active_only = params.get("active_only").map(String::as_str) == Some("true");
+    let view = state.cluster.view().await;
+    let host = |id: &str| {
+        view.member(id)
+            .map(|m| {
+                m.http_addr
+                    .rsplit_once(':')
+                    .map_or(m.http_addr.clone(), |(h, _)| h.to_string())
+            })
+            .unwrap_or_default()
+    };
+    let rows = crate::cluster::recovery::cluster_wide(&state.cluster)
+        .await
+        .into_iter()
+        .filter(|r| only.as_ref().is_none_or(|names| names.contains(&r.index)))
+        .filter(|r| !active_only || r.finished_ms.is_none())
+        .map(|r| {
+            let done = r.finished_ms.is_some();
+            let total = |n: u64| if done { n.to_string() } else { "n/a".into() };
+            let percent = if done { "100.0%" } else { "n/a" };
+            let seconds = r.elapsed_ms() as f64 / 1000.0;
+            let rate = if seconds > 0.0 {
+                ((r.bytes as f64) / seconds) as u64
+            } else {
+                0
+            };
+            vec![
+                r.index.clone(),
+                "0".into(),
+                format!("{}ms", r.elapsed_ms()),
+                "peer".into(),
+                r.stage().into(),
+                host(&r.source),
+                super::node_name(&r.source),
+                host(&r.target),
+                super::node_name(&r.target),
+                "n/a".into(),
+                "n/a".into(),
+                "0".into(),
+                "0".into(),
+                "100.0%".into(),
+                "0".into(),
+                human_bytes(r.bytes),
+                r.bytes.to_string(),
+                percent.into(),
+                total(r.bytes),
+                r.docs.to_string(),
+                r.docs.to_string(),
+                percent.into(),
+                r.docs.to_string(),
+                rate.to_string(),
+            ]
+        })
+        .collect();
+    table(&RECOVERY_COLUMNS, rows, params)
+}
+
 const COLUMNS: [&str; 10] = [
     "health",
     "status",

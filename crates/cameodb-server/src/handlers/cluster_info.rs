@@ -148,31 +148,22 @@ pub async fn nodes_stats_for(
     nodes_stats(state).await
 }
 
-/// `GET /_cluster/settings`: CameoDB has no cluster-wide dynamic settings.
-pub async fn cluster_settings(params: Params) -> Response {
-    let mut body = json!({"persistent": {}, "transient": {}});
-    if params.get("include_defaults").map(String::as_str) == Some("true") {
-        body["defaults"] = json!({});
-    }
-    respond::ok(body)
+/// `GET /_cluster/settings`: the cluster's dynamic settings (see `cluster::dynamic`).
+pub async fn cluster_settings(State(state): State<AppState>, params: Params) -> Response {
+    let defaults = params.get("include_defaults").map(String::as_str) == Some("true");
+    let current = state.cluster.settings.current();
+    respond::ok(crate::cluster::dynamic::render(&current, defaults))
 }
 
-/// `PUT /_cluster/settings`: accepted when it sets nothing (or only resets with `null`),
-/// refused by name otherwise — no cluster-wide setting exists to change.
-pub async fn put_cluster_settings(body: Bytes) -> Result<Response, ApiError> {
+/// `PUT /_cluster/settings`: changes `indices.recovery.max_bytes_per_sec` (a `null` resets
+/// it); any other setting is refused by name.
+pub async fn put_cluster_settings(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = parse_object_body(&body)?.unwrap_or_default();
-    for scope in ["persistent", "transient"] {
-        if let Some(Value::Object(settings)) = body.get(scope)
-            && let Some((name, _)) = settings.iter().find(|(_, v)| !v.is_null())
-        {
-            return Err(ApiError::illegal_argument(format!(
-                "{scope} setting [{name}], not recognized: CameoDB has no dynamic cluster settings"
-            )));
-        }
-    }
-    Ok(respond::ok(
-        json!({"acknowledged": true, "persistent": {}, "transient": {}}),
-    ))
+    let answer = crate::cluster::dynamic::put(&state.cluster, &body).await?;
+    Ok(respond::ok(answer))
 }
 
 /// `GET /_cluster/state[/{metric}[/{index}]]`: nodes and index metadata.

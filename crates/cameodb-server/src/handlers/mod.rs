@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_cat/indices", get(cat::indices))
         .route("/_cat/indices/{index}", get(cat::indices_for))
         .route("/_cat/shards", get(cat::shards))
+        .route("/_cat/recovery", get(cat::recovery))
+        .route("/_cat/recovery/{index}", get(cat::recovery_for))
         .route("/_cat/shards/{index}", get(cat::shards_for))
         .route(
             "/_analyze",

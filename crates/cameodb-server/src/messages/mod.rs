@@ -143,6 +143,10 @@ pub enum NodeCall {
     },
     /// Mark yourself leaving: your ranges move to the other members (`_decommission`).
     Decommission,
+    /// Take these cluster settings if they are newer than yours (`_cluster/settings`).
+    ApplyClusterSettings(crate::cluster::dynamic::Versioned),
+    /// What you streamed from your peers (`_cat/recovery`).
+    Recoveries,
 }
 
 /// What a node answers to a [`NodeCall`] that succeeded.
@@ -182,6 +186,8 @@ pub enum NodeReply {
     Versions(Vec<replica::DigestEntry>),
     /// To `NodeStats`: (documents, bytes) per index.
     Sizes(BTreeMap<String, (u64, u64)>),
+    /// A node's recoveries (`_cat/recovery`).
+    Recoveries(Vec<crate::cluster::recovery::Recovery>),
     /// To `ShardDocs`: documents per shard (in the order asked) and the index's bytes.
     ShardDocs(Vec<u64>, u64),
     /// To `GetIndex`.
@@ -345,6 +351,7 @@ impl NodeReply {
             NodeReply::RangeDigest(_) => "range digest",
             NodeReply::Versions(_) => "versions",
             NodeReply::Sizes(_) => "sizes",
+            NodeReply::Recoveries(_) => "recoveries",
             NodeReply::ShardDocs(..) => "shard docs",
             NodeReply::Descriptor(_) => "descriptor",
             NodeReply::Templates(_) => "templates",
