@@ -57,6 +57,13 @@ struct Args {
     /// Only the cluster rows: one node against three local nodes.
     #[arg(long)]
     cluster_only: bool,
+    /// Only the join rows: two nodes load text-all, a third joins (streaming rate, search
+    /// latency during the join).
+    #[arg(long)]
+    join_only: bool,
+    /// Only the gossip rows: 3, 6, 9 and 12 local nodes, idle, traffic and state per node.
+    #[arg(long)]
+    gossip_only: bool,
     /// With --bulk-only: seconds to keep sampling the node's memory after the loads.
     #[arg(long, default_value_t = 0)]
     hold_secs: u64,
@@ -119,6 +126,15 @@ async fn run(args: Args) -> Result<(), String> {
         .prefix("scratch-")
         .tempdir_in(&args.out)
         .map_err(|e| e.to_string())?;
+    if args.gossip_only {
+        let (sizes, window) = gossip_plan(args.smoke);
+        let table = scenarios::gossip::run(scratch.path(), &sizes, window).await?;
+        let report = Report {
+            header: header(&args, &[]),
+            tables: vec![table],
+        };
+        return write_report(&report, &args.out);
+    }
     let data = corpus::data_dir();
     progress("reading corpora");
     let text = Corpus::load(&data, "text-all.jsonl.gz", plan.docs)?;
@@ -131,6 +147,12 @@ async fn run(args: Args) -> Result<(), String> {
 
     if args.cluster_only {
         cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
+        return write_report(&report, &args.out);
+    }
+    if args.join_only {
+        let tables =
+            scenarios::join::run(scratch.path(), &text, Arc::clone(&queries), plan.row).await?;
+        report.tables.extend(tables);
         return write_report(&report, &args.out);
     }
 
@@ -192,6 +214,11 @@ async fn run(args: Args) -> Result<(), String> {
     report.tables.push(ratios(&report, &cameo));
     if !plan.bulk_only {
         cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
+        let join = scenarios::join::run(scratch.path(), &text, Arc::clone(&queries), plan.row);
+        report.tables.extend(join.await?);
+        let (sizes, window) = gossip_plan(args.smoke);
+        let gossip = scenarios::gossip::run(scratch.path(), &sizes, window).await?;
+        report.tables.push(gossip);
     }
     write_report(&report, &args.out)
 }
@@ -209,6 +236,15 @@ async fn cluster_rows(
             .await?;
     report.tables.extend(tables);
     Ok(())
+}
+
+/// Cluster sizes and measuring window of the gossip rows.
+fn gossip_plan(smoke: bool) -> (Vec<usize>, Duration) {
+    if smoke {
+        (vec![3], Duration::from_secs(2))
+    } else {
+        (vec![3, 6, 9, 12], Duration::from_secs(10))
+    }
 }
 
 /// Prints the report and saves it as markdown and JSON in `out`.

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod counting;
 mod error;
 mod identity;
 mod membership;
@@ -39,7 +40,7 @@ use tracing::{debug, info, warn};
 
 pub use crate::error::ClusterError;
 pub use crate::identity::{NODE_KEY_FILE, load_or_create_identity};
-pub use crate::membership::{Member, MemberState};
+pub use crate::membership::{GossipState, Member, MemberState};
 pub use crate::sealed::MAX_AGE as MAX_GOSSIP_CLOCK_SKEW;
 pub use crate::secret::{ClusterSecret, MIN_SECRET_BYTES};
 pub use crate::wire::{MAX_MESSAGE_BYTES, RPC_PROTOCOL, WireRequest, WireResponse};
@@ -124,6 +125,21 @@ impl ClusterConfig {
 /// tolerating multi-second stalls of a busy node without flapping.
 pub const DEFAULT_PHI_THRESHOLD: f64 = 16.0;
 
+/// A node's gossip figures (see [`Cluster::gossip_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GossipStats {
+    /// Datagrams sent since start.
+    pub sent: u64,
+    /// Bytes sent since start.
+    pub sent_bytes: u64,
+    /// Datagrams received since start.
+    pub received: u64,
+    /// Bytes received since start.
+    pub received_bytes: u64,
+    /// The gossip state held now.
+    pub state: membership::GossipState,
+}
+
 /// A running cluster layer: membership view plus node-to-node requests. Cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -143,6 +159,8 @@ struct Inner {
     request_timeout: Duration,
     gossip_interval: Duration,
     peer_limits: StdMutex<HashMap<PeerId, Arc<Semaphore>>>,
+    /// Gossip traffic so far.
+    gossip: Arc<counting::GossipCounters>,
 }
 
 impl Drop for Inner {
@@ -256,17 +274,18 @@ impl Cluster {
             (KEY_HTTP_ADDR.to_string(), config.http_addr.clone()),
             (KEY_STATUS.to_string(), initial_status.as_str().to_string()),
         ];
-        let sealed;
-        let gossip_transport: &dyn chitchat::transport::Transport = match &config.secret {
-            Some(secret) => {
-                sealed = sealed::SealedTransport {
-                    key: *secret.gossip_key(),
-                };
-                &sealed
-            }
-            None => &UdpTransport,
+        let inner: Box<dyn chitchat::transport::Transport> = match &config.secret {
+            Some(secret) => Box::new(sealed::SealedTransport {
+                key: *secret.gossip_key(),
+            }),
+            None => Box::new(UdpTransport),
         };
-        let chitchat = spawn_chitchat(chitchat_config, initial_key_values, gossip_transport)
+        let gossip = Arc::new(counting::GossipCounters::default());
+        let gossip_transport = counting::CountingTransport {
+            inner,
+            counters: Arc::clone(&gossip),
+        };
+        let chitchat = spawn_chitchat(chitchat_config, initial_key_values, &gossip_transport)
             .await
             .map_err(|error| ClusterError::Bind {
                 addr: bind_addr,
@@ -313,8 +332,23 @@ impl Cluster {
                 request_timeout: config.request_timeout,
                 gossip_interval: config.gossip_interval,
                 peer_limits: StdMutex::new(HashMap::new()),
+                gossip,
             }),
         })
+    }
+
+    /// This node's gossip figures: datagrams and bytes sent and received since it started,
+    /// and the size of the gossip state it holds.
+    pub async fn gossip_stats(&self) -> GossipStats {
+        let counters = &self.inner.gossip;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        GossipStats {
+            sent: load(&counters.sent),
+            sent_bytes: load(&counters.sent_bytes),
+            received: load(&counters.received),
+            received_bytes: load(&counters.received_bytes),
+            state: self.inner.membership.state_size().await,
+        }
     }
 
     /// This node's id (PeerId base58), as it appears in [`Member::id`].

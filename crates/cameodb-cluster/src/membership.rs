@@ -210,6 +210,17 @@ fn snapshot(chitchat: &Chitchat) -> Vec<NodeView> {
         .collect()
 }
 
+/// The size of the gossip state a node holds: every node's key-values it knows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GossipState {
+    /// Nodes in the state (live, dead and not yet judged).
+    pub nodes: usize,
+    /// Key-values over all of them.
+    pub keys: usize,
+    /// Bytes of those keys and values.
+    pub bytes: usize,
+}
+
 /// Publishes the member list derived from chitchat and drives this node's joining → up step.
 pub(crate) struct Membership {
     chitchat: Arc<Mutex<Chitchat>>,
@@ -272,6 +283,20 @@ impl Membership {
     }
 
     /// Sets a key of this node's gossip state and republishes the member list.
+    /// The size of the gossip state this node holds.
+    pub(crate) async fn state_size(&self) -> GossipState {
+        let chitchat = self.chitchat.lock().await;
+        let mut out = GossipState::default();
+        for state in chitchat.node_states().values() {
+            out.nodes += 1;
+            for (key, value) in state.key_values() {
+                out.keys += 1;
+                out.bytes += key.len() + value.len();
+            }
+        }
+        out
+    }
+
     pub(crate) async fn set_self_key(&self, key: &str, value: &str) {
         self.chitchat.lock().await.self_node_state().set(key, value);
         self.refresh().await;

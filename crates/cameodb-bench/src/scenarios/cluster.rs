@@ -17,7 +17,7 @@ use crate::server::Node;
 
 const INDEX: &str = "cluster-bench";
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
@@ -40,7 +40,7 @@ fn start_trio(scratch: &Path) -> Result<Vec<Node>, String> {
     Ok(nodes)
 }
 
-async fn wait_formed(nodes: &[Node]) -> Result<Duration, String> {
+pub(crate) async fn wait_formed(nodes: &[Node]) -> Result<Duration, String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(30);
     loop {
@@ -66,7 +66,10 @@ async fn wait_formed(nodes: &[Node]) -> Result<Duration, String> {
             return Ok(started.elapsed());
         }
         if Instant::now() > deadline {
-            return Err("the three-node cluster did not form within 30 s".into());
+            return Err(format!(
+                "the {}-node cluster did not form within 30 s",
+                nodes.len()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

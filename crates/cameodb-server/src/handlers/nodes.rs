@@ -85,16 +85,19 @@ pub async fn ring(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// `GET /_cameo/node/stats`: what this node itself holds — documents and bytes per index —
-/// whatever the cluster holds elsewhere (how the data is spread, for operators and tests).
+/// whatever the cluster holds elsewhere (how the data is spread, for operators and tests),
+/// and its gossip figures (traffic since start, the size of the gossip state it holds).
 pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut indices = serde_json::Map::new();
     for (name, (docs, bytes)) in crate::leaf::admin::sizes(&state.cluster.leaf).await? {
         indices.insert(name, json!({"docs": docs, "store_bytes": bytes}));
     }
+    let gossip = state.cluster.cluster.gossip_stats().await;
     Ok(respond::ok(json!({
         "node_id": state.node_id,
         "name": state.node_name,
         "indices": indices,
+        "gossip": gossip,
     })))
 }
 
