@@ -22,6 +22,9 @@ struct Churn {
     attempts: usize,
     /// The `n` of every acknowledged `during-<n>`.
     acked_ids: Vec<usize>,
+    /// Whether a step saw a placement change in progress: health yellow with relocating and
+    /// initializing shards, and `_cat/shards` listing a relocating or initializing copy.
+    saw_moving: bool,
 }
 
 impl Churn {
@@ -46,6 +49,20 @@ impl Churn {
             // and not yet replaced): refused, and not acknowledged.
             StatusCode::SERVICE_UNAVAILABLE => {}
             other => panic!("write during-{n}: {other} {body}"),
+        }
+        let health = node.get("/_cluster/health").1;
+        if health["relocating_shards"].as_u64().unwrap_or(0) > 0
+            && health["initializing_shards"].as_u64().unwrap_or(0) > 0
+        {
+            assert_eq!(health["status"], json!("yellow"), "{health}");
+            let (_, rows) = node.get("/_cat/shards/grow?format=json");
+            let states: Vec<&str> = rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["state"].as_str())
+                .collect();
+            self.saw_moving |= states.contains(&"INITIALIZING");
         }
         for reader in nodes {
             let (status, count) = reader.get("/grow/_count");
@@ -170,6 +187,7 @@ fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
         round: 0,
         attempts: 0,
         acked_ids: Vec::new(),
+        saw_moving: false,
     };
 
     // 2 -> 3 -> 4: each newcomer streams its ranges, then takes reads.
@@ -211,6 +229,10 @@ fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
     churn.until(&four, "placing on 4 nodes", || {
         settled(&four, &["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"])
     });
+    assert!(
+        churn.saw_moving,
+        "health and _cat/shards never showed the moves"
+    );
     wait_until(Duration::from_secs(30), "4 nodes holding half each", || {
         balanced(&four, churn.acked)
     });

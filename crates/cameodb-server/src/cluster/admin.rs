@@ -115,14 +115,34 @@ pub async fn shard_rows(ctx: &ClusterCtx, entries: &[Arc<IndexEntry>]) -> Vec<Sh
                 counted.insert((node.clone(), *id), (n, share));
             }
         }
+        // While a placement change runs, a copy whose member gives up part of it is relocating.
+        let transition = match (&entry.placement, &entry.pending) {
+            (Some(placed), Some(next)) => Some(cameodb_ring::transition::Transition::new(
+                placed,
+                next,
+                entry.wanted_copies(),
+            )),
+            _ => None,
+        };
+        let mut losses: HashMap<String, cameodb_search::tokens::TokenRanges> = HashMap::new();
         for shard in &shards {
             for (n, node) in shard.replicas.iter().enumerate() {
                 let found = counted.get(&(node.clone(), shard.id));
+                let mut state = super::health::copy_state(&view, node);
+                if let Some(transition) = &transition {
+                    let lost = losses.entry(node.clone()).or_insert_with(|| {
+                        cameodb_search::tokens::TokenRanges::new(transition.losses(node))
+                    });
+                    let moving = shard.ranges.iter().any(|(start, _)| lost.contains(*start));
+                    if moving && state == super::health::CopyState::Started {
+                        state = super::health::CopyState::Relocating;
+                    }
+                }
                 rows.push(ShardRow {
                     index: entry.name.clone(),
                     shard: shard.id,
                     primary: n == 0,
-                    state: super::health::copy_state(&view, node),
+                    state,
                     docs: found.map(|f| f.0),
                     bytes: found.map(|f| f.1),
                     http_addr: view
@@ -133,14 +153,34 @@ pub async fn shard_rows(ctx: &ClusterCtx, entries: &[Arc<IndexEntry>]) -> Vec<Sh
                 });
             }
         }
-        // Copies a placement change is still streaming in: listed beside the old ones.
-        for (shard, node) in super::health::building(&view, entry) {
+        // Copies a placement change is still streaming in: listed beside the old ones, with
+        // the documents they hold so far.
+        let building = super::health::building(&view, entry);
+        let progress = join_all(building.iter().map(|(shard, node)| {
+            let call = NodeCall::ShardDocs {
+                index: entry.name.clone(),
+                shards: vec![(
+                    shard.id,
+                    cameodb_search::tokens::TokenRanges::new(shard.ranges.clone()),
+                )],
+            };
+            let view = &view;
+            async move {
+                match ctx.call_id(view, node, call).await {
+                    Ok(NodeReply::ShardDocs(docs, _)) => docs.first().copied(),
+                    _ => None,
+                }
+            }
+        }))
+        .await;
+        for ((shard, node), found) in building.into_iter().zip(progress) {
             rows.push(ShardRow {
                 index: entry.name.clone(),
                 shard: shard.id,
                 primary: false,
                 state: super::health::CopyState::Initializing,
-                docs: None,
+                docs: found,
+                // The node's bytes are the index's as a whole there: not this copy's yet.
                 bytes: None,
                 http_addr: view
                     .member(&node)

@@ -16,8 +16,10 @@ use cameodb_search::tokens::TokenRanges;
 pub enum CopyState {
     /// Its node is live and caught up.
     Started,
-    /// Its node is live but still catching up.
+    /// Its node is live but still catching up, or streaming it in (a placement change).
     Initializing,
+    /// Its node is live and serves it while a placement change moves it to another member.
+    Relocating,
     /// Its node is down or gone.
     Unassigned,
 }
@@ -28,6 +30,7 @@ impl CopyState {
         match self {
             CopyState::Started => "STARTED",
             CopyState::Initializing => "INITIALIZING",
+            CopyState::Relocating => "RELOCATING",
             CopyState::Unassigned => "UNASSIGNED",
         }
     }
