@@ -19,8 +19,11 @@ bash tests/setup-python.sh
 # against a three-node cluster on 127.0.0.1-3 (each test / request through another node).
 .venv/bin/python tests/conformance/run.py --server target/debug/cameodb
 .venv/bin/python tests/conformance/run.py --server target/debug/cameodb --cluster 3
+# And on a cluster that grew into three nodes: two hold an index, the third joins and takes
+# over its share before the tests run.
+.venv/bin/python tests/conformance/run.py --server target/debug/cameodb --cluster 3 --grow
 CAMEODB_BIN=target/debug/cameodb .venv/bin/python -m pytest -q tests/python
-CAMEODB_BIN=target/debug/cameodb CAMEODB_CLUSTER_NODES=3 .venv/bin/python -m pytest -q tests/python
+CAMEODB_BIN=target/debug/cameodb CAMEODB_CLUSTER_NODES=3 CAMEODB_GROW=1 .venv/bin/python -m pytest -q tests/python
 
 # The official JavaScript client's helpers and an elasticdump round trip, against one node.
 bash tests/setup-node.sh

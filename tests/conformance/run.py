@@ -896,6 +896,47 @@ def wait_for_cluster(servers, timeout: float):
     raise SystemExit(f"cluster of {len(servers)} did not form within {timeout:.0f}s")
 
 
+def grow_cluster(servers, last, timeout: float):
+    """Grows the cluster by its last node: the nodes before it get an index, the last one
+    joins and takes over its share (a placement change), and the suite then runs on a cluster
+    that grew rather than one that formed at once. The seed index is deleted again."""
+    first = HttpClient(servers[0].url, 10.0)
+    r = first.request("PUT", "/grow-seed", json.dumps({"settings": {"number_of_replicas": 1}}).encode())
+    if r.status != 200:
+        raise SystemExit(f"grow: creating the seed index failed: {r.text}")
+    lines = []
+    for n in range(300):
+        lines.append(json.dumps({"index": {"_index": "grow-seed", "_id": str(n)}}))
+        lines.append(json.dumps({"n": n}))
+    r = first.request("POST", "/_bulk?refresh=true", ("\n".join(lines) + "\n").encode(),
+                      {"Content-Type": "application/x-ndjson"})
+    if r.status != 200 or json.loads(r.text).get("errors"):
+        raise SystemExit(f"grow: loading the seed index failed: {r.text[:300]}")
+    last.start()
+    servers.append(last)
+    wait_for_cluster(servers, timeout)
+    host = urllib.parse.urlsplit(last.url).hostname
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        settled = 0
+        for s in servers:
+            try:
+                c = HttpClient(s.url, 5.0)
+                rows = json.loads(c.request("GET", "/_cat/shards/grow-seed?format=json", None).text)
+                health = json.loads(c.request("GET", "/_cluster/health", None).text)
+                count = json.loads(c.request("GET", "/grow-seed/_count", None).text).get("count")
+                placed = any(row.get("ip") == host and row.get("state") == "STARTED" for row in rows)
+                if placed and health.get("relocating_shards") == 0 and count == 300:
+                    settled += 1
+            except (TestFailure, ValueError, TypeError, AttributeError):
+                pass
+        if settled == len(servers):
+            first.request("DELETE", "/grow-seed", None)
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"grow: the new node did not take over its share within {timeout:.0f}s")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -1020,6 +1061,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cluster", type=int, default=1, metavar="N",
                     help="with --server: start N nodes on 127.0.0.1..N as one cluster; each test talks "
                          "to the next node in turn")
+    ap.add_argument("--grow", action="store_true",
+                    help="with --cluster N: start N-1 nodes, give them an index, then grow the "
+                         "cluster by the N-th (it streams its share) before the tests run")
     ap.add_argument("--tests-dir", type=Path, action="append",
                     help="a directory of YAML tests; repeatable (default: the shared suite and "
                          "tests/conformance/cameo)")
@@ -1062,13 +1106,16 @@ def main(argv=None) -> int:
                                       join=None if i == 0 else seed))
             else:
                 servers.append(Server(args.server, args.startup_timeout))
+        last = servers.pop() if args.grow and args.cluster > 2 else None
         try:
             for s in servers:
                 s.start()
             if args.cluster > 1:
                 wait_for_cluster(servers, args.startup_timeout)
+            if last is not None:
+                grow_cluster(servers, last, args.startup_timeout)
         except SystemExit:
-            for s in servers:
+            for s in servers + ([last] if last is not None and last not in servers else []):
                 s.stop()
             raise
         urls = [s.url for s in servers]
