@@ -267,15 +267,9 @@ async fn start_cluster(
         while changes.changed().await.is_ok() {
             let members = changes.borrow_and_update().clone();
             info!(members = members.len(), "cluster membership changed");
-            // New indexes are placed on the members that stay.
-            let gone = cluster::membership::excluded(&members);
-            catalog.set_members(
-                members
-                    .iter()
-                    .filter(|m| !gone.contains(&m.id))
-                    .map(|m| m.id.clone())
-                    .collect(),
-            );
+            // New indexes are placed on the members that stay (the placement loop leaves the
+            // decommissioned and removed ones out again within a round).
+            catalog.set_members(members.iter().map(|m| m.id.clone()).collect());
             if follower
                 .tell(cluster::router_actor::MembersChanged(members))
                 .await

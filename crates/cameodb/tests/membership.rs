@@ -162,7 +162,7 @@ fn all_readable(node: &Server, churn: &Churn) {
 #[test]
 fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
     let seed = format!("127.0.0.1:{}", free_port());
-    let a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
+    let mut a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
     let join = |host: &str| {
         let addr = format!("{host}:{}", free_port());
         Server::start_on(host, &["--cluster-addr", &addr, "--join", &seed])
@@ -257,6 +257,7 @@ fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
     churn.until(&three, "placing on 3 nodes again", || {
         settled(&three, &["127.0.0.1", "127.0.0.2", "127.0.0.3"])
     });
+    let d_id = node_id(&d);
     d.kill();
     wait_until(
         Duration::from_secs(30),
@@ -311,4 +312,22 @@ fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = a.call("POST", "/_cameo/nodes/nobody/_decommission", None);
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The exclusions are cluster metadata on disk: a restarted node still leaves both out.
+    a.kill_and_restart();
+    for (id, flag) in [(&d_id, "leaving"), (&c_id, "removed")] {
+        let (status, body) = a.get(&format!("/_cameo/nodes/{id}"));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body[flag], json!(true), "{body}");
+        assert_eq!(body["status"], json!("decommissioned"), "{body}");
+    }
+    let (_, settings) = a.get("/_cluster/settings");
+    assert_eq!(
+        settings["persistent"],
+        json!({}),
+        "exclusions are not settings: {settings}"
+    );
+    wait_until(Duration::from_secs(20), "still placed on the two", || {
+        settled(&[&a, &b], &["127.0.0.1", "127.0.0.2"])
+    });
 }

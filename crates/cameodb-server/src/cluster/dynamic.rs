@@ -42,6 +42,10 @@ pub struct Versioned {
     pub persistent: BTreeMap<String, String>,
     /// `transient` settings, by name (kept like persistent ones: a full restart keeps them).
     pub transient: BTreeMap<String, String>,
+    /// Members left out of the placement for good, by id, with why (`decommission` or
+    /// `removed`): cluster metadata like the settings, so it outlives every node's restart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded: BTreeMap<String, String>,
 }
 
 impl Versioned {
@@ -147,6 +151,14 @@ impl DynamicSettings {
         self.current.read().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// The ids of the members left out of the placement.
+    pub fn excluded(&self) -> std::collections::BTreeSet<String> {
+        self.current
+            .read()
+            .map(|c| c.excluded.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Takes settings another node sent, if newer.
     pub fn take(&self, next: Versioned) {
         self.adopt(next);
@@ -235,18 +247,29 @@ pub async fn put(ctx: &ClusterCtx, body: &Map<String, Value>) -> Result<Value, A
     }
     next.version = next.version.saturating_add(1);
     next.origin = ctx.cluster.self_id().to_string();
+    spread(ctx, next.clone()).await;
+    let mut answer = render(&next, false);
+    answer["acknowledged"] = json!(true);
+    Ok(answer)
+}
+
+/// Records member `id` excluded from the placement (`why`: decommission or removed), as a new
+/// version of the settings spread to every node.
+pub async fn exclude(ctx: &ClusterCtx, id: &str, why: &str) {
+    let mut next = ctx.settings.current();
+    next.excluded.insert(id.to_string(), why.to_string());
+    next.version = next.version.saturating_add(1);
+    next.origin = ctx.cluster.self_id().to_string();
+    spread(ctx, next).await;
+}
+
+/// Takes `next` here and sends it to every other node.
+async fn spread(ctx: &ClusterCtx, next: Versioned) {
     ctx.settings.adopt(next.clone());
     publish(ctx, &next).await;
     // Straight to every live node too, so a read anywhere right after sees the change
     // (gossip alone takes a round or two).
-    super::metadata::broadcast(
-        ctx,
-        crate::messages::NodeCall::ApplyClusterSettings(next.clone()),
-    )
-    .await;
-    let mut answer = render(&next, false);
-    answer["acknowledged"] = json!(true);
-    Ok(answer)
+    super::metadata::broadcast(ctx, crate::messages::NodeCall::ApplyClusterSettings(next)).await;
 }
 
 /// `{"indices": {"recovery": {"max_bytes_per_sec": "10mb"}}}` as dotted names, a `null`

@@ -88,10 +88,6 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                 ctx.settings.take(settings);
                 NodeReply::Ack
             }
-            NodeCall::Decommission => {
-                super::membership::mark_leaving(ctx).await;
-                NodeReply::Ack
-            }
             NodeCall::EnsureIndex(name) => {
                 metadata::ensure_here(ctx, &name).await?;
                 NodeReply::Ack

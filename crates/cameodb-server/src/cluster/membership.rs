@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use cameodb_cluster::Member;
 use serde_json::{Value, json};
 
 use cameodb_ring::transition::Transition;
@@ -29,7 +28,6 @@ use super::metadata::{metadata_owner, push_meta};
 use super::router_actor::View;
 use crate::catalog::IndexEntry;
 use crate::error::ApiError;
-use crate::messages::{NodeCall, NodeReply};
 
 /// How often the metadata owners look at their indexes' placement.
 const STEP_INTERVAL: Duration = Duration::from_millis(500);
@@ -41,34 +39,15 @@ pub fn ready_key(index: &str) -> String {
     format!("ready:{index}")
 }
 
-/// The gossip key a node sets on itself once asked to decommission: its ranges move to the
-/// other members, after which it holds nothing and may be stopped.
-pub const LEAVING_KEY: &str = "leaving";
-/// The prefix of the gossip keys naming members removed for good (dead, not coming back):
-/// any member may set `removed:<id>` on itself, and every member leaves `<id>` out of the
-/// placement from then on.
-pub const REMOVED_PREFIX: &str = "removed:";
-
-/// The members the cluster is moving away from: those decommissioning and those removed.
-pub fn excluded(members: &[Member]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for member in members {
-        if member.values.contains_key(LEAVING_KEY) {
-            out.insert(member.id.clone());
-        }
-        for key in member.values.keys() {
-            if let Some(id) = key.strip_prefix(REMOVED_PREFIX) {
-                out.insert(id.to_string());
-            }
-        }
-    }
-    out
-}
+/// Why a member is excluded from the placement (kept in the cluster settings, see
+/// `dynamic::Versioned::excluded`).
+pub const DECOMMISSIONED: &str = "decommission";
+/// See [`DECOMMISSIONED`]: a member that is down for good.
+pub const REMOVED: &str = "removed";
 
 /// The members indexes should be placed on: every known member but the excluded ones
 /// (sorted, as the ring keeps them).
-pub fn target_members(view: &View) -> Vec<String> {
-    let gone = excluded(&view.members);
+pub fn target_members(view: &View, gone: &BTreeSet<String>) -> Vec<String> {
     view.ring
         .members()
         .iter()
@@ -79,44 +58,33 @@ pub fn target_members(view: &View) -> Vec<String> {
 
 /// Whether this node takes the placement steps of `index`: its metadata owner, or — while
 /// that member is not up (down, decommissioned and stopped) — the first live target member.
-fn acts_for(view: &View, index: &str) -> bool {
+fn acts_for(view: &View, gone: &BTreeSet<String>, index: &str) -> bool {
     if let Some(owner) = metadata_owner(view, index) {
         return owner.is_self;
     }
-    let targets = target_members(view);
+    let targets = target_members(view, gone);
     targets.iter().find(|m| view.is_live(m)) == Some(&view.self_id)
 }
 
-/// Starts decommissioning member `id`: asks it to mark itself leaving (the placement loops
-/// then move its ranges away).
+/// Starts decommissioning member `id`: the cluster settings record it excluded (kept on every
+/// node's disk, so a restart anywhere does not undo it), and the placement loops move its
+/// ranges away.
 pub async fn decommission(ctx: &ClusterCtx, id: &str) -> Result<Value, ApiError> {
     let view = ctx.view().await;
-    let member = view.member(id).ok_or_else(|| unknown_node(id))?.clone();
-    let remaining = target_members(&view).iter().filter(|m| *m != id).count();
-    if remaining == 0 {
+    if view.member(id).is_none() {
+        return Err(unknown_node(id));
+    }
+    let mut gone = ctx.settings.excluded();
+    gone.insert(id.to_string());
+    if target_members(&view, &gone).is_empty() {
         return Err(ApiError::bad_request(
             "illegal_argument_exception",
             format!("cannot decommission [{id}]: it is the last member holding data"),
         ));
     }
-    if member.is_self {
-        ctx.cluster.set_value(LEAVING_KEY, "decommission").await;
-    } else {
-        match ctx
-            .call_node(&member, NodeCall::Decommission, super::CALL_TIMEOUT)
-            .await?
-        {
-            NodeReply::Ack => {}
-            other => return Err(other.unexpected("decommission")),
-        }
-    }
+    super::dynamic::exclude(ctx, id, DECOMMISSIONED).await;
     info!(node = %id, "decommission requested");
     Ok(progress(ctx, id).await)
-}
-
-/// Marks this node leaving (the other side of [`decommission`]).
-pub async fn mark_leaving(ctx: &ClusterCtx) {
-    ctx.cluster.set_value(LEAVING_KEY, "decommission").await;
 }
 
 /// Removes member `id` for good: it must be down; its ranges are copied again from the
@@ -132,9 +100,7 @@ pub async fn remove(ctx: &ClusterCtx, id: &str) -> Result<Value, ApiError> {
             format!("node [{id}] is up: decommission it instead of removing it"),
         ));
     }
-    ctx.cluster
-        .set_value(&format!("{REMOVED_PREFIX}{id}"), "removed")
-        .await;
+    super::dynamic::exclude(ctx, id, REMOVED).await;
     info!(node = %id, "node removed from the placement");
     Ok(progress(ctx, id).await)
 }
@@ -151,7 +117,8 @@ fn unknown_node(id: &str) -> ApiError {
 /// placed there, moving out, or out.
 pub async fn progress(ctx: &ClusterCtx, id: &str) -> Value {
     let view = ctx.view().await;
-    let gone = excluded(&view.members);
+    let why = ctx.settings.current().excluded.get(id).cloned();
+    let gone = ctx.settings.excluded();
     let mut indices = serde_json::Map::new();
     let mut holding = 0usize;
     for entry in ctx.leaf.catalog.all().await {
@@ -178,8 +145,8 @@ pub async fn progress(ctx: &ClusterCtx, id: &str) -> Value {
     json!({
         "node_id": id,
         "state": member.map(|m| m.state.as_str()),
-        "leaving": member.is_some_and(|m| m.values.contains_key(LEAVING_KEY)),
-        "removed": view.members.iter().any(|m| m.values.contains_key(&format!("{REMOVED_PREFIX}{id}"))),
+        "leaving": why.as_deref() == Some(DECOMMISSIONED),
+        "removed": why.as_deref() == Some(REMOVED),
         "status": status,
         "indices": indices,
     })
@@ -311,10 +278,13 @@ pub async fn placement_loop(ctx: Arc<ClusterCtx>) {
         if view.is_single() {
             continue;
         }
-        let members = target_members(&view);
+        let gone = ctx.settings.excluded();
+        let members = target_members(&view, &gone);
         if members.is_empty() {
             continue;
         }
+        // New indexes are placed on the members that stay.
+        ctx.leaf.catalog.set_members(members.clone());
         for entry in ctx.leaf.catalog.all().await {
             let placement = holding(&entry);
             if purged.get(&entry.name) != Some(&placement)
@@ -325,7 +295,7 @@ pub async fn placement_loop(ctx: Arc<ClusterCtx>) {
             }
         }
         for entry in ctx.leaf.catalog.all().await {
-            if !acts_for(&view, &entry.name) {
+            if !acts_for(&view, &gone, &entry.name) {
                 continue;
             }
             match next_step(&view, &entry, &members) {

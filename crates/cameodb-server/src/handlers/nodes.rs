@@ -101,13 +101,13 @@ pub async fn node_stats(State(state): State<AppState>) -> Result<Response, ApiEr
     })))
 }
 
-/// The id of the member `{node}` names: its id or its name as `_cat/nodes` shows it.
+/// The id of the member `{node}` names: its id or its name as `_cat/nodes` shows it — or a
+/// decommissioned or removed member's, which gossip may have forgotten.
 async fn node_id_of(state: &AppState, node: &str) -> Result<String, ApiError> {
-    members(state)
-        .await
-        .into_iter()
-        .find(|m| m.id == node || super::node_name(&m.id) == node)
-        .map(|m| m.id)
+    let known = members(state).await.into_iter().map(|m| m.id);
+    known
+        .chain(state.cluster.settings.excluded())
+        .find(|id| id == node || super::node_name(id) == node)
         .ok_or_else(|| {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -141,8 +141,6 @@ pub enum NodeCall {
         /// The deleted index's uuid.
         uuid: String,
     },
-    /// Mark yourself leaving: your ranges move to the other members (`_decommission`).
-    Decommission,
     /// Take these cluster settings if they are newer than yours (`_cluster/settings`).
     ApplyClusterSettings(crate::cluster::dynamic::Versioned),
     /// What you streamed from your peers (`_cat/recovery`).
