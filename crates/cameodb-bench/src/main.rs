@@ -61,6 +61,9 @@ struct Args {
     /// latency during the join).
     #[arg(long)]
     join_only: bool,
+    /// Only the same-index rows: search latency on the index being bulk-loaded.
+    #[arg(long)]
+    same_index_only: bool,
     /// Only the gossip rows: 3, 6, 9 and 12 local nodes, idle, traffic and state per node.
     #[arg(long)]
     gossip_only: bool,
@@ -149,6 +152,13 @@ async fn run(args: Args) -> Result<(), String> {
         cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
         return write_report(&report, &args.out);
     }
+    if args.same_index_only {
+        let table =
+            scenarios::same_index::run(scratch.path(), &text, Arc::clone(&queries), plan.row)
+                .await?;
+        report.tables.push(table);
+        return write_report(&report, &args.out);
+    }
     if args.join_only {
         let tables =
             scenarios::join::run(scratch.path(), &text, Arc::clone(&queries), plan.row).await?;
@@ -214,6 +224,9 @@ async fn run(args: Args) -> Result<(), String> {
     report.tables.push(ratios(&report, &cameo));
     if !plan.bulk_only {
         cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
+        let same =
+            scenarios::same_index::run(scratch.path(), &text, Arc::clone(&queries), plan.row);
+        report.tables.push(same.await?);
         let join = scenarios::join::run(scratch.path(), &text, Arc::clone(&queries), plan.row);
         report.tables.extend(join.await?);
         let (sizes, window) = gossip_plan(args.smoke);

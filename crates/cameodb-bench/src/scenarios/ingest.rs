@@ -89,7 +89,8 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts `clients` clients cycling over the corpus in batches of `batch`.
+    /// Starts `clients` clients cycling over the corpus in batches of `batch`, into `index`
+    /// created anew.
     pub async fn start(
         http: &Http,
         corpus: &Corpus,
@@ -98,6 +99,18 @@ impl Background {
         clients: usize,
     ) -> Result<Background, String> {
         http.recreate_index(index).await?;
+        Background::start_into(http, corpus, index, batch, clients).await
+    }
+
+    /// As [`Background::start`], into `index` as it is (documents under new `bg-` ids, so the
+    /// index grows while it is searched).
+    pub async fn start_into(
+        http: &Http,
+        corpus: &Corpus,
+        index: &str,
+        batch: usize,
+        clients: usize,
+    ) -> Result<Background, String> {
         let bodies = Arc::new(corpus.bulk_bodies(batch, "bg-"));
         let stop = Arc::new(AtomicBool::new(false));
         let docs = Arc::new(AtomicU64::new(0));

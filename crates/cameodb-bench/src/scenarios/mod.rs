@@ -8,3 +8,4 @@ pub mod lag;
 pub mod reads;
 pub mod replication;
 pub mod resources;
+pub mod same_index;
