@@ -64,6 +64,9 @@ struct Args {
     /// Only the same-index rows: search latency on the index being bulk-loaded.
     #[arg(long)]
     same_index_only: bool,
+    /// The `index.refresh_interval` of the same-index rows' index (default: the server's).
+    #[arg(long)]
+    same_index_refresh: Option<String>,
     /// Only the gossip rows: 3, 6, 9 and 12 local nodes, idle, traffic and state per node.
     #[arg(long)]
     gossip_only: bool,
@@ -153,9 +156,15 @@ async fn run(args: Args) -> Result<(), String> {
         return write_report(&report, &args.out);
     }
     if args.same_index_only {
-        let table =
-            scenarios::same_index::run(scratch.path(), &text, Arc::clone(&queries), plan.row)
-                .await?;
+        let refresh = args.same_index_refresh.as_deref();
+        let table = scenarios::same_index::run(
+            scratch.path(),
+            &text,
+            Arc::clone(&queries),
+            plan.row,
+            refresh,
+        )
+        .await?;
         report.tables.push(table);
         return write_report(&report, &args.out);
     }
@@ -224,8 +233,14 @@ async fn run(args: Args) -> Result<(), String> {
     report.tables.push(ratios(&report, &cameo));
     if !plan.bulk_only {
         cluster_rows(&mut report, &plan, scratch.path(), &text, &queries).await?;
-        let same =
-            scenarios::same_index::run(scratch.path(), &text, Arc::clone(&queries), plan.row);
+        let refresh = args.same_index_refresh.as_deref();
+        let same = scenarios::same_index::run(
+            scratch.path(),
+            &text,
+            Arc::clone(&queries),
+            plan.row,
+            refresh,
+        );
         report.tables.push(same.await?);
         let join = scenarios::join::run(scratch.path(), &text, Arc::clone(&queries), plan.row);
         report.tables.extend(join.await?);

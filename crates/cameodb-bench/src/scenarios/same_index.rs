@@ -24,12 +24,16 @@ pub async fn run(
     corpus: &Corpus,
     queries: Arc<Vec<String>>,
     row: Duration,
+    refresh: Option<&str>,
 ) -> Result<Table, String> {
     let mut node = tokio::task::block_in_place(|| Node::start(&scratch.join("same-index"), &[]))?.0;
     let http = Http::new(&node.url(""))?;
-    let mapping = json!({"mappings": {"properties": {
+    let mut mapping = json!({"mappings": {"properties": {
         "title": {"type": "text"}, "body": {"type": "text"}
     }}});
+    if let Some(interval) = refresh {
+        mapping["settings"] = json!({"index": {"refresh_interval": interval}});
+    }
     crate::progress("same-index bench: loading");
     ingest::bulk_with(&http, corpus, INDEX, 5000, 4, mapping).await?;
     let search = http.search_op(INDEX, Arc::clone(&queries));
@@ -70,7 +74,9 @@ pub async fn run(
     }
     table.note(format!(
         "Top-10 query_string over title and body; during the load 2 clients bulk 1,000-doc \
-         batches of the corpus (new ids) into the searched index at {rate:.0} docs/s."
+         batches of the corpus (new ids) into the searched index at {rate:.0} docs/s; \
+         refresh_interval {}.",
+        refresh.unwrap_or("at its default")
     ));
     let _ = tokio::task::block_in_place(|| node.stop());
     Ok(table)
