@@ -2,7 +2,7 @@
 //! adding dynamically discovered fields to the mapping as Elasticsearch does.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use tantivy::TantivyDocument;
@@ -21,7 +21,10 @@ use crate::coerce::{as_f64, as_i64, as_text, infer};
 use crate::error::{Result, StoreError};
 use crate::id::DocKey;
 
+mod nested;
 mod variants;
+
+use nested::{DocState, finish};
 
 /// A document ready for the tantivy writer.
 pub struct IndexDoc {
@@ -49,20 +52,6 @@ impl IndexDoc {
         docs.push(self.doc);
         docs
     }
-}
-
-/// The fields of the document being built: the root document's, or a nested element's
-/// while it is read.
-#[derive(Default)]
-struct DocState {
-    /// The tantivy document; slot text goes straight in.
-    doc: TantivyDocument,
-    /// Exact values by dotted path, added as one JSON object at the end.
-    exact: BTreeMap<String, OwnedValue>,
-    /// Overflow text values by dotted path.
-    text: BTreeMap<String, OwnedValue>,
-    /// Paths (and their parents) that have a value, for `exists`.
-    present: BTreeSet<String>,
 }
 
 /// Converts `source` (the document body) for indexing under `mapping`.
@@ -139,21 +128,6 @@ struct Converter<'a> {
     bytes: usize,
 }
 
-/// The tantivy document of a finished [`DocState`] (without the key fields).
-fn finish(state: DocState, fields: &Fields) -> TantivyDocument {
-    let mut doc = state.doc;
-    for path in &state.present {
-        doc.add_text(fields.field_names, path);
-    }
-    if !state.exact.is_empty() {
-        doc.add_object(fields.exact, state.exact);
-    }
-    if !state.text.is_empty() {
-        doc.add_object(fields.text, state.text);
-    }
-    doc
-}
-
 fn mapper_error(path: &str, field_type: &str, reason: impl Into<String>) -> StoreError {
     SchemaError::MapperParsing {
         field: path.to_string(),
@@ -222,57 +196,6 @@ impl<'a> Converter<'a> {
             children: self.children,
         };
         Ok((indexed, self.mapping.into_owned()))
-    }
-
-    /// Indexes one element of the `nested` field at `path` as its own document, and again in
-    /// its parent or root document when the mapping asks.
-    fn nested_element(
-        &mut self,
-        path: &str,
-        obj: &Map<String, Value>,
-        depth: usize,
-        variant: (bool, bool),
-    ) -> Result<(), Outcome> {
-        use cameodb_schema::mapping::nested::{NESTED_MARK, NESTED_OBJECTS_LIMIT, path_mark};
-        if self.children.len() >= NESTED_OBJECTS_LIMIT {
-            return Err(mapper_error(
-                path,
-                "nested",
-                format!(
-                    "The number of nested documents has exceeded the allowed limit of [{NESTED_OBJECTS_LIMIT}]. This limit can be set by changing the [index.mapping.nested_objects.limit] index level setting."
-                ),
-            )
-            .into());
-        }
-        let held = std::mem::take(&mut self.current);
-        self.outer.push(held);
-        let read = self.object(path, obj, depth + 1);
-        let element = std::mem::take(&mut self.current);
-        if let Some(held) = self.outer.pop() {
-            self.current = held;
-        }
-        read?;
-        let mut child = finish(element, self.fields);
-        child.add_text(self.fields.field_names, NESTED_MARK);
-        child.add_text(self.fields.field_names, path_mark(path));
-        self.children.push(child);
-        let (in_parent, in_root) = variant;
-        if in_root && !self.outer.is_empty() {
-            // The root document is the outermost one held while this element's parent is read.
-            std::mem::swap(&mut self.current, &mut self.outer[0]);
-            self.flattening += 1;
-            let read = self.object(path, obj, depth + 1);
-            self.flattening -= 1;
-            std::mem::swap(&mut self.current, &mut self.outer[0]);
-            read?;
-        }
-        if in_parent || (in_root && self.outer.is_empty()) {
-            self.flattening += 1;
-            let read = self.object(path, obj, depth + 1);
-            self.flattening -= 1;
-            read?;
-        }
-        Ok(())
     }
 
     fn object(
