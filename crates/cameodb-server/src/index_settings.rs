@@ -120,25 +120,32 @@ fn analysis_limits(settings: &BTreeMap<String, String>) -> AnalysisLimits {
 /// How long an index's change feed keeps superseded versions and tombstones.
 pub const CHANGES_RETENTION: &str = "index.cameo.changes.retention";
 
-/// Flattens `{"settings": {"index": {"x": 1}, "y": "2"}}` to `index.x = "1"`, `index.y = "2"`.
+/// Flattens `{"settings": {"index": {"x": 1}, "y": "2"}}` to `index.x = "1"`, `index.y = "2"`
+/// (a `null` as the text `null`).
 fn flatten_settings(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+    let mut flat = Vec::new();
+    flatten_nullable(prefix, value, &mut flat);
+    for (name, value) in flat {
+        out.insert(name, value.unwrap_or_else(|| "null".to_string()));
+    }
+}
+
+/// Flattens nested settings objects to dotted names, a `null` (a reset) as `None`.
+pub fn flatten_nullable(prefix: &str, value: &Value, out: &mut Vec<(String, Option<String>)>) {
     match value {
         Value::Object(map) => {
-            for (key, v) in map {
+            for (key, inner) in map {
                 let name = if prefix.is_empty() {
                     key.clone()
                 } else {
                     format!("{prefix}.{key}")
                 };
-                flatten_settings(&name, v, out);
+                flatten_nullable(&name, inner, out);
             }
         }
-        Value::String(s) => {
-            out.insert(prefix.to_string(), s.clone());
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
+        Value::Null => out.push((prefix.to_string(), None)),
+        Value::String(text) => out.push((prefix.to_string(), Some(text.clone()))),
+        other => out.push((prefix.to_string(), Some(other.to_string()))),
     }
 }
 

@@ -159,13 +159,9 @@ impl DynamicSettings {
             .unwrap_or_default()
     }
 
-    /// Takes settings another node sent, if newer.
-    pub fn take(&self, next: Versioned) {
-        self.adopt(next);
-    }
-
-    /// Takes `next` if it is newer than the version in force; whether it did.
-    fn adopt(&self, next: Versioned) -> bool {
+    /// Takes `next` (this node's change, or another node's) if it is newer than the version
+    /// in force; whether it did.
+    pub fn adopt(&self, next: Versioned) -> bool {
         let Ok(mut current) = self.current.write() else {
             return false;
         };
@@ -227,7 +223,7 @@ pub async fn put(ctx: &ClusterCtx, body: &Map<String, Value>) -> Result<Value, A
             ApiError::illegal_argument(format!("[{scope}] must be an object of settings"))
         })?;
         let mut flat = Vec::new();
-        flatten("", &Value::Object(changes.clone()), &mut flat);
+        crate::index_settings::flatten_nullable("", &Value::Object(changes.clone()), &mut flat);
         for (name, value) in flat {
             if name != RECOVERY_RATE {
                 return Err(ApiError::illegal_argument(format!(
@@ -270,26 +266,6 @@ async fn spread(ctx: &ClusterCtx, next: Versioned) {
     // Straight to every live node too, so a read anywhere right after sees the change
     // (gossip alone takes a round or two).
     super::metadata::broadcast(ctx, crate::messages::NodeCall::ApplyClusterSettings(next)).await;
-}
-
-/// `{"indices": {"recovery": {"max_bytes_per_sec": "10mb"}}}` as dotted names, a `null`
-/// (a reset) as `None`.
-fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Option<String>)>) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(&name, inner, out);
-            }
-        }
-        Value::Null => out.push((prefix.to_string(), None)),
-        Value::String(text) => out.push((prefix.to_string(), Some(text.clone()))),
-        other => out.push((prefix.to_string(), Some(other.to_string()))),
-    }
 }
 
 async fn publish(ctx: &ClusterCtx, settings: &Versioned) {

@@ -161,12 +161,37 @@ pub fn health(view: &View, entries: &[Arc<IndexEntry>]) -> Health {
 /// The token ranges `member` holds copies of in `entry` under `view`: those of its placement
 /// and, while a placement change runs, those it holds or gains on the new ring too.
 pub fn held_ranges(view: &View, entry: &IndexEntry, member: &str) -> TokenRanges {
-    let mut ranges = held_by(&shards_of(view, entry), member).ranges().to_vec();
-    if let Some(next) = &entry.pending {
-        let rf = entry.wanted_copies().min(next.members().len()).max(1);
-        ranges.extend_from_slice(held_by(&shards(next, rf), member).ranges());
+    Holdings::of(view, entry).held(member)
+}
+
+/// An index's shards on its placement and, while a change runs, on the new ring: computed
+/// once, asked for many members.
+struct Holdings {
+    placed: Vec<ShardCopies>,
+    moving_to: Vec<ShardCopies>,
+}
+
+impl Holdings {
+    fn of(view: &View, entry: &IndexEntry) -> Holdings {
+        let moving_to = match &entry.pending {
+            Some(next) => {
+                let rf = entry.wanted_copies().min(next.members().len()).max(1);
+                shards(next, rf)
+            }
+            None => Vec::new(),
+        };
+        Holdings {
+            placed: shards_of(view, entry),
+            moving_to,
+        }
     }
-    TokenRanges::new(ranges)
+
+    /// See [`held_ranges`].
+    fn held(&self, member: &str) -> TokenRanges {
+        let mut ranges = held_by(&self.placed, member).ranges().to_vec();
+        ranges.extend_from_slice(held_by(&self.moving_to, member).ranges());
+        TokenRanges::new(ranges)
+    }
 }
 
 /// For an index with more than one copy per document, or one whose placement is changing:
@@ -182,7 +207,8 @@ pub fn shared_with_peers(
     if entry.pending.is_none() && entry.wanted_copies().min(ring.members().len()) < 2 {
         return None;
     }
-    let mine = held_ranges(view, entry, &view.self_id);
+    let holdings = Holdings::of(view, entry);
+    let mine = holdings.held(&view.self_id);
     if mine.is_empty() {
         return None;
     }
@@ -195,7 +221,7 @@ pub fn shared_with_peers(
     let peers = members
         .into_iter()
         .filter(|m| **m != view.self_id && view.is_live(m))
-        .map(|m| (m.clone(), mine.intersect(&held_ranges(view, entry, m))))
+        .map(|m| (m.clone(), mine.intersect(&holdings.held(m))))
         .filter(|(_, shared)| !shared.is_empty())
         .collect();
     Some((mine, peers))

@@ -85,7 +85,7 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
             NodeCall::Repair(call) => leaf::repair::serve(leaf, call).await?,
             NodeCall::Recoveries => NodeReply::Recoveries(ctx.recoveries.list()),
             NodeCall::ApplyClusterSettings(settings) => {
-                ctx.settings.take(settings);
+                ctx.settings.adopt(settings);
                 NodeReply::Ack
             }
             NodeCall::EnsureIndex(name) => {

@@ -66,42 +66,48 @@ fn acts_for(view: &View, gone: &BTreeSet<String>, index: &str) -> bool {
     targets.iter().find(|m| view.is_live(m)) == Some(&view.self_id)
 }
 
-/// Starts decommissioning member `id`: the cluster settings record it excluded (kept on every
-/// node's disk, so a restart anywhere does not undo it), and the placement loops move its
-/// ranges away.
-pub async fn decommission(ctx: &ClusterCtx, id: &str) -> Result<Value, ApiError> {
-    let view = ctx.view().await;
-    if view.member(id).is_none() {
-        return Err(unknown_node(id));
-    }
-    let mut gone = ctx.settings.excluded();
-    gone.insert(id.to_string());
-    if target_members(&view, &gone).is_empty() {
-        return Err(ApiError::bad_request(
-            "illegal_argument_exception",
-            format!("cannot decommission [{id}]: it is the last member holding data"),
-        ));
-    }
-    super::dynamic::exclude(ctx, id, DECOMMISSIONED).await;
-    info!(node = %id, "decommission requested");
-    Ok(progress(ctx, id).await)
+/// How a member leaves the placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// It is up: its ranges stream to the other members, then it holds nothing and may be
+    /// stopped (`_decommission`).
+    Decommission,
+    /// It is down for good: its ranges are copied again from the surviving copies (`_remove`).
+    Remove,
 }
 
-/// Removes member `id` for good: it must be down; its ranges are copied again from the
-/// surviving copies to restore every index's copies.
-pub async fn remove(ctx: &ClusterCtx, id: &str) -> Result<Value, ApiError> {
+/// Leaves member `id` out of the placement: the cluster metadata records it (kept on every
+/// node's disk, so a restart anywhere does not undo it), and the placement loops move its
+/// ranges away. Returns where it stands.
+pub async fn exclude(ctx: &ClusterCtx, id: &str, how: Exclusion) -> Result<Value, ApiError> {
     let view = ctx.view().await;
     if view.member(id).is_none() {
         return Err(unknown_node(id));
     }
-    if view.is_live(id) {
-        return Err(ApiError::bad_request(
-            "illegal_argument_exception",
-            format!("node [{id}] is up: decommission it instead of removing it"),
-        ));
-    }
-    super::dynamic::exclude(ctx, id, REMOVED).await;
-    info!(node = %id, "node removed from the placement");
+    let why = match how {
+        Exclusion::Decommission => {
+            let mut gone = ctx.settings.excluded();
+            gone.insert(id.to_string());
+            if target_members(&view, &gone).is_empty() {
+                return Err(ApiError::bad_request(
+                    "illegal_argument_exception",
+                    format!("cannot decommission [{id}]: it is the last member holding data"),
+                ));
+            }
+            DECOMMISSIONED
+        }
+        Exclusion::Remove => {
+            if view.is_live(id) {
+                return Err(ApiError::bad_request(
+                    "illegal_argument_exception",
+                    format!("node [{id}] is up: decommission it instead of removing it"),
+                ));
+            }
+            REMOVED
+        }
+    };
+    super::dynamic::exclude(ctx, id, why).await;
+    info!(node = %id, why, "member left out of the placement");
     Ok(progress(ctx, id).await)
 }
 

@@ -136,11 +136,12 @@ pub async fn decommission(
     State(state): State<AppState>,
     axum::extract::Path(node): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = node_id_of(&state, &node).await?;
-    let mut body = crate::cluster::membership::decommission(&state.cluster, &id).await?;
-    body["name"] = json!(super::node_name(&id));
-    body["acknowledged"] = json!(true);
-    Ok(respond::ok(body))
+    exclude(
+        &state,
+        &node,
+        crate::cluster::membership::Exclusion::Decommission,
+    )
+    .await
 }
 
 /// `POST /_cameo/nodes/{node}/_remove`: for a member that is down and not coming back — its
@@ -149,8 +150,16 @@ pub async fn remove(
     State(state): State<AppState>,
     axum::extract::Path(node): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = node_id_of(&state, &node).await?;
-    let mut body = crate::cluster::membership::remove(&state.cluster, &id).await?;
+    exclude(&state, &node, crate::cluster::membership::Exclusion::Remove).await
+}
+
+async fn exclude(
+    state: &AppState,
+    node: &str,
+    how: crate::cluster::membership::Exclusion,
+) -> Result<Response, ApiError> {
+    let id = node_id_of(state, node).await?;
+    let mut body = crate::cluster::membership::exclude(&state.cluster, &id, how).await?;
     body["name"] = json!(super::node_name(&id));
     body["acknowledged"] = json!(true);
     Ok(respond::ok(body))
