@@ -1,14 +1,16 @@
 //! Cluster metadata beyond mappings — index templates and aliases — on real processes: a node
 //! that was down while they changed catches up through gossip, and an index auto-created
-//! through it gets the templates' mappings.
+//! through it gets the templates' mappings; a node that joins writes into the indexes the
+//! cluster already holds, never into second ones of the same names.
 
 mod common;
 
 use std::time::Duration;
 
-use common::cluster::{all_up, start_nodes, wait_until};
+use common::cluster::{all_up, bulk, start_nodes, wait_until};
+use common::{Server, free_port};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn templates_and_aliases_reach_a_node_that_was_down() {
@@ -77,4 +79,49 @@ fn templates_and_aliases_reach_a_node_that_was_down() {
             .iter()
             .all(|n| n.get("/_index_template/meta_logs").0 == StatusCode::NOT_FOUND)
     });
+}
+
+/// The regression behind a CI failure: a newcomer that had not pulled an index yet is the
+/// metadata owner of some names on the grown ring, and a write through it auto-created a
+/// second, empty index of the same name (a new uuid) instead of writing into the existing one.
+#[test]
+fn a_write_through_a_newcomer_lands_in_the_index_the_cluster_holds() {
+    let seed = format!("127.0.0.1:{}", free_port());
+    let a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
+    let b_addr = format!("127.0.0.2:{}", free_port());
+    let b = Server::start_on("127.0.0.2", &["--cluster-addr", &b_addr, "--join", &seed]);
+    wait_until(Duration::from_secs(10), "2 nodes up", || {
+        all_up(&[&a, &b], 2)
+    });
+    // Enough names that the newcomer owns several of them on the three-member ring.
+    let names: Vec<String> = (0..40).map(|n| format!("held-{n}")).collect();
+    for name in &names {
+        let docs: Vec<Value> = (0..5).map(|n| json!({"id": format!("d{n}")})).collect();
+        bulk(&a, name, &docs);
+    }
+    let uuid = |node: &Server, name: &str| {
+        node.get(&format!("/{name}/_settings")).1[name]["settings"]["index"]["uuid"].clone()
+    };
+    let before: Vec<Value> = names.iter().map(|name| uuid(&a, name)).collect();
+    let c_addr = format!("127.0.0.3:{}", free_port());
+    let c = Server::start_on("127.0.0.3", &["--cluster-addr", &c_addr, "--join", &seed]);
+    let nodes = [&a, &b, &c];
+    // At once when the newcomer sees the others, before its metadata sync pulled everything.
+    wait_until(Duration::from_secs(10), "the newcomer sees 3", || {
+        all_up(&[&c], 3)
+    });
+    for name in &names {
+        let (status, body) = c.call("PUT", &format!("/{name}/_doc/new"), Some(json!({})));
+        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+    }
+    for (name, expected) in names.iter().zip(&before) {
+        for node in nodes {
+            assert_eq!(&uuid(node, name), expected, "{name} on {}", node.base);
+            node.call("POST", &format!("/{name}/_refresh"), None);
+        }
+        for node in nodes {
+            let (_, count) = node.get(&format!("/{name}/_count"));
+            assert_eq!(count["count"], json!(6), "{name}: {count}");
+        }
+    }
 }

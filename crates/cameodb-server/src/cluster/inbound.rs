@@ -89,8 +89,8 @@ pub fn serve(ctx: &ClusterCtx, call: NodeCall) -> BoxFuture<'_, Result<NodeReply
                 NodeReply::Ack
             }
             NodeCall::EnsureIndex(name) => {
-                metadata::ensure_here(ctx, &name).await?;
-                NodeReply::Ack
+                let entry = metadata::ensure_here(ctx, &name).await?;
+                NodeReply::Descriptor(metadata::describe(&entry).await?)
             }
             NodeCall::CreateIndex { index, request } => {
                 metadata::create_here(ctx, &index, request).await?;

@@ -181,12 +181,46 @@ pub async fn create(ctx: &ClusterCtx, index: &str, request: CreateIndex) -> Resu
     }
 }
 
+/// Asks every other up member for index `name`, which this node lacks, and takes the copy
+/// the uuid rule picks. A node that joined, or was away, may not have pulled an index yet —
+/// and is the metadata owner of names the ring now gives it — so a write's auto-create or a
+/// create through it must first find an index the cluster already holds, never make a second
+/// one of the same name (whose uuid might win and orphan the documents). True when adopted.
+async fn adopt_from_peers(ctx: &ClusterCtx, name: &str) -> Result<bool, ApiError> {
+    let view = ctx.view().await;
+    let asks = view
+        .members
+        .iter()
+        .filter(|m| !m.is_self && m.state == MemberState::Up)
+        .map(|member| ctx.call_node(member, NodeCall::GetIndex(name.to_string()), CALL_TIMEOUT));
+    let tombstones = ctx.leaf.catalog.tombstones();
+    let found = join_all(asks)
+        .await
+        .into_iter()
+        .filter_map(|reply| match reply {
+            Ok(NodeReply::Descriptor(descriptor)) => Some(descriptor),
+            _ => None,
+        })
+        .filter(|d| !tombstones.values().any(|uuid| *uuid == d.meta.uuid))
+        .min_by(|a, b| a.meta.uuid.cmp(&b.meta.uuid));
+    let Some(descriptor) = found else {
+        return Ok(false);
+    };
+    info!(index = %name, uuid = %descriptor.meta.uuid, "index found on a peer before creating it");
+    apply(&ctx.leaf.catalog, name, descriptor).await?;
+    Ok(true)
+}
+
 /// As the metadata owner: creates the index here and tells every other node.
 pub async fn create_here(
     ctx: &ClusterCtx,
     index: &str,
     request: CreateIndex,
 ) -> Result<(), ApiError> {
+    // An index the cluster already holds is adopted first, so the create fails as existing.
+    if ctx.leaf.catalog.get(index).await.is_none() {
+        adopt_from_peers(ctx, index).await?;
+    }
     let entry = ctx
         .leaf
         .catalog
@@ -301,14 +335,17 @@ pub async fn apply_mapping(catalog: &Catalog, index: &str, mapping: Value) -> Re
 /// the same uuid).
 pub async fn ensure_index(ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
     let catalog = &ctx.leaf.catalog;
-    if catalog.get(name).await.is_some() {
+    if catalog.get(name).await.is_some() || adopt_from_peers(ctx, name).await? {
         return Ok(());
     }
-    // The name's metadata owner creates it (so concurrent auto-creates meet there) and pushes
-    // it here before answering.
+    // The name's metadata owner creates it (so concurrent auto-creates meet there) and
+    // answers with its descriptor, which this node applies: the owner pushes only what it
+    // creates, and an index it already had (this node joined after it was made and the sync
+    // has not pulled it yet) must not be created again here under a second identity.
     if let Some(owner) = other_owner(ctx, name).await {
         let call = NodeCall::EnsureIndex(name.to_string());
         match ctx.call_node(&owner, call, CALL_TIMEOUT).await {
+            Ok(NodeReply::Descriptor(descriptor)) => apply(catalog, name, descriptor).await?,
             Ok(_) => {}
             // The owner refused the request itself (an invalid name …): so would this node.
             Err(err) if err.status.is_client_error() => return Err(err),
@@ -320,17 +357,17 @@ pub async fn ensure_index(ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> 
             return Ok(());
         }
     }
-    ensure_here(ctx, name).await
+    ensure_here(ctx, name).await.map(drop)
 }
 
 /// Makes sure index `name` exists on this node, with default settings when it is created
 /// here, and tells the other nodes when it was.
-pub async fn ensure_here(ctx: &ClusterCtx, name: &str) -> Result<(), ApiError> {
+pub async fn ensure_here(ctx: &ClusterCtx, name: &str) -> Result<Arc<IndexEntry>, ApiError> {
     let (entry, created) = ctx.leaf.catalog.ensure(name).await?;
     if created == Created::Now {
         push_create(ctx, &entry).await;
     }
-    Ok(())
+    Ok(entry)
 }
 
 /// Deletes the indexes `expression` names here and tells every other node.

@@ -97,7 +97,11 @@ impl Server {
                 vec!["--cluster-addr".to_string(), format!("{}:0", self.host)]
             })
             .args(&self.extra_args)
-            .env("CAMEODB_LOG", "warn")
+            // CAMEODB_TEST_SERVER_LOG_LEVEL=info shows more of them.
+            .env(
+                "CAMEODB_LOG",
+                std::env::var("CAMEODB_TEST_SERVER_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             // CAMEODB_TEST_SERVER_LOG=<file> keeps the servers' logs for debugging a failure.
             .stderr(match std::env::var_os("CAMEODB_TEST_SERVER_LOG") {
