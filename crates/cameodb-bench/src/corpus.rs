@@ -130,3 +130,11 @@ pub fn queries(data_dir: &Path) -> Result<Vec<String>, String> {
         })
         .collect()
 }
+
+/// The explicit mapping of the text-mapping ingest rows: the corpus's two text fields and
+/// nothing else indexed (`id` is the document id) — what SQLite FTS5's table holds.
+pub fn text_mapping() -> serde_json::Value {
+    serde_json::json!({"dynamic": false, "properties": {
+        "title": {"type": "text"}, "body": {"type": "text"}
+    }})
+}

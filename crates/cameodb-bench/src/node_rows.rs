@@ -18,6 +18,8 @@ use crate::{Plan, load, load_row, note_memory, progress, scenarios, server};
 pub struct CameoFigures {
     /// Fastest durable bulk rate on text-all, docs/s (against raw tantivy's).
     pub best_bulk: f64,
+    /// As `best_bulk`, into an index with the explicit text mapping (`corpus::text_mapping`).
+    pub best_text_bulk: f64,
     /// Search p99 per load row on an idle node, ms.
     pub search_p99_idle: Vec<f64>,
     /// The same rows during a full-speed ingest, ms (the blocking firewall's ratio).
@@ -79,6 +81,26 @@ pub async fn measure_node(
                 http.delete_index(&index).await?;
             }
         }
+    }
+
+    for (batch, clients) in [(1000, 1), (5000, 4)] {
+        progress(&format!(
+            "cameodb bulk, text mapping: text-all batch {batch} clients {clients}"
+        ));
+        let index = format!("text-{batch}-{clients}");
+        let body = json!({"mappings": crate::corpus::text_mapping()});
+        let mut load =
+            scenarios::ingest::bulk_with(&http, text, &index, batch, clients, body).await?;
+        load.disk = server::disk_usage(&data_dir.join("indices").join(&index));
+        figures.best_text_bulk = figures.best_text_bulk.max(load.docs_per_sec());
+        ingest.row(load_row(
+            "text mapping: CameoDB HTTP _bulk (fsync per request)",
+            text,
+            &batch.to_string(),
+            &clients.to_string(),
+            &load,
+        ));
+        http.delete_index(&index).await?;
     }
 
     let after_loads = node.memory()?;

@@ -7,7 +7,8 @@
 //! 3. WAL replay rate on open;
 //! 4. commit (refresh) latency.
 //!
-//! Run: `cargo bench -p cameodb-storage --bench ingest`. `CAMEODB_BENCH_DOCS=N` limits the
+//! Run: `cargo bench -p cameodb-storage --bench ingest` (`CAMEODB_BENCH_REPLAY_ONLY=1`: the
+//! replay row alone, over `CAMEODB_BENCH_DOCS`). `CAMEODB_BENCH_DOCS=N` limits the
 //! corpus for a quick run; `CAMEODB_SHARED_DATA` points at another data directory.
 
 use std::io::{BufRead, BufReader};
@@ -317,6 +318,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
+    if std::env::var_os("CAMEODB_BENCH_REPLAY_ONLY").is_some() {
+        let (replayed, elapsed) = wal_replay(&docs);
+        println!(
+            "| wal replay ({replayed} records) | {:.0} records/s ({:.2} s) |",
+            replayed as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64()
+        );
+        return;
+    }
     if std::env::var_os("CAMEODB_BENCH_RAW_ONLY").is_some() {
         let rate = bulk_raw_tantivy(&docs);
         println!(

@@ -12,6 +12,14 @@ pub struct StoreConfig {
     /// tantivy IndexWriter memory budget, shared by its threads. Pending index data beyond this
     /// also triggers a commit.
     pub writer_memory_bytes: usize,
+    /// Most indexing bytes (as `IndexBatch::approx_bytes` counts them) left uncommitted in
+    /// tantivy, whatever the refresh policy: what a crash leaves for the next open to replay
+    /// (Elasticsearch's `index.translog.flush_threshold_size`). Replay re-indexes at tantivy's
+    /// indexing rate (~30k documents/s of text-all here), so this bounds the cold start after
+    /// a crash: 16 MB is ~31k text-all documents, about a second; with refresh off, a bulk
+    /// load commits (and what it committed becomes searchable, as at the writer's memory
+    /// budget before) once per ~31k documents.
+    pub max_uncommitted_bytes: usize,
     /// tantivy indexing threads.
     pub indexer_threads: usize,
     /// Most operations coalesced into one redb transaction, bounding transaction size.
@@ -61,6 +69,7 @@ impl Default for StoreConfig {
         StoreConfig {
             refresh_interval: Some(Duration::from_millis(100)),
             writer_memory_bytes: 64_000_000,
+            max_uncommitted_bytes: 16_000_000,
             indexer_threads: threads,
             max_group_ops: 10_000,
             queue_capacity: 1024,

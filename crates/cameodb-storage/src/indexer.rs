@@ -80,6 +80,8 @@ pub(crate) struct Indexer {
     pub committed: Arc<AtomicU64>,
     pub visibility: Arc<Visibility>,
     pub refresh_interval: Option<Duration>,
+    /// Pending indexing bytes that commit whatever the refresh policy: the writer's memory
+    /// budget or `StoreConfig::max_uncommitted_bytes`, the smaller.
     pub memory_budget: usize,
     /// Mapping whose analyzers are registered.
     pub mapping: Arc<Mapping>,

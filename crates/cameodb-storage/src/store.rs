@@ -124,7 +124,7 @@ impl Store {
             committed: Arc::clone(&committed),
             visibility: Arc::clone(&visibility),
             refresh_interval: config.refresh_interval,
-            memory_budget: config.writer_params().1,
+            memory_budget: config.writer_params().1.min(config.max_uncommitted_bytes),
             mapping: Arc::clone(&mapping),
             analysis: config.analysis.clone(),
             pending_since: None,

@@ -14,9 +14,13 @@ use super::Load;
 use crate::corpus::Corpus;
 
 pub fn bulk(corpus: &Corpus, dir: &Path) -> Result<Load, String> {
+    bulk_mapped(corpus, dir, Mapping::default())
+}
+
+/// As [`bulk`], starting from `mapping` (an explicit one: the text-mapping rows).
+pub fn bulk_mapped(corpus: &Corpus, dir: &Path, mut mapping: Mapping) -> Result<Load, String> {
     let (schema, fields) = schema::build();
     let index = Index::create_in_dir(dir, schema).map_err(|e| e.to_string())?;
-    let mut mapping = Mapping::default();
     cameodb_schema::register_analyzers(
         index.tokenizers(),
         &mapping,
