@@ -7,9 +7,17 @@ mod config;
 /// indexing buffers resident (fragmented per-thread arenas it never trims); mimalloc hands
 /// freed pages back to the OS (see `release_freed_memory_at_once`). Wrapped by the memory
 /// breaker's counter, which charges what each request allocates to its account.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: cameodb_memory::CountingAlloc<mimalloc::MiMalloc> =
     cameodb_memory::CountingAlloc(mimalloc::MiMalloc);
+
+/// The C library's malloc, for heap profilers that hook it (heaptrack, valgrind's massif):
+/// `cargo build --release -p cameodb --features system-allocator`. Never for serving.
+#[cfg(feature = "system-allocator")]
+#[global_allocator]
+static GLOBAL: cameodb_memory::CountingAlloc<std::alloc::System> =
+    cameodb_memory::CountingAlloc(std::alloc::System);
 
 /// mimalloc option `purge_delay`: the bindings do not name it; in the bundled mimalloc.h it is
 /// the entry just before `mi_option_use_numa_nodes`, which they do name.
