@@ -3,11 +3,14 @@
 //! corrupt or disagrees), and hand back everything the threads need.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tantivy::schema::{Schema, Term};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{
+    Index, IndexReader, IndexWriter, InvertedIndexReader, ReloadPolicy, TantivyDocument,
+};
 use tracing::{info, warn};
 
 use crate::config::StoreConfig;
@@ -310,7 +313,8 @@ fn catch_up(
     // Live versions the index has not committed are re-indexed; superseded ones (kept for
     // snapshots, of which there are none yet) are skipped: their successor is replayed.
     let superseded = txn.open_table(SUPERSEDED)?;
-    let committed = reader.searcher();
+    let searcher = reader.searcher();
+    let committed = key_dictionaries(&searcher, fields)?;
     let mut replayed = index_live(
         &log,
         &superseded,
@@ -374,7 +378,7 @@ fn index_live(
     superseded: &redb::ReadOnlyTable<u64, u64>,
     from: u64,
     writer: &mut IndexWriter<TantivyDocument>,
-    committed: Option<&tantivy::Searcher>,
+    committed: Option<&[Arc<InvertedIndexReader>]>,
     conversion: &Conversion<'_>,
 ) -> Result<u64> {
     let fields = conversion.fields;
@@ -388,7 +392,7 @@ fn index_live(
         let entry = kv::decode_log(record.value())?;
         let term = Term::from_field_bytes(fields.key, &entry.key.encode());
         let replaced = match committed {
-            Some(searcher) if holds_term(searcher, &term)? => Some(term),
+            Some(segments) if holds_term(segments, &term)? => Some(term),
             _ => None,
         };
         let doc = index_doc(&entry.key, seq.value(), entry.body, conversion)?;
@@ -398,15 +402,23 @@ fn index_live(
     Ok(count)
 }
 
-/// Whether any segment of `searcher` has `term` in its dictionary (a segment whose documents
-/// with it are all deleted still answers yes: a needless delete, never a missed one).
-fn holds_term(searcher: &tantivy::Searcher, term: &Term) -> Result<bool> {
+/// The `_key` dictionaries of the segments of `searcher`, opened once for a whole replay.
+fn key_dictionaries(
+    searcher: &tantivy::Searcher,
+    fields: &Fields,
+) -> Result<Vec<Arc<InvertedIndexReader>>> {
+    let mut out = Vec::with_capacity(searcher.segment_readers().len());
     for segment in searcher.segment_readers() {
-        if segment
-            .inverted_index(term.field())?
-            .get_term_info(term)?
-            .is_some()
-        {
+        out.push(segment.inverted_index(fields.key)?);
+    }
+    Ok(out)
+}
+
+/// Whether any of `segments` has `term` in its dictionary (a segment whose documents with it
+/// are all deleted still answers yes: a needless delete, never a missed one).
+fn holds_term(segments: &[Arc<InvertedIndexReader>], term: &Term) -> Result<bool> {
+    for segment in segments {
+        if segment.get_term_info(term)?.is_some() {
             return Ok(true);
         }
     }

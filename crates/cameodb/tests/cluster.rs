@@ -7,8 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Trio, all_up, bulk, local_docs, movies, node_id, states, wait_until};
-use common::{Server, free_port};
+use common::Server;
+use common::cluster::{
+    Trio, all_up, bulk, join_node, local_docs, movies, node_id, seed_node, states, wait_until,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -607,10 +609,8 @@ fn a_killed_node_is_reported_fails_its_writes_and_comes_back() {
 
 #[test]
 fn a_node_joining_later_takes_over_its_share_of_existing_documents() {
-    let seed = format!("127.0.0.1:{}", free_port());
-    let a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
-    let b_addr = format!("127.0.0.2:{}", free_port());
-    let b = Server::start_on("127.0.0.2", &["--cluster-addr", &b_addr, "--join", &seed]);
+    let (a, seed) = seed_node();
+    let b = join_node("127.0.0.2", &seed);
     wait_until(Duration::from_secs(5), "2 nodes up", || {
         all_up(&[&a, &b], 2)
     });
@@ -619,8 +619,7 @@ fn a_node_joining_later_takes_over_its_share_of_existing_documents() {
         .collect();
     bulk(&a, "early", &docs);
 
-    let c_addr = format!("127.0.0.3:{}", free_port());
-    let c = Server::start_on("127.0.0.3", &["--cluster-addr", &c_addr, "--join", &seed]);
+    let c = join_node("127.0.0.3", &seed);
     let nodes = [&a, &b, &c];
     wait_until(Duration::from_secs(5), "3 nodes up", || all_up(&nodes, 3));
     // Until the newcomer has streamed its ranges, reads keep to the old copies; writes go to

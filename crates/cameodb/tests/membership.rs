@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{all_up, bulk, local_docs, node_id, wait_until};
-use common::{Server, free_port};
+use common::Server;
+use common::cluster::{all_up, bulk, join_node, local_docs, node_id, seed_node, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -161,12 +161,8 @@ fn all_readable(node: &Server, churn: &Churn) {
 
 #[test]
 fn the_cluster_grows_shrinks_and_replaces_a_dead_node_losing_nothing() {
-    let seed = format!("127.0.0.1:{}", free_port());
-    let mut a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
-    let join = |host: &str| {
-        let addr = format!("{host}:{}", free_port());
-        Server::start_on(host, &["--cluster-addr", &addr, "--join", &seed])
-    };
+    let (mut a, seed) = seed_node();
+    let join = |host: &str| join_node(host, &seed);
     let b = join("127.0.0.2");
     wait_until(Duration::from_secs(10), "2 nodes up", || {
         all_up(&[&a, &b], 2)

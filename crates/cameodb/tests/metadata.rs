@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{all_up, bulk, start_nodes, wait_until};
-use common::{Server, free_port};
+use common::Server;
+use common::cluster::{all_up, bulk, join_node, seed_node, start_nodes, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -86,10 +86,8 @@ fn templates_and_aliases_reach_a_node_that_was_down() {
 /// second, empty index of the same name (a new uuid) instead of writing into the existing one.
 #[test]
 fn a_write_through_a_newcomer_lands_in_the_index_the_cluster_holds() {
-    let seed = format!("127.0.0.1:{}", free_port());
-    let a = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
-    let b_addr = format!("127.0.0.2:{}", free_port());
-    let b = Server::start_on("127.0.0.2", &["--cluster-addr", &b_addr, "--join", &seed]);
+    let (a, seed) = seed_node();
+    let b = join_node("127.0.0.2", &seed);
     wait_until(Duration::from_secs(10), "2 nodes up", || {
         all_up(&[&a, &b], 2)
     });
@@ -103,8 +101,7 @@ fn a_write_through_a_newcomer_lands_in_the_index_the_cluster_holds() {
         node.get(&format!("/{name}/_settings")).1[name]["settings"]["index"]["uuid"].clone()
     };
     let before: Vec<Value> = names.iter().map(|name| uuid(&a, name)).collect();
-    let c_addr = format!("127.0.0.3:{}", free_port());
-    let c = Server::start_on("127.0.0.3", &["--cluster-addr", &c_addr, "--join", &seed]);
+    let c = join_node("127.0.0.3", &seed);
     let nodes = [&a, &b, &c];
     // At once when the newcomer sees the others, before its metadata sync pulled everything.
     wait_until(Duration::from_secs(10), "the newcomer sees 3", || {

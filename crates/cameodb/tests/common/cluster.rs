@@ -62,6 +62,19 @@ pub fn start_nodes(n: usize, extra: &[&str]) -> Vec<Server> {
 }
 
 /// Each node's view: node id -> state, from `_cat/nodes`.
+/// The first node of a cluster others join later, on 127.0.0.1, and its cluster address.
+pub fn seed_node() -> (Server, String) {
+    let seed = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_on("127.0.0.1", &["--cluster-addr", &seed]);
+    (server, seed)
+}
+
+/// A node on `host` joining the cluster through `seed`.
+pub fn join_node(host: &str, seed: &str) -> Server {
+    let addr = format!("{host}:{}", free_port());
+    Server::start_on(host, &["--cluster-addr", &addr, "--join", seed])
+}
+
 pub fn states(server: &Server) -> BTreeMap<String, String> {
     let (status, body) = server.get("/_cat/nodes?format=json");
     if status != StatusCode::OK {
